@@ -1,0 +1,26 @@
+//! JOSE for Argus: signing keys and JWKS, RFC 9068 access tokens, id tokens, PKCE and RFC 7638 thumbprints.
+//!
+//! Pure: no I/O. Time comes in as an argument so expiry is testable without sleeping.
+#![forbid(unsafe_code)]
+
+mod access_token;
+mod keys;
+mod pkce;
+
+pub use access_token::{ACCESS_TOKEN_TYP, AccessClaims, Audience, LEEWAY_SECS, TokenError, peek_kid, verify_access_token};
+pub use jsonwebtoken::jwk::{Jwk, JwkSet};
+pub use keys::{KeyError, SigningKey, jwk_thumbprint};
+pub use pkce::{pkce_challenge_s256, pkce_verifier_is_well_formed, verify_pkce_s256};
+
+/// SHA-256 of `input`, base64url without padding (PKCE S256, `at_hash`, token hashes).
+pub fn sha256_b64url(input: &[u8]) -> String {
+    use base64::Engine;
+    use sha2::Digest;
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(sha2::Sha256::digest(input))
+}
+
+/// Constant-time equality of two byte strings.
+pub fn ct_eq(a: &[u8], b: &[u8]) -> bool {
+    use subtle::ConstantTimeEq;
+    a.len() == b.len() && bool::from(a.ct_eq(b))
+}

@@ -1,0 +1,134 @@
+//! The control channel's messages: what the issuer and watch tell every gate, within milliseconds.
+
+use serde::{Deserialize, Serialize};
+
+use crate::clock::Timestamp;
+
+/// One message on the control channel.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type")]
+pub enum ControlMessage {
+    Revoke(Revocation),
+    Block(Block),
+}
+
+/// A revocation as gates apply it.
+///
+/// A [`RevocationScope::Token`] covers exactly one access token. The wider scopes cover every access token that
+/// matches the key and was issued at or before `at`, so a user who signs in again after "revoke all my tokens" is
+/// not locked out. A gate may forget the entry after `until`: no covered token can outlive it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Revocation {
+    pub id: String,
+    pub scope: RevocationScope,
+    /// When the revocation was made; tokens issued later are not covered.
+    pub at: Timestamp,
+    /// After this instant every covered token has expired anyway.
+    pub until: Timestamp,
+}
+
+impl Revocation {
+    /// Whether this revocation covers an access token with these claims.
+    pub fn covers(&self, token: &TokenKeys<'_>) -> bool {
+        let issued_before = token.iat_secs <= self.at.as_secs();
+        match &self.scope {
+            RevocationScope::Token { jti } => token.jti == jti,
+            RevocationScope::Session { sid } => issued_before && token.sid == Some(sid.as_str()),
+            RevocationScope::User { sub } => issued_before && token.sub == sub,
+            RevocationScope::Client { client_id } => issued_before && token.client_id == client_id,
+            RevocationScope::Grant { sub, client_id } => {
+                issued_before && token.sub == sub && token.client_id == client_id
+            }
+        }
+    }
+}
+
+/// The claims of an access token that revocations key on.
+#[derive(Clone, Copy, Debug)]
+pub struct TokenKeys<'a> {
+    pub jti: &'a str,
+    pub sub: &'a str,
+    pub client_id: &'a str,
+    pub sid: Option<&'a str>,
+    /// `iat`, in seconds.
+    pub iat_secs: i64,
+}
+
+/// What a revocation covers.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum RevocationScope {
+    /// One access token, by `jti`.
+    Token { jti: String },
+    /// Every token of one sign-in session (`sid`).
+    Session { sid: String },
+    /// Every token of one user.
+    User { sub: String },
+    /// Every token of one app.
+    Client { client_id: String },
+    /// One user's grant to one app.
+    Grant { sub: String, client_id: String },
+}
+
+/// A block ordered by watch or an admin: the gate refuses matching calls until `until`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Block {
+    pub id: String,
+    pub target: BlockTarget,
+    pub until: Timestamp,
+    pub reason: String,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(tag = "kind", content = "value", rename_all = "snake_case")]
+pub enum BlockTarget {
+    Ip(String),
+    Client(String),
+    User(String),
+    Session(String),
+    Token(String),
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn keys(iat: i64) -> TokenKeys<'static> {
+        TokenKeys { jti: "j1", sub: "alice", client_id: "app", sid: Some("s1"), iat_secs: iat }
+    }
+
+    fn rev(scope: RevocationScope) -> Revocation {
+        Revocation { id: "r".into(), scope, at: Timestamp::from_secs(100), until: Timestamp::from_secs(400) }
+    }
+
+    #[test]
+    fn token_scope_covers_only_that_token() {
+        assert!(rev(RevocationScope::Token { jti: "j1".into() }).covers(&keys(500)));
+        assert!(!rev(RevocationScope::Token { jti: "j2".into() }).covers(&keys(50)));
+    }
+
+    #[test]
+    fn wide_scopes_cover_tokens_issued_before_only() {
+        for scope in [
+            RevocationScope::Session { sid: "s1".into() },
+            RevocationScope::User { sub: "alice".into() },
+            RevocationScope::Client { client_id: "app".into() },
+            RevocationScope::Grant { sub: "alice".into(), client_id: "app".into() },
+        ] {
+            let r = rev(scope.clone());
+            assert!(r.covers(&keys(100)), "{scope:?}");
+            assert!(!r.covers(&keys(101)), "{scope:?}");
+        }
+        assert!(!rev(RevocationScope::User { sub: "bob".into() }).covers(&keys(50)));
+        assert!(!rev(RevocationScope::Grant { sub: "alice".into(), client_id: "x".into() }).covers(&keys(50)));
+    }
+
+    #[test]
+    fn json_shape() {
+        let m = ControlMessage::Revoke(rev(RevocationScope::Token { jti: "j1".into() }));
+        let j = serde_json::to_value(&m).unwrap();
+        assert_eq!(j["type"], "Revoke");
+        assert_eq!(j["scope"]["kind"], "token");
+        assert_eq!(serde_json::from_value::<ControlMessage>(j).unwrap(), m);
+    }
+}

@@ -1,0 +1,256 @@
+//! The event schema: one envelope, many kinds, versioned.
+//!
+//! Every part emits events onto the bus; watch consumes them all and the store keeps them as a hash-chained audit
+//! log. The JSON form is the contract (it crosses processes once the bus is NATS): the kind is the `type` tag, the
+//! envelope carries `v` (schema version), `id`, `time`, `node` and the principal keys. Fields are added, never
+//! renamed or re-typed, within one version; optional fields are omitted when empty.
+
+use serde::{Deserialize, Serialize};
+
+use crate::clock::Timestamp;
+use crate::control::RevocationScope;
+use crate::id::new_id;
+
+/// The version of the event schema this build writes.
+pub const EVENT_SCHEMA_VERSION: u16 = 1;
+
+/// One thing that happened, with who it happened to.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Event {
+    /// Schema version.
+    pub v: u16,
+    /// Unique, time-ordered event id (UUIDv7).
+    pub id: String,
+    /// When it happened, by the emitter's clock.
+    pub time: Timestamp,
+    /// Which node emitted it (`issuer`, `gate`, `watch`, or a configured node name).
+    pub node: String,
+    /// The keys that tie the event to an actor.
+    #[serde(default, skip_serializing_if = "Principal::is_empty")]
+    pub principal: Principal,
+    /// What happened.
+    #[serde(flatten)]
+    pub kind: EventKind,
+}
+
+impl Event {
+    pub fn new(time: Timestamp, node: impl Into<String>, principal: Principal, kind: EventKind) -> Self {
+        Self { v: EVENT_SCHEMA_VERSION, id: new_id(), time, node: node.into(), principal, kind }
+    }
+
+    /// The kind's tag as it appears in JSON (`ApiCall`, `Login`, ...).
+    pub fn type_name(&self) -> &'static str {
+        self.kind.type_name()
+    }
+}
+
+/// The principal keys of an event: any of them may be unknown.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Principal {
+    /// The end user (`sub`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sub: Option<String>,
+    /// The OAuth client (app).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_id: Option<String>,
+    /// The sign-in session at the issuer.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sid: Option<String>,
+    /// The access token's id.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub jti: Option<String>,
+    /// The RFC 7638 thumbprint of the key a token is bound to (DPoP).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub jkt: Option<String>,
+    /// The client's IP address as the part saw it (after trusted-proxy handling).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ip: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user_agent: Option<String>,
+}
+
+impl Principal {
+    pub fn is_empty(&self) -> bool {
+        *self == Self::default()
+    }
+}
+
+/// What happened. The variant name is the event's `type`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type")]
+pub enum EventKind {
+    /// One call through the gate, allowed or refused.
+    ApiCall(ApiCall),
+    /// A sign-in attempt at the issuer's login form.
+    Login(Login),
+    /// Tokens issued at the token endpoint.
+    TokenIssued(TokenIssued),
+    /// A refresh token that had already been rotated was presented again.
+    RefreshReuse(RefreshReuse),
+    /// Something was revoked; the same revocation travels the control channel.
+    Revoked(Revoked),
+    /// Watch raised (or escalated) an alert.
+    Alert(AlertRaised),
+}
+
+impl EventKind {
+    pub fn type_name(&self) -> &'static str {
+        match self {
+            Self::ApiCall(_) => "ApiCall",
+            Self::Login(_) => "Login",
+            Self::TokenIssued(_) => "TokenIssued",
+            Self::RefreshReuse(_) => "RefreshReuse",
+            Self::Revoked(_) => "Revoked",
+            Self::Alert(_) => "Alert",
+        }
+    }
+}
+
+/// The gate's verdict on a call.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Decision {
+    Allowed,
+    Refused,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ApiCall {
+    /// The request id the gate assigned (also sent upstream and back as `x-request-id`).
+    pub request_id: String,
+    pub method: String,
+    /// The path as requested, without the query string.
+    pub path: String,
+    /// The configured route that matched, by name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub route: Option<String>,
+    /// The OpenAPI operation id, when known.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub operation_id: Option<String>,
+    /// The HTTP status returned to the caller.
+    pub status: u16,
+    pub decision: Decision,
+    /// Why the call was refused: the last segment of the problem `type` (e.g. `invalid-token`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    pub bytes_in: u64,
+    pub bytes_out: u64,
+    /// Total time spent in the gate, including the upstream, in microseconds.
+    pub latency_us: u64,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Login {
+    /// The user name as typed. Never the password.
+    pub username: String,
+    pub outcome: LoginOutcome,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", tag = "result", content = "reason")]
+pub enum LoginOutcome {
+    Success,
+    Failure(LoginFailure),
+}
+
+/// Why a sign-in failed. The user sees one answer for all of these (no account enumeration); the event keeps
+/// the distinction for watch.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LoginFailure {
+    UnknownUser,
+    BadPassword,
+    Disabled,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TokenIssued {
+    /// `authorization_code`, `refresh_token`, ...
+    pub grant_type: String,
+    pub scope: String,
+    /// The refresh-token family, when a refresh token was issued or rotated.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub family: Option<String>,
+    /// When the access token expires.
+    pub expires_at: Timestamp,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RefreshReuse {
+    /// The family that was revoked because one of its rotated tokens came back.
+    pub family: String,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Revoked {
+    pub scope: RevocationScope,
+    /// Who asked: `client` (RFC 7009), `admin`, `user`, `watch`, `issuer` (e.g. refresh reuse).
+    pub by: String,
+}
+
+/// An alert as it travels the bus; the full alert, with its evidence, is in watch's store.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct AlertRaised {
+    pub alert_id: String,
+    /// The detector that fired (`failed_login`, ...).
+    pub detector: String,
+    /// The attack type (`brute_force`, ...).
+    pub attack: String,
+    /// The kind of key the alert is about (`ip`, `account`, `sub`, `client_id`, ...).
+    pub key_type: String,
+    pub key: String,
+    /// `low`, `medium`, `high`, `critical`.
+    pub severity: String,
+    /// One line a person can read.
+    pub summary: String,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn api_call_json_shape_is_stable() {
+        let ev = Event {
+            v: 1,
+            id: "0190".into(),
+            time: Timestamp::from_millis(0),
+            node: "gate".into(),
+            principal: Principal { sub: Some("u1".into()), ip: Some("127.0.0.1".into()), ..Default::default() },
+            kind: EventKind::ApiCall(ApiCall {
+                request_id: "r1".into(),
+                method: "GET".into(),
+                path: "/accounts".into(),
+                route: Some("demo".into()),
+                operation_id: None,
+                status: 200,
+                decision: Decision::Allowed,
+                reason: None,
+                bytes_in: 0,
+                bytes_out: 42,
+                latency_us: 900,
+            }),
+        };
+        let json = serde_json::to_value(&ev).unwrap();
+        assert_eq!(json["type"], "ApiCall");
+        assert_eq!(json["v"], 1);
+        assert_eq!(json["time"], "1970-01-01T00:00:00Z");
+        assert_eq!(json["principal"]["sub"], "u1");
+        assert_eq!(json["decision"], "allowed");
+        assert!(json.get("reason").is_none());
+        let back: Event = serde_json::from_value(json).unwrap();
+        assert_eq!(back, ev);
+    }
+
+    #[test]
+    fn login_failure_json_shape() {
+        let k = EventKind::Login(Login {
+            username: "alice".into(),
+            outcome: LoginOutcome::Failure(LoginFailure::BadPassword),
+        });
+        let json = serde_json::to_value(&k).unwrap();
+        assert_eq!(json["outcome"]["result"], "failure");
+        assert_eq!(json["outcome"]["reason"], "bad_password");
+        assert_eq!(serde_json::from_value::<EventKind>(json).unwrap(), k);
+    }
+}

@@ -1,0 +1,17 @@
+//! The vocabulary every part of Argus shares: time, identifiers, the versioned event schema, the control channel's
+//! messages and the principal keys that tie an event to a user, an app, a session or a token.
+//!
+//! This crate is a pure core: no I/O beyond reading the system clock and the OS random source.
+#![forbid(unsafe_code)]
+
+mod clock;
+pub mod control;
+pub mod event;
+pub mod id;
+
+pub use clock::{Clock, SystemClock, Timestamp};
+pub use control::{Block, BlockTarget, ControlMessage, Revocation, RevocationScope, TokenKeys};
+pub use event::{
+    AlertRaised, ApiCall, Decision, Event, EventKind, Login, LoginFailure, LoginOutcome, Principal, RefreshReuse, Revoked,
+    TokenIssued, EVENT_SCHEMA_VERSION,
+};

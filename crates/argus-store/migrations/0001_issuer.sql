@@ -1,0 +1,1 @@
+-- Issuer tables: signing keys, users, clients, sessions, authorization requests, codes, refresh tokens, revocations.

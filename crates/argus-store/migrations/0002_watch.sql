@@ -1,0 +1,1 @@
+-- Watch tables: the append-only audit log (hash-chained) and alerts.

@@ -1,0 +1,1 @@
+//! Storage for the issuer: implements `argus_oauth`'s storage traits.
