@@ -1,1 +1,129 @@
+//! The gate: Argus's enforcement point, a reverse proxy in front of an API.
+//!
+//! Each call goes through named phases, each a small function in its module (after Pingora's request phases):
+//!
+//! 1. **route** (`phases`): the longest configured prefix, on whole segments, of a canonical path;
+//! 2. **token** (`phases`, `jwks`): an RFC 6750 bearer token, verified as an RFC 9068 access token against the
+//!    issuer's JWKS (discovered, cached, refetched for an unknown `kid`, coalesced and spaced);
+//! 3. **revocation** (`revocation`): the set fed by the control channel, indexed by jti, sid, sub, client_id;
+//! 4. **scopes** (`phases`): the route's first matching rule;
+//! 5. **proxy** (`proxy`): a keep-alive pool to the upstream, hop-by-hop headers stripped, forwarding headers set,
+//!    bodies streamed and the request body limited;
+//! 6. **emit** (`emit`): one `ApiCall` event per call, allowed or refused, after the response body is sent.
+//!
+//! Every refusal is one [`Refusal`], which alone decides status, RFC 9457 problem `type`, `WWW-Authenticate` and
+//! the event's `reason`.
 #![forbid(unsafe_code)]
+
+mod config;
+mod emit;
+mod gate;
+mod jwks;
+mod phases;
+mod proxy;
+mod refusal;
+mod revocation;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+pub use argus_policy::{AuthMode, PolicyError, RouteConfig, RuleConfig};
+pub use config::{DEFAULT_LISTEN, GateConfig};
+pub use refusal::{PROBLEM_TYPE_PREFIX, Refusal};
+pub use revocation::RevocationSet;
+
+use argus_policy::RouteTable;
+
+use crate::gate::Gate;
+use crate::jwks::{JwksCache, http_uri};
+use crate::proxy::{Upstream, upstream_client};
+use crate::revocation::Revocations;
+
+/// What the gate shares with the rest of Argus.
+pub struct GateDeps {
+    /// Where the gate publishes one `ApiCall` event per call.
+    pub events: argus_bus::EventBus,
+    /// Where revocations arrive.
+    pub control: argus_bus::ControlChannel,
+    pub clock: Arc<dyn argus_model::Clock>,
+}
+
+/// A gate configuration that cannot run. The message names the offending key and value.
+#[derive(Debug, thiserror::Error)]
+pub enum GateError {
+    #[error("gate routes: {0}")]
+    Routes(#[from] PolicyError),
+    #[error("gate route {route:?}: upstream {url:?} {reason}")]
+    Upstream { route: String, url: String, reason: &'static str },
+    #[error("gate issuer {0:?} must be an absolute http:// URL (https comes with TLS support)")]
+    Issuer(String),
+    #[error("gate audience must not be empty")]
+    EmptyAudience,
+    #[error("gate {0} must be greater than zero")]
+    Zero(&'static str),
+}
+
+impl GateConfig {
+    /// Validate the routes and limits without starting anything (for `argus config check`).
+    pub fn check(&self) -> Result<(), GateError> {
+        self.compile().map(|_| ())
+    }
+
+    fn compile(&self) -> Result<(RouteTable, Vec<Upstream>), GateError> {
+        if self.upstream_timeout_secs == 0 {
+            return Err(GateError::Zero("upstream_timeout_secs"));
+        }
+        let table = RouteTable::new(&self.routes)?;
+        let upstreams = table
+            .routes()
+            .iter()
+            .map(|r| {
+                Upstream::parse(r.upstream()).map_err(|reason| GateError::Upstream {
+                    route: r.name().to_owned(),
+                    url: r.upstream().to_owned(),
+                    reason,
+                })
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok((table, upstreams))
+    }
+}
+
+/// The gate's router: every method and path goes through the phases. Serve it with
+/// `into_make_service_with_connect_info::<SocketAddr>()` so events and `X-Forwarded-For` carry the peer address.
+///
+/// Subscribes to the control channel before returning (no revocation published after this call is missed).
+/// The issuer's keys are fetched on the first call that needs them, so the issuer may start after the gate.
+pub async fn router(
+    config: &GateConfig,
+    issuer_url: &str,
+    audience: &str,
+    deps: GateDeps,
+) -> Result<axum::Router, GateError> {
+    let (table, upstreams) = config.compile()?;
+    if audience.is_empty() {
+        return Err(GateError::EmptyAudience);
+    }
+    let discovery = format!("{}/.well-known/openid-configuration", issuer_url.trim_end_matches('/'));
+    let discovery = http_uri(&discovery).ok_or_else(|| GateError::Issuer(issuer_url.to_owned()))?;
+    let upstream_timeout = Duration::from_secs(config.upstream_timeout_secs);
+    let gate = Gate {
+        table,
+        upstreams,
+        issuer: issuer_url.to_owned(),
+        audience: audience.to_owned(),
+        jwks: JwksCache::new(
+            issuer_url,
+            discovery,
+            deps.clock.clone(),
+            Duration::from_secs(config.jwks_min_refresh_secs),
+        ),
+        revocations: Revocations::start(deps.control, deps.clock.clone()),
+        client: upstream_client(upstream_timeout),
+        upstream_timeout,
+        max_body_bytes: config.max_body_bytes,
+        events: deps.events,
+        clock: deps.clock,
+    };
+    Ok(axum::Router::new().fallback(gate::handle).with_state(Arc::new(gate)))
+}

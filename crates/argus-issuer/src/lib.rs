@@ -1,1 +1,70 @@
+//! The issuer: Argus's OAuth 2.x authorization server and OpenID provider, as an axum router.
+//!
+//! Authorization code + PKCE (S256) only, with the login and consent pages, refresh-token rotation with reuse
+//! detection, revocation (RFC 7009), RFC 9068 JWT access tokens, id_tokens, userinfo, discovery (RFC 8414 / OIDC) and
+//! JWKS. The rules live in `argus_oauth`; this crate does the HTTP, the cookies, the pages, the keys and the events.
 #![forbid(unsafe_code)]
+
+mod authorize;
+mod config;
+mod cookies;
+mod discovery;
+mod error;
+mod events;
+mod flow;
+mod keys;
+mod pages;
+pub mod provision;
+mod revoke;
+mod state;
+mod token;
+mod userinfo;
+
+use std::sync::Arc;
+
+use argus_bus::{ControlChannel, EventBus};
+use argus_model::Clock;
+use argus_oauth::IssuerStore;
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use axum::routing::{get, post};
+
+pub use config::IssuerConfig;
+pub use error::IssuerError;
+
+/// What the issuer needs from the process that runs it.
+pub struct IssuerDeps {
+    pub store: Arc<dyn IssuerStore>,
+    pub events: EventBus,
+    pub control: ControlChannel,
+    pub clock: Arc<dyn Clock>,
+}
+
+/// The largest request body the issuer reads. Its forms and token requests are a few hundred bytes.
+const MAX_BODY_BYTES: usize = 64 * 1024;
+
+/// The issuer's router.
+///
+/// `issuer_url`: the `iss` value and base of every endpoint URL (e.g. "http://127.0.0.1:7400", no trailing slash).
+/// `audience`: the `aud` of access tokens (the gate's API identifier).
+/// Loads the signing key from the store, creating and storing an ES256 key on first start.
+pub async fn router(
+    config: &IssuerConfig,
+    issuer_url: &str,
+    audience: &str,
+    deps: IssuerDeps,
+) -> Result<Router, IssuerError> {
+    let state = state::Issuer::new(config, issuer_url, audience, deps).await?;
+    Ok(Router::new()
+        .route("/.well-known/openid-configuration", get(discovery::metadata))
+        .route("/.well-known/oauth-authorization-server", get(discovery::metadata))
+        .route("/jwks", get(discovery::jwks))
+        .route("/authorize", get(authorize::authorize))
+        .route("/login", post(flow::login))
+        .route("/consent", post(flow::consent))
+        .route("/token", post(token::token))
+        .route("/userinfo", get(userinfo::userinfo).post(userinfo::userinfo))
+        .route("/revoke", post(revoke::revoke))
+        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .with_state(Arc::new(state)))
+}

@@ -1,1 +1,36 @@
+//! The OAuth 2.x / OpenID Connect core of the issuer: request validation, redirect-URI and scope rules, PKCE-bound
+//! code redemption, refresh-token rotation decisions, token claims, password hashing, and the storage trait the
+//! store implements.
+//!
+//! Pure: no sockets, no database, no clock of its own. Time arrives as [`argus_model::Timestamp`] arguments and
+//! storage is behind [`IssuerStore`], so every rule here is testable without I/O.
 #![forbid(unsafe_code)]
+
+mod authorize;
+mod client;
+mod consent;
+mod error;
+mod params;
+mod password;
+mod scope;
+mod store;
+mod token;
+
+pub use authorize::{
+    AuthorizationRequest, AuthorizeRejection, MAX_STATE_LEN, NextStep, Prompt, authorization_response_url,
+    next_step_after_login, next_step_at_authorize, validate_authorize,
+};
+pub use client::{ClientError, ClientRegistration, redirect_uri_matches};
+pub use consent::describe_scope;
+pub use error::{ErrorCode, OAuthError};
+pub use params::{Params, Repeated};
+pub use password::{PasswordError, hash_password, verify_password, verify_password_against_dummy};
+pub use scope::Scopes;
+pub use store::{
+    AuthorizationCode, ConsentGrant, IssuedAccess, IssuerStore, PendingAuthorization, RedeemOutcome, RefreshToken,
+    RotateOutcome, SessionRecord, StorageError, StoredSigningKey, UserRecord,
+};
+pub use token::{
+    CodeCheck, IdTokenClaims, RefreshCheck, TokenSubject, access_claims, at_hash, check_code_grant,
+    check_refresh_grant, hash_secret, id_token_claims, live_accesses, narrow_scope, token_revocation,
+};

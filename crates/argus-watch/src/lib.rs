@@ -1,1 +1,124 @@
+//! Watch, the out-of-band observer: consumes every event from the bus, keeps them in a hash-chained audit log,
+//! runs the detectors of `argus-detect` over them and serves the alerts they raise.
+//!
+//! The pipeline has the shape of a Vector topology, one small piece each:
+//!
+//! ```text
+//! source (bus) ──> audit sink (store) ──> detectors (argus-detect) ──> alert sink (store, then bus)
+//! ```
+//!
+//! HTTP: `GET /api/alerts` (newest first; `?attack=&key_type=&key=&status=&limit=`), `GET /api/alerts/{id}`,
+//! `GET /healthz`. Errors are RFC 9457 `application/problem+json`.
 #![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+mod api;
+mod config;
+mod pipeline;
+mod problem;
+mod sink;
+mod source;
+mod stats;
+
+use std::sync::Arc;
+
+use argus_bus::EventBus;
+use argus_detect::{ConfigError, Detectors, WatchStore};
+use argus_model::Clock;
+use tokio::sync::Notify;
+use tokio::task::JoinHandle;
+
+pub use argus_detect::DetectorsConfig;
+pub use config::{DEFAULT_LISTEN, WatchConfig};
+pub use problem::{PROBLEM_TYPE_PREFIX, Problem};
+pub use sink::NODE;
+pub use stats::WatchStats;
+
+use crate::api::ApiState;
+use crate::pipeline::{Pipeline, Running};
+use crate::sink::{AlertSink, AuditSink};
+use crate::source::BusSource;
+use crate::stats::Stats;
+
+/// Why watch could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum WatchError {
+    /// The `[watch]` configuration cannot be used.
+    #[error("invalid watch configuration: {0}")]
+    Config(#[from] ConfigError),
+}
+
+/// What watch needs from the process that runs it.
+pub struct WatchDeps {
+    /// Where the audit log and alerts live.
+    pub store: Arc<dyn WatchStore>,
+    /// The bus to consume every event from, and to publish `Alert` events on.
+    pub events: EventBus,
+    /// Stamps the `Alert` events watch emits. Detection itself takes time from the observed events.
+    pub clock: Arc<dyn Clock>,
+}
+
+/// A running watch: the consumer task and the state its API serves.
+///
+/// Dropping it leaves the consumer running (the task is detached; it ends with the runtime); call
+/// [`Watch::stop`] to end it explicitly.
+pub struct Watch {
+    api: ApiState,
+    stop: Arc<Notify>,
+    task: JoinHandle<()>,
+}
+
+impl std::fmt::Debug for Watch {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Watch")
+            .field("stats", &self.stats())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Watch {
+    /// Subscribes to the bus before returning (no event published after this call is missed) and spawns the
+    /// consumer task.
+    pub async fn start(config: &WatchConfig, deps: WatchDeps) -> Result<Watch, WatchError> {
+        config.validate()?;
+        let detectors = Detectors::from_config(&config.detectors)?;
+        let detector_names = detectors.names();
+        let stats = Arc::new(Stats::default());
+        let pipeline = Pipeline {
+            source: BusSource::new(deps.events.subscribe(), stats.clone()),
+            audit: AuditSink::new(deps.store.clone(), stats.clone()),
+            detectors,
+            alerts: AlertSink::new(deps.store.clone(), deps.events, deps.clock, stats.clone()),
+        };
+        let stop = Arc::new(Notify::new());
+        let running = Running::mark(stats.clone());
+        let task = tokio::spawn(pipeline.run(stop.clone(), running));
+        tracing::info!(detectors = ?detector_names, "watch started");
+        Ok(Watch {
+            api: ApiState {
+                store: deps.store,
+                stats,
+            },
+            stop,
+            task,
+        })
+    }
+
+    /// The watch API. Serve it with `into_make_service_with_connect_info::<SocketAddr>()`, like every Argus router.
+    pub fn router(&self) -> axum::Router {
+        api::router(self.api.clone())
+    }
+
+    /// The consumer's counters.
+    pub fn stats(&self) -> WatchStats {
+        self.api.stats.snapshot()
+    }
+
+    /// Stops the consumer after the event in hand and waits for it. Events still queued on the bus are left there.
+    pub async fn stop(self) {
+        self.stop.notify_one();
+        if let Err(error) = self.task.await {
+            tracing::error!(%error, "watch consumer ended abnormally");
+        }
+    }
+}

@@ -1,2 +1,158 @@
 #![forbid(unsafe_code)]
-fn main() {}
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+
+use argus::{Config, UpOptions};
+
+/// Argus: protect an HTTP API against data breaches — token server, enforcement gate and observer in one binary.
+#[derive(Parser)]
+#[command(name = "argus", version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run issuer, gate and watch in one process.
+    Up {
+        /// Also run a sample API with users alice and bob and the public app `demo-app`.
+        #[arg(long)]
+        demo: bool,
+        /// Configuration file (TOML). Without it every default applies.
+        #[arg(long, value_name = "FILE")]
+        config: Option<PathBuf>,
+        /// Data directory (SQLite database, signing keys). Default: `data_dir` from the config, else ./argus-data.
+        #[arg(long, value_name = "DIR")]
+        data_dir: Option<PathBuf>,
+        /// Password of the demo users; random (and printed) when not given.
+        #[arg(long, value_name = "PASSWORD", requires = "demo", env = "ARGUS_DEMO_PASSWORD")]
+        demo_password: Option<String>,
+    },
+    /// Work with configuration files.
+    Config {
+        #[command(subcommand)]
+        command: ConfigCommand,
+    },
+    /// Helpers for trying the demo.
+    Demo {
+        #[command(subcommand)]
+        command: DemoCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum DemoCommand {
+    /// Sign in through the login and consent forms (code + PKCE, as the demo app) and print an access token.
+    Token {
+        /// The issuer's URL.
+        #[arg(long, default_value = "http://127.0.0.1:7400")]
+        issuer: String,
+        #[arg(long, default_value = "alice")]
+        user: String,
+        /// The demo password printed by `argus up --demo`.
+        #[arg(long, env = "ARGUS_DEMO_PASSWORD")]
+        password: String,
+        #[arg(long, default_value = argus::demo::DEMO_SCOPES)]
+        scope: String,
+        /// Print the whole token response as JSON instead of the access token alone.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Subcommand)]
+enum ConfigCommand {
+    /// Check a configuration file: unknown keys, types, URLs. Exits non-zero on any error.
+    Check {
+        /// The file to check.
+        file: PathBuf,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match run(cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(cli: Cli) -> anyhow::Result<()> {
+    match cli.command {
+        Command::Config { command: ConfigCommand::Check { file } } => {
+            Config::load(&file)?;
+            println!("{}: ok", file.display());
+            Ok(())
+        }
+        Command::Demo { command: DemoCommand::Token { issuer, user, password, scope, json } } => {
+            let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().context("tokio runtime")?;
+            let tokens = rt.block_on(argus::demo_client::token(&issuer, &user, &password, &scope))?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&tokens)?);
+            } else {
+                let at = tokens.get("access_token").and_then(|v| v.as_str()).context("no access_token")?;
+                println!("{at}");
+            }
+            Ok(())
+        }
+        Command::Up { demo, config, data_dir, demo_password } => {
+            let config = match &config {
+                Some(path) => Config::load(path)?,
+                None => Config::default(),
+            };
+            let opts = UpOptions { data_dir: config.data_dir(data_dir.as_deref()), demo, demo_password };
+            init_logging();
+            let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().context("tokio runtime")?;
+            rt.block_on(up(config, opts))
+        }
+    }
+}
+
+fn init_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,sqlx=warn"));
+    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
+}
+
+async fn up(config: Config, opts: UpOptions) -> anyhow::Result<()> {
+    let mut running = argus::start(config, opts).await?;
+    print!("{}", argus::banner(&running));
+    use std::io::Write;
+    std::io::stdout().flush().ok();
+    tokio::select! {
+        r = running.wait() => r,
+        _ = shutdown_signal() => {
+            tracing::info!("shutting down");
+            running.shutdown().await;
+            Ok(())
+        }
+    }
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(s) => s,
+            Err(_) => {
+                let _ = ctrl_c.await;
+                return;
+            }
+        };
+        tokio::select! {
+            _ = ctrl_c => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = ctrl_c.await;
+}

@@ -1,0 +1,343 @@
+//! Alerts: what detectors draft, and how a stored alert absorbs repeats.
+//!
+//! A detector returns an [`AlertDraft`] each time its feature is over the line. The store keeps at most one open
+//! alert per (attack, key type, key): a draft for a key that already has one is merged into it ([`Alert::absorb`])
+//! instead of opening another, so an attack that goes on for an hour is one alert that grows, not thousands.
+
+use std::fmt;
+use std::str::FromStr;
+
+use argus_model::{AlertRaised, Timestamp};
+use serde::{Deserialize, Serialize};
+
+use crate::bucket::EVIDENCE_MAX;
+
+/// The attack an alert names.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Attack {
+    /// Many passwords tried against one account, or from one IP against one or a few accounts.
+    BruteForce,
+    /// Leaked username/password pairs tried from one IP across many accounts.
+    CredentialStuffing,
+}
+
+/// The kind of key an alert is about.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum KeyType {
+    /// A client IP address.
+    Ip,
+    /// An account, by the user name as typed (trimmed, lower-cased).
+    Account,
+}
+
+/// How urgent an alert is. Ordered: `Low < Medium < High < Critical`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Severity {
+    Low,
+    Medium,
+    High,
+    Critical,
+}
+
+/// Where an alert stands.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AlertStatus {
+    /// Still collecting repeats; new drafts for its key merge into it.
+    Open,
+    /// Handled by a person; a new draft for its key opens a new alert.
+    Resolved,
+}
+
+/// Implements `as_str`, `Display` and `FromStr` with the same snake_case names serde uses, so that the database
+/// columns, the HTTP filters and the JSON all spell a value the same way.
+macro_rules! names {
+    ($ty:ident { $($variant:ident => $name:literal),+ $(,)? }) => {
+        impl $ty {
+            pub fn as_str(self) -> &'static str {
+                match self { $(Self::$variant => $name),+ }
+            }
+        }
+        impl fmt::Display for $ty {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(self.as_str())
+            }
+        }
+        impl FromStr for $ty {
+            type Err = UnknownName;
+            fn from_str(s: &str) -> Result<Self, UnknownName> {
+                match s {
+                    $($name => Ok(Self::$variant),)+
+                    _ => Err(UnknownName { kind: stringify!($ty), value: s.chars().take(64).collect() }),
+                }
+            }
+        }
+    };
+}
+
+names!(Attack { BruteForce => "brute_force", CredentialStuffing => "credential_stuffing" });
+names!(KeyType { Ip => "ip", Account => "account" });
+names!(Severity { Low => "low", Medium => "medium", High => "high", Critical => "critical" });
+names!(AlertStatus { Open => "open", Resolved => "resolved" });
+
+/// A name that is not one of an enum's values.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown {kind} {value:?}")]
+pub struct UnknownName {
+    kind: &'static str,
+    value: String,
+}
+
+/// The feature that fired, in terms a person can check.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Feature {
+    /// What was measured, e.g. `failed_logins_per_ip`.
+    pub name: String,
+    /// The measured value when the alert last fired (a bucket level).
+    pub observed: f64,
+    /// The configured value it crossed.
+    pub threshold: f64,
+    /// How fast the measure drains, e.g. `10/min`.
+    pub leak: String,
+    /// One sentence, e.g. "23 failed sign-ins from 203.0.113.7 on 1 account within ~2 min (threshold 20, leaks
+    /// 10/min)".
+    pub explanation: String,
+}
+
+/// What a detector hands the store: an alert to open, or to merge into the open one for the same key.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct AlertDraft {
+    /// The detector, e.g. `failed_login`.
+    pub detector: String,
+    pub attack: Attack,
+    pub key_type: KeyType,
+    pub key: String,
+    pub severity: Severity,
+    /// The time of the event that made the detector fire.
+    pub time: Timestamp,
+    pub feature: Feature,
+    /// Ids of the events behind it, oldest first, at most [`EVIDENCE_MAX`].
+    pub evidence: Vec<String>,
+}
+
+/// An alert as stored and served by the watch API.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Alert {
+    pub id: String,
+    pub detector: String,
+    pub attack: Attack,
+    pub key_type: KeyType,
+    pub key: String,
+    pub severity: Severity,
+    pub status: AlertStatus,
+    /// The event time of the first draft.
+    pub first_seen: Timestamp,
+    /// The event time of the latest draft.
+    pub last_seen: Timestamp,
+    /// How many drafts were merged into this alert (the first included).
+    pub count: u64,
+    /// The feature as of the latest draft.
+    pub feature: Feature,
+    /// Ids of the most recent evidence events, oldest first, at most [`EVIDENCE_MAX`].
+    pub evidence: Vec<String>,
+}
+
+impl Alert {
+    /// A new open alert from its first draft.
+    pub fn open(id: String, draft: AlertDraft) -> Self {
+        let mut evidence = Vec::new();
+        merge_evidence(&mut evidence, draft.evidence);
+        Self {
+            id,
+            detector: draft.detector,
+            attack: draft.attack,
+            key_type: draft.key_type,
+            key: draft.key,
+            severity: draft.severity,
+            status: AlertStatus::Open,
+            first_seen: draft.time,
+            last_seen: draft.time,
+            count: 1,
+            feature: draft.feature,
+            evidence,
+        }
+    }
+
+    /// Merges a repeat for the same key into this alert: the latest feature and evidence win, the count grows and
+    /// the severity only ever goes up. Returns the previous severity if it went up.
+    pub fn absorb(&mut self, draft: AlertDraft) -> Option<Severity> {
+        self.first_seen = self.first_seen.min(draft.time);
+        self.last_seen = self.last_seen.max(draft.time);
+        self.count = self.count.saturating_add(1);
+        self.feature = draft.feature;
+        merge_evidence(&mut self.evidence, draft.evidence);
+        let before = self.severity;
+        self.severity = before.max(draft.severity);
+        (self.severity > before).then_some(before)
+    }
+
+    /// The alert as it travels the bus.
+    pub fn raised(&self) -> AlertRaised {
+        AlertRaised {
+            alert_id: self.id.clone(),
+            detector: self.detector.clone(),
+            attack: self.attack.as_str().to_owned(),
+            key_type: self.key_type.as_str().to_owned(),
+            key: self.key.clone(),
+            severity: self.severity.as_str().to_owned(),
+            summary: self.feature.explanation.clone(),
+        }
+    }
+}
+
+/// Appends the ids not already present, keeping the most recent [`EVIDENCE_MAX`].
+fn merge_evidence(kept: &mut Vec<String>, new: Vec<String>) {
+    for id in new {
+        if !kept.contains(&id) {
+            kept.push(id);
+        }
+    }
+    let excess = kept.len().saturating_sub(EVIDENCE_MAX);
+    kept.drain(..excess);
+}
+
+/// What recording a draft did to the store.
+#[derive(Clone, Debug, PartialEq)]
+pub enum AlertChange {
+    /// No open alert for the key: this one was opened.
+    Opened(Alert),
+    /// Merged into the open alert, whose severity went up from `from`.
+    Escalated { alert: Alert, from: Severity },
+    /// Merged into the open alert, same severity.
+    Updated(Alert),
+}
+
+impl AlertChange {
+    pub fn alert(&self) -> &Alert {
+        match self {
+            Self::Opened(a) | Self::Updated(a) | Self::Escalated { alert: a, .. } => a,
+        }
+    }
+
+    /// Whether this change is news for the bus (a new or escalated alert). Plain repeats are not announced, so an
+    /// ongoing attack does not flood the bus.
+    pub fn is_news(&self) -> bool {
+        !matches!(self, Self::Updated(_))
+    }
+}
+
+/// The default number of alerts a listing returns.
+pub const DEFAULT_ALERT_LIMIT: u32 = 100;
+/// The most alerts one listing may return.
+pub const MAX_ALERT_LIMIT: u32 = 1000;
+
+/// Which alerts to list, newest (by `last_seen`) first.
+#[derive(Clone, Debug, PartialEq)]
+pub struct AlertFilter {
+    pub attack: Option<Attack>,
+    pub key_type: Option<KeyType>,
+    pub key: Option<String>,
+    pub status: Option<AlertStatus>,
+    /// At most this many, 1 to [`MAX_ALERT_LIMIT`].
+    pub limit: u32,
+}
+
+impl Default for AlertFilter {
+    fn default() -> Self {
+        Self {
+            attack: None,
+            key_type: None,
+            key: None,
+            status: None,
+            limit: DEFAULT_ALERT_LIMIT,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn draft(secs: i64, severity: Severity, evidence: &[&str]) -> AlertDraft {
+        AlertDraft {
+            detector: "failed_login".into(),
+            attack: Attack::BruteForce,
+            key_type: KeyType::Ip,
+            key: "203.0.113.7".into(),
+            severity,
+            time: Timestamp::from_secs(secs),
+            feature: Feature {
+                name: "failed_logins_per_ip".into(),
+                observed: secs as f64,
+                threshold: 20.0,
+                leak: "10/min".into(),
+                explanation: format!("at {secs}"),
+            },
+            evidence: evidence.iter().map(|s| s.to_string()).collect(),
+        }
+    }
+
+    #[test]
+    fn absorb_updates_and_escalates_only_upwards() {
+        let mut a = Alert::open("a1".into(), draft(10, Severity::Medium, &["e1", "e2"]));
+        assert_eq!(a.absorb(draft(20, Severity::Medium, &["e2", "e3"])), None);
+        assert_eq!(
+            (a.count, a.last_seen, a.first_seen),
+            (2, Timestamp::from_secs(20), Timestamp::from_secs(10))
+        );
+        assert_eq!(a.evidence, ["e1", "e2", "e3"]);
+        assert_eq!(a.feature.explanation, "at 20");
+        assert_eq!(
+            a.absorb(draft(30, Severity::High, &[])),
+            Some(Severity::Medium)
+        );
+        assert_eq!(a.severity, Severity::High);
+        assert_eq!(a.absorb(draft(40, Severity::Medium, &[])), None);
+        assert_eq!(a.severity, Severity::High);
+        assert_eq!(a.count, 4);
+    }
+
+    #[test]
+    fn evidence_keeps_the_latest_twenty() {
+        let ids: Vec<String> = (0..30).map(|i| format!("e{i}")).collect();
+        let refs: Vec<&str> = ids.iter().map(String::as_str).collect();
+        let mut a = Alert::open("a1".into(), draft(1, Severity::Medium, &refs[..15]));
+        a.absorb(draft(2, Severity::Medium, &refs[10..]));
+        assert_eq!(a.evidence.len(), EVIDENCE_MAX);
+        assert_eq!(a.evidence.first().map(String::as_str), Some("e10"));
+        assert_eq!(a.evidence.last().map(String::as_str), Some("e29"));
+    }
+
+    #[test]
+    fn names_round_trip_like_serde() {
+        for s in [
+            Severity::Low,
+            Severity::Medium,
+            Severity::High,
+            Severity::Critical,
+        ] {
+            assert_eq!(serde_json::to_value(s).unwrap(), s.as_str());
+            assert_eq!(s.as_str().parse::<Severity>().unwrap(), s);
+        }
+        assert_eq!(
+            "credential_stuffing".parse::<Attack>().unwrap(),
+            Attack::CredentialStuffing
+        );
+        assert!("Ip".parse::<KeyType>().is_err());
+        assert!(Severity::Medium < Severity::High);
+    }
+
+    #[test]
+    fn raised_carries_the_explanation() {
+        let a = Alert::open("a1".into(), draft(5, Severity::High, &["e1"]));
+        let r = a.raised();
+        assert_eq!(
+            (r.alert_id.as_str(), r.attack.as_str(), r.key_type.as_str()),
+            ("a1", "brute_force", "ip")
+        );
+        assert_eq!((r.severity.as_str(), r.summary.as_str()), ("high", "at 5"));
+    }
+}

@@ -1,0 +1,262 @@
+//! The audit log's hash chain.
+//!
+//! Every event becomes one record: `seq` (1, 2, 3 ... with no gaps), the event JSON exactly as stored, the hash of
+//! the previous record and `hash = SHA-256(prev_hash || json)` (both as lower-case hex text). Editing a record's
+//! JSON breaks its own hash; deleting one leaves a gap in `seq` and a `prev_hash` that points at nothing; forging a
+//! consistent tail means recomputing every later hash, which an externally kept copy of the head hash exposes.
+
+use argus_model::{Event, Timestamp};
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+
+/// The `prev_hash` of the first record.
+pub const GENESIS_HASH: &str = "0000000000000000000000000000000000000000000000000000000000000000";
+
+/// One record of the audit log.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct AuditRecord {
+    /// Position in the chain, from 1.
+    pub seq: u64,
+    pub event_id: String,
+    /// The event's own time.
+    pub time: Timestamp,
+    /// The event's type (`Login`, `ApiCall`, ...).
+    pub event_type: String,
+    /// The event as JSON; the hash covers exactly these bytes.
+    pub json: String,
+    pub prev_hash: String,
+    pub hash: String,
+}
+
+/// The newest record of a chain, as much of it as the next record needs.
+#[derive(Clone, Copy, Debug)]
+pub struct ChainHead<'a> {
+    pub seq: u64,
+    pub hash: &'a str,
+}
+
+impl AuditRecord {
+    /// The record for `event` that follows `head` (`None` for an empty log).
+    pub fn next(head: Option<ChainHead<'_>>, event: &Event) -> Result<Self, serde_json::Error> {
+        let json = serde_json::to_string(event)?;
+        let (seq, prev_hash) = match head {
+            Some(h) => (h.seq.saturating_add(1), h.hash.to_owned()),
+            None => (1, GENESIS_HASH.to_owned()),
+        };
+        let hash = chain_hash(&prev_hash, &json);
+        Ok(Self {
+            seq,
+            event_id: event.id.clone(),
+            time: event.time,
+            event_type: event.type_name().to_owned(),
+            json,
+            prev_hash,
+            hash,
+        })
+    }
+}
+
+/// `SHA-256(prev_hash || json)` as lower-case hex.
+pub fn chain_hash(prev_hash: &str, json: &str) -> String {
+    let mut h = Sha256::new();
+    h.update(prev_hash.as_bytes());
+    h.update(json.as_bytes());
+    hex::encode(h.finalize())
+}
+
+/// Where and how a chain is broken.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct ChainBreak {
+    /// The `seq` of the first record that does not fit (for a gap: the record found after it).
+    pub seq: u64,
+    pub reason: BreakReason,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case", tag = "kind")]
+pub enum BreakReason {
+    /// A record is missing: `expected` was next but `seq` came.
+    Gap { expected: u64 },
+    /// The record does not point at the one before it.
+    PrevHashMismatch,
+    /// The record's content does not match its hash (edited).
+    HashMismatch,
+}
+
+/// The outcome of a full chain check.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case", tag = "verdict")]
+pub enum ChainVerdict {
+    /// Every record links to the previous one and matches its hash. `head` is the last `(seq, hash)`, worth keeping
+    /// somewhere else: only that copy exposes the removal of the newest records.
+    Intact {
+        records: u64,
+        head: Option<(u64, String)>,
+    },
+    Broken(ChainBreak),
+}
+
+impl ChainVerdict {
+    pub fn is_intact(&self) -> bool {
+        matches!(self, Self::Intact { .. })
+    }
+}
+
+/// Checks records one at a time, in `seq` order, so a store can stream a log of any length through it.
+#[derive(Clone, Debug, Default)]
+pub struct ChainVerifier {
+    records: u64,
+    head: Option<(u64, String)>,
+}
+
+impl ChainVerifier {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Checks the next record against the previous one.
+    pub fn check(&mut self, record: &AuditRecord) -> Result<(), ChainBreak> {
+        let (expected_seq, expected_prev) = match &self.head {
+            Some((seq, hash)) => (seq.saturating_add(1), hash.as_str()),
+            None => (1, GENESIS_HASH),
+        };
+        let fail = |reason| {
+            Err(ChainBreak {
+                seq: record.seq,
+                reason,
+            })
+        };
+        if record.seq != expected_seq {
+            return fail(BreakReason::Gap {
+                expected: expected_seq,
+            });
+        }
+        if record.prev_hash != expected_prev {
+            return fail(BreakReason::PrevHashMismatch);
+        }
+        if chain_hash(&record.prev_hash, &record.json) != record.hash {
+            return fail(BreakReason::HashMismatch);
+        }
+        self.records += 1;
+        self.head = Some((record.seq, record.hash.clone()));
+        Ok(())
+    }
+
+    /// The verdict for the records checked so far, all of which passed.
+    pub fn finish(self) -> ChainVerdict {
+        ChainVerdict::Intact {
+            records: self.records,
+            head: self.head,
+        }
+    }
+}
+
+/// Checks a whole chain held in memory.
+pub fn verify_records<'a>(records: impl IntoIterator<Item = &'a AuditRecord>) -> ChainVerdict {
+    let mut verifier = ChainVerifier::new();
+    for record in records {
+        if let Err(broken) = verifier.check(record) {
+            return ChainVerdict::Broken(broken);
+        }
+    }
+    verifier.finish()
+}
+
+#[cfg(test)]
+mod tests {
+    use argus_model::{EventKind, Login, LoginFailure, LoginOutcome, Principal};
+
+    use super::*;
+
+    fn chain(n: usize) -> Vec<AuditRecord> {
+        let mut out: Vec<AuditRecord> = Vec::new();
+        for i in 0..n {
+            let event = Event::new(
+                Timestamp::from_secs(i as i64),
+                "issuer",
+                Principal::default(),
+                EventKind::Login(Login {
+                    username: format!("user{i}"),
+                    outcome: LoginOutcome::Failure(LoginFailure::BadPassword),
+                }),
+            );
+            let head = out.last().map(|r| ChainHead {
+                seq: r.seq,
+                hash: &r.hash,
+            });
+            let record = AuditRecord::next(head, &event).unwrap();
+            out.push(record);
+        }
+        out
+    }
+
+    #[test]
+    fn hash_is_sha256_of_prev_then_json() {
+        // sha256("") and sha256("abc") test vectors: the hash covers exactly the concatenated bytes.
+        assert_eq!(
+            chain_hash("", ""),
+            "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
+        );
+        assert_eq!(
+            chain_hash("a", "bc"),
+            "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+        );
+    }
+
+    #[test]
+    fn an_untouched_chain_verifies() {
+        let records = chain(5);
+        assert_eq!(records[0].prev_hash, GENESIS_HASH);
+        assert_eq!(records[4].seq, 5);
+        let verdict = verify_records(&records);
+        assert_eq!(
+            verdict,
+            ChainVerdict::Intact {
+                records: 5,
+                head: Some((5, records[4].hash.clone()))
+            }
+        );
+        assert_eq!(
+            verify_records(&[]),
+            ChainVerdict::Intact {
+                records: 0,
+                head: None
+            }
+        );
+    }
+
+    #[test]
+    fn an_edited_record_is_detected() {
+        let mut records = chain(5);
+        records[2].json = records[2].json.replace("user2", "user9");
+        let ChainVerdict::Broken(b) = verify_records(&records) else {
+            panic!("edit not detected")
+        };
+        assert_eq!((b.seq, b.reason), (3, BreakReason::HashMismatch));
+    }
+
+    #[test]
+    fn a_deleted_record_is_detected() {
+        let mut records = chain(5);
+        records.remove(1);
+        let ChainVerdict::Broken(b) = verify_records(&records) else {
+            panic!("deletion not detected")
+        };
+        assert_eq!((b.seq, b.reason), (3, BreakReason::Gap { expected: 2 }));
+        // Renumbering to hide the gap still leaves the link to the deleted record.
+        for (i, r) in records.iter_mut().enumerate() {
+            r.seq = i as u64 + 1;
+        }
+        let ChainVerdict::Broken(b) = verify_records(&records) else {
+            panic!("deletion not detected")
+        };
+        assert_eq!((b.seq, b.reason), (2, BreakReason::PrevHashMismatch));
+    }
+
+    #[test]
+    fn a_deleted_first_record_is_detected() {
+        let mut records = chain(3);
+        records.remove(0);
+        assert!(!verify_records(&records).is_intact());
+    }
+}

@@ -1,0 +1,83 @@
+//! The `[gate]` table of `argus.toml`.
+
+use std::net::{Ipv4Addr, SocketAddr};
+
+use argus_policy::RouteConfig;
+use serde::{Deserialize, Serialize};
+
+/// The gate: the reverse proxy that enforces Argus access tokens in front of an API.
+///
+/// ```toml
+/// [gate]
+/// listen = "127.0.0.1:7480"
+/// upstream_timeout_secs = 30
+///
+/// [[gate.routes]]
+/// name = "demo"
+/// prefix = "/"
+/// upstream = "http://127.0.0.1:7401"
+/// auth = "argus"
+/// ```
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct GateConfig {
+    /// The address the gate listens on. Default `127.0.0.1:7480`.
+    pub listen: SocketAddr,
+    /// The gate's public base URL, as callers reach it. Default: `http://` and the bound address.
+    pub public_url: Option<String>,
+    /// The access-token audience (`aud`) this gate accepts. Default: the public URL.
+    pub audience: Option<String>,
+    /// The issuer whose tokens this gate accepts; its keys come from `{issuer}/.well-known/openid-configuration`.
+    /// Plain `http` only for now. Default: the local issuer of `argus up`.
+    pub issuer: Option<String>,
+    /// The routes, `[[gate.routes]]`. The longest matching prefix wins; a path no route matches gets 404.
+    pub routes: Vec<RouteConfig>,
+    /// Seconds to wait for the upstream's response head (connect included) before answering 504. Default 30.
+    pub upstream_timeout_secs: u64,
+    /// The largest request body passed upstream, in bytes; larger bodies are answered 413. Default 1 MiB.
+    pub max_body_bytes: u64,
+    /// A token signed by an unknown key makes the gate refetch the issuer's JWKS, but at most once per this many
+    /// seconds, so a flood of made-up key ids cannot flood the issuer. Default 10.
+    pub jwks_min_refresh_secs: u64,
+}
+
+/// Default `[gate] listen`.
+pub const DEFAULT_LISTEN: SocketAddr = SocketAddr::new(std::net::IpAddr::V4(Ipv4Addr::LOCALHOST), 7480);
+
+impl Default for GateConfig {
+    fn default() -> Self {
+        Self {
+            listen: DEFAULT_LISTEN,
+            public_url: None,
+            audience: None,
+            issuer: None,
+            routes: Vec::new(),
+            upstream_timeout_secs: 30,
+            max_body_bytes: 1024 * 1024,
+            jwks_min_refresh_secs: 10,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_and_unknown_keys() {
+        let empty: GateConfig = toml::from_str("").unwrap();
+        assert_eq!(empty.listen, "127.0.0.1:7480".parse::<SocketAddr>().unwrap());
+        assert_eq!((empty.upstream_timeout_secs, empty.max_body_bytes, empty.jwks_min_refresh_secs), (30, 1 << 20, 10));
+        assert!(empty.routes.is_empty() && empty.issuer.is_none());
+
+        let set: GateConfig = toml::from_str(
+            "listen = \"0.0.0.0:8080\"\nmax_body_bytes = 10\n[[routes]]\nname = \"a\"\nprefix = \"/a\"\n\
+             upstream = \"http://127.0.0.1:9000\"\n",
+        )
+        .unwrap();
+        assert_eq!((set.listen.port(), set.max_body_bytes, set.routes.len()), (8080, 10, 1));
+
+        let err = toml::from_str::<GateConfig>("upstream_timeout = 3\n").unwrap_err().to_string();
+        assert!(err.contains("upstream_timeout"), "{err}");
+    }
+}

@@ -1,0 +1,160 @@
+//! The decision phases of a call, in order: route -> token -> revocation -> scopes. Each is a small function
+//! that returns what the next phase needs or the [`Refusal`] that ends the call. Proxying and the event are in
+//! `proxy` and `emit`.
+
+use std::borrow::Cow;
+
+use argus_jose::{AccessClaims, JwkSet, TokenError, peek_kid, verify_access_token};
+use argus_policy::{Route, RouteTable, canonical_path, missing_scopes};
+use http::{HeaderMap, Method, header};
+
+use crate::jwks::JwksCache;
+use crate::refusal::Refusal;
+use crate::revocation::Revocations;
+
+/// Phase 1, route: the route serving `raw_path`, and the canonical path the later phases match rules on.
+pub(crate) fn route_phase<'t, 'p>(table: &'t RouteTable, raw_path: &'p str) -> Result<(&'t Route, Cow<'p, str>), Refusal> {
+    let path = canonical_path(raw_path).map_err(|_| Refusal::InvalidPath)?;
+    let route = table.match_path(&path).ok_or(Refusal::NoRoute)?;
+    Ok((route, path))
+}
+
+/// Phase 2a: the bearer token of the `Authorization` header (RFC 6750 §2.1; the scheme is case-insensitive).
+///
+/// No header, or credentials of another scheme, is a missing token (§3.1: no error code). Two headers are an
+/// invalid request: the gate and the upstream might each read a different one.
+pub(crate) fn bearer_token(headers: &HeaderMap) -> Result<&str, Refusal> {
+    let mut values = headers.get_all(header::AUTHORIZATION).iter();
+    let value = values.next().ok_or(Refusal::MissingToken)?;
+    if values.next().is_some() {
+        return Err(Refusal::InvalidRequest);
+    }
+    let value = value.to_str().map_err(|_| Refusal::InvalidToken)?;
+    let (scheme, rest) = value.split_once(' ').unwrap_or((value, ""));
+    if !scheme.eq_ignore_ascii_case("bearer") {
+        return Err(Refusal::MissingToken);
+    }
+    let token = rest.trim_start_matches(' ');
+    if token.is_empty() || token.contains(' ') {
+        return Err(Refusal::InvalidToken);
+    }
+    Ok(token)
+}
+
+/// Phase 2b: verify the token against the issuer's keys.
+///
+/// The cached keys are tried first, so a token that is malformed, of the wrong `typ` or algorithm never causes
+/// a fetch. Only a well-formed token naming an unknown `kid` asks the cache for fresh keys (key rotation); if they
+/// cannot be fetched, the answer is "unavailable" (503), since the token may well be good.
+pub(crate) async fn token_phase(
+    jwks: &JwksCache,
+    token: &str,
+    issuer: &str,
+    audience: &str,
+    now_secs: i64,
+) -> Result<AccessClaims, Refusal> {
+    let cached = jwks.current();
+    let no_keys = JwkSet { keys: Vec::new() };
+    let verify = |keys: &JwkSet| verify_access_token(token, keys, issuer, audience, now_secs);
+    let verified = match verify(cached.as_deref().unwrap_or(&no_keys)) {
+        Err(TokenError::UnknownKey) => match peek_kid(token) {
+            Some(kid) => {
+                let fresh = jwks.refresh_for(&kid).await.map_err(|_| Refusal::JwksUnavailable)?;
+                verify(&fresh)
+            }
+            None => Err(TokenError::UnknownKey),
+        },
+        other => other,
+    };
+    verified.map_err(|error| {
+        // The precise reason is for operators; the caller only learns "invalid_token".
+        tracing::debug!(reason = error.code(), "access token refused");
+        Refusal::InvalidToken
+    })
+}
+
+/// Phase 3, revocation: refuse a token the control channel has revoked.
+pub(crate) async fn revocation_phase(revocations: &Revocations, claims: &AccessClaims) -> Result<(), Refusal> {
+    if revocations.covers(&claims.revocation_keys()).await { Err(Refusal::RevokedToken) } else { Ok(()) }
+}
+
+/// Phase 4, scopes: the first rule of the route matching the call names the scopes the token must all carry.
+/// The challenge lists every scope of that rule (RFC 6750 §3: the scope needed to access the resource).
+pub(crate) fn scope_phase(route: &Route, method: &Method, path: &str, claims: &AccessClaims) -> Result<(), Refusal> {
+    let required = route.required_scopes(method.as_str(), path);
+    if missing_scopes(required, &claims.scope).is_empty() {
+        Ok(())
+    } else {
+        Err(Refusal::InsufficientScope { scope: required.join(" ") })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use argus_policy::{AuthMode, RouteConfig, RuleConfig};
+    use argus_testkit::{TEST_AUDIENCE, TEST_EPOCH, TEST_ISSUER, access_claims};
+    use http::HeaderValue;
+
+    use super::*;
+
+    fn table() -> RouteTable {
+        RouteTable::new(&[RouteConfig {
+            name: "api".into(),
+            prefix: "/api".into(),
+            upstream: "http://127.0.0.1:9".into(),
+            auth: AuthMode::Argus,
+            require: vec![RuleConfig {
+                methods: vec!["GET".into()],
+                path: "/api/accounts".into(),
+                scopes: vec!["accounts:read".into(), "openid".into()],
+            }],
+        }])
+        .unwrap()
+    }
+
+    #[test]
+    fn route_phase_refuses_unknown_and_ambiguous_paths() {
+        let table = table();
+        let (route, path) = route_phase(&table, "/api/acc%6Funts").unwrap();
+        assert_eq!((route.name(), path.as_ref()), ("api", "/api/accounts"));
+        assert_eq!(route_phase(&table, "/apix").unwrap_err(), Refusal::NoRoute);
+        assert_eq!(route_phase(&table, "/api/../admin").unwrap_err(), Refusal::InvalidPath);
+        assert_eq!(route_phase(&table, "/api//accounts").unwrap_err(), Refusal::InvalidPath);
+    }
+
+    fn with_authorization(values: &[&[u8]]) -> HeaderMap {
+        let mut headers = HeaderMap::new();
+        for v in values {
+            headers.append(header::AUTHORIZATION, HeaderValue::from_bytes(v).unwrap());
+        }
+        headers
+    }
+
+    #[test]
+    fn bearer_token_parsing() {
+        assert_eq!(bearer_token(&with_authorization(&[b"Bearer abc.def.ghi"])), Ok("abc.def.ghi"));
+        assert_eq!(bearer_token(&with_authorization(&[b"bEaReR   abc"])), Ok("abc"));
+        assert_eq!(bearer_token(&HeaderMap::new()), Err(Refusal::MissingToken));
+        assert_eq!(bearer_token(&with_authorization(&[b"Basic YTpi"])), Err(Refusal::MissingToken));
+        assert_eq!(bearer_token(&with_authorization(&[b"Bearer"])), Err(Refusal::InvalidToken));
+        assert_eq!(bearer_token(&with_authorization(&[b"Bearer "])), Err(Refusal::InvalidToken));
+        assert_eq!(bearer_token(&with_authorization(&[b"Bearer a b"])), Err(Refusal::InvalidToken));
+        assert_eq!(bearer_token(&with_authorization(&[b"Bearer \xff"])), Err(Refusal::InvalidToken));
+        assert_eq!(bearer_token(&with_authorization(&[b"Bearer a", b"Bearer b"])), Err(Refusal::InvalidRequest));
+    }
+
+    #[test]
+    fn scope_phase_names_all_scopes_of_the_rule() {
+        let table = table();
+        let route = &table.routes()[0];
+        let mut claims = access_claims(TEST_ISSUER, TEST_AUDIENCE, TEST_EPOCH);
+        claims.scope = "accounts:read".into();
+        assert_eq!(
+            scope_phase(route, &Method::GET, "/api/accounts/1", &claims),
+            Err(Refusal::InsufficientScope { scope: "accounts:read openid".into() })
+        );
+        assert_eq!(scope_phase(route, &Method::POST, "/api/accounts/1", &claims), Ok(()), "no rule: token suffices");
+        claims.scope = "openid accounts:read".into();
+        assert_eq!(scope_phase(route, &Method::GET, "/api/accounts", &claims), Ok(()));
+    }
+}

@@ -1,0 +1,241 @@
+//! Every way the gate can refuse a call, and the one place that maps each to its HTTP answer.
+//!
+//! Like Pingora's single error type: a refusal is classified once, and its status, RFC 9457 problem `type`,
+//! title, `WWW-Authenticate` challenge (RFC 6750 §3) and event `reason` all follow from that kind. Nothing
+//! internal (upstream address, key id, parser message) ever reaches the caller.
+
+use axum::body::Body;
+use axum::response::Response;
+use http::{HeaderValue, StatusCode, header};
+
+/// Prefix of every problem `type` the gate answers with.
+pub const PROBLEM_TYPE_PREFIX: &str = "urn:argus:problem:";
+
+/// Why the gate refused a call.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Refusal {
+    /// No configured route matches the path.
+    NoRoute,
+    /// The path is spelled in a way the gate and the upstream could read differently (`..`, `//`, `%2F`, ...).
+    InvalidPath,
+    /// The request carries several `Authorization` headers.
+    InvalidRequest,
+    /// No bearer token on a route that needs one.
+    MissingToken,
+    /// The token does not verify (format, type, algorithm, signature, issuer, audience, time).
+    InvalidToken,
+    /// The token verifies but has been revoked.
+    RevokedToken,
+    /// The token lacks scopes the matching rule requires; `scope` lists all the rule's scopes.
+    InsufficientScope { scope: String },
+    /// The request body is larger than `max_body_bytes`.
+    BodyTooLarge,
+    /// The upstream could not be reached or broke the exchange.
+    UpstreamUnavailable,
+    /// The upstream did not answer within `upstream_timeout_secs`.
+    UpstreamTimeout,
+    /// The issuer's keys could not be fetched, so the token could be neither accepted nor refused.
+    JwksUnavailable,
+}
+
+/// The RFC 6750 challenge of a refusal.
+enum Challenge {
+    /// RFC 6750 §3.1: no error code when the request had no token at all.
+    NoToken,
+    Error { code: &'static str, description: &'static str },
+}
+
+/// Everything the answer to a refusal is made of.
+struct Spec {
+    status: StatusCode,
+    slug: &'static str,
+    title: &'static str,
+    detail: &'static str,
+    challenge: Option<Challenge>,
+}
+
+impl Refusal {
+    fn spec(&self) -> Spec {
+        use Challenge::{Error, NoToken};
+        let (status, slug, title, detail, challenge) = match self {
+            Self::NoRoute => (StatusCode::NOT_FOUND, "no-route", "No route", "No API is served at this path.", None),
+            Self::InvalidPath => (
+                StatusCode::BAD_REQUEST,
+                "invalid-path",
+                "Invalid path",
+                "The path contains dot segments, empty segments, encoded separators or bad escapes.",
+                None,
+            ),
+            Self::InvalidRequest => (
+                StatusCode::BAD_REQUEST,
+                "invalid-request",
+                "Invalid request",
+                "The request carries more than one Authorization header.",
+                Some(Error { code: "invalid_request", description: "Send exactly one Authorization header" }),
+            ),
+            Self::MissingToken => (
+                StatusCode::UNAUTHORIZED,
+                "missing-token",
+                "Access token required",
+                "This API requires an access token in the Authorization header (Bearer scheme).",
+                Some(NoToken),
+            ),
+            Self::InvalidToken => (
+                StatusCode::UNAUTHORIZED,
+                "invalid-token",
+                "Invalid access token",
+                "The access token is invalid or expired.",
+                Some(Error { code: "invalid_token", description: "The access token is invalid or expired" }),
+            ),
+            Self::RevokedToken => (
+                StatusCode::UNAUTHORIZED,
+                "revoked-token",
+                "Revoked access token",
+                "The access token has been revoked.",
+                Some(Error { code: "invalid_token", description: "The access token has been revoked" }),
+            ),
+            Self::InsufficientScope { .. } => (
+                StatusCode::FORBIDDEN,
+                "insufficient-scope",
+                "Insufficient scope",
+                "The access token lacks a scope this call requires.",
+                Some(Error { code: "insufficient_scope", description: "The access token lacks a required scope" }),
+            ),
+            Self::BodyTooLarge => (
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "body-too-large",
+                "Request body too large",
+                "The request body exceeds the size this API accepts.",
+                None,
+            ),
+            Self::UpstreamUnavailable => (
+                StatusCode::BAD_GATEWAY,
+                "upstream-unavailable",
+                "Upstream unavailable",
+                "The API behind the gate could not be reached.",
+                None,
+            ),
+            Self::UpstreamTimeout => (
+                StatusCode::GATEWAY_TIMEOUT,
+                "upstream-timeout",
+                "Upstream timeout",
+                "The API behind the gate did not answer in time.",
+                None,
+            ),
+            Self::JwksUnavailable => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "jwks-unavailable",
+                "Token keys unavailable",
+                "The keys to verify the access token cannot be fetched right now. Try again later.",
+                None,
+            ),
+        };
+        Spec { status, slug, title, detail, challenge }
+    }
+
+    pub fn status(&self) -> StatusCode {
+        self.spec().status
+    }
+
+    /// The stable short name: the last part of the problem `type` and the event's `reason`.
+    pub fn slug(&self) -> &'static str {
+        self.spec().slug
+    }
+
+    /// The RFC 9457 problem `type`, `urn:argus:problem:<slug>`.
+    pub fn problem_type(&self) -> String {
+        format!("{PROBLEM_TYPE_PREFIX}{}", self.slug())
+    }
+
+    /// The `WWW-Authenticate` value, for refusals about the token.
+    pub fn www_authenticate(&self) -> Option<String> {
+        let challenge = self.spec().challenge?;
+        Some(match (challenge, self) {
+            (Challenge::NoToken, _) => r#"Bearer realm="argus""#.to_owned(),
+            (Challenge::Error { code, description }, Self::InsufficientScope { scope }) => {
+                // Scopes were checked against RFC 6749's scope-token syntax at start-up: no quote or backslash.
+                format!(r#"Bearer realm="argus", error="{code}", error_description="{description}", scope="{scope}""#)
+            }
+            (Challenge::Error { code, description }, _) => {
+                format!(r#"Bearer realm="argus", error="{code}", error_description="{description}""#)
+            }
+        })
+    }
+
+    /// The RFC 9457 `application/problem+json` answer.
+    pub fn to_response(&self, request_id: &str) -> Response {
+        let spec = self.spec();
+        let body = serde_json::json!({
+            "type": self.problem_type(),
+            "title": spec.title,
+            "status": spec.status.as_u16(),
+            "detail": spec.detail,
+            "request_id": request_id,
+        });
+        let mut response = Response::new(Body::from(body.to_string()));
+        *response.status_mut() = spec.status;
+        let headers = response.headers_mut();
+        headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/problem+json"));
+        headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+        if let Some(value) = self.www_authenticate().and_then(|v| HeaderValue::from_str(&v).ok()) {
+            headers.insert(header::WWW_AUTHENTICATE, value);
+        }
+        response
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const ALL: [Refusal; 11] = [
+        Refusal::NoRoute,
+        Refusal::InvalidPath,
+        Refusal::InvalidRequest,
+        Refusal::MissingToken,
+        Refusal::InvalidToken,
+        Refusal::RevokedToken,
+        Refusal::InsufficientScope { scope: String::new() },
+        Refusal::BodyTooLarge,
+        Refusal::UpstreamUnavailable,
+        Refusal::UpstreamTimeout,
+        Refusal::JwksUnavailable,
+    ];
+
+    #[test]
+    fn slugs_are_distinct_and_statuses_are_right() {
+        let slugs: std::collections::HashSet<_> = ALL.iter().map(Refusal::slug).collect();
+        assert_eq!(slugs.len(), ALL.len());
+        let status = |r: &Refusal| r.status().as_u16();
+        let statuses: Vec<u16> = ALL.iter().map(status).collect();
+        assert_eq!(statuses, [404, 400, 400, 401, 401, 401, 403, 413, 502, 504, 503]);
+        assert_eq!(Refusal::RevokedToken.problem_type(), "urn:argus:problem:revoked-token");
+    }
+
+    #[test]
+    fn challenges_follow_rfc_6750() {
+        assert_eq!(Refusal::MissingToken.www_authenticate().unwrap(), r#"Bearer realm="argus""#);
+        let invalid = Refusal::InvalidToken.www_authenticate().unwrap();
+        assert!(invalid.starts_with(r#"Bearer realm="argus", error="invalid_token", error_description=""#));
+        assert!(Refusal::RevokedToken.www_authenticate().unwrap().contains(r#"error="invalid_token""#));
+        let scope = Refusal::InsufficientScope { scope: "a:read b".into() }.www_authenticate().unwrap();
+        assert!(scope.contains(r#"error="insufficient_scope""#) && scope.ends_with(r#"scope="a:read b""#));
+        assert!(Refusal::InvalidRequest.www_authenticate().unwrap().contains(r#"error="invalid_request""#));
+        for r in [Refusal::NoRoute, Refusal::BodyTooLarge, Refusal::UpstreamTimeout, Refusal::JwksUnavailable] {
+            assert!(r.www_authenticate().is_none(), "{r:?}");
+        }
+    }
+
+    #[tokio::test]
+    async fn problem_json_body() {
+        let response = Refusal::InsufficientScope { scope: "x".into() }.to_response("req-1");
+        assert_eq!(response.status(), StatusCode::FORBIDDEN);
+        assert_eq!(response.headers()[header::CONTENT_TYPE], "application/problem+json");
+        let body = axum::body::to_bytes(response.into_body(), 4096).await.unwrap();
+        let json: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        assert_eq!(json["type"], "urn:argus:problem:insufficient-scope");
+        assert_eq!(json["status"], 403);
+        assert_eq!(json["request_id"], "req-1");
+        assert!(json["title"].is_string() && json["detail"].is_string());
+    }
+}

@@ -1,0 +1,88 @@
+//! Events the issuer emits, and the request facts they carry.
+
+use std::net::SocketAddr;
+
+use argus_model::{Event, EventKind, Principal, Revocation, Revoked};
+use axum::extract::{ConnectInfo, FromRequestParts};
+use axum::http::header;
+use axum::http::request::Parts;
+
+use crate::state::Issuer;
+
+/// The `node` of every event the issuer emits.
+const NODE: &str = "issuer";
+/// Longest user agent kept in an event; the rest is noise or abuse.
+const MAX_USER_AGENT: usize = 512;
+
+/// The caller's IP address and user agent, for events. Never fails: either may be unknown.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct Caller {
+    pub ip: Option<String>,
+    pub user_agent: Option<String>,
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for Caller {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        let ip = parts.extensions.get::<ConnectInfo<SocketAddr>>().map(|c| c.0.ip().to_string());
+        let user_agent = parts
+            .headers
+            .get(header::USER_AGENT)
+            .and_then(|v| v.to_str().ok())
+            .map(|s| truncate(s, MAX_USER_AGENT).to_owned());
+        Ok(Self { ip, user_agent })
+    }
+}
+
+impl Caller {
+    /// A principal with this caller's network keys.
+    pub fn principal(&self) -> Principal {
+        Principal { ip: self.ip.clone(), user_agent: self.user_agent.clone(), ..Principal::default() }
+    }
+}
+
+/// The longest prefix of `s` of at most `max` bytes that ends on a character boundary.
+pub(crate) fn truncate(s: &str, max: usize) -> &str {
+    if s.len() <= max {
+        return s;
+    }
+    let mut end = max;
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    &s[..end]
+}
+
+impl Issuer {
+    /// Publish an event. Never blocks and never fails the request.
+    pub fn emit(&self, principal: Principal, kind: EventKind) {
+        self.events.publish(Event::new(self.now(), NODE, principal, kind));
+    }
+
+    /// Make revocations effective: keep them for gates that start later, tell every gate now, and record who
+    /// asked. A storage failure is logged and the control message still goes out, so running gates refuse the
+    /// token even then.
+    pub async fn publish_revocations(&self, revocations: Vec<Revocation>, principal: &Principal, by: &str) {
+        for r in revocations {
+            if let Err(e) = self.store.add_revocation(&r).await {
+                tracing::error!(error = %e, revocation = %r.id, "could not store a revocation");
+            }
+            let event = EventKind::Revoked(Revoked { scope: r.scope.clone(), by: by.to_owned() });
+            self.control.publish(argus_model::ControlMessage::Revoke(r));
+            self.emit(principal.clone(), event);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn truncate_respects_characters() {
+        assert_eq!(truncate("abc", 5), "abc");
+        assert_eq!(truncate("abcdef", 3), "abc");
+        assert_eq!(truncate("aé", 2), "a");
+    }
+}

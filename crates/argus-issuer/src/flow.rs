@@ -1,0 +1,374 @@
+//! The browser part of the code flow after `/authorize`: the login form (`POST /login`), the consent page
+//! (`POST /consent`), and the helpers all three share: sessions, pending requests bound to the browser, and the
+//! redirect back to the client.
+
+use std::time::Duration;
+
+use argus_model::id::{new_id, random_secret};
+use argus_model::{EventKind, Login, LoginFailure, LoginOutcome, Principal};
+use argus_oauth::{
+    AuthorizationCode, AuthorizationRequest, ClientRegistration, ConsentGrant, NextStep, OAuthError, Params,
+    PendingAuthorization, Prompt, Scopes, SessionRecord, StorageError, UserRecord, authorization_response_url,
+    describe_scope, hash_secret, next_step_after_login,
+};
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+
+use crate::cookies;
+use crate::events::{Caller, truncate};
+use crate::pages::{self, ConsentPage, LOGIN_FAILED, LoginPage};
+use crate::state::{Issuer, Shared};
+
+/// Longest user name looked up or recorded; longer input is treated as an unknown user.
+const MAX_USERNAME: usize = 256;
+
+/// An authorization request on its way through login and consent, from `/authorize` or from the store.
+#[derive(Clone, Debug)]
+pub(crate) struct FlowRequest {
+    pub client_id: String,
+    pub redirect_uri: String,
+    pub scope: Scopes,
+    pub state: Option<String>,
+    pub nonce: Option<String>,
+    pub code_challenge: String,
+    pub prompt: Prompt,
+}
+
+impl From<AuthorizationRequest> for FlowRequest {
+    fn from(r: AuthorizationRequest) -> Self {
+        Self {
+            client_id: r.client_id,
+            redirect_uri: r.redirect_uri,
+            scope: r.scope,
+            state: r.state,
+            nonce: r.nonce,
+            code_challenge: r.code_challenge,
+            prompt: r.prompt,
+        }
+    }
+}
+
+impl From<&PendingAuthorization> for FlowRequest {
+    fn from(p: &PendingAuthorization) -> Self {
+        Self {
+            client_id: p.client_id.clone(),
+            redirect_uri: p.redirect_uri.clone(),
+            // Stored values were validated at /authorize.
+            scope: Scopes::parse(&p.scope).unwrap_or_default(),
+            state: p.state.clone(),
+            nonce: p.nonce.clone(),
+            code_challenge: p.code_challenge.clone(),
+            prompt: Prompt::parse(Some(&p.prompt)).unwrap_or_default(),
+        }
+    }
+}
+
+/// A live session and its (enabled) user.
+pub(crate) struct LiveSession {
+    pub session: SessionRecord,
+    pub user: UserRecord,
+}
+
+impl Issuer {
+    /// The session named by the browser's session cookie, if it is live and its user still exists and is enabled.
+    pub async fn current_session(&self, headers: &HeaderMap) -> Result<Option<LiveSession>, StorageError> {
+        let Some(cookie) = cookies::read(headers, cookies::SESSION) else {
+            return Ok(None);
+        };
+        let Some(session) = self.store.session_by_cookie(&hash_secret(&cookie), self.now()).await? else {
+            return Ok(None);
+        };
+        let user = self.store.user_by_sub(&session.sub).await?.filter(|u| !u.disabled);
+        Ok(user.map(|user| LiveSession { session, user }))
+    }
+
+    /// Whether `sub` already granted `client_id` every scope in `scope`.
+    pub async fn consent_covers(&self, sub: &str, client_id: &str, scope: &Scopes) -> Result<bool, StorageError> {
+        let grant = self.store.consent(sub, client_id).await?;
+        Ok(grant.is_some_and(|g| scope.is_subset_of(&Scopes::parse(&g.scope).unwrap_or_default())))
+    }
+
+    /// Store a code for this flow and send the browser back to the client with it.
+    pub async fn issue_code(&self, flow: &FlowRequest, session: &SessionRecord) -> Result<Response, StorageError> {
+        let code = random_secret(32);
+        let now = self.now();
+        self.store
+            .insert_code(&AuthorizationCode {
+                code_hash: hash_secret(&code),
+                client_id: flow.client_id.clone(),
+                redirect_uri: flow.redirect_uri.clone(),
+                code_challenge: flow.code_challenge.clone(),
+                scope: flow.scope.to_string(),
+                nonce: flow.nonce.clone(),
+                sub: session.sub.clone(),
+                sid: session.sid.clone(),
+                auth_time: session.auth_time,
+                expires_at: now.plus(Duration::from_secs(self.config.code_ttl_secs)),
+                used_at: None,
+                family_id: None,
+                access: None,
+            })
+            .await?;
+        Ok(self.redirect_to_client(&flow.redirect_uri, flow.state.as_deref(), &[("code", &code)]))
+    }
+
+    /// An error back to the client's (verified) redirect URI.
+    pub fn redirect_error(&self, redirect_uri: &str, state: Option<&str>, error: OAuthError) -> Response {
+        let pairs = [("error", error.code.as_str()), ("error_description", error.description)];
+        self.redirect_to_client(redirect_uri, state, &pairs)
+    }
+
+    /// `303` to the redirect URI with `pairs`, `state` and `iss` (RFC 9207) added.
+    fn redirect_to_client(&self, redirect_uri: &str, state: Option<&str>, pairs: &[(&str, &str)]) -> Response {
+        let mut all: Vec<(&str, &str)> = pairs.to_vec();
+        if let Some(state) = state {
+            all.push(("state", state));
+        }
+        all.push(("iss", &self.issuer_url));
+        let location = authorization_response_url(redirect_uri, &all).and_then(|u| HeaderValue::from_str(&u).ok());
+        match location {
+            Some(location) => (
+                StatusCode::SEE_OTHER,
+                [(header::LOCATION, location), (header::CACHE_CONTROL, HeaderValue::from_static("no-store"))],
+            )
+                .into_response(),
+            // Ruled out by validation at /authorize; never redirect to something we cannot write exactly.
+            None => pages::error_page(StatusCode::BAD_REQUEST, "The app's redirect address is not valid."),
+        }
+    }
+
+    /// Start the interactive part: store the request bound to this browser and show the login form or the
+    /// consent page.
+    pub async fn start_interaction(
+        &self,
+        headers: &HeaderMap,
+        flow: &FlowRequest,
+        client: &ClientRegistration,
+        step: NextStep,
+        live: Option<&LiveSession>,
+    ) -> Result<Response, StorageError> {
+        let existing = cookies::read(headers, cookies::BROWSER);
+        let browser = existing.clone().unwrap_or_else(|| random_secret(32));
+        let request = random_secret(32);
+        let csrf = random_secret(32);
+        let now = self.now();
+        self.store
+            .insert_pending(&PendingAuthorization {
+                handle_hash: hash_secret(&request),
+                browser_hash: hash_secret(&browser),
+                csrf_hash: hash_secret(&csrf),
+                client_id: flow.client_id.clone(),
+                redirect_uri: flow.redirect_uri.clone(),
+                scope: flow.scope.to_string(),
+                state: flow.state.clone(),
+                nonce: flow.nonce.clone(),
+                code_challenge: flow.code_challenge.clone(),
+                prompt: flow.prompt.to_param(),
+                created_at: now,
+                expires_at: now.plus(Duration::from_secs(self.config.authorization_request_ttl_secs)),
+            })
+            .await?;
+        let mut response = match (step, live) {
+            (NextStep::Consent, Some(live)) => consent_page(client, &live.user, &flow.scope, &request, &csrf),
+            _ => login_page(client, &request, &csrf, "", None),
+        };
+        if existing.is_none() {
+            // A browser-session cookie: it only has to outlive one sign-in.
+            if let Some(v) = cookies::set(cookies::BROWSER, &browser, None, self.secure_cookies) {
+                response.headers_mut().append(header::SET_COOKIE, v);
+            }
+        }
+        Ok(response)
+    }
+}
+
+fn login_page(client: &ClientRegistration, request: &str, csrf: &str, username: &str, error: Option<&str>) -> Response {
+    pages::html(StatusCode::OK, &LoginPage { client_name: &client.name, request, csrf, username, error })
+}
+
+fn consent_page(client: &ClientRegistration, user: &UserRecord, scope: &Scopes, request: &str, csrf: &str) -> Response {
+    let scopes = scope.iter().map(describe_scope).collect();
+    pages::html(StatusCode::OK, &ConsentPage { client_name: &client.name, username: &user.username, scopes, request, csrf })
+}
+
+/// A pending request that this browser started, with the handle and CSRF token the form carried.
+struct Bound {
+    pending: PendingAuthorization,
+    client: ClientRegistration,
+    request: String,
+    csrf: String,
+}
+
+const FORM_INVALID: &str = "This sign-in form is no longer valid.";
+
+/// Find the pending request a form refers to and check that this browser started it (binding cookie) and that the
+/// form came from our page (CSRF token). Any failure is an error page and changes nothing.
+async fn bound_pending(s: &Issuer, headers: &HeaderMap, form: &Params) -> Result<Bound, Response> {
+    let bad = || pages::error_page(StatusCode::BAD_REQUEST, FORM_INVALID);
+    if form.first_repeated().is_some() {
+        return Err(bad());
+    }
+    let (Some(request), Some(csrf)) = (form.get("request"), form.get("csrf")) else {
+        return Err(bad());
+    };
+    let pending = match s.store.pending(&hash_secret(request), s.now()).await {
+        Ok(Some(p)) => p,
+        Ok(None) => return Err(bad()),
+        Err(e) => return Err(pages::internal_error_page(&e)),
+    };
+    let browser = cookies::read(headers, cookies::BROWSER).ok_or_else(bad)?;
+    let browser_ok = argus_jose::ct_eq(hash_secret(&browser).as_bytes(), pending.browser_hash.as_bytes());
+    let csrf_ok = argus_jose::ct_eq(hash_secret(csrf).as_bytes(), pending.csrf_hash.as_bytes());
+    if !(browser_ok && csrf_ok) {
+        return Err(bad());
+    }
+    let client = match s.store.client(&pending.client_id).await {
+        Ok(Some(c)) => c,
+        Ok(None) => return Err(bad()),
+        Err(e) => return Err(pages::internal_error_page(&e)),
+    };
+    Ok(Bound { pending, client, request: request.to_owned(), csrf: csrf.to_owned() })
+}
+
+/// `POST /login`.
+pub(crate) async fn login(State(s): State<Shared>, caller: Caller, headers: HeaderMap, body: Bytes) -> Response {
+    let form = Params::parse(&body);
+    let bound = match bound_pending(&s, &headers, &form).await {
+        Ok(b) => b,
+        Err(r) => return r,
+    };
+    let username = form.get("username").unwrap_or("");
+    let password = form.get("password").unwrap_or("").to_owned();
+    let (user, outcome) = match check_credentials(&s, username, password).await {
+        Ok(x) => x,
+        Err(e) => return pages::internal_error_page(&e),
+    };
+    let principal = Principal {
+        sub: user.as_ref().map(|u| u.sub.clone()),
+        client_id: Some(bound.client.client_id.clone()),
+        ..caller.principal()
+    };
+    let login = Login { username: truncate(username, MAX_USERNAME).to_owned(), outcome };
+    s.emit(principal, EventKind::Login(login));
+
+    match (user, outcome) {
+        (Some(user), LoginOutcome::Success) => match signed_in(&s, &bound, user).await {
+            Ok(r) => r,
+            Err(e) => pages::internal_error_page(&e),
+        },
+        // One answer for every failure: the same page, the same status, the same form.
+        _ => login_page(&bound.client, &bound.request, &bound.csrf, username, Some(LOGIN_FAILED)),
+    }
+}
+
+/// Verify a user name and password. argon2 runs on the blocking pool so it does not stall other requests, and an
+/// unknown user costs one verification too, so timing does not reveal which user names exist.
+async fn check_credentials(
+    s: &Issuer,
+    username: &str,
+    password: String,
+) -> Result<(Option<UserRecord>, LoginOutcome), StorageError> {
+    let user = if username.is_empty() || username.len() > MAX_USERNAME {
+        None
+    } else {
+        s.store.user_by_username(username).await?
+    };
+    let stored_hash = user.as_ref().map(|u| u.password_hash.clone());
+    let verified = tokio::task::spawn_blocking(move || match stored_hash {
+        Some(h) => argus_oauth::verify_password(&password, &h),
+        None => argus_oauth::verify_password_against_dummy(&password),
+    })
+    .await
+    .map_err(|e| StorageError(format!("password verification task failed: {e}")))?;
+    let outcome = match &user {
+        None => LoginOutcome::Failure(LoginFailure::UnknownUser),
+        Some(_) if !verified => LoginOutcome::Failure(LoginFailure::BadPassword),
+        // Checked only after the password, so a disabled account answers exactly like a wrong password.
+        Some(u) if u.disabled => LoginOutcome::Failure(LoginFailure::Disabled),
+        Some(_) => LoginOutcome::Success,
+    };
+    Ok((user, outcome))
+}
+
+/// After a good password: a new session, then consent or straight a code.
+async fn signed_in(s: &Issuer, bound: &Bound, user: UserRecord) -> Result<Response, StorageError> {
+    let now = s.now();
+    let cookie = random_secret(32);
+    let session = SessionRecord {
+        sid: new_id(),
+        cookie_hash: hash_secret(&cookie),
+        sub: user.sub.clone(),
+        auth_time: now,
+        expires_at: now.plus(Duration::from_secs(s.config.session_ttl_secs)),
+    };
+    s.store.insert_session(&session).await?;
+    let flow = FlowRequest::from(&bound.pending);
+    let covers = s.consent_covers(&user.sub, &flow.client_id, &flow.scope).await?;
+    let mut response = match next_step_after_login(flow.prompt, covers) {
+        NextStep::IssueCode => {
+            if s.store.take_pending(&bound.pending.handle_hash, now).await? {
+                s.issue_code(&flow, &session).await?
+            } else {
+                pages::error_page(StatusCode::BAD_REQUEST, FORM_INVALID)
+            }
+        }
+        _ => consent_page(&bound.client, &user, &flow.scope, &bound.request, &bound.csrf),
+    };
+    if let Some(v) = cookies::set(cookies::SESSION, &cookie, Some(s.config.session_ttl_secs), s.secure_cookies) {
+        response.headers_mut().append(header::SET_COOKIE, v);
+    }
+    Ok(response)
+}
+
+/// `POST /consent`.
+pub(crate) async fn consent(State(s): State<Shared>, headers: HeaderMap, body: Bytes) -> Response {
+    let form = Params::parse(&body);
+    let bound = match bound_pending(&s, &headers, &form).await {
+        Ok(b) => b,
+        Err(r) => return r,
+    };
+    let live = match s.current_session(&headers).await {
+        Ok(Some(l)) => l,
+        // The session ended between the two pages: sign in again, same request.
+        Ok(None) => return login_page(&bound.client, &bound.request, &bound.csrf, "", None),
+        Err(e) => return pages::internal_error_page(&e),
+    };
+    let allow = match form.get("decision") {
+        Some("allow") => true,
+        Some("deny") => false,
+        _ => return pages::error_page(StatusCode::BAD_REQUEST, FORM_INVALID),
+    };
+    match decide(&s, &bound, &live, allow).await {
+        Ok(r) => r,
+        Err(e) => pages::internal_error_page(&e),
+    }
+}
+
+async fn decide(s: &Issuer, bound: &Bound, live: &LiveSession, allow: bool) -> Result<Response, StorageError> {
+    let now = s.now();
+    // Taking the request first makes a double submit produce one code, not two.
+    if !s.store.take_pending(&bound.pending.handle_hash, now).await? {
+        return Ok(pages::error_page(StatusCode::BAD_REQUEST, FORM_INVALID));
+    }
+    let flow = FlowRequest::from(&bound.pending);
+    if !allow {
+        let denied = OAuthError::new(argus_oauth::ErrorCode::AccessDenied, "the user denied access");
+        return Ok(s.redirect_error(&flow.redirect_uri, flow.state.as_deref(), denied));
+    }
+    let earlier = s.store.consent(&live.user.sub, &flow.client_id).await?;
+    let scope = match earlier {
+        Some(g) => Scopes::parse(&g.scope).unwrap_or_default().union(&flow.scope),
+        None => flow.scope.clone(),
+    };
+    s.store
+        .record_consent(&ConsentGrant {
+            sub: live.user.sub.clone(),
+            client_id: flow.client_id.clone(),
+            scope: scope.to_string(),
+            granted_at: now,
+        })
+        .await?;
+    s.issue_code(&flow, &live.session).await
+}

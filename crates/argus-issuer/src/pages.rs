@@ -1,0 +1,121 @@
+//! The HTML pages (login, consent, error) and the headers every page carries.
+
+use askama::Template;
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+
+/// The login form. Contract (an automated test parses it): `<form method="post" action="/login">`, hidden inputs
+/// written `<input type="hidden" name="NAME" value="VALUE">`, text inputs `username` and `password`.
+#[derive(Template)]
+#[template(path = "login.html")]
+pub(crate) struct LoginPage<'a> {
+    pub client_name: &'a str,
+    pub request: &'a str,
+    pub csrf: &'a str,
+    /// The user name to fill in again after a failed attempt.
+    pub username: &'a str,
+    pub error: Option<&'a str>,
+}
+
+/// The consent page. Contract: `<form method="post" action="/consent">` with the same hidden inputs and two
+/// buttons `name="decision"` with values `allow` and `deny`.
+#[derive(Template)]
+#[template(path = "consent.html")]
+pub(crate) struct ConsentPage<'a> {
+    pub client_name: &'a str,
+    pub username: &'a str,
+    /// Each scope in plain words.
+    pub scopes: Vec<String>,
+    pub request: &'a str,
+    pub csrf: &'a str,
+}
+
+#[derive(Template)]
+#[template(path = "error.html")]
+pub(crate) struct ErrorPage<'a> {
+    pub message: &'a str,
+}
+
+/// The one message for every failed sign-in: unknown user, wrong password and disabled account look the same.
+pub(crate) const LOGIN_FAILED: &str = "The user name or password is not correct.";
+
+/// Render a page with the security headers every issuer page carries.
+pub(crate) fn html(status: StatusCode, page: &impl Template) -> Response {
+    match page.render() {
+        Ok(body) => (status, page_headers(), body).into_response(),
+        Err(e) => {
+            tracing::error!(error = %e, "page rendering failed");
+            (StatusCode::INTERNAL_SERVER_ERROR, page_headers(), "internal error").into_response()
+        }
+    }
+}
+
+/// An error page; the browser is never redirected from it.
+pub(crate) fn error_page(status: StatusCode, message: &str) -> Response {
+    html(status, &ErrorPage { message })
+}
+
+/// The answer when the store fails: no detail for the user, the cause in the log.
+pub(crate) fn internal_error_page(e: &dyn std::fmt::Display) -> Response {
+    tracing::error!(error = %e, "issuer storage failure");
+    error_page(StatusCode::INTERNAL_SERVER_ERROR, "The sign-in service is not available right now.")
+}
+
+/// No caching, no framing (clickjacking), nothing loaded but the inline style, and no Referer that could carry the
+/// request handle elsewhere. No `form-action`: Chromium applies it to the redirect after the consent POST.
+pub(crate) fn page_headers() -> HeaderMap {
+    let mut h = HeaderMap::new();
+    h.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/html; charset=utf-8"));
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    h.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static("default-src 'none'; style-src 'unsafe-inline'; frame-ancestors 'none'"),
+    );
+    h.insert(header::REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
+    h.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
+    h
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn login_page_keeps_the_form_contract_and_escapes() {
+        let body = LoginPage {
+            client_name: "<App>",
+            request: "req-123_x",
+            csrf: "csrf-9",
+            username: "a\"b",
+            error: Some(LOGIN_FAILED),
+        }
+        .render()
+        .unwrap();
+        assert!(body.contains(r#"<form method="post" action="/login">"#));
+        assert!(body.contains(r#"<input type="hidden" name="request" value="req-123_x">"#));
+        assert!(body.contains(r#"<input type="hidden" name="csrf" value="csrf-9">"#));
+        assert!(body.contains(r#"name="username""#) && body.contains(r#"name="password""#));
+        assert!(body.contains("&lt;App&gt;") && !body.contains("<App>"));
+        assert!(!body.contains("a\"b"));
+        assert!(body.contains(LOGIN_FAILED));
+    }
+
+    #[test]
+    fn consent_page_keeps_the_form_contract() {
+        let body = ConsentPage {
+            client_name: "Demo",
+            username: "alice",
+            scopes: vec!["Read your accounts".into()],
+            request: "r",
+            csrf: "c",
+        }
+        .render()
+        .unwrap();
+        assert!(body.contains(r#"<form method="post" action="/consent">"#));
+        assert!(body.contains(r#"<input type="hidden" name="request" value="r">"#));
+        assert!(body.contains(r#"<button type="submit" name="decision" value="allow">"#));
+        assert!(body.contains(r#"<button type="submit" name="decision" value="deny">"#));
+        assert!(body.contains("<li>Read your accounts</li>"));
+    }
+}

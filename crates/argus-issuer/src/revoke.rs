@@ -1,0 +1,107 @@
+//! `POST /revoke` (RFC 7009).
+
+use argus_jose::verify_access_token;
+use argus_model::Principal;
+use argus_oauth::{ClientRegistration, hash_secret, live_accesses, token_revocation};
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+
+use crate::events::Caller;
+use crate::state::{Issuer, Shared};
+use crate::token::{Fail, authenticate_client, error_response, no_store, read_form};
+
+/// `POST /revoke`. A refresh token revokes its whole family with its access tokens; an access token is revoked at
+/// every gate through the control channel. An unknown, expired or already revoked token, or a token of another
+/// client, gets the same 200 and changes nothing (RFC 7009 §2.2).
+pub(crate) async fn revoke(State(s): State<Shared>, caller: Caller, headers: HeaderMap, body: Bytes) -> Response {
+    match run(&s, &caller, &headers, &body).await {
+        Ok(()) => (StatusCode::OK, no_store()).into_response(),
+        Err(f) => error_response(f),
+    }
+}
+
+async fn run(s: &Issuer, caller: &Caller, headers: &HeaderMap, body: &[u8]) -> Result<(), Fail> {
+    let params = read_form(headers, body)?;
+    let client = authenticate_client(s, headers, &params).await?;
+    let token =
+        params.get("token").ok_or(argus_oauth::OAuthError::invalid_request("token is required"))?.to_owned();
+    let principal = Principal { client_id: Some(client.client_id.clone()), ..caller.principal() };
+    // The hint only orders the lookups (RFC 7009 §2.1); an unknown hint is ignored.
+    let access_first = match params.get("token_type_hint") {
+        Some("access_token") => true,
+        Some("refresh_token") => false,
+        _ => token.matches('.').count() == 2,
+    };
+    let order = if access_first { [Kind::Access, Kind::Refresh] } else { [Kind::Refresh, Kind::Access] };
+    let mut revoked = false;
+    for kind in order {
+        revoked = match kind {
+            Kind::Access => revoke_access(s, &client, &token, &principal).await?,
+            Kind::Refresh => revoke_refresh(s, &client, &token, &principal).await?,
+        };
+        if revoked {
+            break;
+        }
+    }
+    if !revoked {
+        tracing::debug!(client_id = %client.client_id, "revocation of an unknown or foreign token ignored");
+    }
+    Ok(())
+}
+
+#[derive(Clone, Copy)]
+enum Kind {
+    Access,
+    Refresh,
+}
+
+/// An access token signed by us, still live and issued to this client: revoke its `jti` everywhere.
+async fn revoke_access(
+    s: &Issuer,
+    client: &ClientRegistration,
+    token: &str,
+    principal: &Principal,
+) -> Result<bool, Fail> {
+    let now = s.now();
+    let Ok(claims) = verify_access_token(token, &s.keys.jwks, &s.issuer_url, &s.audience, now.as_secs()) else {
+        return Ok(false);
+    };
+    if claims.client_id != client.client_id {
+        return Ok(false);
+    }
+    let Some(revocation) =
+        token_revocation(&claims.jti, argus_model::Timestamp::from_secs(claims.exp), now)
+    else {
+        return Ok(false);
+    };
+    let principal = Principal {
+        sub: Some(claims.sub.clone()),
+        sid: claims.sid.clone(),
+        jti: Some(claims.jti.clone()),
+        ..principal.clone()
+    };
+    s.publish_revocations(vec![revocation], &principal, "client").await;
+    Ok(true)
+}
+
+/// A refresh token of this client: revoke its family and the family's live access tokens.
+async fn revoke_refresh(
+    s: &Issuer,
+    client: &ClientRegistration,
+    token: &str,
+    principal: &Principal,
+) -> Result<bool, Fail> {
+    let Some(stored) = s.store.refresh_token(&hash_secret(token)).await? else {
+        return Ok(false);
+    };
+    if stored.client_id != client.client_id || stored.family_revoked_at.is_some() {
+        return Ok(false);
+    }
+    let now = s.now();
+    let accesses = s.store.revoke_family(&stored.family_id, now).await?;
+    let principal = Principal { sub: Some(stored.sub.clone()), sid: stored.sid.clone(), ..principal.clone() };
+    s.publish_revocations(live_accesses(&accesses, now), &principal, "client").await;
+    Ok(true)
+}

@@ -1,0 +1,97 @@
+//! The issuer's shared state.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use argus_bus::{ControlChannel, EventBus};
+use argus_model::{Clock, Timestamp};
+use argus_oauth::IssuerStore;
+
+use crate::config::IssuerConfig;
+use crate::error::IssuerError;
+use crate::keys::{self, Keys};
+use crate::{IssuerDeps, keys::load_or_create};
+
+/// Everything a handler needs, shared by all of them.
+pub(crate) struct Issuer {
+    pub config: IssuerConfig,
+    /// The `iss` value, without a trailing slash.
+    pub issuer_url: String,
+    pub audience: String,
+    pub store: Arc<dyn IssuerStore>,
+    pub events: EventBus,
+    pub control: ControlChannel,
+    pub clock: Arc<dyn Clock>,
+    pub keys: Keys,
+    /// Mark cookies `Secure`: the issuer is served over https.
+    pub secure_cookies: bool,
+}
+
+pub(crate) type Shared = Arc<Issuer>;
+
+impl Issuer {
+    pub async fn new(
+        config: &IssuerConfig,
+        issuer_url: &str,
+        audience: &str,
+        deps: IssuerDeps,
+    ) -> Result<Self, IssuerError> {
+        config.validate().map_err(IssuerError::Config)?;
+        let issuer_url = check_issuer_url(issuer_url)?;
+        if audience.trim().is_empty() {
+            return Err(IssuerError::Config("the access-token audience must not be empty".into()));
+        }
+        let keys: keys::Keys = load_or_create(deps.store.as_ref(), deps.clock.now()).await?;
+        Ok(Self {
+            config: config.clone(),
+            secure_cookies: issuer_url.starts_with("https://"),
+            issuer_url,
+            audience: audience.to_owned(),
+            store: deps.store,
+            events: deps.events,
+            control: deps.control,
+            clock: deps.clock,
+            keys,
+        })
+    }
+
+    pub fn now(&self) -> Timestamp {
+        self.clock.now()
+    }
+
+    /// An endpoint's absolute URL.
+    pub fn endpoint(&self, path: &str) -> String {
+        format!("{}{path}", self.issuer_url)
+    }
+
+    pub fn access_ttl(&self) -> Duration {
+        Duration::from_secs(self.config.access_token_ttl_secs)
+    }
+}
+
+/// The issuer URL must be an absolute http(s) URL without query or fragment (RFC 8414 §2); a trailing slash is
+/// dropped so endpoint URLs and `iss` are written one way.
+fn check_issuer_url(raw: &str) -> Result<String, IssuerError> {
+    let trimmed = raw.trim_end_matches('/');
+    let ok = url::Url::parse(trimmed).is_ok_and(|u| {
+        matches!(u.scheme(), "http" | "https") && u.host().is_some() && u.query().is_none() && u.fragment().is_none()
+    });
+    if !ok {
+        return Err(IssuerError::Config(format!("issuer URL {raw:?} must be an absolute http(s) URL")));
+    }
+    Ok(trimmed.to_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn issuer_urls() {
+        assert_eq!(check_issuer_url("http://127.0.0.1:7400/").unwrap(), "http://127.0.0.1:7400");
+        assert_eq!(check_issuer_url("https://id.example/tenant").unwrap(), "https://id.example/tenant");
+        for bad in ["", "ftp://x", "http://x/?q=1", "http://x/#f", "/relative"] {
+            assert!(check_issuer_url(bad).is_err(), "{bad}");
+        }
+    }
+}

@@ -1,0 +1,233 @@
+//! The storage the issuer needs, as a trait the store implements, and the records it keeps.
+//!
+//! Every secret (authorization code, refresh token, session cookie, request handle, CSRF token) arrives here as its
+//! SHA-256 ([`crate::hash_secret`]); the store never sees one in the clear. Operations that must not happen twice
+//! (redeeming a code, rotating a refresh token) are single atomic methods, so two concurrent requests cannot both
+//! succeed.
+
+use argus_model::{Revocation, Timestamp};
+
+use crate::client::ClientRegistration;
+
+/// A storage failure. The message is for logs; it carries no secret.
+#[derive(Debug, thiserror::Error)]
+#[error("storage: {0}")]
+pub struct StorageError(pub String);
+
+/// A signing key as stored. The private key is needed to sign, so it is the one secret kept in the clear (PKCS#8
+/// DER, base64url in the database).
+#[derive(Clone, PartialEq, Eq)]
+pub struct StoredSigningKey {
+    pub kid: String,
+    /// `ES256`.
+    pub alg: String,
+    pub pkcs8_der: Vec<u8>,
+    pub created_at: Timestamp,
+}
+
+impl std::fmt::Debug for StoredSigningKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StoredSigningKey").field("kid", &self.kid).field("alg", &self.alg).finish_non_exhaustive()
+    }
+}
+
+/// An end user.
+#[derive(Clone, PartialEq, Eq)]
+pub struct UserRecord {
+    /// Stable, opaque subject identifier.
+    pub sub: String,
+    pub username: String,
+    /// argon2id PHC string.
+    pub password_hash: String,
+    pub disabled: bool,
+}
+
+impl std::fmt::Debug for UserRecord {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("UserRecord")
+            .field("sub", &self.sub)
+            .field("username", &self.username)
+            .field("disabled", &self.disabled)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A validated authorization request waiting for login and consent.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PendingAuthorization {
+    /// Hash of the random handle the login and consent forms carry.
+    pub handle_hash: String,
+    /// Hash of the browser-binding cookie set at `/authorize`.
+    pub browser_hash: String,
+    /// Hash of the CSRF token the forms carry.
+    pub csrf_hash: String,
+    pub client_id: String,
+    pub redirect_uri: String,
+    pub scope: String,
+    pub state: Option<String>,
+    pub nonce: Option<String>,
+    pub code_challenge: String,
+    /// Canonical `prompt` value (see [`crate::Prompt::to_param`]).
+    pub prompt: String,
+    pub created_at: Timestamp,
+    pub expires_at: Timestamp,
+}
+
+/// A sign-in session at the issuer.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SessionRecord {
+    pub sid: String,
+    /// Hash of the session cookie.
+    pub cookie_hash: String,
+    pub sub: String,
+    /// When the user entered the password.
+    pub auth_time: Timestamp,
+    pub expires_at: Timestamp,
+}
+
+/// A user's consent to a client, for a set of scopes.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ConsentGrant {
+    pub sub: String,
+    pub client_id: String,
+    /// Space-separated scopes.
+    pub scope: String,
+    pub granted_at: Timestamp,
+}
+
+/// An access token as far as revocation needs it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct IssuedAccess {
+    pub jti: String,
+    pub expires_at: Timestamp,
+}
+
+/// An authorization code.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AuthorizationCode {
+    pub code_hash: String,
+    pub client_id: String,
+    pub redirect_uri: String,
+    pub code_challenge: String,
+    pub scope: String,
+    pub nonce: Option<String>,
+    pub sub: String,
+    pub sid: String,
+    pub auth_time: Timestamp,
+    pub expires_at: Timestamp,
+    /// Set when redeemed.
+    pub used_at: Option<Timestamp>,
+    /// The refresh family the redemption started, so a second redemption can revoke it.
+    pub family_id: Option<String>,
+    /// The access token the redemption issued.
+    pub access: Option<IssuedAccess>,
+}
+
+/// A refresh token of a rotation family.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RefreshToken {
+    pub token_hash: String,
+    pub family_id: String,
+    pub client_id: String,
+    pub sub: String,
+    pub sid: Option<String>,
+    /// The scopes granted to the family; never wider after rotation.
+    pub scope: String,
+    pub auth_time: Option<Timestamp>,
+    pub created_at: Timestamp,
+    pub expires_at: Timestamp,
+    /// Set when rotated (or redeemed).
+    pub consumed_at: Option<Timestamp>,
+    /// Set when the whole family was revoked. Read-only: set by [`IssuerStore::revoke_family`].
+    pub family_revoked_at: Option<Timestamp>,
+    /// The access token issued together with this refresh token.
+    pub access: IssuedAccess,
+}
+
+/// The result of [`IssuerStore::redeem_code`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RedeemOutcome {
+    /// The code was unused and unexpired; it is now used and the refresh token stored.
+    Redeemed,
+    /// The code had been used (or expired, or vanished) meanwhile; nothing was written.
+    NotRedeemable,
+}
+
+/// The result of [`IssuerStore::rotate_refresh`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RotateOutcome {
+    /// The old token is consumed and the new one stored.
+    Rotated,
+    /// The old token had been consumed (or its family revoked) meanwhile; nothing was written.
+    NotRotatable,
+}
+
+/// Everything the issuer stores. Implemented by `argus_store::Store`.
+#[async_trait::async_trait]
+pub trait IssuerStore: Send + Sync + 'static {
+    /// Every signing key, oldest first.
+    async fn signing_keys(&self) -> Result<Vec<StoredSigningKey>, StorageError>;
+    async fn add_signing_key(&self, key: &StoredSigningKey) -> Result<(), StorageError>;
+
+    /// Create the user with `new_sub`, or, if `username` exists, replace its password hash and enable it. Returns
+    /// the user's `sub` (the existing one when the user existed).
+    async fn upsert_user(
+        &self,
+        new_sub: &str,
+        username: &str,
+        password_hash: &str,
+        now: Timestamp,
+    ) -> Result<String, StorageError>;
+    async fn user_by_username(&self, username: &str) -> Result<Option<UserRecord>, StorageError>;
+    async fn user_by_sub(&self, sub: &str) -> Result<Option<UserRecord>, StorageError>;
+
+    /// Create or replace a client registration.
+    async fn upsert_client(&self, client: &ClientRegistration, now: Timestamp) -> Result<(), StorageError>;
+    async fn client(&self, client_id: &str) -> Result<Option<ClientRegistration>, StorageError>;
+    async fn clients(&self) -> Result<Vec<ClientRegistration>, StorageError>;
+
+    async fn insert_pending(&self, pending: &PendingAuthorization) -> Result<(), StorageError>;
+    /// The pending request with this handle hash, if not expired at `now`.
+    async fn pending(&self, handle_hash: &str, now: Timestamp) -> Result<Option<PendingAuthorization>, StorageError>;
+    /// Remove the pending request; `true` if this call removed it (so only one consent decision can use it).
+    async fn take_pending(&self, handle_hash: &str, now: Timestamp) -> Result<bool, StorageError>;
+
+    async fn insert_session(&self, session: &SessionRecord) -> Result<(), StorageError>;
+    /// The session with this cookie hash, if not expired at `now`.
+    async fn session_by_cookie(&self, cookie_hash: &str, now: Timestamp)
+    -> Result<Option<SessionRecord>, StorageError>;
+
+    async fn consent(&self, sub: &str, client_id: &str) -> Result<Option<ConsentGrant>, StorageError>;
+    /// Create or replace the grant of `sub` to `client_id`.
+    async fn record_consent(&self, grant: &ConsentGrant) -> Result<(), StorageError>;
+
+    async fn insert_code(&self, code: &AuthorizationCode) -> Result<(), StorageError>;
+    async fn code(&self, code_hash: &str) -> Result<Option<AuthorizationCode>, StorageError>;
+    /// Atomically: mark the code used (only if unused and unexpired at `now`), record what it issued, and store the
+    /// first refresh token of its family.
+    async fn redeem_code(
+        &self,
+        code_hash: &str,
+        now: Timestamp,
+        first_refresh: &RefreshToken,
+    ) -> Result<RedeemOutcome, StorageError>;
+
+    async fn refresh_token(&self, token_hash: &str) -> Result<Option<RefreshToken>, StorageError>;
+    /// Atomically: consume `old_hash` (only if unconsumed and its family not revoked) and store `next`.
+    async fn rotate_refresh(
+        &self,
+        old_hash: &str,
+        now: Timestamp,
+        next: &RefreshToken,
+    ) -> Result<RotateOutcome, StorageError>;
+    /// Revoke a family (idempotent) and return the access tokens issued in it, for the caller to revoke too.
+    async fn revoke_family(&self, family_id: &str, now: Timestamp) -> Result<Vec<IssuedAccess>, StorageError>;
+
+    /// Keep a revocation until its `until`, so gates that start later can load it.
+    async fn add_revocation(&self, revocation: &Revocation) -> Result<(), StorageError>;
+    /// The revocations still in force at `now`.
+    async fn active_revocations(&self, now: Timestamp) -> Result<Vec<Revocation>, StorageError>;
+
+    /// Delete expired pending requests, sessions, codes, refresh tokens and revocations. Returns the rows removed.
+    async fn purge_expired(&self, now: Timestamp) -> Result<u64, StorageError>;
+}

@@ -1,0 +1,316 @@
+//! The token endpoint's decisions: when a code or refresh token may be redeemed, how scopes narrow, and the claims
+//! of the tokens issued.
+
+use std::time::Duration;
+
+use argus_jose::{AccessClaims, Audience, LEEWAY_SECS};
+use argus_model::{Revocation, RevocationScope, Timestamp};
+use serde::{Deserialize, Serialize};
+
+use crate::error::OAuthError;
+use crate::scope::Scopes;
+use crate::store::{AuthorizationCode, IssuedAccess, RefreshToken};
+
+/// The form in which secrets are stored and looked up: SHA-256, base64url. The secrets are 256-bit random values,
+/// so a fast hash is enough; a stolen database yields no usable code, token or cookie.
+pub fn hash_secret(secret: &str) -> String {
+    argus_jose::sha256_b64url(secret.as_bytes())
+}
+
+/// What a presented authorization code allows.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CodeCheck {
+    /// Everything matches: redeem it.
+    Redeemable,
+    /// It was redeemed before: refuse and revoke what it issued (RFC 6749 §4.1.2).
+    Replayed,
+}
+
+/// Check a code redemption before anything changes. A wrong verifier or redirect URI leaves the code redeemable.
+pub fn check_code_grant(
+    code: &AuthorizationCode,
+    client_id: &str,
+    redirect_uri: &str,
+    code_verifier: &str,
+    now: Timestamp,
+) -> Result<CodeCheck, OAuthError> {
+    const INVALID: OAuthError = OAuthError::invalid_grant("the authorization code is invalid");
+    if code.client_id != client_id {
+        return Err(INVALID);
+    }
+    if code.used_at.is_some() {
+        return Ok(CodeCheck::Replayed);
+    }
+    if now >= code.expires_at {
+        return Err(OAuthError::invalid_grant("the authorization code has expired"));
+    }
+    if code.redirect_uri != redirect_uri {
+        return Err(OAuthError::invalid_grant("redirect_uri does not match the authorization request"));
+    }
+    if !argus_jose::verify_pkce_s256(code_verifier, &code.code_challenge) {
+        return Err(OAuthError::invalid_grant("code_verifier does not match the code_challenge"));
+    }
+    Ok(CodeCheck::Redeemable)
+}
+
+/// What a presented refresh token allows.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RefreshCheck {
+    /// Current and valid: rotate it.
+    Rotatable,
+    /// Already rotated: someone holds a copy. Revoke the family (RFC 9700 §4.14.2).
+    Replayed,
+}
+
+/// Check a refresh before anything changes.
+pub fn check_refresh_grant(token: &RefreshToken, client_id: &str, now: Timestamp) -> Result<RefreshCheck, OAuthError> {
+    const INVALID: OAuthError = OAuthError::invalid_grant("the refresh token is invalid");
+    if token.client_id != client_id || token.family_revoked_at.is_some() {
+        return Err(INVALID);
+    }
+    if token.consumed_at.is_some() {
+        return Ok(RefreshCheck::Replayed);
+    }
+    if now >= token.expires_at {
+        return Err(OAuthError::invalid_grant("the refresh token has expired"));
+    }
+    Ok(RefreshCheck::Rotatable)
+}
+
+/// The scopes of a refreshed access token: the family's, or a subset the client asks for (RFC 6749 §6).
+pub fn narrow_scope(granted: &str, requested: Option<&str>) -> Result<Scopes, OAuthError> {
+    let granted = Scopes::parse(granted).unwrap_or_default();
+    let Some(requested) = requested else {
+        return Ok(granted);
+    };
+    let requested = Scopes::parse(requested)
+        .filter(|s| !s.is_empty())
+        .ok_or(OAuthError::invalid_scope("scope is malformed"))?;
+    if !requested.is_subset_of(&granted) {
+        return Err(OAuthError::invalid_scope("a refresh can only narrow the scope"));
+    }
+    Ok(requested)
+}
+
+/// Who a token is for.
+#[derive(Clone, Copy, Debug)]
+pub struct TokenSubject<'a> {
+    pub sub: &'a str,
+    pub client_id: &'a str,
+    pub scope: &'a Scopes,
+    pub sid: Option<&'a str>,
+    pub auth_time: Option<Timestamp>,
+}
+
+/// The claims of an RFC 9068 access token.
+pub fn access_claims(
+    issuer: &str,
+    audience: &str,
+    who: TokenSubject<'_>,
+    jti: &str,
+    now: Timestamp,
+    ttl: Duration,
+) -> AccessClaims {
+    AccessClaims {
+        iss: issuer.to_owned(),
+        sub: who.sub.to_owned(),
+        aud: Audience::One(audience.to_owned()),
+        exp: now.plus(ttl).as_secs(),
+        iat: now.as_secs(),
+        jti: jti.to_owned(),
+        client_id: who.client_id.to_owned(),
+        scope: who.scope.to_string(),
+        sid: who.sid.map(str::to_owned),
+        auth_time: who.auth_time.map(Timestamp::as_secs),
+    }
+}
+
+/// The claims of an OpenID Connect id_token (OIDC Core §2, §3.1.3.6).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IdTokenClaims {
+    pub iss: String,
+    pub sub: String,
+    pub aud: String,
+    pub azp: String,
+    pub exp: i64,
+    pub iat: i64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub auth_time: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub nonce: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sid: Option<String>,
+    pub at_hash: String,
+}
+
+/// The claims of an id_token issued alongside `access_token`.
+pub fn id_token_claims(
+    issuer: &str,
+    who: TokenSubject<'_>,
+    nonce: Option<&str>,
+    access_token: &str,
+    now: Timestamp,
+    ttl: Duration,
+) -> IdTokenClaims {
+    IdTokenClaims {
+        iss: issuer.to_owned(),
+        sub: who.sub.to_owned(),
+        aud: who.client_id.to_owned(),
+        azp: who.client_id.to_owned(),
+        exp: now.plus(ttl).as_secs(),
+        iat: now.as_secs(),
+        auth_time: who.auth_time.map(Timestamp::as_secs),
+        nonce: nonce.map(str::to_owned),
+        sid: who.sid.map(str::to_owned),
+        at_hash: at_hash(access_token),
+    }
+}
+
+/// `at_hash` for ES256: the left half of SHA-256 of the access token, base64url (OIDC Core §3.1.3.6).
+pub fn at_hash(access_token: &str) -> String {
+    use base64::Engine;
+    use sha2::Digest;
+    let digest = sha2::Sha256::digest(access_token.as_bytes());
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(&digest[..16])
+}
+
+/// The access tokens of `issued` that could still be accepted somewhere at `now` (expiry plus the verifiers'
+/// leeway), each with the revocation that covers it until it is dead anyway.
+pub fn live_accesses(issued: &[IssuedAccess], now: Timestamp) -> Vec<Revocation> {
+    issued.iter().filter_map(|a| token_revocation(&a.jti, a.expires_at, now)).collect()
+}
+
+/// The revocation of one access token, kept until it would have expired; `None` if it already has.
+pub fn token_revocation(jti: &str, expires_at: Timestamp, now: Timestamp) -> Option<Revocation> {
+    let until = expires_at.plus(Duration::from_secs(LEEWAY_SECS.unsigned_abs()));
+    (until > now).then(|| Revocation {
+        id: argus_model::id::new_id(),
+        scope: RevocationScope::Token { jti: jti.to_owned() },
+        at: now,
+        until,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const VERIFIER: &str = "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk";
+    const CHALLENGE: &str = "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM";
+
+    fn code() -> AuthorizationCode {
+        AuthorizationCode {
+            code_hash: hash_secret("c"),
+            client_id: "app".into(),
+            redirect_uri: "http://127.0.0.1:5000/cb".into(),
+            code_challenge: CHALLENGE.into(),
+            scope: "openid".into(),
+            nonce: None,
+            sub: "u".into(),
+            sid: "s".into(),
+            auth_time: Timestamp::from_secs(90),
+            expires_at: Timestamp::from_secs(160),
+            used_at: None,
+            family_id: None,
+            access: None,
+        }
+    }
+
+    #[test]
+    fn code_checks() {
+        let now = Timestamp::from_secs(100);
+        let uri = "http://127.0.0.1:5000/cb";
+        assert_eq!(check_code_grant(&code(), "app", uri, VERIFIER, now), Ok(CodeCheck::Redeemable));
+        let err = |r: Result<CodeCheck, OAuthError>| r.map_err(|e| e.code.as_str());
+        assert_eq!(err(check_code_grant(&code(), "other", uri, VERIFIER, now)), Err("invalid_grant"));
+        assert_eq!(err(check_code_grant(&code(), "app", "http://127.0.0.1:5001/cb", VERIFIER, now)), Err("invalid_grant"));
+        let wrong = VERIFIER.replace('d', "e");
+        assert_eq!(err(check_code_grant(&code(), "app", uri, &wrong, now)), Err("invalid_grant"));
+        assert_eq!(err(check_code_grant(&code(), "app", uri, VERIFIER, Timestamp::from_secs(160))), Err("invalid_grant"));
+        let used = AuthorizationCode { used_at: Some(now), ..code() };
+        assert_eq!(check_code_grant(&used, "app", uri, "anything", now), Ok(CodeCheck::Replayed));
+        assert_eq!(err(check_code_grant(&used, "other", uri, VERIFIER, now)), Err("invalid_grant"));
+    }
+
+    fn refresh() -> RefreshToken {
+        RefreshToken {
+            token_hash: hash_secret("r"),
+            family_id: "f".into(),
+            client_id: "app".into(),
+            sub: "u".into(),
+            sid: None,
+            scope: "openid accounts:read".into(),
+            auth_time: None,
+            created_at: Timestamp::from_secs(0),
+            expires_at: Timestamp::from_secs(1000),
+            consumed_at: None,
+            family_revoked_at: None,
+            access: IssuedAccess { jti: "j".into(), expires_at: Timestamp::from_secs(300) },
+        }
+    }
+
+    #[test]
+    fn refresh_checks() {
+        let now = Timestamp::from_secs(500);
+        assert_eq!(check_refresh_grant(&refresh(), "app", now), Ok(RefreshCheck::Rotatable));
+        assert!(check_refresh_grant(&refresh(), "other", now).is_err());
+        let consumed = RefreshToken { consumed_at: Some(now), ..refresh() };
+        assert_eq!(check_refresh_grant(&consumed, "app", now), Ok(RefreshCheck::Replayed));
+        let revoked = RefreshToken { family_revoked_at: Some(now), ..consumed };
+        assert!(check_refresh_grant(&revoked, "app", now).is_err());
+        assert!(check_refresh_grant(&refresh(), "app", Timestamp::from_secs(1000)).is_err());
+    }
+
+    #[test]
+    fn scope_only_narrows() {
+        assert_eq!(narrow_scope("openid accounts:read", None).unwrap().to_string(), "openid accounts:read");
+        assert_eq!(narrow_scope("openid accounts:read", Some("accounts:read")).unwrap().to_string(), "accounts:read");
+        assert_eq!(narrow_scope("openid", Some("openid admin")).unwrap_err().code.as_str(), "invalid_scope");
+        assert_eq!(narrow_scope("openid", Some("a\"b")).unwrap_err().code.as_str(), "invalid_scope");
+    }
+
+    #[test]
+    fn claims_and_at_hash() {
+        let scope = Scopes::parse("openid profile").unwrap();
+        let who = TokenSubject {
+            sub: "u1",
+            client_id: "app",
+            scope: &scope,
+            sid: Some("s1"),
+            auth_time: Some(Timestamp::from_secs(50)),
+        };
+        let now = Timestamp::from_secs(100);
+        let a = access_claims("http://iss", "http://aud", who, "j1", now, Duration::from_secs(300));
+        assert_eq!((a.iat, a.exp, a.scope.as_str(), a.auth_time), (100, 400, "openid profile", Some(50)));
+        assert!(a.aud.contains("http://aud"));
+        let id = id_token_claims("http://iss", who, Some("n"), "tok", now, Duration::from_secs(300));
+        assert_eq!((id.aud.as_str(), id.azp.as_str(), id.nonce.as_deref()), ("app", "app", Some("n")));
+        // OIDC Core example values are for RS256 over a different token; check the definition instead.
+        use base64::Engine;
+        use sha2::Digest;
+        let full = sha2::Sha256::digest(b"tok");
+        let decoded = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(at_hash("tok")).unwrap();
+        assert_eq!(decoded, full[..16].to_vec());
+    }
+
+    #[test]
+    fn live_accesses_skip_the_dead() {
+        let now = Timestamp::from_secs(1000);
+        let issued = vec![
+            IssuedAccess { jti: "old".into(), expires_at: Timestamp::from_secs(900) },
+            IssuedAccess { jti: "live".into(), expires_at: Timestamp::from_secs(1200) },
+            IssuedAccess { jti: "leeway".into(), expires_at: Timestamp::from_secs(990) },
+        ];
+        let revs = live_accesses(&issued, now);
+        let jtis: Vec<_> = revs
+            .iter()
+            .map(|r| match &r.scope {
+                RevocationScope::Token { jti } => jti.as_str(),
+                _ => "",
+            })
+            .collect();
+        assert_eq!(jtis, ["live", "leeway"]);
+        assert_eq!(revs[0].until, Timestamp::from_secs(1230));
+        assert_eq!(revs[0].at, now);
+    }
+}

@@ -1,0 +1,158 @@
+use super::*;
+
+fn route(name: &str, prefix: &str) -> RouteConfig {
+    RouteConfig {
+        name: name.into(),
+        prefix: prefix.into(),
+        upstream: "http://127.0.0.1:9".into(),
+        auth: AuthMode::Argus,
+        require: vec![],
+    }
+}
+
+fn rule(methods: &[&str], path: &str, scopes: &[&str]) -> RuleConfig {
+    RuleConfig {
+        methods: methods.iter().map(|m| (*m).to_owned()).collect(),
+        path: path.into(),
+        scopes: scopes.iter().map(|s| (*s).to_owned()).collect(),
+    }
+}
+
+fn matched<'t>(table: &'t RouteTable, path: &str) -> Option<&'t str> {
+    table.match_path(path).map(Route::name)
+}
+
+#[test]
+fn longest_prefix_wins_on_segment_boundaries() {
+    let table = RouteTable::new(&[route("root", "/"), route("api", "/api"), route("v1", "/api/v1/")]).unwrap();
+    assert_eq!(matched(&table, "/"), Some("root"));
+    assert_eq!(matched(&table, "/apix"), Some("root"));
+    assert_eq!(matched(&table, "/api"), Some("api"));
+    assert_eq!(matched(&table, "/api/v2"), Some("api"));
+    assert_eq!(matched(&table, "/api/v1"), Some("v1"));
+    assert_eq!(matched(&table, "/api/v1/users/7"), Some("v1"));
+    assert_eq!(matched(&table, "/api/v10"), Some("api"));
+    assert_eq!(table.routes()[2].prefix(), "/api/v1", "trailing slash dropped");
+}
+
+#[test]
+fn no_route_without_a_matching_prefix() {
+    let table = RouteTable::new(&[route("api", "/api")]).unwrap();
+    assert_eq!(matched(&table, "/"), None);
+    assert_eq!(matched(&table, "/ap"), None);
+    assert_eq!(matched(&table, "/apifoo/x"), None);
+    assert!(RouteTable::new(&[]).unwrap().match_path("/").is_none());
+}
+
+#[test]
+fn first_matching_rule_wins_and_methods_filter() {
+    let mut r = route("demo", "/");
+    r.require = vec![
+        rule(&["get"], "/accounts", &["accounts:read"]),
+        rule(&["POST", "PUT"], "/accounts", &["accounts:write"]),
+        rule(&[], "/accounts/admin", &["admin"]),
+        rule(&[], "/transfers", &["transfers:read", "transfers:write"]),
+    ];
+    let table = RouteTable::new(&[r]).unwrap();
+    let demo = table.match_path("/accounts").unwrap();
+    assert_eq!(demo.required_scopes("GET", "/accounts"), ["accounts:read"]);
+    assert_eq!(demo.required_scopes("HEAD", "/accounts/7"), ["accounts:read"], "HEAD is covered by GET");
+    assert_eq!(demo.required_scopes("PUT", "/accounts/7"), ["accounts:write"]);
+    // The earlier /accounts rule shadows the later, longer one for GET: first match, not longest.
+    assert_eq!(demo.required_scopes("GET", "/accounts/admin"), ["accounts:read"]);
+    assert_eq!(demo.required_scopes("DELETE", "/accounts/admin"), ["admin"]);
+    assert_eq!(demo.required_scopes("DELETE", "/accounts"), [] as [&str; 0]);
+    assert_eq!(demo.required_scopes("GET", "/accountsx"), [] as [&str; 0]);
+    assert_eq!(demo.required_scopes("get", "/accounts"), [] as [&str; 0], "wire methods are case-sensitive");
+    assert_eq!(demo.required_scopes("PATCH", "/transfers"), ["transfers:read", "transfers:write"]);
+    assert_eq!(demo.rules()[0].methods(), ["GET"]);
+}
+
+#[test]
+fn missing_scopes_are_listed_in_rule_order() {
+    let required: Vec<String> = vec!["a".into(), "b:c".into(), "d".into()];
+    assert_eq!(missing_scopes(&required, "d  a"), ["b:c"]);
+    assert_eq!(missing_scopes(&required, ""), ["a", "b:c", "d"]);
+    assert!(missing_scopes(&required, "openid a b:c d").is_empty());
+    assert_eq!(missing_scopes(&required, "ab:c b"), ["a", "b:c", "d"], "whole tokens only");
+    assert!(missing_scopes(&[], "").is_empty());
+}
+
+#[test]
+fn bad_configs_are_refused_with_the_route_named() {
+    let bad_prefix = |p: &str| RouteTable::new(&[route("r", p)]).unwrap_err();
+    for p in ["", "api", "/api/../x", "/a//b", "/a%2Fb", "/a?x", "/a#x", "/a;x", "/a%41"] {
+        assert!(matches!(bad_prefix(p), PolicyError::BadPath { .. }), "{p:?}");
+    }
+    assert_eq!(
+        RouteTable::new(&[route("a", "/x"), route("a", "/y")]).unwrap_err(),
+        PolicyError::DuplicateName("a".into())
+    );
+    assert!(matches!(
+        RouteTable::new(&[route("a", "/x"), route("b", "/x/")]).unwrap_err(),
+        PolicyError::DuplicatePrefix { .. }
+    ));
+    assert_eq!(RouteTable::new(&[route(" ", "/")]).unwrap_err(), PolicyError::EmptyName { index: 0 });
+
+    let with_rule = |r: RuleConfig, auth: AuthMode| {
+        let mut c = route("r", "/");
+        c.auth = auth;
+        c.require = vec![r];
+        RouteTable::new(&[c])
+    };
+    assert!(matches!(
+        with_rule(rule(&["GE T"], "/", &[]), AuthMode::Argus).unwrap_err(),
+        PolicyError::BadMethod { .. }
+    ));
+    for scope in ["", "a b", "say\"hi", "back\\slash", "é"] {
+        assert!(
+            matches!(with_rule(rule(&[], "/", &[scope]), AuthMode::Argus).unwrap_err(), PolicyError::BadScope { .. }),
+            "{scope:?}"
+        );
+    }
+    assert!(matches!(
+        with_rule(rule(&[], "/", &["a"]), AuthMode::None).unwrap_err(),
+        PolicyError::RulesWithoutAuth { .. }
+    ));
+    let msg = with_rule(rule(&[], "/x/../y", &[]), AuthMode::Argus).unwrap_err().to_string();
+    assert!(msg.contains("\"r\"") && msg.contains("/x/../y"), "{msg}");
+}
+
+#[test]
+fn toml_shape_of_the_demo_config() {
+    #[derive(Debug, serde::Deserialize)]
+    struct File {
+        routes: Vec<RouteConfig>,
+    }
+    let file: File = toml::from_str(
+        r#"
+        [[routes]]
+        name = "demo"
+        prefix = "/"
+        upstream = "http://127.0.0.1:7401"
+        auth = "argus"
+        [[routes.require]]
+        methods = ["GET"]
+        path = "/accounts"
+        scopes = ["accounts:read"]
+
+        [[routes]]
+        name = "health"
+        prefix = "/health"
+        upstream = "http://127.0.0.1:7401"
+        auth = "none"
+        "#,
+    )
+    .unwrap();
+    assert_eq!(file.routes[0].require[0], rule(&["GET"], "/accounts", &["accounts:read"]));
+    assert_eq!(file.routes[1].auth, AuthMode::None);
+    let table = RouteTable::new(&file.routes).unwrap();
+    assert_eq!(table.match_path("/health/live").map(Route::auth), Some(AuthMode::None));
+
+    let unknown = toml::from_str::<File>("[[routes]]\nname='x'\nprefix='/'\nupstream='u'\nscope=['a']\n");
+    assert!(unknown.unwrap_err().to_string().contains("scope"));
+    let auth = toml::from_str::<File>("[[routes]]\nname='x'\nprefix='/'\nupstream='u'\nauth='basic'\n");
+    assert!(auth.is_err());
+    let defaulted = toml::from_str::<File>("[[routes]]\nname='x'\nprefix='/'\nupstream='u'\n").unwrap();
+    assert_eq!(defaulted.routes[0].auth, AuthMode::Argus, "secure by default");
+}

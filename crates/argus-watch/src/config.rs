@@ -1,0 +1,117 @@
+//! `[watch]` in `argus.toml`.
+
+use std::net::SocketAddr;
+
+use argus_detect::DetectorsConfig;
+use serde::{Deserialize, Serialize};
+
+use crate::WatchError;
+
+/// `[watch]`: the out-of-band observer. Every key has a default, so the table may be left out.
+#[derive(Clone, Debug, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct WatchConfig {
+    /// Address of the watch API (`/api/alerts`, `/healthz`). Default `127.0.0.1:7490`. The API has no
+    /// authentication yet and alerts name IPs and user names: keep it on loopback.
+    pub listen: SocketAddr,
+    /// `[watch.detectors.*]`: which detectors run and their thresholds, e.g.
+    /// `[watch.detectors.failed_login.per_ip]` with `threshold = 20` and `leak = "10/min"`.
+    pub detectors: DetectorsConfig,
+}
+
+/// The default `watch.listen`.
+pub const DEFAULT_LISTEN: SocketAddr =
+    SocketAddr::new(std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST), 7490);
+
+impl Default for WatchConfig {
+    fn default() -> Self {
+        Self {
+            listen: DEFAULT_LISTEN,
+            detectors: DetectorsConfig::default(),
+        }
+    }
+}
+
+impl WatchConfig {
+    /// Checks what serde cannot express (run by [`crate::Watch::start`] too).
+    pub fn validate(&self) -> Result<(), WatchError> {
+        self.detectors.validate().map_err(WatchError::Config)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_empty_table_gives_the_documented_defaults() {
+        let c: WatchConfig = toml::from_str("").unwrap();
+        assert_eq!(c, WatchConfig::default());
+        assert_eq!(c.listen.to_string(), "127.0.0.1:7490");
+        let login = &c.detectors.failed_login;
+        assert_eq!(
+            (
+                login.per_ip.threshold.get(),
+                login.per_ip.leak.to_string().as_str()
+            ),
+            (20, "10/min")
+        );
+        assert_eq!(
+            (
+                login.per_account.threshold.get(),
+                login.per_account.leak.to_string().as_str()
+            ),
+            (10, "6/h")
+        );
+        assert_eq!(
+            (login.stuffing_accounts.get(), login.max_keys.get()),
+            (5, 10_000)
+        );
+    }
+
+    #[test]
+    fn a_full_table_parses_and_round_trips() {
+        let text = r#"
+            listen = "127.0.0.1:9999"
+            [detectors.failed_login]
+            stuffing_accounts = 3
+            max_keys = 500
+            [detectors.failed_login.per_ip]
+            threshold = 50
+            leak = "30/min"
+            [detectors.failed_login.per_account]
+            threshold = 5
+            leak = "1/h"
+        "#;
+        let c: WatchConfig = toml::from_str(text).unwrap();
+        c.validate().unwrap();
+        assert_eq!(c.detectors.failed_login.per_ip.threshold.get(), 50);
+        assert_eq!(c.detectors.failed_login.per_account.leak.to_string(), "1/h");
+        let again: WatchConfig = toml::from_str(&toml::to_string(&c).unwrap()).unwrap();
+        assert_eq!(again, c);
+    }
+
+    #[test]
+    fn mistakes_are_refused_by_name() {
+        for (text, needle) in [
+            ("lisen = \"127.0.0.1:1\"", "lisen"),
+            ("[detectors.failed_logins]", "failed_logins"),
+            (
+                "[detectors.failed_login.per_ip]\nthreshold = 5\nleak = \"5/week\"",
+                "5/week",
+            ),
+            ("[detectors.failed_login.per_ip]\nthreshold = 5", "leak"),
+        ] {
+            let err = toml::from_str::<WatchConfig>(text).unwrap_err().to_string();
+            assert!(err.contains(needle), "{text}: {err}");
+        }
+        let c: WatchConfig =
+            toml::from_str("[detectors.failed_login]\nstuffing_accounts = 40").unwrap();
+        assert!(
+            c.validate()
+                .unwrap_err()
+                .to_string()
+                .contains("stuffing_accounts")
+        );
+    }
+}

@@ -1,0 +1,352 @@
+//! Black-box: a real `Watch` over a temporary SQLite store and an in-process bus, its API served on 127.0.0.1:0.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use argus_bus::{EventBus, Received, Subscriber};
+use argus_detect::{AuditLog, WatchStore};
+use argus_model::{
+    Clock, Event, EventKind, Login, LoginFailure, LoginOutcome, Principal, Timestamp,
+};
+use argus_store::Store;
+use argus_watch::{Watch, WatchConfig, WatchDeps};
+use http_body_util::{BodyExt, Empty};
+use hyper::body::Bytes;
+use hyper_util::client::legacy::Client;
+use hyper_util::rt::TokioExecutor;
+use serde_json::Value;
+
+const T0: i64 = 1_764_000_000_000;
+const ATTACKER: &str = "203.0.113.7";
+
+struct FixedClock;
+
+impl Clock for FixedClock {
+    fn now(&self) -> Timestamp {
+        Timestamp::from_millis(T0 + 3_600_000)
+    }
+}
+
+struct Harness {
+    _dir: tempfile::TempDir,
+    store: Arc<Store>,
+    bus: EventBus,
+    base: String,
+    watch: Watch,
+}
+
+async fn start(config: WatchConfig) -> Harness {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Arc::new(Store::open_dir(dir.path()).await.unwrap());
+    let bus = EventBus::new(1024);
+    let deps = WatchDeps {
+        store: store.clone() as Arc<dyn WatchStore>,
+        events: bus.clone(),
+        clock: Arc::new(FixedClock),
+    };
+    let watch = Watch::start(&config, deps).await.unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    let app = watch
+        .router()
+        .into_make_service_with_connect_info::<SocketAddr>();
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    Harness {
+        _dir: dir,
+        store,
+        bus,
+        base,
+        watch,
+    }
+}
+
+/// GET `path`: status, content type, JSON body.
+async fn get(base: &str, path: &str) -> (u16, String, Value) {
+    request("GET", base, path).await
+}
+
+async fn request(method: &str, base: &str, path: &str) -> (u16, String, Value) {
+    let client = Client::builder(TokioExecutor::new()).build_http::<Empty<Bytes>>();
+    let request = hyper::Request::builder()
+        .method(method)
+        .uri(format!("{base}{path}"))
+        .body(Empty::new())
+        .unwrap();
+    let response = client.request(request).await.unwrap();
+    let status = response.status().as_u16();
+    let content_type = response
+        .headers()
+        .get("content-type")
+        .map(|v| v.to_str().unwrap().to_owned())
+        .unwrap_or_default();
+    let body = response.into_body().collect().await.unwrap().to_bytes();
+    let json = serde_json::from_slice(&body).unwrap_or(Value::Null);
+    (status, content_type, json)
+}
+
+fn failure(ms_after: i64, user: &str) -> Event {
+    Event::new(
+        Timestamp::from_millis(T0 + ms_after),
+        "issuer",
+        Principal {
+            ip: Some(ATTACKER.into()),
+            ..Default::default()
+        },
+        EventKind::Login(Login {
+            username: user.into(),
+            outcome: LoginOutcome::Failure(LoginFailure::BadPassword),
+        }),
+    )
+}
+
+/// Polls until `check` returns something, for at most 10 s.
+async fn eventually<T, F: std::future::Future<Output = Option<T>>>(
+    mut check: impl FnMut() -> F,
+) -> T {
+    for _ in 0..200 {
+        if let Some(found) = check().await {
+            return found;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("condition not met within 10 s");
+}
+
+async fn next_alert_event(sub: &mut Subscriber<Event>) -> Arc<Event> {
+    let wait = async {
+        loop {
+            match sub.recv().await {
+                Some(Received::Message(e)) if matches!(e.kind, EventKind::Alert(_)) => return e,
+                Some(_) => {}
+                None => panic!("bus closed"),
+            }
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(10), wait)
+        .await
+        .expect("no Alert event on the bus")
+}
+
+#[tokio::test]
+async fn stuffing_from_one_ip_becomes_one_explained_alert_on_the_api_and_the_bus() {
+    let h = start(WatchConfig::default()).await;
+    let mut observer = h.bus.subscribe();
+    // 30 failures in 3 seconds from one IP, each on another account.
+    let events: Vec<Event> = (0..30)
+        .map(|i| failure(i * 100, &format!("user{i}")))
+        .collect();
+    for e in &events {
+        h.bus.publish(e.clone());
+    }
+
+    let alerts = eventually(|| async {
+        let (status, _, body) = get(&h.base, "/api/alerts").await;
+        assert_eq!(status, 200);
+        let alerts = body.as_array().unwrap().clone();
+        // Wait for the last repeat to be merged, so the assertions see the final state.
+        (alerts.len() == 1 && alerts[0]["count"] == 10).then_some(alerts)
+    })
+    .await;
+    let alert = &alerts[0];
+    assert_eq!(alert["detector"], "failed_login");
+    assert_eq!(alert["attack"], "credential_stuffing");
+    assert_eq!(
+        (alert["key_type"].as_str(), alert["key"].as_str()),
+        (Some("ip"), Some(ATTACKER))
+    );
+    assert_eq!(
+        (alert["severity"].as_str(), alert["status"].as_str()),
+        (Some("medium"), Some("open"))
+    );
+    assert_eq!(alert["first_seen"], "2025-11-24T16:00:02Z");
+    assert_eq!(alert["last_seen"], "2025-11-24T16:00:02.9Z");
+    assert_eq!(alert["feature"]["name"], "failed_logins_per_ip");
+    assert_eq!(alert["feature"]["threshold"], 20.0);
+    assert_eq!(
+        alert["feature"]["explanation"],
+        "30 failed sign-ins from 203.0.113.7 on 30 accounts within ~3 s (threshold 20, leaks 10/min)"
+    );
+    let evidence: Vec<&str> = alert["evidence"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_str().unwrap())
+        .collect();
+    let last_twenty: Vec<&str> = events[10..].iter().map(|e| e.id.as_str()).collect();
+    assert_eq!(evidence, last_twenty);
+
+    // The alert went out on the bus once (no escalation happened), stamped by watch.
+    let raised = next_alert_event(&mut observer).await;
+    let EventKind::Alert(payload) = &raised.kind else {
+        unreachable!()
+    };
+    assert_eq!(
+        (payload.alert_id.as_str(), payload.attack.as_str()),
+        (alert["id"].as_str().unwrap(), "credential_stuffing")
+    );
+    // The announcement carries the explanation as of opening; the stored alert has moved on since.
+    assert_eq!(
+        payload.summary,
+        "21 failed sign-ins from 203.0.113.7 on 21 accounts within ~2 s (threshold 20, leaks 10/min)"
+    );
+    assert_eq!(
+        (raised.node.as_str(), raised.time),
+        ("watch", FixedClock.now())
+    );
+    assert_eq!(raised.principal.ip.as_deref(), Some(ATTACKER));
+
+    // Every event is in the audit log, watch's own Alert event included, and the chain holds.
+    let records = eventually(|| async {
+        let records = h.store.records_after(0, 1000).await.unwrap();
+        (records.len() == 31).then_some(records)
+    })
+    .await;
+    for e in &events {
+        assert!(
+            records.iter().any(|r| r.event_id == e.id),
+            "event {} not audited",
+            e.id
+        );
+    }
+    assert!(
+        records
+            .iter()
+            .any(|r| r.event_id == raised.id && r.event_type == "Alert")
+    );
+    assert!(h.store.verify_chain().await.unwrap().is_intact());
+
+    // Watch's Alert event was not detected on: still exactly one alert, one announcement.
+    let stats = h.watch.stats();
+    assert_eq!(
+        (stats.events, stats.alerts_announced, stats.audit_failures),
+        (31, 1, 0)
+    );
+    assert_eq!(
+        get(&h.base, "/api/alerts")
+            .await
+            .2
+            .as_array()
+            .unwrap()
+            .len(),
+        1
+    );
+
+    // One alert by id.
+    let id = alert["id"].as_str().unwrap();
+    let (status, _, one) = get(&h.base, &format!("/api/alerts/{id}")).await;
+    assert_eq!((status, &one), (200, alert));
+}
+
+#[tokio::test]
+async fn the_api_filters_and_answers_errors_with_problem_json() {
+    let h = start(WatchConfig::default()).await;
+    // A brute force on one account from one IP, fast enough to double the IP threshold: both keys alert.
+    for i in 0..45 {
+        h.bus.publish(failure(i * 10, "alice"));
+    }
+    eventually(|| async {
+        let alerts = get(&h.base, "/api/alerts").await.2;
+        let done = alerts
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|a| a["key_type"] == "ip" && a["count"] == 25);
+        done.then_some(())
+    })
+    .await;
+
+    let (_, _, by_account) = get(
+        &h.base,
+        "/api/alerts?key_type=account&attack=brute_force&status=open",
+    )
+    .await;
+    let by_account = by_account.as_array().unwrap();
+    assert_eq!(by_account.len(), 1);
+    assert_eq!(
+        (
+            by_account[0]["key"].as_str(),
+            by_account[0]["severity"].as_str()
+        ),
+        (Some("alice"), Some("high"))
+    );
+    let (_, _, by_ip) = get(
+        &h.base,
+        &format!("/api/alerts?key={ATTACKER}&attack=&limit=5"),
+    )
+    .await;
+    assert_eq!(by_ip.as_array().unwrap().len(), 1);
+    assert_eq!(
+        by_ip[0]["severity"], "high",
+        "escalated past twice the threshold"
+    );
+    let (_, _, none) = get(&h.base, "/api/alerts?attack=credential_stuffing").await;
+    assert_eq!(none, Value::Array(Vec::new()));
+    // Two announcements per key: opened (medium), then escalated (high).
+    assert_eq!(h.watch.stats().alerts_announced, 4);
+
+    for (path, status, slug) in [
+        ("/api/alerts/0190-unknown", 404, "not-found"),
+        ("/api/alerts?limit=0", 400, "invalid-request"),
+        ("/api/alerts?limit=1001", 400, "invalid-request"),
+        ("/api/alerts?severity=high", 400, "invalid-request"),
+        ("/api/alerts?key_type=user", 400, "invalid-request"),
+        ("/nowhere", 404, "not-found"),
+    ] {
+        let (got, content_type, body) = get(&h.base, path).await;
+        assert_eq!(
+            (got, content_type.as_str()),
+            (status, "application/problem+json"),
+            "{path}"
+        );
+        assert_eq!(body["type"], format!("urn:argus:problem:{slug}"), "{path}");
+        assert_eq!(body["status"], status, "{path}");
+    }
+    let (status, content_type, body) = request("DELETE", &h.base, "/api/alerts").await;
+    assert_eq!(
+        (status, content_type.as_str()),
+        (405, "application/problem+json")
+    );
+    assert_eq!(body["type"], "urn:argus:problem:method-not-allowed");
+    let (_, _, bad) = get(&h.base, "/api/alerts?key_type=user").await;
+    assert_eq!(bad["detail"], "unknown key_type value");
+}
+
+#[tokio::test]
+async fn healthz_reports_the_consumer_and_stop_ends_it() {
+    let h = start(WatchConfig::default()).await;
+    let (status, _, body) = get(&h.base, "/healthz").await;
+    assert_eq!(
+        (
+            status,
+            body["status"].as_str(),
+            body["consumer"]["running"].as_bool()
+        ),
+        (200, Some("ok"), Some(true))
+    );
+
+    // The router outlives the consumer: after stop, health says so.
+    let router_base = h.base.clone();
+    h.watch.stop().await;
+    let (status, content_type, body) = get(&router_base, "/healthz").await;
+    assert_eq!(
+        (status, content_type.as_str()),
+        (503, "application/problem+json")
+    );
+    assert_eq!(body["type"], "urn:argus:problem:unavailable");
+}
+
+#[tokio::test]
+async fn start_refuses_an_unusable_configuration() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Arc::new(Store::open_dir(dir.path()).await.unwrap());
+    let config: WatchConfig =
+        toml::from_str("[detectors.failed_login]\nstuffing_accounts = 99").unwrap();
+    let deps = WatchDeps {
+        store,
+        events: EventBus::new(8),
+        clock: Arc::new(FixedClock),
+    };
+    let err = Watch::start(&config, deps).await.unwrap_err();
+    assert!(err.to_string().contains("stuffing_accounts"), "{err}");
+}

@@ -1,0 +1,162 @@
+//! Wiring: `argus up` starts issuer, gate, watch (and the demo API) in one process over one store, one event bus
+//! and one control channel.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use anyhow::Context;
+use argus_bus::{ControlChannel, DEFAULT_CONTROL_CAPACITY, DEFAULT_EVENT_CAPACITY, EventBus};
+use argus_model::{Clock, SystemClock};
+use argus_store::Store;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tokio::task::JoinSet;
+
+use crate::config::Config;
+use crate::demo;
+
+/// How `argus up` was asked to run, beyond the config file.
+#[derive(Clone, Debug, Default)]
+pub struct UpOptions {
+    pub data_dir: PathBuf,
+    pub demo: bool,
+    /// The demo users' password; random when `None`.
+    pub demo_password: Option<String>,
+}
+
+/// A started Argus: where each part listens, and the handle to stop it.
+pub struct Running {
+    pub issuer_url: String,
+    pub gate_url: String,
+    pub watch_url: String,
+    /// Set with `--demo`.
+    pub demo: Option<demo::DemoInfo>,
+    pub events: EventBus,
+    pub control: ControlChannel,
+    pub store: Store,
+    stop: watch::Sender<bool>,
+    servers: JoinSet<std::io::Result<()>>,
+}
+
+impl Running {
+    /// Ask every server to stop accepting and finish in-flight requests, then wait for them.
+    pub async fn shutdown(mut self) {
+        let _ = self.stop.send(true);
+        while self.servers.join_next().await.is_some() {}
+    }
+
+    /// Wait until a server ends on its own (an error) and report it.
+    pub async fn wait(&mut self) -> anyhow::Result<()> {
+        match self.servers.join_next().await {
+            Some(Ok(Ok(()))) | None => Ok(()),
+            Some(Ok(Err(e))) => Err(e).context("a server failed"),
+            Some(Err(e)) => Err(e).context("a server task panicked"),
+        }
+    }
+}
+
+/// The listeners, bound before anything else so that port 0 works and URLs derive from the real ports.
+struct Listeners {
+    issuer: TcpListener,
+    gate: TcpListener,
+    watch: TcpListener,
+    demo: Option<TcpListener>,
+}
+
+async fn bind(name: &str, addr: SocketAddr) -> anyhow::Result<TcpListener> {
+    TcpListener::bind(addr).await.with_context(|| format!("{name}: cannot listen on {addr}"))
+}
+
+fn base_url(public: Option<&str>, listener: &TcpListener) -> anyhow::Result<String> {
+    Ok(match public {
+        Some(url) => url.trim_end_matches('/').to_owned(),
+        None => format!("http://{}", listener.local_addr()?),
+    })
+}
+
+/// Start everything `config` and `opts` ask for.
+pub async fn start(mut config: Config, opts: UpOptions) -> anyhow::Result<Running> {
+    let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+    let listeners = Listeners {
+        issuer: bind("issuer", config.issuer.listen).await?,
+        gate: bind("gate", config.gate.listen).await?,
+        watch: bind("watch", config.watch.listen).await?,
+        demo: if opts.demo { Some(bind("demo", config.demo.listen).await?) } else { None },
+    };
+    let issuer_url = base_url(config.issuer.public_url.as_deref(), &listeners.issuer)?;
+    let gate_url = base_url(config.gate.public_url.as_deref(), &listeners.gate)?;
+    let watch_url = format!("http://{}", listeners.watch.local_addr()?);
+    let audience = config.gate.audience.clone().unwrap_or_else(|| gate_url.clone());
+    let gate_issuer = config.gate.issuer.clone().unwrap_or_else(|| issuer_url.clone());
+
+    let store = Store::open_dir(&opts.data_dir)
+        .await
+        .with_context(|| format!("cannot open the store in {}", opts.data_dir.display()))?;
+    let events = EventBus::new(DEFAULT_EVENT_CAPACITY);
+    let control = ControlChannel::new(DEFAULT_CONTROL_CAPACITY);
+
+    // Watch subscribes first so it sees every event the others emit from their first request on.
+    let watch = argus_watch::Watch::start(
+        &config.watch,
+        argus_watch::WatchDeps { store: Arc::new(store.clone()), events: events.clone(), clock: clock.clone() },
+    )
+    .await
+    .context("watch")?;
+
+    let issuer_router = argus_issuer::router(
+        &config.issuer,
+        &issuer_url,
+        &audience,
+        argus_issuer::IssuerDeps {
+            store: Arc::new(store.clone()),
+            events: events.clone(),
+            control: control.clone(),
+            clock: clock.clone(),
+        },
+    )
+    .await
+    .context("issuer")?;
+
+    let demo_info = match &listeners.demo {
+        Some(l) => {
+            let demo_url = format!("http://{}", l.local_addr()?);
+            let info = demo::provision(&store, &demo_url, opts.demo_password.clone(), clock.now()).await?;
+            if config.gate.routes.is_empty() {
+                config.gate.routes = demo::gate_routes(&demo_url)?;
+            }
+            Some(info)
+        }
+        None => None,
+    };
+
+    let gate_router = argus_gate::router(
+        &config.gate,
+        &gate_issuer,
+        &audience,
+        argus_gate::GateDeps { events: events.clone(), control: control.clone(), clock: clock.clone() },
+    )
+    .await
+    .context("gate")?;
+
+    let (stop, stopped) = watch::channel(false);
+    let mut servers = JoinSet::new();
+    serve(&mut servers, listeners.issuer, issuer_router, stopped.clone());
+    serve(&mut servers, listeners.gate, gate_router, stopped.clone());
+    serve(&mut servers, listeners.watch, watch.router(), stopped.clone());
+    if let (Some(l), Some(info)) = (listeners.demo, &demo_info) {
+        serve(&mut servers, l, argus_demo::router(info.api.clone()), stopped.clone());
+    }
+
+    Ok(Running { issuer_url, gate_url, watch_url, demo: demo_info, events, control, store, stop, servers })
+}
+
+fn serve(set: &mut JoinSet<std::io::Result<()>>, l: TcpListener, router: axum::Router, mut stop: watch::Receiver<bool>) {
+    set.spawn(async move {
+        axum::serve(l, router.into_make_service_with_connect_info::<SocketAddr>())
+            .with_graceful_shutdown(async move {
+                let _ = stop.wait_for(|s| *s).await;
+            })
+            .await
+    });
+}

@@ -1,0 +1,143 @@
+//! `argus.toml`: one file, one table per part. Every table and field has a safe default, so an empty file is a
+//! valid configuration; an unknown or mistyped key is refused with its name (serde `deny_unknown_fields`).
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, bail};
+use serde::{Deserialize, Serialize};
+
+use argus_gate::GateConfig;
+use argus_issuer::IssuerConfig;
+use argus_watch::WatchConfig;
+
+/// The whole configuration file.
+#[derive(Clone, Debug, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    /// Where Argus keeps its data (SQLite database, keys). `--data-dir` overrides it. Default `./argus-data`.
+    pub data_dir: Option<PathBuf>,
+    /// The token server.
+    pub issuer: IssuerConfig,
+    /// The API enforcement point.
+    pub gate: GateConfig,
+    /// The observer.
+    pub watch: WatchConfig,
+    /// The sample API started by `argus up --demo`.
+    pub demo: DemoConfig,
+}
+
+/// `[demo]`: the sample API of `argus up --demo`.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DemoConfig {
+    /// Address of the sample API. Default `127.0.0.1:7401`.
+    pub listen: SocketAddr,
+}
+
+impl Default for DemoConfig {
+    fn default() -> Self {
+        Self { listen: SocketAddr::from(([127, 0, 0, 1], 7401)) }
+    }
+}
+
+/// The default data directory, relative to the working directory.
+pub const DEFAULT_DATA_DIR: &str = "argus-data";
+
+impl Config {
+    /// Parse a configuration from TOML text. `origin` names the file in error messages.
+    pub fn parse(text: &str, origin: &str) -> anyhow::Result<Self> {
+        let config: Self = toml::from_str(text).map_err(|e| anyhow::anyhow!("{origin}: {}", e.to_string().trim_end()))?;
+        config.validate().with_context(|| format!("{origin}: invalid configuration"))?;
+        Ok(config)
+    }
+
+    /// Read and parse a configuration file.
+    pub fn load(path: &Path) -> anyhow::Result<Self> {
+        let text = std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
+        Self::parse(&text, &path.display().to_string())
+    }
+
+    /// Checks serde cannot express: URLs that must parse, listeners that must not collide.
+    pub fn validate(&self) -> anyhow::Result<()> {
+        for (name, url) in [
+            ("issuer.public_url", self.issuer.public_url.as_deref()),
+            ("gate.public_url", self.gate.public_url.as_deref()),
+            ("gate.issuer", self.gate.issuer.as_deref()),
+        ] {
+            if let Some(url) = url {
+                check_base_url(name, url)?;
+            }
+        }
+        for route in &self.gate.routes {
+            check_base_url(&format!("gate.routes[{}].upstream", route.name), &route.upstream)?;
+        }
+        let listeners = [
+            ("issuer.listen", self.issuer.listen),
+            ("gate.listen", self.gate.listen),
+            ("watch.listen", self.watch.listen),
+            ("demo.listen", self.demo.listen),
+        ];
+        for (i, (a, addr_a)) in listeners.iter().enumerate() {
+            for (b, addr_b) in &listeners[i + 1..] {
+                if addr_a == addr_b && addr_a.port() != 0 {
+                    bail!("{a} and {b} both listen on {addr_a}");
+                }
+            }
+        }
+        Ok(())
+    }
+
+    pub fn data_dir(&self, cli: Option<&Path>) -> PathBuf {
+        cli.map(Path::to_path_buf)
+            .or_else(|| self.data_dir.clone())
+            .unwrap_or_else(|| PathBuf::from(DEFAULT_DATA_DIR))
+    }
+}
+
+/// An absolute `http` or `https` URL without query or fragment.
+fn check_base_url(name: &str, value: &str) -> anyhow::Result<()> {
+    let ok = (value.starts_with("http://") || value.starts_with("https://"))
+        && !value.contains(['?', '#', ' '])
+        && value.len() > "http://".len();
+    if !ok {
+        bail!("{name} = {value:?} is not an absolute http(s) URL without query or fragment");
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn empty_file_is_valid_with_design_ports() {
+        let c = Config::parse("", "t").unwrap();
+        assert_eq!(c.issuer.listen.port(), 7400);
+        assert_eq!(c.gate.listen.port(), 7480);
+        assert_eq!(c.watch.listen.port(), 7490);
+        assert_eq!(c.demo.listen.port(), 7401);
+        assert_eq!(c.data_dir(None), PathBuf::from("argus-data"));
+    }
+
+    #[test]
+    fn unknown_keys_are_named() {
+        let err = Config::parse("[issuer]\nlisten = \"127.0.0.1:1\"\naccess_token_tll_secs = 5\n", "argus.toml")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("access_token_tll_secs"), "{err}");
+        assert!(err.contains("argus.toml"), "{err}");
+        let err = Config::parse("[gaet]\n", "t").unwrap_err().to_string();
+        assert!(err.contains("gaet"), "{err}");
+        let err = Config::parse("[gate]\nlisten = 7480\n", "t").unwrap_err().to_string();
+        assert!(err.contains("listen"), "{err}");
+    }
+
+    #[test]
+    fn semantic_errors_are_named() {
+        let err = Config::parse("[gate]\nissuer = \"ftp://x\"\n", "t").unwrap_err();
+        assert!(format!("{err:#}").contains("gate.issuer"), "{err:#}");
+        let err = Config::parse("[gate]\nlisten = \"127.0.0.1:7400\"\n", "t").unwrap_err();
+        assert!(format!("{err:#}").contains("both listen"), "{err:#}");
+    }
+}

@@ -1,0 +1,93 @@
+//! `argus up --demo`: the sample API, its users and its app, registered in the real store through the issuer's own
+//! provisioning functions.
+
+use anyhow::Context;
+use argus_gate::RouteConfig;
+use argus_model::Timestamp;
+use argus_oauth::ClientRegistration;
+use argus_store::Store;
+use serde::Deserialize;
+
+/// The demo app's client id.
+pub const DEMO_CLIENT_ID: &str = "demo-app";
+/// The demo users.
+pub const DEMO_USERS: [&str; 2] = ["alice", "bob"];
+/// Scopes the demo app may ask for.
+pub const DEMO_SCOPES: &str = "openid profile accounts:read transfers:read transfers:write";
+
+/// What the demo set up, for the banner and for tests.
+#[derive(Clone)]
+pub struct DemoInfo {
+    pub url: String,
+    pub password: String,
+    /// `(username, sub)` of each demo user.
+    pub users: Vec<(String, String)>,
+    pub api: argus_demo::DemoApi,
+}
+
+/// Create (or reset) the demo users and app, and seed the sample API with accounts owned by those users.
+pub async fn provision(
+    store: &Store,
+    url: &str,
+    password: Option<String>,
+    now: Timestamp,
+) -> anyhow::Result<DemoInfo> {
+    // 18 random bytes: 24 characters, easy to paste, far beyond guessing.
+    let password = password.unwrap_or_else(|| argus_model::id::random_secret(18));
+    let mut users = Vec::new();
+    for name in DEMO_USERS {
+        let sub = argus_issuer::provision::ensure_user(store, name, &password, now)
+            .await
+            .with_context(|| format!("cannot provision demo user {name}"))?;
+        users.push((name.to_owned(), sub));
+    }
+    argus_issuer::provision::ensure_client(store, demo_client())
+        .await
+        .context("cannot provision the demo client")?;
+    let demo_users: Vec<argus_demo::DemoUser> = users
+        .iter()
+        .map(|(username, sub)| argus_demo::DemoUser { sub: sub.clone(), username: username.clone() })
+        .collect();
+    let api = argus_demo::seed(&demo_users);
+    Ok(DemoInfo { url: url.to_owned(), password, users, api })
+}
+
+fn demo_client() -> ClientRegistration {
+    ClientRegistration {
+        client_id: DEMO_CLIENT_ID.to_owned(),
+        name: "Argus demo app".to_owned(),
+        // Loopback redirects: any port (RFC 8252 §7.3), as native apps and CLI tools use.
+        redirect_uris: vec!["http://127.0.0.1/callback".to_owned(), "http://[::1]/callback".to_owned()],
+        allowed_scopes: DEMO_SCOPES.split(' ').map(str::to_owned).collect(),
+        public: true,
+    }
+}
+
+/// The gate routes for the demo API at `demo_url`, from `demo.toml`.
+pub fn gate_routes(demo_url: &str) -> anyhow::Result<Vec<RouteConfig>> {
+    #[derive(Deserialize)]
+    #[serde(deny_unknown_fields)]
+    struct File {
+        gate: Gate,
+    }
+    #[derive(Deserialize)]
+    #[serde(deny_unknown_fields)]
+    struct Gate {
+        routes: Vec<RouteConfig>,
+    }
+    let text = include_str!("demo.toml").replace("{demo_url}", demo_url);
+    let file: File = toml::from_str(&text).context("demo.toml")?;
+    Ok(file.gate.routes)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn demo_routes_parse() {
+        let routes = gate_routes("http://127.0.0.1:7401").unwrap();
+        assert_eq!(routes.len(), 1);
+        assert_eq!(routes[0].upstream, "http://127.0.0.1:7401");
+    }
+}

@@ -1,0 +1,44 @@
+//! The `argus` binary's library half: configuration, wiring and the demo, so integration tests can start the same
+//! process in-process.
+#![forbid(unsafe_code)]
+
+pub mod app;
+pub mod config;
+pub mod demo;
+pub mod demo_client;
+
+pub use app::{Running, UpOptions, start};
+pub use config::Config;
+
+/// The lines printed when Argus is up: what runs where and a first command to try. Tests and scripts parse the
+/// part lines (`^\s+(issuer|gate|watch|demo-api)\s+(http://\S+)`), so keep that shape.
+pub fn banner(r: &Running) -> String {
+    let mut s = String::new();
+    let mut line = |l: String| {
+        s.push_str(&l);
+        s.push('\n');
+    };
+    line(format!("Argus is up{}.", if r.demo.is_some() { " with the demo" } else { "" }));
+    line(format!("  issuer    {:<28} OpenID discovery: {}/.well-known/openid-configuration", r.issuer_url, r.issuer_url));
+    line(format!("  gate      {:<28} the protected API", r.gate_url));
+    line(format!("  watch     {:<28} alerts: {}/api/alerts", r.watch_url, r.watch_url));
+    if let Some(d) = &r.demo {
+        line(format!("  demo-api  {:<28} the sample API itself (OpenAPI: {}/openapi.yaml)", d.url, d.url));
+        let names: Vec<&str> = d.users.iter().map(|(n, _)| n.as_str()).collect();
+        line(format!("  users     {}   password: {}", names.join(", "), d.password));
+        line(format!(
+            "  app       {} (public client, PKCE S256), redirect http://127.0.0.1/callback (any port)",
+            demo::DEMO_CLIENT_ID
+        ));
+        line(String::new());
+        line("Try:".into());
+        line(format!("  curl -i {}/accounts            # 401: the gate wants an access token", r.gate_url));
+        line(format!(
+            "  TOKEN=$(argus demo token --issuer {} --password '{}')   # sign in as alice via the login form",
+            r.issuer_url, d.password
+        ));
+        line(format!("  curl -H \"Authorization: Bearer $TOKEN\" {}/accounts     # 200: alice's accounts", r.gate_url));
+        line(format!("  curl {}/api/alerts", r.watch_url));
+    }
+    s
+}
