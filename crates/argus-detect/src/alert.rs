@@ -36,9 +36,13 @@ pub enum KeyType {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Severity {
+    /// Worth a look.
     Low,
+    /// An attack is likely: a threshold was crossed.
     Medium,
+    /// An attack is under way: the threshold was far exceeded.
     High,
+    /// Damage is likely done or imminent.
     Critical,
 }
 
@@ -57,6 +61,7 @@ pub enum AlertStatus {
 macro_rules! names {
     ($ty:ident { $($variant:ident => $name:literal),+ $(,)? }) => {
         impl $ty {
+            /// The name used in JSON, the database and the API filters.
             pub fn as_str(self) -> &'static str {
                 match self { $(Self::$variant => $name),+ }
             }
@@ -112,12 +117,17 @@ pub struct Feature {
 pub struct AlertDraft {
     /// The detector, e.g. `failed_login`.
     pub detector: String,
+    /// The attack the detector recognised.
     pub attack: Attack,
+    /// What `key` is.
     pub key_type: KeyType,
+    /// The IP or account the alert is about.
     pub key: String,
+    /// How urgent, judged by the detector from this one observation.
     pub severity: Severity,
     /// The time of the event that made the detector fire.
     pub time: Timestamp,
+    /// The feature that fired, with its explanation.
     pub feature: Feature,
     /// Ids of the events behind it, oldest first, at most [`EVIDENCE_MAX`].
     pub evidence: Vec<String>,
@@ -126,12 +136,19 @@ pub struct AlertDraft {
 /// An alert as stored and served by the watch API.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Alert {
+    /// Unique, time-ordered (UUIDv7).
     pub id: String,
+    /// The detector that fired, e.g. `failed_login`.
     pub detector: String,
+    /// The attack it names.
     pub attack: Attack,
+    /// What `key` is.
     pub key_type: KeyType,
+    /// The IP or account the alert is about.
     pub key: String,
+    /// The highest severity of any draft merged so far.
     pub severity: Severity,
+    /// Open alerts absorb repeats; resolved ones do not.
     pub status: AlertStatus,
     /// The event time of the first draft.
     pub first_seen: Timestamp,
@@ -210,12 +227,18 @@ pub enum AlertChange {
     /// No open alert for the key: this one was opened.
     Opened(Alert),
     /// Merged into the open alert, whose severity went up from `from`.
-    Escalated { alert: Alert, from: Severity },
+    Escalated {
+        /// The alert after the merge.
+        alert: Alert,
+        /// Its severity before the merge.
+        from: Severity,
+    },
     /// Merged into the open alert, same severity.
     Updated(Alert),
 }
 
 impl AlertChange {
+    /// The alert after the change.
     pub fn alert(&self) -> &Alert {
         match self {
             Self::Opened(a) | Self::Updated(a) | Self::Escalated { alert: a, .. } => a,
@@ -237,9 +260,13 @@ pub const MAX_ALERT_LIMIT: u32 = 1000;
 /// Which alerts to list, newest (by `last_seen`) first.
 #[derive(Clone, Debug, PartialEq)]
 pub struct AlertFilter {
+    /// Only this attack.
     pub attack: Option<Attack>,
+    /// Only this kind of key.
     pub key_type: Option<KeyType>,
+    /// Only this exact key.
     pub key: Option<String>,
+    /// Only alerts in this status.
     pub status: Option<AlertStatus>,
     /// At most this many, 1 to [`MAX_ALERT_LIMIT`].
     pub limit: u32,

@@ -17,6 +17,7 @@ pub const GENESIS_HASH: &str = "000000000000000000000000000000000000000000000000
 pub struct AuditRecord {
     /// Position in the chain, from 1.
     pub seq: u64,
+    /// The event's id.
     pub event_id: String,
     /// The event's own time.
     pub time: Timestamp,
@@ -24,14 +25,18 @@ pub struct AuditRecord {
     pub event_type: String,
     /// The event as JSON; the hash covers exactly these bytes.
     pub json: String,
+    /// The previous record's `hash` ([`GENESIS_HASH`] for the first).
     pub prev_hash: String,
+    /// `SHA-256(prev_hash || json)`, lower-case hex.
     pub hash: String,
 }
 
 /// The newest record of a chain, as much of it as the next record needs.
 #[derive(Clone, Copy, Debug)]
 pub struct ChainHead<'a> {
+    /// Its position.
     pub seq: u64,
+    /// Its hash.
     pub hash: &'a str,
 }
 
@@ -69,14 +74,19 @@ pub fn chain_hash(prev_hash: &str, json: &str) -> String {
 pub struct ChainBreak {
     /// The `seq` of the first record that does not fit (for a gap: the record found after it).
     pub seq: u64,
+    /// What is wrong with it.
     pub reason: BreakReason,
 }
 
+/// How a record fails to follow the one before it.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case", tag = "kind")]
 pub enum BreakReason {
     /// A record is missing: `expected` was next but `seq` came.
-    Gap { expected: u64 },
+    Gap {
+        /// The `seq` that should have come next.
+        expected: u64,
+    },
     /// The record does not point at the one before it.
     PrevHashMismatch,
     /// The record's content does not match its hash (edited).
@@ -90,13 +100,17 @@ pub enum ChainVerdict {
     /// Every record links to the previous one and matches its hash. `head` is the last `(seq, hash)`, worth keeping
     /// somewhere else: only that copy exposes the removal of the newest records.
     Intact {
+        /// How many records were checked.
         records: u64,
+        /// The last record's `(seq, hash)`; `None` for an empty log.
         head: Option<(u64, String)>,
     },
+    /// The first place the chain does not hold.
     Broken(ChainBreak),
 }
 
 impl ChainVerdict {
+    /// Whether no record was found edited, deleted or out of place.
     pub fn is_intact(&self) -> bool {
         matches!(self, Self::Intact { .. })
     }
@@ -110,6 +124,7 @@ pub struct ChainVerifier {
 }
 
 impl ChainVerifier {
+    /// A verifier expecting the first record.
     pub fn new() -> Self {
         Self::default()
     }

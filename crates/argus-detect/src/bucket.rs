@@ -29,7 +29,7 @@ const SWEEP_EVERY: Duration = Duration::from_secs(60);
 
 /// One bucket's parameters: `[watch.detectors.<detector>.<bucket>]`. Both keys are required when the table is
 /// written, since the defaults differ per bucket.
-#[derive(Clone, Debug, PartialEq, Deserialize, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct BucketConfig {
     /// The level at which the detector fires. Each observation adds 1.
@@ -39,6 +39,7 @@ pub struct BucketConfig {
 }
 
 impl BucketConfig {
+    /// The threshold as a level.
     pub fn threshold(&self) -> f64 {
         f64::from(self.threshold.get())
     }
@@ -68,6 +69,7 @@ impl DistinctSet {
         self.hashes.len()
     }
 
+    /// Whether nothing was seen.
     pub fn is_empty(&self) -> bool {
         self.hashes.is_empty()
     }
@@ -151,7 +153,9 @@ impl BucketState {
 /// One observation to add to a bucket.
 #[derive(Clone, Copy, Debug)]
 pub struct Hit<'a> {
+    /// The bucket's key.
     pub key: &'a str,
+    /// The event's time.
     pub time: Timestamp,
     /// The event id, kept as evidence.
     pub event_id: &'a str,
@@ -179,6 +183,7 @@ impl KeyedBuckets {
         }
     }
 
+    /// The threshold and leak rate.
     pub fn config(&self) -> &BucketConfig {
         &self.config
     }
@@ -188,6 +193,7 @@ impl KeyedBuckets {
         self.buckets.len()
     }
 
+    /// Whether no key is tracked.
     pub fn is_empty(&self) -> bool {
         self.buckets.is_empty()
     }

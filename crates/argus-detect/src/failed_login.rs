@@ -96,12 +96,13 @@ pub struct FailedLogin {
 }
 
 impl FailedLogin {
+    /// A detector with no history, or an error if `config` cannot be used.
     pub fn new(config: &FailedLoginConfig) -> Result<Self, ConfigError> {
         config.validate()?;
         let max_keys = config.max_keys.get();
         Ok(Self {
-            per_ip: KeyedBuckets::new(config.per_ip.clone(), max_keys),
-            per_account: KeyedBuckets::new(config.per_account.clone(), max_keys),
+            per_ip: KeyedBuckets::new(config.per_ip, max_keys),
+            per_account: KeyedBuckets::new(config.per_account, max_keys),
             stuffing_accounts: config.stuffing_accounts.get() as usize,
         })
     }
@@ -112,7 +113,7 @@ impl FailedLogin {
     }
 
     fn observe_ip(&mut self, event: &Event, ip: &str, account: &str) -> Option<AlertDraft> {
-        let config = self.per_ip.config().clone();
+        let config = *self.per_ip.config();
         let hit = Hit {
             key: ip,
             time: event.time,
@@ -160,7 +161,7 @@ impl FailedLogin {
         account: &str,
         ip: Option<&str>,
     ) -> Option<AlertDraft> {
-        let config = self.per_account.config().clone();
+        let config = *self.per_account.config();
         let hit = Hit {
             key: account,
             time: event.time,

@@ -4,7 +4,6 @@
 //! alerts, live or replayed. `argus-watch` feeds events in and writes what comes out through the [`WatchStore`]
 //! traits, which `argus-store` implements.
 #![forbid(unsafe_code)]
-#![warn(missing_docs)]
 
 pub mod alert;
 pub mod audit;

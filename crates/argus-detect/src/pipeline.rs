@@ -13,6 +13,7 @@ pub trait Detector: Send {
     /// The detector's name in alerts (`failed_login`, ...).
     fn name(&self) -> &'static str;
 
+    /// Updates the detector's state with `event` and returns the drafts it fires, if any.
     fn observe(&mut self, event: &Event) -> Vec<AlertDraft>;
 }
 
@@ -22,10 +23,12 @@ pub trait Detector: Send {
 pub struct ConfigError {
     /// The configuration key, e.g. `watch.detectors.failed_login.stuffing_accounts`.
     pub key: String,
+    /// What is wrong with the value.
     pub reason: String,
 }
 
 impl ConfigError {
+    /// An error about the key `key`.
     pub fn new(key: impl Into<String>, reason: impl Into<String>) -> Self {
         Self {
             key: key.into(),
@@ -72,6 +75,7 @@ impl Detectors {
         Ok(Self::new(detectors))
     }
 
+    /// Exactly these detectors, in this order (for tests and replay tools).
     pub fn new(detectors: Vec<Box<dyn Detector>>) -> Self {
         Self { detectors }
     }

@@ -20,9 +20,13 @@ pub struct LeakRate {
 /// The period of a [`LeakRate`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum RatePeriod {
+    /// `s`
     Second,
+    /// `min`
     Minute,
+    /// `h`
     Hour,
+    /// `d`
     Day,
 }
 

@@ -92,7 +92,9 @@ pub fn validate_authorize(
     let state = match params.single("state") {
         Ok(s) if s.is_none_or(|s| s.len() <= MAX_STATE_LEN) => s.map(str::to_owned),
         // A repeated or oversized state is not echoed: which one would the client expect?
-        _ => return Err(redirect_error(&redirect_uri, None, OAuthError::invalid_request("invalid state"))),
+        _ => {
+            return Err(redirect_error(&redirect_uri, None, OAuthError::invalid_request("invalid state")));
+        }
     };
     let fail = |error| AuthorizeRejection::Redirect { redirect_uri: redirect_uri.clone(), state: state.clone(), error };
 
@@ -312,32 +314,35 @@ mod tests {
     #[test]
     fn errors_after_the_redirect_uri_go_back_with_state() {
         let st = Some("st".to_owned());
-        assert_eq!(redirected_code(&base().replace("response_type=code", "response_type=token")), (
-            ErrorCode::UnsupportedResponseType,
-            st.clone()
-        ));
-        assert_eq!(redirected_code(&base().replace("response_type=code&", "")), (ErrorCode::InvalidRequest, st.clone()));
-        assert_eq!(redirected_code(&base().replace("&code_challenge_method=S256", "")), (
-            ErrorCode::InvalidRequest,
-            st.clone()
-        ));
-        assert_eq!(redirected_code(&base().replace("method=S256", "method=plain")), (
-            ErrorCode::InvalidRequest,
-            st.clone()
-        ));
+        assert_eq!(
+            redirected_code(&base().replace("response_type=code", "response_type=token")),
+            (ErrorCode::UnsupportedResponseType, st.clone())
+        );
+        assert_eq!(
+            redirected_code(&base().replace("response_type=code&", "")),
+            (ErrorCode::InvalidRequest, st.clone())
+        );
+        assert_eq!(
+            redirected_code(&base().replace("&code_challenge_method=S256", "")),
+            (ErrorCode::InvalidRequest, st.clone())
+        );
+        assert_eq!(
+            redirected_code(&base().replace("method=S256", "method=plain")),
+            (ErrorCode::InvalidRequest, st.clone())
+        );
         assert_eq!(redirected_code(&base().replace(CHALLENGE, "short")), (ErrorCode::InvalidRequest, st.clone()));
         let no_challenge = base().replace(&format!("&code_challenge={CHALLENGE}"), "");
         assert_eq!(redirected_code(&no_challenge), (ErrorCode::InvalidRequest, st.clone()));
         assert_eq!(redirected_code(&format!("{}&nonce=n2", base())), (ErrorCode::InvalidRequest, st.clone()));
-        assert_eq!(redirected_code(&base().replace("accounts%3Aread", "transfers%3Awrite")), (
-            ErrorCode::InvalidScope,
-            st.clone()
-        ));
+        assert_eq!(
+            redirected_code(&base().replace("accounts%3Aread", "transfers%3Awrite")),
+            (ErrorCode::InvalidScope, st.clone())
+        );
         assert_eq!(redirected_code(&base().replace("scope=", "scopx=")), (ErrorCode::InvalidScope, st.clone()));
-        assert_eq!(redirected_code(&format!("{}&prompt=none%20login", base())), (
-            ErrorCode::InvalidRequest,
-            st.clone()
-        ));
+        assert_eq!(
+            redirected_code(&format!("{}&prompt=none%20login", base())),
+            (ErrorCode::InvalidRequest, st.clone())
+        );
         assert_eq!(redirected_code(&format!("{}&request=eyJ", base())), (ErrorCode::RequestNotSupported, st));
         // A repeated state is not echoed.
         assert_eq!(redirected_code(&format!("{}&state=other", base())), (ErrorCode::InvalidRequest, None));
@@ -362,8 +367,12 @@ mod tests {
         assert_eq!(next_step_after_login(consent, true), NextStep::Consent);
         assert_eq!(next_step_after_login(p, true), NextStep::IssueCode);
         let none = Prompt { none: true, ..p };
-        assert!(matches!(next_step_at_authorize(none, false, true), NextStep::Fail(e) if e.code == ErrorCode::LoginRequired));
-        assert!(matches!(next_step_at_authorize(none, true, false), NextStep::Fail(e) if e.code == ErrorCode::ConsentRequired));
+        assert!(
+            matches!(next_step_at_authorize(none, false, true), NextStep::Fail(e) if e.code == ErrorCode::LoginRequired)
+        );
+        assert!(
+            matches!(next_step_at_authorize(none, true, false), NextStep::Fail(e) if e.code == ErrorCode::ConsentRequired)
+        );
         assert_eq!(next_step_at_authorize(none, true, true), NextStep::IssueCode);
         assert_eq!(Prompt::parse(Some("login consent select_account")).unwrap().to_param(), "login consent");
     }

@@ -13,8 +13,12 @@ pub fn describe_scope(scope: &str) -> String {
         _ => {}
     }
     match scope.rsplit_once(':') {
-        Some((resource, "read")) if !resource.is_empty() => format!("Read your {}", humanize(resource)),
-        Some((resource, "write")) if !resource.is_empty() => format!("Change your {}", humanize(resource)),
+        Some((resource, "read")) if !resource.is_empty() => {
+            format!("Read your {}", humanize(resource))
+        }
+        Some((resource, "write")) if !resource.is_empty() => {
+            format!("Change your {}", humanize(resource))
+        }
         _ => scope.to_owned(),
     }
 }

@@ -24,7 +24,7 @@ pub use client::{ClientError, ClientRegistration, redirect_uri_matches};
 pub use consent::describe_scope;
 pub use error::{ErrorCode, OAuthError};
 pub use params::{Params, Repeated};
-pub use password::{PasswordError, hash_password, verify_password, verify_password_against_dummy};
+pub use password::{PasswordError, hash_password, login_outcome, verify_password, verify_password_against_dummy};
 pub use scope::Scopes;
 pub use store::{
     AuthorizationCode, ConsentGrant, IssuedAccess, IssuerStore, PendingAuthorization, RedeemOutcome, RefreshToken,

@@ -6,11 +6,11 @@
 //! only affects new hashes.
 
 use argon2::{Argon2, PasswordHasher, PasswordVerifier};
+use argus_model::{LoginFailure, LoginOutcome};
 
 /// A hash of a random password with the current parameters. Verifying against it when the user does not exist costs
 /// the same as a real verification, so the response time does not reveal which user names exist.
-const DUMMY_HASH: &str =
-    "$argon2id$v=19$m=19456,t=2,p=1$bnrFZ+4EH2qCSOGoN6k4aw$n3XW1Q+m8J4V2HDpNpZyh7PD8nXUO7Ag6oLu1rsnPoQ";
+const DUMMY_HASH: &str = "$argon2id$v=19$m=19456,t=2,p=1$bnrFZ+4EH2qCSOGoN6k4aw$n3XW1Q+m8J4V2HDpNpZyh7PD8nXUO7Ag6oLu1rsnPoQ";
 
 /// Why a password could not be hashed.
 #[derive(Debug, thiserror::Error)]
@@ -31,7 +31,9 @@ pub fn hash_password(password: &str) -> Result<String, PasswordError> {
     if password.is_empty() {
         return Err(PasswordError::Empty);
     }
-    let hash = hasher().hash_password(password.as_bytes()).map_err(|_| PasswordError::Hash)?;
+    let hash = hasher()
+        .hash_password(password.as_bytes())
+        .map_err(|_| PasswordError::Hash)?;
     Ok(hash.to_string())
 }
 
@@ -47,9 +49,29 @@ pub fn verify_password_against_dummy(password: &str) -> bool {
     false
 }
 
+/// The outcome of a sign-in attempt. The password is judged before the account state, so a disabled account is
+/// only reported (to watch, never to the user) when the right password was given.
+pub fn login_outcome(user_known: bool, password_ok: bool, disabled: bool) -> LoginOutcome {
+    match (user_known, password_ok, disabled) {
+        (false, _, _) => LoginOutcome::Failure(LoginFailure::UnknownUser),
+        (true, false, _) => LoginOutcome::Failure(LoginFailure::BadPassword),
+        (true, true, true) => LoginOutcome::Failure(LoginFailure::Disabled),
+        (true, true, false) => LoginOutcome::Success,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn outcomes() {
+        use LoginFailure::*;
+        assert_eq!(login_outcome(false, true, false), LoginOutcome::Failure(UnknownUser));
+        assert_eq!(login_outcome(true, false, true), LoginOutcome::Failure(BadPassword));
+        assert_eq!(login_outcome(true, true, true), LoginOutcome::Failure(Disabled));
+        assert_eq!(login_outcome(true, true, false), LoginOutcome::Success);
+    }
 
     #[test]
     fn hash_and_verify() {

@@ -10,7 +10,6 @@
 //! HTTP: `GET /api/alerts` (newest first; `?attack=&key_type=&key=&status=&limit=`), `GET /api/alerts/{id}`,
 //! `GET /healthz`. Errors are RFC 9457 `application/problem+json`.
 #![forbid(unsafe_code)]
-#![warn(missing_docs)]
 
 mod api;
 mod config;

@@ -11,10 +11,14 @@ pub const PROBLEM_TYPE_PREFIX: &str = "urn:argus:problem:";
 /// An error answer: `application/problem+json` with a stable `type`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Problem {
+    /// `urn:argus:problem:<slug>`.
     #[serde(rename = "type")]
     pub type_uri: String,
+    /// A short, fixed summary of the type.
     pub title: &'static str,
+    /// The HTTP status.
     pub status: u16,
+    /// What was wrong with this request; never internal detail.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub detail: Option<String>,
 }

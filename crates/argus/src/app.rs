@@ -35,6 +35,7 @@ pub struct Running {
     pub events: EventBus,
     pub control: ControlChannel,
     pub store: Store,
+    watch: argus_watch::Watch,
     stop: watch::Sender<bool>,
     servers: JoinSet<std::io::Result<()>>,
 }
@@ -44,6 +45,8 @@ impl Running {
     pub async fn shutdown(mut self) {
         let _ = self.stop.send(true);
         while self.servers.join_next().await.is_some() {}
+        // Last, so watch still records what the servers did while draining.
+        self.watch.stop().await;
     }
 
     /// Wait until a server ends on its own (an error) and report it.
@@ -148,7 +151,7 @@ pub async fn start(mut config: Config, opts: UpOptions) -> anyhow::Result<Runnin
         serve(&mut servers, l, argus_demo::router(info.api.clone()), stopped.clone());
     }
 
-    Ok(Running { issuer_url, gate_url, watch_url, demo: demo_info, events, control, store, stop, servers })
+    Ok(Running { issuer_url, gate_url, watch_url, demo: demo_info, events, control, store, watch, stop, servers })
 }
 
 fn serve(set: &mut JoinSet<std::io::Result<()>>, l: TcpListener, router: axum::Router, mut stop: watch::Receiver<bool>) {

@@ -1,0 +1,9 @@
+//! Black-box tests of the issuer: the real router on 127.0.0.1:0 over a temp-file SQLite store, driven over HTTP.
+//! One test binary (modules below) so the heavy link happens once.
+
+mod authorize;
+mod common;
+mod discovery;
+mod login;
+mod revocation;
+mod tokens;
