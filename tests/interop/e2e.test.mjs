@@ -57,7 +57,8 @@ class Argus {
     const tmp = await mkdtemp(join(tmpdir(), 'argus-interop-'));
     const configPath = join(tmp, 'argus.toml');
     await writeFile(configPath, CONFIG_TOML);
-    const password = randomBytes(18).toString('base64url');
+    // Hex, so it never starts with '-' (which the command line would read as a flag).
+    const password = randomBytes(16).toString('hex');
     const args = ['up', '--demo', '--data-dir', join(tmp, 'data'), '--demo-password', password, '--config', configPath];
     const child = spawn(ARGUS_BIN, args, { stdio: ['ignore', 'pipe', 'pipe'] });
     const argus = new Argus(child, tmp, password);
@@ -103,7 +104,11 @@ class Argus {
     const running = this.child.pid !== undefined && this.child.exitCode === null && this.child.signalCode === null;
     if (running) {
       this.child.kill('SIGTERM');
-      const stopped = await Promise.race([this.exited.then(() => true), sleep(5_000).then(() => false)]);
+      // The grace timer is cancelled once argus exits, so it does not hold this process open for 5 s.
+      const grace = new AbortController();
+      const timeout = sleep(5_000, false, { signal: grace.signal }).catch(() => true);
+      const stopped = await Promise.race([this.exited.then(() => true), timeout]);
+      grace.abort();
       if (!stopped) {
         this.child.kill('SIGKILL');
         await this.exited;

@@ -36,29 +36,17 @@ impl<S: Send + Sync> FromRequestParts<S> for Caller {
 pub fn caller_from_headers(headers: &HeaderMap) -> Result<Caller, Problem> {
     let mut values = headers.get_all(AUTHORIZATION).iter();
     let Some(value) = values.next() else {
-        return Err(Problem::new(
-            Kind::MissingToken,
-            "send the access token as Authorization: Bearer <token>",
-        ));
+        return Err(Problem::new(Kind::MissingToken, "send the access token as Authorization: Bearer <token>"));
     };
     if values.next().is_some() {
         return Err(invalid_token());
     }
-    let token = value
-        .to_str()
-        .ok()
-        .and_then(bearer_token)
-        .ok_or_else(invalid_token)?;
-    sub_of_unverified_jwt(token)
-        .map(|sub| Caller { sub })
-        .ok_or_else(invalid_token)
+    let token = value.to_str().ok().and_then(bearer_token).ok_or_else(invalid_token)?;
+    sub_of_unverified_jwt(token).map(|sub| Caller { sub }).ok_or_else(invalid_token)
 }
 
 fn invalid_token() -> Problem {
-    Problem::new(
-        Kind::InvalidToken,
-        "the bearer token is malformed or names no subject",
-    )
+    Problem::new(Kind::InvalidToken, "the bearer token is malformed or names no subject")
 }
 
 /// The token of an `Authorization` value with the `Bearer` scheme (case-insensitive, RFC 6750 §2.1 / RFC 9110
@@ -79,8 +67,7 @@ fn sub_of_unverified_jwt(token: &str) -> Option<String> {
     let bytes = URL_SAFE_NO_PAD.decode(payload).ok()?;
     let claims: serde_json::Value = serde_json::from_slice(&bytes).ok()?;
     let sub = claims.get("sub")?.as_str()?;
-    let acceptable =
-        !sub.is_empty() && sub.len() <= MAX_SUB_LEN && !sub.chars().any(char::is_control);
+    let acceptable = !sub.is_empty() && sub.len() <= MAX_SUB_LEN && !sub.chars().any(char::is_control);
     acceptable.then(|| sub.to_owned())
 }
 
@@ -90,11 +77,7 @@ mod tests {
     use axum::http::HeaderValue;
 
     fn jwt_with_payload(payload: &str) -> String {
-        format!(
-            "{}.{}.c2ln",
-            URL_SAFE_NO_PAD.encode(br#"{"alg":"ES256"}"#),
-            URL_SAFE_NO_PAD.encode(payload)
-        )
+        format!("{}.{}.c2ln", URL_SAFE_NO_PAD.encode(br#"{"alg":"ES256"}"#), URL_SAFE_NO_PAD.encode(payload))
     }
 
     fn headers_with(values: &[&str]) -> HeaderMap {
@@ -109,8 +92,7 @@ mod tests {
     fn reads_sub_from_a_bearer_jwt_with_any_scheme_case() {
         let token = jwt_with_payload(r#"{"sub":"user-1","scope":"accounts:read"}"#);
         for scheme in ["Bearer", "bearer", "BEARER"] {
-            let caller =
-                caller_from_headers(&headers_with(&[&format!("{scheme} {token}")])).unwrap();
+            let caller = caller_from_headers(&headers_with(&[&format!("{scheme} {token}")])).unwrap();
             assert_eq!(caller.sub, "user-1");
         }
     }
@@ -134,10 +116,7 @@ mod tests {
             format!("Bearer {}", jwt_with_payload(r#"{"sub":""}"#)),
             format!("Bearer {}", jwt_with_payload(r#"{"sub":42}"#)),
             format!("Bearer {}", jwt_with_payload(r#"{"sub":"a\nb"}"#)),
-            format!(
-                "Bearer {}",
-                jwt_with_payload(&format!(r#"{{"sub":"{}"}}"#, "a".repeat(256)))
-            ),
+            format!("Bearer {}", jwt_with_payload(&format!(r#"{{"sub":"{}"}}"#, "a".repeat(256)))),
             format!("Bearer {}", jwt_with_payload("[1,2]")),
             "Bearer a.%%%.c".to_owned(),
         ];

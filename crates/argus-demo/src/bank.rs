@@ -130,28 +130,14 @@ impl Bank {
                 if i % 2 == 0 {
                     bank.open(user, "Travel", Currency::USD, 50_000);
                 }
-                bank.seed_transfer(
-                    user,
-                    everyday,
-                    savings,
-                    10_000,
-                    "Monthly savings",
-                    now.minus(days(3)),
-                );
+                bank.seed_transfer(user, everyday, savings, 10_000, "Monthly savings", now.minus(days(3)));
                 everyday
             })
             .collect();
         for (i, user) in users.iter().enumerate() {
             let next = (i + 1) % users.len();
             if next != i {
-                bank.seed_transfer(
-                    user,
-                    everyday[i],
-                    everyday[next],
-                    2_500,
-                    "Dinner",
-                    now.minus(days(1)),
-                );
+                bank.seed_transfer(user, everyday[i], everyday[next], 2_500, "Dinner", now.minus(days(1)));
             }
         }
         bank
@@ -173,22 +159,9 @@ impl Bank {
         id
     }
 
-    fn seed_transfer(
-        &mut self,
-        user: &DemoUser,
-        from: u64,
-        to: u64,
-        amount: i64,
-        memo: &str,
-        at: Timestamp,
-    ) {
-        let request = NewTransfer {
-            from_account: from,
-            to_account: to,
-            amount,
-            currency: Currency::EUR,
-            memo: memo.to_owned(),
-        };
+    fn seed_transfer(&mut self, user: &DemoUser, from: u64, to: u64, amount: i64, memo: &str, at: Timestamp) {
+        let request =
+            NewTransfer { from_account: from, to_account: to, amount, currency: Currency::EUR, memo: memo.to_owned() };
         // Seed transfers move small sums between accounts just opened with larger balances, so they cannot be
         // refused; a unit test checks every one lands.
         let result = self.transfer(&user.sub, &request, at);
@@ -197,11 +170,7 @@ impl Bank {
 
     /// The accounts owned by `sub`, by id.
     pub fn accounts_of(&self, sub: &str) -> Vec<Account> {
-        self.accounts
-            .values()
-            .filter(|a| a.owner_sub == sub)
-            .cloned()
-            .collect()
+        self.accounts.values().filter(|a| a.owner_sub == sub).cloned().collect()
     }
 
     /// Any account by id, whoever owns it.
@@ -227,12 +196,7 @@ impl Bank {
 
     /// Move money from one of `caller`'s accounts to any account. Every check runs before anything changes, so a
     /// refusal leaves the bank as it was.
-    pub fn transfer(
-        &mut self,
-        caller: &str,
-        req: &NewTransfer,
-        now: Timestamp,
-    ) -> Result<Transfer, TransferError> {
+    pub fn transfer(&mut self, caller: &str, req: &NewTransfer, now: Timestamp) -> Result<Transfer, TransferError> {
         let (from_balance, to_balance) = self.check_transfer(caller, req)?;
         let id = self.next_transfer_id;
         self.next_transfer_id += 1;
@@ -268,27 +232,15 @@ impl Bank {
         }
         // Unknown and foreign source accounts get the same answer, so POST /transfers cannot be used to probe
         // which account ids exist.
-        let from = self
-            .accounts
-            .get(&req.from_account)
-            .filter(|a| a.owner_sub == caller)
-            .ok_or(TransferError::NotOwner)?;
-        let to = self
-            .accounts
-            .get(&req.to_account)
-            .ok_or(TransferError::UnknownDestination)?;
+        let from =
+            self.accounts.get(&req.from_account).filter(|a| a.owner_sub == caller).ok_or(TransferError::NotOwner)?;
+        let to = self.accounts.get(&req.to_account).ok_or(TransferError::UnknownDestination)?;
         if from.currency != req.currency || to.currency != req.currency {
             return Err(TransferError::CurrencyMismatch);
         }
-        let from_balance = from
-            .balance
-            .checked_sub(req.amount)
-            .filter(|b| *b >= 0)
-            .ok_or(TransferError::InsufficientFunds)?;
-        let to_balance = to
-            .balance
-            .checked_add(req.amount)
-            .ok_or(TransferError::Overflow)?;
+        let from_balance =
+            from.balance.checked_sub(req.amount).filter(|b| *b >= 0).ok_or(TransferError::InsufficientFunds)?;
+        let to_balance = to.balance.checked_add(req.amount).ok_or(TransferError::Overflow)?;
         Ok((from_balance, to_balance))
     }
 }

@@ -16,9 +16,7 @@ use std::sync::{Arc, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use argus_model::{Clock, SystemClock};
 
 pub use auth::Caller;
-pub use bank::{
-    Account, Currency, DemoUser, MAX_AMOUNT, MAX_MEMO_CHARS, NewTransfer, Transfer, TransferError,
-};
+pub use bank::{Account, Currency, DemoUser, MAX_AMOUNT, MAX_MEMO_CHARS, NewTransfer, Transfer, TransferError};
 
 /// The API's own OpenAPI 3.1 description, served at `GET /openapi.yaml` and loaded by the gate.
 pub const OPENAPI_YAML: &str = include_str!("../openapi.yaml");
@@ -62,10 +60,7 @@ pub fn seed(users: &[DemoUser]) -> DemoApi {
 /// [`seed`] with an injected clock, which also dates the transfers created later through the API.
 pub fn seed_with_clock(users: &[DemoUser], clock: Arc<dyn Clock>) -> DemoApi {
     let bank = bank::Bank::seeded(users, clock.now());
-    DemoApi {
-        bank: Arc::new(RwLock::new(bank)),
-        clock,
-    }
+    DemoApi { bank: Arc::new(RwLock::new(bank)), clock }
 }
 
 /// The demo API's HTTP routes. Serve with `into_make_service_with_connect_info::<SocketAddr>()` like every Argus

@@ -39,47 +39,19 @@ pub enum Kind {
 impl Kind {
     fn describe(self) -> (StatusCode, &'static str, &'static str) {
         match self {
-            Self::MissingToken => (
-                StatusCode::UNAUTHORIZED,
-                "missing-token",
-                "A bearer token is required",
-            ),
-            Self::InvalidToken => (
-                StatusCode::UNAUTHORIZED,
-                "invalid-token",
-                "The bearer token is not usable",
-            ),
-            Self::InvalidRequest => (
-                StatusCode::BAD_REQUEST,
-                "invalid-request",
-                "The request is not valid",
-            ),
-            Self::UnsupportedMediaType => (
-                StatusCode::UNSUPPORTED_MEDIA_TYPE,
-                "unsupported-media-type",
-                "The body must be application/json",
-            ),
-            Self::BodyTooLarge => (
-                StatusCode::PAYLOAD_TOO_LARGE,
-                "body-too-large",
-                "The request body is too large",
-            ),
-            Self::NotAccountOwner => (
-                StatusCode::FORBIDDEN,
-                "not-account-owner",
-                "The source account is not one of yours",
-            ),
-            Self::InsufficientFunds => (
-                StatusCode::CONFLICT,
-                "insufficient-funds",
-                "Insufficient funds",
-            ),
+            Self::MissingToken => (StatusCode::UNAUTHORIZED, "missing-token", "A bearer token is required"),
+            Self::InvalidToken => (StatusCode::UNAUTHORIZED, "invalid-token", "The bearer token is not usable"),
+            Self::InvalidRequest => (StatusCode::BAD_REQUEST, "invalid-request", "The request is not valid"),
+            Self::UnsupportedMediaType => {
+                (StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported-media-type", "The body must be application/json")
+            }
+            Self::BodyTooLarge => (StatusCode::PAYLOAD_TOO_LARGE, "body-too-large", "The request body is too large"),
+            Self::NotAccountOwner => {
+                (StatusCode::FORBIDDEN, "not-account-owner", "The source account is not one of yours")
+            }
+            Self::InsufficientFunds => (StatusCode::CONFLICT, "insufficient-funds", "Insufficient funds"),
             Self::NotFound => (StatusCode::NOT_FOUND, "not-found", "Not found"),
-            Self::MethodNotAllowed => (
-                StatusCode::METHOD_NOT_ALLOWED,
-                "method-not-allowed",
-                "Method not allowed",
-            ),
+            Self::MethodNotAllowed => (StatusCode::METHOD_NOT_ALLOWED, "method-not-allowed", "Method not allowed"),
         }
     }
 
@@ -104,10 +76,7 @@ impl Problem {
     /// A problem of `kind` with a human-readable `detail` about this occurrence. The detail talks about the
     /// caller's own input only; it never names internals.
     pub fn new(kind: Kind, detail: impl Into<String>) -> Self {
-        Self {
-            kind,
-            detail: detail.into(),
-        }
+        Self { kind, detail: detail.into() }
     }
 
     /// The classification of this problem.
@@ -137,10 +106,7 @@ impl IntoResponse for Problem {
         let headers = response.headers_mut();
         headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(PROBLEM_JSON));
         if let Some(challenge) = self.kind.challenge() {
-            headers.insert(
-                header::WWW_AUTHENTICATE,
-                HeaderValue::from_static(challenge),
-            );
+            headers.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static(challenge));
         }
         response
     }
@@ -173,28 +139,13 @@ mod tests {
     #[test]
     fn only_401s_carry_a_bearer_challenge() {
         let missing = Problem::new(Kind::MissingToken, "x").into_response();
-        let challenge = missing
-            .headers()
-            .get(header::WWW_AUTHENTICATE)
-            .and_then(|v| v.to_str().ok());
+        let challenge = missing.headers().get(header::WWW_AUTHENTICATE).and_then(|v| v.to_str().ok());
         assert_eq!(challenge, Some(r#"Bearer realm="argus-demo""#));
         let invalid = Problem::new(Kind::InvalidToken, "x").into_response();
-        let challenge = invalid
-            .headers()
-            .get(header::WWW_AUTHENTICATE)
-            .and_then(|v| v.to_str().ok());
-        assert_eq!(
-            challenge,
-            Some(r#"Bearer realm="argus-demo", error="invalid_token""#)
-        );
+        let challenge = invalid.headers().get(header::WWW_AUTHENTICATE).and_then(|v| v.to_str().ok());
+        assert_eq!(challenge, Some(r#"Bearer realm="argus-demo", error="invalid_token""#));
         let not_found = Problem::new(Kind::NotFound, "x").into_response();
         assert!(not_found.headers().get(header::WWW_AUTHENTICATE).is_none());
-        assert_eq!(
-            not_found
-                .headers()
-                .get(header::CONTENT_TYPE)
-                .and_then(|v| v.to_str().ok()),
-            Some(PROBLEM_JSON)
-        );
+        assert_eq!(not_found.headers().get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()), Some(PROBLEM_JSON));
     }
 }

@@ -51,11 +51,7 @@ async fn get_account(
     id: Result<Path<String>, PathRejection>,
 ) -> Result<Json<Account>, Problem> {
     let id = parse_id(id)?;
-    api.read()
-        .account(id)
-        .cloned()
-        .map(Json)
-        .ok_or_else(|| not_found_problem("no account with this id"))
+    api.read().account(id).cloned().map(Json).ok_or_else(|| not_found_problem("no account with this id"))
 }
 
 #[derive(Deserialize)]
@@ -75,9 +71,7 @@ async fn list_account_transfers(
     let bank = api.read();
     // A foreign account is reported exactly like a missing one, so this endpoint does not confirm which ids exist.
     match bank.account(id) {
-        Some(account) if account.owner_sub == caller.sub => {
-            Ok(Json(bank.transfers_of_account(id, limit)))
-        }
+        Some(account) if account.owner_sub == caller.sub => Ok(Json(bank.transfers_of_account(id, limit))),
         _ => Err(not_found_problem("no account with this id among yours")),
     }
 }
@@ -91,17 +85,10 @@ async fn create_transfer(
 ) -> Result<impl IntoResponse, Problem> {
     require_json_content_type(&headers)?;
     let body = body.map_err(body_problem)?;
-    let request: NewTransfer = serde_json::from_slice(&body).map_err(|e| {
-        Problem::new(
-            Kind::InvalidRequest,
-            format!("the body is not a valid transfer: {e}"),
-        )
-    })?;
+    let request: NewTransfer = serde_json::from_slice(&body)
+        .map_err(|e| Problem::new(Kind::InvalidRequest, format!("the body is not a valid transfer: {e}")))?;
     let now = api.clock.now();
-    let transfer = api
-        .write()
-        .transfer(&caller.sub, &request, now)
-        .map_err(transfer_problem)?;
+    let transfer = api.write().transfer(&caller.sub, &request, now).map_err(transfer_problem)?;
     tracing::info!(
         transfer_id = transfer.id,
         from_account = transfer.from_account,
@@ -120,11 +107,7 @@ async fn get_transfer(
     id: Result<Path<String>, PathRejection>,
 ) -> Result<Json<Transfer>, Problem> {
     let id = parse_id(id)?;
-    api.read()
-        .transfer_by_id(id)
-        .cloned()
-        .map(Json)
-        .ok_or_else(|| not_found_problem("no transfer with this id"))
+    api.read().transfer_by_id(id).cloned().map(Json).ok_or_else(|| not_found_problem("no transfer with this id"))
 }
 
 /// `GET /openapi.yaml`: public, so tools and the gate can read the spec.
@@ -142,17 +125,12 @@ async fn not_found() -> Problem {
 }
 
 async fn method_not_allowed() -> Problem {
-    Problem::new(
-        Kind::MethodNotAllowed,
-        "this resource does not support this method",
-    )
+    Problem::new(Kind::MethodNotAllowed, "this resource does not support this method")
 }
 
 /// Banking data must not sit in shared caches.
 async fn no_store(mut response: Response) -> Response {
-    response
-        .headers_mut()
-        .insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    response.headers_mut().insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
     response
 }
 
@@ -167,20 +145,11 @@ fn parse_id(raw: Result<Path<String>, PathRejection>) -> Result<u64, Problem> {
     if raw.is_empty() || !raw.bytes().all(|b| b.is_ascii_digit()) {
         return Err(invalid());
     }
-    raw.parse::<i64>()
-        .ok()
-        .filter(|id| *id >= 1)
-        .and_then(|id| u64::try_from(id).ok())
-        .ok_or_else(invalid)
+    raw.parse::<i64>().ok().filter(|id| *id >= 1).and_then(|id| u64::try_from(id).ok()).ok_or_else(invalid)
 }
 
 fn parse_limit(raw: Result<Query<TransferListQuery>, QueryRejection>) -> Result<usize, Problem> {
-    let invalid = || {
-        Problem::new(
-            Kind::InvalidRequest,
-            format!("limit must be an integer from 1 to {MAX_LIMIT}"),
-        )
-    };
+    let invalid = || Problem::new(Kind::InvalidRequest, format!("limit must be an integer from 1 to {MAX_LIMIT}"));
     let Query(query) = raw.map_err(|_| invalid())?;
     let limit = query.limit.unwrap_or(DEFAULT_LIMIT);
     if !(1..=MAX_LIMIT).contains(&limit) {
@@ -191,26 +160,17 @@ fn parse_limit(raw: Result<Query<TransferListQuery>, QueryRejection>) -> Result<
 
 /// `application/json`, with or without parameters such as `charset`.
 fn require_json_content_type(headers: &HeaderMap) -> Result<(), Problem> {
-    let essence = headers
-        .get(CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.split(';').next())
-        .map(str::trim);
+    let essence =
+        headers.get(CONTENT_TYPE).and_then(|v| v.to_str().ok()).and_then(|v| v.split(';').next()).map(str::trim);
     match essence {
         Some(media_type) if media_type.eq_ignore_ascii_case("application/json") => Ok(()),
-        _ => Err(Problem::new(
-            Kind::UnsupportedMediaType,
-            "send the transfer as application/json",
-        )),
+        _ => Err(Problem::new(Kind::UnsupportedMediaType, "send the transfer as application/json")),
     }
 }
 
 fn body_problem(rejection: BytesRejection) -> Problem {
     if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
-        Problem::new(
-            Kind::BodyTooLarge,
-            format!("the body must be at most {MAX_BODY_BYTES} bytes"),
-        )
+        Problem::new(Kind::BodyTooLarge, format!("the body must be at most {MAX_BODY_BYTES} bytes"))
     } else {
         Problem::new(Kind::InvalidRequest, "the body could not be read")
     }
@@ -242,23 +202,8 @@ mod tests {
     fn ids_are_positive_decimal_int64() {
         assert_eq!(id("1001"), Ok(1001));
         assert_eq!(id("9223372036854775807"), Ok(9_223_372_036_854_775_807));
-        for bad in [
-            "",
-            "0",
-            "-1",
-            "+1",
-            " 1",
-            "1e3",
-            "0x10",
-            "9223372036854775808",
-            "99999999999999999999",
-            "١",
-        ] {
-            assert_eq!(
-                id(bad).map_err(|p| p.kind()),
-                Err(Kind::InvalidRequest),
-                "{bad:?}"
-            );
+        for bad in ["", "0", "-1", "+1", " 1", "1e3", "0x10", "9223372036854775808", "99999999999999999999", "١"] {
+            assert_eq!(id(bad).map_err(|p| p.kind()), Err(Kind::InvalidRequest), "{bad:?}");
         }
     }
 

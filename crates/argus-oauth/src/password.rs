@@ -10,7 +10,8 @@ use argus_model::{LoginFailure, LoginOutcome};
 
 /// A hash of a random password with the current parameters. Verifying against it when the user does not exist costs
 /// the same as a real verification, so the response time does not reveal which user names exist.
-const DUMMY_HASH: &str = "$argon2id$v=19$m=19456,t=2,p=1$bnrFZ+4EH2qCSOGoN6k4aw$n3XW1Q+m8J4V2HDpNpZyh7PD8nXUO7Ag6oLu1rsnPoQ";
+const DUMMY_HASH: &str =
+    "$argon2id$v=19$m=19456,t=2,p=1$bnrFZ+4EH2qCSOGoN6k4aw$n3XW1Q+m8J4V2HDpNpZyh7PD8nXUO7Ag6oLu1rsnPoQ";
 
 /// Why a password could not be hashed.
 #[derive(Debug, thiserror::Error)]
@@ -31,9 +32,7 @@ pub fn hash_password(password: &str) -> Result<String, PasswordError> {
     if password.is_empty() {
         return Err(PasswordError::Empty);
     }
-    let hash = hasher()
-        .hash_password(password.as_bytes())
-        .map_err(|_| PasswordError::Hash)?;
+    let hash = hasher().hash_password(password.as_bytes()).map_err(|_| PasswordError::Hash)?;
     Ok(hash.to_string())
 }
 

@@ -92,9 +92,6 @@ mod tests {
         let some = Scopes::parse("profile openid").unwrap();
         assert!(some.is_subset_of(&all));
         assert!(!all.is_subset_of(&some));
-        assert_eq!(
-            some.union(&Scopes::parse("x openid").unwrap()).to_string(),
-            "profile openid x"
-        );
+        assert_eq!(some.union(&Scopes::parse("x openid").unwrap()).to_string(), "profile openid x");
     }
 }

@@ -27,10 +27,7 @@ pub struct StoredSigningKey {
 
 impl std::fmt::Debug for StoredSigningKey {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("StoredSigningKey")
-            .field("kid", &self.kid)
-            .field("alg", &self.alg)
-            .finish_non_exhaustive()
+        f.debug_struct("StoredSigningKey").field("kid", &self.kid).field("alg", &self.alg).finish_non_exhaustive()
     }
 }
 
@@ -185,37 +182,22 @@ pub trait IssuerStore: Send + Sync + 'static {
     async fn user_by_sub(&self, sub: &str) -> Result<Option<UserRecord>, StorageError>;
 
     /// Create or replace a client registration.
-    async fn upsert_client(
-        &self,
-        client: &ClientRegistration,
-        now: Timestamp,
-    ) -> Result<(), StorageError>;
+    async fn upsert_client(&self, client: &ClientRegistration, now: Timestamp) -> Result<(), StorageError>;
     async fn client(&self, client_id: &str) -> Result<Option<ClientRegistration>, StorageError>;
     async fn clients(&self) -> Result<Vec<ClientRegistration>, StorageError>;
 
     async fn insert_pending(&self, pending: &PendingAuthorization) -> Result<(), StorageError>;
     /// The pending request with this handle hash, if not expired at `now`.
-    async fn pending(
-        &self,
-        handle_hash: &str,
-        now: Timestamp,
-    ) -> Result<Option<PendingAuthorization>, StorageError>;
+    async fn pending(&self, handle_hash: &str, now: Timestamp) -> Result<Option<PendingAuthorization>, StorageError>;
     /// Remove the pending request; `true` if this call removed it (so only one consent decision can use it).
     async fn take_pending(&self, handle_hash: &str, now: Timestamp) -> Result<bool, StorageError>;
 
     async fn insert_session(&self, session: &SessionRecord) -> Result<(), StorageError>;
     /// The session with this cookie hash, if not expired at `now`.
-    async fn session_by_cookie(
-        &self,
-        cookie_hash: &str,
-        now: Timestamp,
-    ) -> Result<Option<SessionRecord>, StorageError>;
+    async fn session_by_cookie(&self, cookie_hash: &str, now: Timestamp)
+    -> Result<Option<SessionRecord>, StorageError>;
 
-    async fn consent(
-        &self,
-        sub: &str,
-        client_id: &str,
-    ) -> Result<Option<ConsentGrant>, StorageError>;
+    async fn consent(&self, sub: &str, client_id: &str) -> Result<Option<ConsentGrant>, StorageError>;
     /// Create or replace the grant of `sub` to `client_id`.
     async fn record_consent(&self, grant: &ConsentGrant) -> Result<(), StorageError>;
 
@@ -239,11 +221,7 @@ pub trait IssuerStore: Send + Sync + 'static {
         next: &RefreshToken,
     ) -> Result<RotateOutcome, StorageError>;
     /// Revoke a family (idempotent) and return the access tokens issued in it, for the caller to revoke too.
-    async fn revoke_family(
-        &self,
-        family_id: &str,
-        now: Timestamp,
-    ) -> Result<Vec<IssuedAccess>, StorageError>;
+    async fn revoke_family(&self, family_id: &str, now: Timestamp) -> Result<Vec<IssuedAccess>, StorageError>;
 
     /// Keep a revocation until its `until`, so gates that start later can load it.
     async fn add_revocation(&self, revocation: &Revocation) -> Result<(), StorageError>;

@@ -42,19 +42,13 @@ pub fn check_code_grant(
         return Ok(CodeCheck::Replayed);
     }
     if now >= code.expires_at {
-        return Err(OAuthError::invalid_grant(
-            "the authorization code has expired",
-        ));
+        return Err(OAuthError::invalid_grant("the authorization code has expired"));
     }
     if code.redirect_uri != redirect_uri {
-        return Err(OAuthError::invalid_grant(
-            "redirect_uri does not match the authorization request",
-        ));
+        return Err(OAuthError::invalid_grant("redirect_uri does not match the authorization request"));
     }
     if !argus_jose::verify_pkce_s256(code_verifier, &code.code_challenge) {
-        return Err(OAuthError::invalid_grant(
-            "code_verifier does not match the code_challenge",
-        ));
+        return Err(OAuthError::invalid_grant("code_verifier does not match the code_challenge"));
     }
     Ok(CodeCheck::Redeemable)
 }
@@ -69,11 +63,7 @@ pub enum RefreshCheck {
 }
 
 /// Check a refresh before anything changes.
-pub fn check_refresh_grant(
-    token: &RefreshToken,
-    client_id: &str,
-    now: Timestamp,
-) -> Result<RefreshCheck, OAuthError> {
+pub fn check_refresh_grant(token: &RefreshToken, client_id: &str, now: Timestamp) -> Result<RefreshCheck, OAuthError> {
     const INVALID: OAuthError = OAuthError::invalid_grant("the refresh token is invalid");
     if token.client_id != client_id || token.family_revoked_at.is_some() {
         return Err(INVALID);
@@ -93,13 +83,10 @@ pub fn narrow_scope(granted: &str, requested: Option<&str>) -> Result<Scopes, OA
     let Some(requested) = requested else {
         return Ok(granted);
     };
-    let requested = Scopes::parse(requested)
-        .filter(|s| !s.is_empty())
-        .ok_or(OAuthError::invalid_scope("scope is malformed"))?;
+    let requested =
+        Scopes::parse(requested).filter(|s| !s.is_empty()).ok_or(OAuthError::invalid_scope("scope is malformed"))?;
     if !requested.is_subset_of(&granted) {
-        return Err(OAuthError::invalid_scope(
-            "a refresh can only narrow the scope",
-        ));
+        return Err(OAuthError::invalid_scope("a refresh can only narrow the scope"));
     }
     Ok(requested)
 }
@@ -189,10 +176,7 @@ pub fn at_hash(access_token: &str) -> String {
 /// The access tokens of `issued` that could still be accepted somewhere at `now` (expiry plus the verifiers'
 /// leeway), each with the revocation that covers it until it is dead anyway.
 pub fn live_accesses(issued: &[IssuedAccess], now: Timestamp) -> Vec<Revocation> {
-    issued
-        .iter()
-        .filter_map(|a| token_revocation(&a.jti, a.expires_at, now))
-        .collect()
+    issued.iter().filter_map(|a| token_revocation(&a.jti, a.expires_at, now)).collect()
 }
 
 /// The revocation of one access token, kept until it would have expired; `None` if it already has.
@@ -200,9 +184,7 @@ pub fn token_revocation(jti: &str, expires_at: Timestamp, now: Timestamp) -> Opt
     let until = expires_at.plus(Duration::from_secs(LEEWAY_SECS.unsigned_abs()));
     (until > now).then(|| Revocation {
         id: argus_model::id::new_id(),
-        scope: RevocationScope::Token {
-            jti: jti.to_owned(),
-        },
+        scope: RevocationScope::Token { jti: jti.to_owned() },
         at: now,
         until,
     })
@@ -237,52 +219,22 @@ mod tests {
     fn code_checks() {
         let now = Timestamp::from_secs(100);
         let uri = "http://127.0.0.1:5000/cb";
-        assert_eq!(
-            check_code_grant(&code(), "app", uri, VERIFIER, now),
-            Ok(CodeCheck::Redeemable)
-        );
+        assert_eq!(check_code_grant(&code(), "app", uri, VERIFIER, now), Ok(CodeCheck::Redeemable));
         let err = |r: Result<CodeCheck, OAuthError>| r.map_err(|e| e.code.as_str());
+        assert_eq!(err(check_code_grant(&code(), "other", uri, VERIFIER, now)), Err("invalid_grant"));
         assert_eq!(
-            err(check_code_grant(&code(), "other", uri, VERIFIER, now)),
-            Err("invalid_grant")
-        );
-        assert_eq!(
-            err(check_code_grant(
-                &code(),
-                "app",
-                "http://127.0.0.1:5001/cb",
-                VERIFIER,
-                now
-            )),
+            err(check_code_grant(&code(), "app", "http://127.0.0.1:5001/cb", VERIFIER, now)),
             Err("invalid_grant")
         );
         let wrong = VERIFIER.replace('d', "e");
+        assert_eq!(err(check_code_grant(&code(), "app", uri, &wrong, now)), Err("invalid_grant"));
         assert_eq!(
-            err(check_code_grant(&code(), "app", uri, &wrong, now)),
+            err(check_code_grant(&code(), "app", uri, VERIFIER, Timestamp::from_secs(160))),
             Err("invalid_grant")
         );
-        assert_eq!(
-            err(check_code_grant(
-                &code(),
-                "app",
-                uri,
-                VERIFIER,
-                Timestamp::from_secs(160)
-            )),
-            Err("invalid_grant")
-        );
-        let used = AuthorizationCode {
-            used_at: Some(now),
-            ..code()
-        };
-        assert_eq!(
-            check_code_grant(&used, "app", uri, "anything", now),
-            Ok(CodeCheck::Replayed)
-        );
-        assert_eq!(
-            err(check_code_grant(&used, "other", uri, VERIFIER, now)),
-            Err("invalid_grant")
-        );
+        let used = AuthorizationCode { used_at: Some(now), ..code() };
+        assert_eq!(check_code_grant(&used, "app", uri, "anything", now), Ok(CodeCheck::Replayed));
+        assert_eq!(err(check_code_grant(&used, "other", uri, VERIFIER, now)), Err("invalid_grant"));
     }
 
     fn refresh() -> RefreshToken {
@@ -298,65 +250,28 @@ mod tests {
             expires_at: Timestamp::from_secs(1000),
             consumed_at: None,
             family_revoked_at: None,
-            access: IssuedAccess {
-                jti: "j".into(),
-                expires_at: Timestamp::from_secs(300),
-            },
+            access: IssuedAccess { jti: "j".into(), expires_at: Timestamp::from_secs(300) },
         }
     }
 
     #[test]
     fn refresh_checks() {
         let now = Timestamp::from_secs(500);
-        assert_eq!(
-            check_refresh_grant(&refresh(), "app", now),
-            Ok(RefreshCheck::Rotatable)
-        );
+        assert_eq!(check_refresh_grant(&refresh(), "app", now), Ok(RefreshCheck::Rotatable));
         assert!(check_refresh_grant(&refresh(), "other", now).is_err());
-        let consumed = RefreshToken {
-            consumed_at: Some(now),
-            ..refresh()
-        };
-        assert_eq!(
-            check_refresh_grant(&consumed, "app", now),
-            Ok(RefreshCheck::Replayed)
-        );
-        let revoked = RefreshToken {
-            family_revoked_at: Some(now),
-            ..consumed
-        };
+        let consumed = RefreshToken { consumed_at: Some(now), ..refresh() };
+        assert_eq!(check_refresh_grant(&consumed, "app", now), Ok(RefreshCheck::Replayed));
+        let revoked = RefreshToken { family_revoked_at: Some(now), ..consumed };
         assert!(check_refresh_grant(&revoked, "app", now).is_err());
         assert!(check_refresh_grant(&refresh(), "app", Timestamp::from_secs(1000)).is_err());
     }
 
     #[test]
     fn scope_only_narrows() {
-        assert_eq!(
-            narrow_scope("openid accounts:read", None)
-                .unwrap()
-                .to_string(),
-            "openid accounts:read"
-        );
-        assert_eq!(
-            narrow_scope("openid accounts:read", Some("accounts:read"))
-                .unwrap()
-                .to_string(),
-            "accounts:read"
-        );
-        assert_eq!(
-            narrow_scope("openid", Some("openid admin"))
-                .unwrap_err()
-                .code
-                .as_str(),
-            "invalid_scope"
-        );
-        assert_eq!(
-            narrow_scope("openid", Some("a\"b"))
-                .unwrap_err()
-                .code
-                .as_str(),
-            "invalid_scope"
-        );
+        assert_eq!(narrow_scope("openid accounts:read", None).unwrap().to_string(), "openid accounts:read");
+        assert_eq!(narrow_scope("openid accounts:read", Some("accounts:read")).unwrap().to_string(), "accounts:read");
+        assert_eq!(narrow_scope("openid", Some("openid admin")).unwrap_err().code.as_str(), "invalid_scope");
+        assert_eq!(narrow_scope("openid", Some("a\"b")).unwrap_err().code.as_str(), "invalid_scope");
     }
 
     #[test]
@@ -370,38 +285,16 @@ mod tests {
             auth_time: Some(Timestamp::from_secs(50)),
         };
         let now = Timestamp::from_secs(100);
-        let a = access_claims(
-            "http://iss",
-            "http://aud",
-            who,
-            "j1",
-            now,
-            Duration::from_secs(300),
-        );
-        assert_eq!(
-            (a.iat, a.exp, a.scope.as_str(), a.auth_time),
-            (100, 400, "openid profile", Some(50))
-        );
+        let a = access_claims("http://iss", "http://aud", who, "j1", now, Duration::from_secs(300));
+        assert_eq!((a.iat, a.exp, a.scope.as_str(), a.auth_time), (100, 400, "openid profile", Some(50)));
         assert!(a.aud.contains("http://aud"));
-        let id = id_token_claims(
-            "http://iss",
-            who,
-            Some("n"),
-            "tok",
-            now,
-            Duration::from_secs(300),
-        );
-        assert_eq!(
-            (id.aud.as_str(), id.azp.as_str(), id.nonce.as_deref()),
-            ("app", "app", Some("n"))
-        );
+        let id = id_token_claims("http://iss", who, Some("n"), "tok", now, Duration::from_secs(300));
+        assert_eq!((id.aud.as_str(), id.azp.as_str(), id.nonce.as_deref()), ("app", "app", Some("n")));
         // OIDC Core example values are for RS256 over a different token; check the definition instead.
         use base64::Engine;
         use sha2::Digest;
         let full = sha2::Sha256::digest(b"tok");
-        let decoded = base64::engine::general_purpose::URL_SAFE_NO_PAD
-            .decode(at_hash("tok"))
-            .unwrap();
+        let decoded = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(at_hash("tok")).unwrap();
         assert_eq!(decoded, full[..16].to_vec());
     }
 
@@ -409,18 +302,9 @@ mod tests {
     fn live_accesses_skip_the_dead() {
         let now = Timestamp::from_secs(1000);
         let issued = vec![
-            IssuedAccess {
-                jti: "old".into(),
-                expires_at: Timestamp::from_secs(900),
-            },
-            IssuedAccess {
-                jti: "live".into(),
-                expires_at: Timestamp::from_secs(1200),
-            },
-            IssuedAccess {
-                jti: "leeway".into(),
-                expires_at: Timestamp::from_secs(990),
-            },
+            IssuedAccess { jti: "old".into(), expires_at: Timestamp::from_secs(900) },
+            IssuedAccess { jti: "live".into(), expires_at: Timestamp::from_secs(1200) },
+            IssuedAccess { jti: "leeway".into(), expires_at: Timestamp::from_secs(990) },
         ];
         let revs = live_accesses(&issued, now);
         let jtis: Vec<_> = revs

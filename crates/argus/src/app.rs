@@ -144,6 +144,7 @@ pub async fn start(mut config: Config, opts: UpOptions) -> anyhow::Result<Runnin
 
     let (stop, stopped) = watch::channel(false);
     let mut servers = JoinSet::new();
+    spawn_housekeeping(&mut servers, store.clone(), clock.clone(), stopped.clone());
     serve(&mut servers, listeners.issuer, issuer_router, stopped.clone());
     serve(&mut servers, listeners.gate, gate_router, stopped.clone());
     serve(&mut servers, listeners.watch, watch.router(), stopped.clone());
@@ -152,6 +153,32 @@ pub async fn start(mut config: Config, opts: UpOptions) -> anyhow::Result<Runnin
     }
 
     Ok(Running { issuer_url, gate_url, watch_url, demo: demo_info, events, control, store, watch, stop, servers })
+}
+
+/// How often expired codes, sessions, refresh tokens and revocations are deleted.
+const PURGE_EVERY: std::time::Duration = std::time::Duration::from_secs(300);
+
+/// Delete what has expired, now and every [`PURGE_EVERY`], so the database does not grow with dead secrets.
+fn spawn_housekeeping(
+    set: &mut JoinSet<std::io::Result<()>>,
+    store: Store,
+    clock: Arc<dyn Clock>,
+    mut stop: watch::Receiver<bool>,
+) {
+    use argus_oauth::IssuerStore;
+    set.spawn(async move {
+        let mut tick = tokio::time::interval(PURGE_EVERY);
+        loop {
+            tokio::select! {
+                _ = tick.tick() => match store.purge_expired(clock.now()).await {
+                    Ok(0) => {}
+                    Ok(n) => tracing::debug!(rows = n, "purged expired issuer records"),
+                    Err(error) => tracing::warn!(%error, "purging expired issuer records failed"),
+                },
+                _ = stop.changed() => return Ok(()),
+            }
+        }
+    });
 }
 
 fn serve(set: &mut JoinSet<std::io::Result<()>>, l: TcpListener, router: axum::Router, mut stop: watch::Receiver<bool>) {

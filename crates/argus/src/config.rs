@@ -69,9 +69,9 @@ impl Config {
                 check_base_url(name, url)?;
             }
         }
-        for route in &self.gate.routes {
-            check_base_url(&format!("gate.routes[{}].upstream", route.name), &route.upstream)?;
-        }
+        self.issuer.validate().map_err(|e| anyhow::anyhow!("[issuer] {e}"))?;
+        self.gate.check().map_err(|e| anyhow::anyhow!("[gate] {e}"))?;
+        self.watch.validate().map_err(|e| anyhow::anyhow!("[watch] {e}"))?;
         let listeners = [
             ("issuer.listen", self.issuer.listen),
             ("gate.listen", self.gate.listen),
@@ -139,5 +139,12 @@ mod tests {
         assert!(format!("{err:#}").contains("gate.issuer"), "{err:#}");
         let err = Config::parse("[gate]\nlisten = \"127.0.0.1:7400\"\n", "t").unwrap_err();
         assert!(format!("{err:#}").contains("both listen"), "{err:#}");
+        let err = Config::parse("[issuer]\naccess_token_ttl_secs = 0\n", "t").unwrap_err();
+        assert!(format!("{err:#}").contains("access_token_ttl_secs"), "{err:#}");
+        let routes = "[[gate.routes]]\nname = \"a\"\nprefix = \"/\"\nupstream = \"http://127.0.0.1:1\"\n";
+        let err = Config::parse(&format!("{routes}{routes}"), "t").unwrap_err();
+        assert!(format!("{err:#}").contains("[gate]"), "{err:#}");
+        let err = Config::parse("[watch.detectors.failed_login.per_ip]\nthreshold = 5\n", "t").unwrap_err();
+        assert!(format!("{err:#}").contains("leak"), "{err:#}");
     }
 }

@@ -40,8 +40,7 @@ pub struct Reply {
 
 impl Reply {
     pub fn json(&self) -> serde_json::Value {
-        serde_json::from_slice(&self.body)
-            .unwrap_or_else(|e| panic!("not JSON ({e}): {:?}", self.body))
+        serde_json::from_slice(&self.body).unwrap_or_else(|e| panic!("not JSON ({e}): {:?}", self.body))
     }
 
     pub fn header(&self, name: &str) -> Option<&str> {
@@ -51,10 +50,7 @@ impl Reply {
     /// Assert this is an RFC 9457 problem with `status` and `slug`.
     pub fn assert_problem(&self, status: u16, slug: &str) {
         assert_eq!(self.status.as_u16(), status, "body: {:?}", self.body);
-        assert_eq!(
-            self.header("content-type"),
-            Some("application/problem+json")
-        );
+        assert_eq!(self.header("content-type"), Some("application/problem+json"));
         let problem = self.json();
         assert_eq!(problem["type"], format!("urn:argus:demo:problem:{slug}"));
         assert_eq!(problem["status"], status);
@@ -65,22 +61,15 @@ impl Reply {
 
 pub fn users() -> Vec<DemoUser> {
     vec![
-        DemoUser {
-            sub: "sub-alice".to_owned(),
-            username: "alice".to_owned(),
-        },
-        DemoUser {
-            sub: "sub-bob".to_owned(),
-            username: "bob".to_owned(),
-        },
+        DemoUser { sub: "sub-alice".to_owned(), username: "alice".to_owned() },
+        DemoUser { sub: "sub-bob".to_owned(), username: "bob".to_owned() },
     ]
 }
 
 /// An access-token-shaped JWT for `sub`. The signature is junk on purpose: the demo must not need it.
 pub fn token_for(sub: &str) -> String {
     let header = URL_SAFE_NO_PAD.encode(br#"{"alg":"ES256","typ":"at+jwt"}"#);
-    let payload = URL_SAFE_NO_PAD
-        .encode(serde_json::json!({ "sub": sub, "scope": "accounts:read" }).to_string());
+    let payload = URL_SAFE_NO_PAD.encode(serde_json::json!({ "sub": sub, "scope": "accounts:read" }).to_string());
     format!("{header}.{payload}.bm90LWEtc2lnbmF0dXJl")
 }
 
@@ -90,37 +79,20 @@ impl Demo {
         let api = argus_demo::seed_with_clock(&users(), Arc::new(FixedClock));
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
-        let app =
-            argus_demo::router(api.clone()).into_make_service_with_connect_info::<SocketAddr>();
+        let app = argus_demo::router(api.clone()).into_make_service_with_connect_info::<SocketAddr>();
         tokio::spawn(async move { axum::serve(listener, app).await });
         let client = Client::builder(TokioExecutor::new()).build_http();
         Self { addr, api, client }
     }
 
-    pub async fn send(
-        &self,
-        method: Method,
-        path: &str,
-        headers: &[(&str, &str)],
-        body: Vec<u8>,
-    ) -> Reply {
-        let mut request = Request::builder()
-            .method(method)
-            .uri(format!("http://{}{path}", self.addr));
+    pub async fn send(&self, method: Method, path: &str, headers: &[(&str, &str)], body: Vec<u8>) -> Reply {
+        let mut request = Request::builder().method(method).uri(format!("http://{}{path}", self.addr));
         for (name, value) in headers {
             request = request.header(*name, *value);
         }
-        let response = self
-            .client
-            .request(request.body(Full::new(Bytes::from(body))).unwrap())
-            .await
-            .unwrap();
+        let response = self.client.request(request.body(Full::new(Bytes::from(body))).unwrap()).await.unwrap();
         let (parts, body) = response.into_parts();
-        Reply {
-            status: parts.status,
-            headers: parts.headers,
-            body: body.collect().await.unwrap().to_bytes(),
-        }
+        Reply { status: parts.status, headers: parts.headers, body: body.collect().await.unwrap().to_bytes() }
     }
 
     /// `GET path` with a bearer token for `sub`, or with no token.
@@ -128,8 +100,7 @@ impl Demo {
         match sub {
             Some(sub) => {
                 let auth = format!("Bearer {}", token_for(sub));
-                self.send(Method::GET, path, &[("authorization", &auth)], Vec::new())
-                    .await
+                self.send(Method::GET, path, &[("authorization", &auth)], Vec::new()).await
             }
             None => self.send(Method::GET, path, &[], Vec::new()).await,
         }
@@ -137,17 +108,13 @@ impl Demo {
 
     /// `POST /transfers` as `sub` with a JSON body.
     pub async fn post_transfer(&self, sub: &str, body: &serde_json::Value) -> Reply {
-        self.post_raw(sub, "application/json", body.to_string().into_bytes())
-            .await
+        self.post_raw(sub, "application/json", body.to_string().into_bytes()).await
     }
 
     /// `POST /transfers` as `sub` with any content type and body.
     pub async fn post_raw(&self, sub: &str, content_type: &str, body: Vec<u8>) -> Reply {
         let auth = format!("Bearer {}", token_for(sub));
-        let headers = [
-            ("authorization", auth.as_str()),
-            ("content-type", content_type),
-        ];
+        let headers = [("authorization", auth.as_str()), ("content-type", content_type)];
         self.send(Method::POST, "/transfers", &headers, body).await
     }
 
