@@ -274,13 +274,7 @@ pub struct AlertFilter {
 
 impl Default for AlertFilter {
     fn default() -> Self {
-        Self {
-            attack: None,
-            key_type: None,
-            key: None,
-            status: None,
-            limit: DEFAULT_ALERT_LIMIT,
-        }
+        Self { attack: None, key_type: None, key: None, status: None, limit: DEFAULT_ALERT_LIMIT }
     }
 }
 
@@ -311,16 +305,10 @@ mod tests {
     fn absorb_updates_and_escalates_only_upwards() {
         let mut a = Alert::open("a1".into(), draft(10, Severity::Medium, &["e1", "e2"]));
         assert_eq!(a.absorb(draft(20, Severity::Medium, &["e2", "e3"])), None);
-        assert_eq!(
-            (a.count, a.last_seen, a.first_seen),
-            (2, Timestamp::from_secs(20), Timestamp::from_secs(10))
-        );
+        assert_eq!((a.count, a.last_seen, a.first_seen), (2, Timestamp::from_secs(20), Timestamp::from_secs(10)));
         assert_eq!(a.evidence, ["e1", "e2", "e3"]);
         assert_eq!(a.feature.explanation, "at 20");
-        assert_eq!(
-            a.absorb(draft(30, Severity::High, &[])),
-            Some(Severity::Medium)
-        );
+        assert_eq!(a.absorb(draft(30, Severity::High, &[])), Some(Severity::Medium));
         assert_eq!(a.severity, Severity::High);
         assert_eq!(a.absorb(draft(40, Severity::Medium, &[])), None);
         assert_eq!(a.severity, Severity::High);
@@ -340,19 +328,11 @@ mod tests {
 
     #[test]
     fn names_round_trip_like_serde() {
-        for s in [
-            Severity::Low,
-            Severity::Medium,
-            Severity::High,
-            Severity::Critical,
-        ] {
+        for s in [Severity::Low, Severity::Medium, Severity::High, Severity::Critical] {
             assert_eq!(serde_json::to_value(s).unwrap(), s.as_str());
             assert_eq!(s.as_str().parse::<Severity>().unwrap(), s);
         }
-        assert_eq!(
-            "credential_stuffing".parse::<Attack>().unwrap(),
-            Attack::CredentialStuffing
-        );
+        assert_eq!("credential_stuffing".parse::<Attack>().unwrap(), Attack::CredentialStuffing);
         assert!("Ip".parse::<KeyType>().is_err());
         assert!(Severity::Medium < Severity::High);
     }
@@ -361,10 +341,7 @@ mod tests {
     fn raised_carries_the_explanation() {
         let a = Alert::open("a1".into(), draft(5, Severity::High, &["e1"]));
         let r = a.raised();
-        assert_eq!(
-            (r.alert_id.as_str(), r.attack.as_str(), r.key_type.as_str()),
-            ("a1", "brute_force", "ip")
-        );
+        assert_eq!((r.alert_id.as_str(), r.attack.as_str(), r.key_type.as_str()), ("a1", "brute_force", "ip"));
         assert_eq!((r.severity.as_str(), r.summary.as_str()), ("high", "at 5"));
     }
 }

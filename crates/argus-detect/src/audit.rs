@@ -135,16 +135,9 @@ impl ChainVerifier {
             Some((seq, hash)) => (seq.saturating_add(1), hash.as_str()),
             None => (1, GENESIS_HASH),
         };
-        let fail = |reason| {
-            Err(ChainBreak {
-                seq: record.seq,
-                reason,
-            })
-        };
+        let fail = |reason| Err(ChainBreak { seq: record.seq, reason });
         if record.seq != expected_seq {
-            return fail(BreakReason::Gap {
-                expected: expected_seq,
-            });
+            return fail(BreakReason::Gap { expected: expected_seq });
         }
         if record.prev_hash != expected_prev {
             return fail(BreakReason::PrevHashMismatch);
@@ -159,10 +152,7 @@ impl ChainVerifier {
 
     /// The verdict for the records checked so far, all of which passed.
     pub fn finish(self) -> ChainVerdict {
-        ChainVerdict::Intact {
-            records: self.records,
-            head: self.head,
-        }
+        ChainVerdict::Intact { records: self.records, head: self.head }
     }
 }
 
@@ -195,10 +185,7 @@ mod tests {
                     outcome: LoginOutcome::Failure(LoginFailure::BadPassword),
                 }),
             );
-            let head = out.last().map(|r| ChainHead {
-                seq: r.seq,
-                hash: &r.hash,
-            });
+            let head = out.last().map(|r| ChainHead { seq: r.seq, hash: &r.hash });
             let record = AuditRecord::next(head, &event).unwrap();
             out.push(record);
         }
@@ -208,14 +195,8 @@ mod tests {
     #[test]
     fn hash_is_sha256_of_prev_then_json() {
         // sha256("") and sha256("abc") test vectors: the hash covers exactly the concatenated bytes.
-        assert_eq!(
-            chain_hash("", ""),
-            "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
-        );
-        assert_eq!(
-            chain_hash("a", "bc"),
-            "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
-        );
+        assert_eq!(chain_hash("", ""), "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855");
+        assert_eq!(chain_hash("a", "bc"), "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
     }
 
     #[test]
@@ -224,29 +205,15 @@ mod tests {
         assert_eq!(records[0].prev_hash, GENESIS_HASH);
         assert_eq!(records[4].seq, 5);
         let verdict = verify_records(&records);
-        assert_eq!(
-            verdict,
-            ChainVerdict::Intact {
-                records: 5,
-                head: Some((5, records[4].hash.clone()))
-            }
-        );
-        assert_eq!(
-            verify_records(&[]),
-            ChainVerdict::Intact {
-                records: 0,
-                head: None
-            }
-        );
+        assert_eq!(verdict, ChainVerdict::Intact { records: 5, head: Some((5, records[4].hash.clone())) });
+        assert_eq!(verify_records(&[]), ChainVerdict::Intact { records: 0, head: None });
     }
 
     #[test]
     fn an_edited_record_is_detected() {
         let mut records = chain(5);
         records[2].json = records[2].json.replace("user2", "user9");
-        let ChainVerdict::Broken(b) = verify_records(&records) else {
-            panic!("edit not detected")
-        };
+        let ChainVerdict::Broken(b) = verify_records(&records) else { panic!("edit not detected") };
         assert_eq!((b.seq, b.reason), (3, BreakReason::HashMismatch));
     }
 
@@ -254,17 +221,13 @@ mod tests {
     fn a_deleted_record_is_detected() {
         let mut records = chain(5);
         records.remove(1);
-        let ChainVerdict::Broken(b) = verify_records(&records) else {
-            panic!("deletion not detected")
-        };
+        let ChainVerdict::Broken(b) = verify_records(&records) else { panic!("deletion not detected") };
         assert_eq!((b.seq, b.reason), (3, BreakReason::Gap { expected: 2 }));
         // Renumbering to hide the gap still leaves the link to the deleted record.
         for (i, r) in records.iter_mut().enumerate() {
             r.seq = i as u64 + 1;
         }
-        let ChainVerdict::Broken(b) = verify_records(&records) else {
-            panic!("deletion not detected")
-        };
+        let ChainVerdict::Broken(b) = verify_records(&records) else { panic!("deletion not detected") };
         assert_eq!((b.seq, b.reason), (2, BreakReason::PrevHashMismatch));
     }
 

@@ -175,12 +175,7 @@ pub struct KeyedBuckets {
 impl KeyedBuckets {
     /// Buckets with `config`, tracking at most `max_keys` keys (at least one).
     pub fn new(config: BucketConfig, max_keys: usize) -> Self {
-        Self {
-            config,
-            max_keys: max_keys.max(1),
-            buckets: HashMap::new(),
-            last_sweep: None,
-        }
+        Self { config, max_keys: max_keys.max(1), buckets: HashMap::new(), last_sweep: None }
     }
 
     /// The threshold and leak rate.
@@ -210,10 +205,7 @@ impl KeyedBuckets {
             self.make_room(hit.time);
         }
         let leak = self.config.leak;
-        let state = self
-            .buckets
-            .entry(hit.key.to_owned())
-            .or_insert_with(|| BucketState::new(hit.time));
+        let state = self.buckets.entry(hit.key.to_owned()).or_insert_with(|| BucketState::new(hit.time));
         state.leak_to(hit.time, &leak);
         if state.hits == 0 {
             state.since = hit.time;
@@ -234,8 +226,7 @@ impl KeyedBuckets {
     pub fn sweep(&mut self, now: Timestamp) -> usize {
         let before = self.buckets.len();
         let leak = self.config.leak;
-        self.buckets
-            .retain(|_, state| state.level_at(now, &leak) > 0.0);
+        self.buckets.retain(|_, state| state.level_at(now, &leak) > 0.0);
         self.last_sweep = Some(now);
         before - self.buckets.len()
     }
@@ -264,10 +255,7 @@ impl KeyedBuckets {
         let emptiest = self
             .buckets
             .iter()
-            .min_by(|a, b| {
-                a.1.level_at(now, &leak)
-                    .total_cmp(&b.1.level_at(now, &leak))
-            })
+            .min_by(|a, b| a.1.level_at(now, &leak).total_cmp(&b.1.level_at(now, &leak)))
             .map(|(key, _)| key.clone());
         if let Some(key) = emptiest {
             self.buckets.remove(&key);
@@ -280,20 +268,12 @@ mod tests {
     use super::*;
 
     fn buckets(threshold: u32, leak: &str, max_keys: usize) -> KeyedBuckets {
-        let config = BucketConfig {
-            threshold: NonZeroU32::new(threshold).unwrap(),
-            leak: leak.parse().unwrap(),
-        };
+        let config = BucketConfig { threshold: NonZeroU32::new(threshold).unwrap(), leak: leak.parse().unwrap() };
         KeyedBuckets::new(config, max_keys)
     }
 
     fn hit<'a>(key: &'a str, secs: i64, id: &'a str) -> Hit<'a> {
-        Hit {
-            key,
-            time: Timestamp::from_secs(secs),
-            event_id: id,
-            companion: None,
-        }
+        Hit { key, time: Timestamp::from_secs(secs), event_id: id, companion: None }
     }
 
     #[test]
@@ -302,10 +282,7 @@ mod tests {
         assert_eq!(b.hit(hit("k", 100, "e1")).level(), 1.0);
         assert_eq!(b.hit(hit("k", 100, "e2")).level(), 2.0);
         // 1.5 s later 1.5 has leaked away.
-        let s = b.hit(Hit {
-            time: Timestamp::from_millis(101_500),
-            ..hit("k", 0, "e3")
-        });
+        let s = b.hit(Hit { time: Timestamp::from_millis(101_500), ..hit("k", 0, "e3") });
         assert!((s.level() - 1.5).abs() < 1e-9);
         assert_eq!(s.hits(), 3);
         assert_eq!(s.evidence(), ["e1", "e2", "e3"]);
@@ -324,18 +301,9 @@ mod tests {
     #[test]
     fn a_drained_bucket_starts_a_new_burst() {
         let mut b = buckets(10, "1/s", 10);
-        b.hit(Hit {
-            companion: Some("a"),
-            ..hit("k", 100, "e1")
-        });
-        b.hit(Hit {
-            companion: Some("b"),
-            ..hit("k", 100, "e2")
-        });
-        let s = b.hit(Hit {
-            companion: Some("c"),
-            ..hit("k", 200, "e3")
-        });
+        b.hit(Hit { companion: Some("a"), ..hit("k", 100, "e1") });
+        b.hit(Hit { companion: Some("b"), ..hit("k", 100, "e2") });
+        let s = b.hit(Hit { companion: Some("c"), ..hit("k", 200, "e3") });
         assert_eq!(s.level(), 1.0);
         assert_eq!(s.hits(), 1);
         assert_eq!(s.since(), Timestamp::from_secs(200));
@@ -348,10 +316,7 @@ mod tests {
         let mut b = buckets(1000, "1/h", 10);
         let ids: Vec<String> = (0..100).map(|i| format!("e{i}")).collect();
         for (i, id) in ids.iter().enumerate() {
-            b.hit(Hit {
-                companion: Some(id),
-                ..hit("k", 100 + i as i64, id)
-            });
+            b.hit(Hit { companion: Some(id), ..hit("k", 100 + i as i64, id) });
         }
         let s = b.get("k").unwrap();
         assert_eq!(s.evidence().len(), EVIDENCE_MAX);

@@ -60,14 +60,8 @@ impl Default for FailedLoginConfig {
         const KEYS: NonZeroUsize = NonZeroUsize::new(10_000).unwrap();
         Self {
             enabled: true,
-            per_ip: BucketConfig {
-                threshold: N20,
-                leak: LeakRate::whole(N10, RatePeriod::Minute),
-            },
-            per_account: BucketConfig {
-                threshold: N10,
-                leak: LeakRate::whole(N6, RatePeriod::Hour),
-            },
+            per_ip: BucketConfig { threshold: N20, leak: LeakRate::whole(N10, RatePeriod::Minute) },
+            per_account: BucketConfig { threshold: N10, leak: LeakRate::whole(N6, RatePeriod::Hour) },
             stuffing_accounts: N5,
             max_keys: KEYS,
         }
@@ -114,60 +108,28 @@ impl FailedLogin {
 
     fn observe_ip(&mut self, event: &Event, ip: &str, account: &str) -> Option<AlertDraft> {
         let config = *self.per_ip.config();
-        let hit = Hit {
-            key: ip,
-            time: event.time,
-            event_id: &event.id,
-            companion: Some(account),
-        };
+        let hit = Hit { key: ip, time: event.time, event_id: &event.id, companion: Some(account) };
         let state = self.per_ip.hit(hit);
         if state.level() < config.threshold() {
             return None;
         }
         let accounts = state.distinct();
-        let attack = if accounts.len() >= self.stuffing_accounts {
-            Attack::CredentialStuffing
-        } else {
-            Attack::BruteForce
-        };
+        let attack =
+            if accounts.len() >= self.stuffing_accounts { Attack::CredentialStuffing } else { Attack::BruteForce };
         let explanation = format!(
             "{} failed sign-ins from {ip} on {} within ~{} (threshold {}, leaks {})",
             state.hits(),
-            count_of(
-                accounts.len(),
-                accounts.is_saturated(),
-                "account",
-                "accounts"
-            ),
+            count_of(accounts.len(), accounts.is_saturated(), "account", "accounts"),
             span(state, event),
             config.threshold,
             config.leak,
         );
-        Some(draft(
-            event,
-            attack,
-            KeyType::Ip,
-            ip,
-            "failed_logins_per_ip",
-            &config,
-            state,
-            explanation,
-        ))
+        Some(draft(event, attack, KeyType::Ip, ip, "failed_logins_per_ip", &config, state, explanation))
     }
 
-    fn observe_account(
-        &mut self,
-        event: &Event,
-        account: &str,
-        ip: Option<&str>,
-    ) -> Option<AlertDraft> {
+    fn observe_account(&mut self, event: &Event, account: &str, ip: Option<&str>) -> Option<AlertDraft> {
         let config = *self.per_account.config();
-        let hit = Hit {
-            key: account,
-            time: event.time,
-            event_id: &event.id,
-            companion: ip,
-        };
+        let hit = Hit { key: account, time: event.time, event_id: &event.id, companion: ip };
         let state = self.per_account.hit(hit);
         if state.level() < config.threshold() {
             return None;
@@ -182,16 +144,7 @@ impl FailedLogin {
             config.leak,
         );
         let feature = "failed_logins_per_account";
-        Some(draft(
-            event,
-            Attack::BruteForce,
-            KeyType::Account,
-            account,
-            feature,
-            &config,
-            state,
-            explanation,
-        ))
+        Some(draft(event, Attack::BruteForce, KeyType::Account, account, feature, &config, state, explanation))
     }
 }
 
@@ -233,11 +186,7 @@ fn draft(
 ) -> AlertDraft {
     let threshold = config.threshold();
     // Twice the threshold means the attack outpaces the leak by a wide margin, not a borderline burst.
-    let severity = if state.level() >= 2.0 * threshold {
-        Severity::High
-    } else {
-        Severity::Medium
-    };
+    let severity = if state.level() >= 2.0 * threshold { Severity::High } else { Severity::Medium };
     AlertDraft {
         detector: DETECTOR.to_owned(),
         attack,

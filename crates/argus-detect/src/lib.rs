@@ -14,12 +14,11 @@ pub mod rate;
 pub mod store;
 
 pub use alert::{
-    Alert, AlertChange, AlertDraft, AlertFilter, AlertStatus, Attack, DEFAULT_ALERT_LIMIT, Feature,
-    KeyType, MAX_ALERT_LIMIT, Severity, UnknownName,
+    Alert, AlertChange, AlertDraft, AlertFilter, AlertStatus, Attack, DEFAULT_ALERT_LIMIT, Feature, KeyType,
+    MAX_ALERT_LIMIT, Severity, UnknownName,
 };
 pub use audit::{
-    AuditRecord, BreakReason, ChainBreak, ChainHead, ChainVerdict, ChainVerifier, GENESIS_HASH,
-    chain_hash,
+    AuditRecord, BreakReason, ChainBreak, ChainHead, ChainVerdict, ChainVerifier, GENESIS_HASH, chain_hash,
 };
 pub use bucket::{BucketConfig, EVIDENCE_MAX};
 pub use failed_login::{FailedLogin, FailedLoginConfig};

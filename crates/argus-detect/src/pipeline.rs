@@ -30,10 +30,7 @@ pub struct ConfigError {
 impl ConfigError {
     /// An error about the key `key`.
     pub fn new(key: impl Into<String>, reason: impl Into<String>) -> Self {
-        Self {
-            key: key.into(),
-            reason: reason.into(),
-        }
+        Self { key: key.into(), reason: reason.into() }
     }
 }
 
@@ -59,9 +56,7 @@ pub struct Detectors {
 
 impl std::fmt::Debug for Detectors {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_list()
-            .entries(self.detectors.iter().map(|d| d.name()))
-            .finish()
+        f.debug_list().entries(self.detectors.iter().map(|d| d.name())).finish()
     }
 }
 
@@ -91,10 +86,7 @@ impl Detectors {
         if is_watch_output(event) {
             return Vec::new();
         }
-        self.detectors
-            .iter_mut()
-            .flat_map(|d| d.observe(event))
-            .collect()
+        self.detectors.iter_mut().flat_map(|d| d.observe(event)).collect()
     }
 }
 
@@ -173,29 +165,20 @@ mod tests {
     fn config_defaults_parse_and_unknown_keys_are_refused() {
         let c: DetectorsConfig = serde_json::from_str("{}").unwrap();
         assert_eq!(c, DetectorsConfig::default());
-        assert_eq!(
-            Detectors::from_config(&c).unwrap().names(),
-            ["failed_login"]
-        );
-        let off: DetectorsConfig =
-            serde_json::from_str(r#"{"failed_login":{"enabled":false}}"#).unwrap();
+        assert_eq!(Detectors::from_config(&c).unwrap().names(), ["failed_login"]);
+        let off: DetectorsConfig = serde_json::from_str(r#"{"failed_login":{"enabled":false}}"#).unwrap();
         assert!(Detectors::from_config(&off).unwrap().names().is_empty());
-        let typo = serde_json::from_str::<DetectorsConfig>(r#"{"failed_login":{"treshold":3}}"#)
-            .unwrap_err();
+        let typo = serde_json::from_str::<DetectorsConfig>(r#"{"failed_login":{"treshold":3}}"#).unwrap_err();
         assert!(typo.to_string().contains("treshold"), "{typo}");
         let partial = r#"{"failed_login":{"per_ip":{"threshold":5}}}"#;
-        assert!(
-            serde_json::from_str::<DetectorsConfig>(partial).is_err(),
-            "a bucket needs threshold and leak"
-        );
+        assert!(serde_json::from_str::<DetectorsConfig>(partial).is_err(), "a bucket needs threshold and leak");
         let zero = r#"{"failed_login":{"per_ip":{"threshold":0,"leak":"1/s"}}}"#;
         assert!(serde_json::from_str::<DetectorsConfig>(zero).is_err());
     }
 
     #[test]
     fn stuffing_accounts_beyond_what_is_counted_is_refused() {
-        let c: DetectorsConfig =
-            serde_json::from_str(r#"{"failed_login":{"stuffing_accounts":33}}"#).unwrap();
+        let c: DetectorsConfig = serde_json::from_str(r#"{"failed_login":{"stuffing_accounts":33}}"#).unwrap();
         let err = Detectors::from_config(&c).unwrap_err();
         assert_eq!(err.key, "watch.detectors.failed_login.stuffing_accounts");
     }

@@ -78,10 +78,7 @@ impl LeakRate {
 
     /// A whole number of units per `period`; cannot fail.
     pub fn whole(amount: std::num::NonZeroU32, period: RatePeriod) -> Self {
-        Self {
-            amount: f64::from(amount.get()),
-            period,
-        }
+        Self { amount: f64::from(amount.get()), period }
     }
 
     /// Units leaked per millisecond.
@@ -93,11 +90,7 @@ impl LeakRate {
     pub fn time_to_drain(&self, level: f64) -> Duration {
         let ms = (level.max(0.0) / self.per_milli()).ceil();
         // Saturate rather than overflow: a level this high is drained "never" for any practical purpose.
-        Duration::from_millis(if ms >= u64::MAX as f64 {
-            u64::MAX
-        } else {
-            ms as u64
-        })
+        Duration::from_millis(if ms >= u64::MAX as f64 { u64::MAX } else { ms as u64 })
     }
 }
 
@@ -138,30 +131,17 @@ mod tests {
 
     #[test]
     fn parses_and_displays_round_trip() {
-        for (text, per_minute) in [
-            ("10/min", 10.0),
-            ("6/h", 0.1),
-            ("0.5/s", 30.0),
-            ("1440/d", 1.0),
-        ] {
+        for (text, per_minute) in [("10/min", 10.0), ("6/h", 0.1), ("0.5/s", 30.0), ("1440/d", 1.0)] {
             let rate: LeakRate = text.parse().unwrap();
             assert_eq!(rate.to_string(), text);
-            assert!(
-                (rate.per_milli() * 60_000.0 - per_minute).abs() < 1e-9,
-                "{text}"
-            );
+            assert!((rate.per_milli() * 60_000.0 - per_minute).abs() < 1e-9, "{text}");
         }
-        assert_eq!(
-            " 3 / minute ".parse::<LeakRate>().unwrap().to_string(),
-            "3/min"
-        );
+        assert_eq!(" 3 / minute ".parse::<LeakRate>().unwrap().to_string(), "3/min");
     }
 
     #[test]
     fn rejects_nonsense() {
-        for bad in [
-            "", "10", "10/week", "0/min", "-1/s", "NaN/s", "inf/h", "x/min",
-        ] {
+        for bad in ["", "10", "10/week", "0/min", "-1/s", "NaN/s", "inf/h", "x/min"] {
             assert!(bad.parse::<LeakRate>().is_err(), "{bad}");
         }
     }

@@ -26,11 +26,7 @@ pub trait AuditLog: Send + Sync {
     async fn append(&self, event: &Event) -> Result<AuditRecord, WatchStoreError>;
 
     /// Up to `limit` records with `seq > after`, in order.
-    async fn records_after(
-        &self,
-        after: u64,
-        limit: u32,
-    ) -> Result<Vec<AuditRecord>, WatchStoreError>;
+    async fn records_after(&self, after: u64, limit: u32) -> Result<Vec<AuditRecord>, WatchStoreError>;
 
     /// Walks the whole chain and reports the first edited, deleted or misplaced record.
     async fn verify_chain(&self) -> Result<ChainVerdict, WatchStoreError>;

@@ -42,8 +42,7 @@ pub struct GateConfig {
 }
 
 /// Default `[gate] listen`.
-pub const DEFAULT_LISTEN: SocketAddr =
-    SocketAddr::new(std::net::IpAddr::V4(Ipv4Addr::LOCALHOST), 7480);
+pub const DEFAULT_LISTEN: SocketAddr = SocketAddr::new(std::net::IpAddr::V4(Ipv4Addr::LOCALHOST), 7480);
 
 impl Default for GateConfig {
     fn default() -> Self {
@@ -67,18 +66,8 @@ mod tests {
     #[test]
     fn defaults_and_unknown_keys() {
         let empty: GateConfig = toml::from_str("").unwrap();
-        assert_eq!(
-            empty.listen,
-            "127.0.0.1:7480".parse::<SocketAddr>().unwrap()
-        );
-        assert_eq!(
-            (
-                empty.upstream_timeout_secs,
-                empty.max_body_bytes,
-                empty.jwks_min_refresh_secs
-            ),
-            (30, 1 << 20, 10)
-        );
+        assert_eq!(empty.listen, "127.0.0.1:7480".parse::<SocketAddr>().unwrap());
+        assert_eq!((empty.upstream_timeout_secs, empty.max_body_bytes, empty.jwks_min_refresh_secs), (30, 1 << 20, 10));
         assert!(empty.routes.is_empty() && empty.issuer.is_none());
 
         let set: GateConfig = toml::from_str(
@@ -86,14 +75,9 @@ mod tests {
              upstream = \"http://127.0.0.1:9000\"\n",
         )
         .unwrap();
-        assert_eq!(
-            (set.listen.port(), set.max_body_bytes, set.routes.len()),
-            (8080, 10, 1)
-        );
+        assert_eq!((set.listen.port(), set.max_body_bytes, set.routes.len()), (8080, 10, 1));
 
-        let err = toml::from_str::<GateConfig>("upstream_timeout = 3\n")
-            .unwrap_err()
-            .to_string();
+        let err = toml::from_str::<GateConfig>("upstream_timeout = 3\n").unwrap_err().to_string();
         assert!(err.contains("upstream_timeout"), "{err}");
     }
 }

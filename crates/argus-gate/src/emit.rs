@@ -58,11 +58,7 @@ impl CallRecord {
             events,
             time,
             started: Instant::now(),
-            principal: Principal {
-                ip: peer.map(|ip| ip.to_string()),
-                user_agent,
-                ..Principal::default()
-            },
+            principal: Principal { ip: peer.map(|ip| ip.to_string()), user_agent, ..Principal::default() },
             call: ApiCall {
                 request_id: request_id.to_owned(),
                 method: method.as_str().to_owned(),
@@ -112,12 +108,7 @@ impl CallRecord {
     /// Attach the record to the response: the event is published when its body is done.
     pub(crate) fn attach(mut self, response: http::Response<Body>) -> http::Response<Body> {
         self.call.status = response.status().as_u16();
-        response.map(|body| {
-            Body::new(MeteredBody {
-                inner: body,
-                record: Some(self),
-            })
-        })
+        response.map(|body| Body::new(MeteredBody { inner: body, record: Some(self) }))
     }
 
     fn emit(&mut self) {
@@ -125,20 +116,14 @@ impl CallRecord {
             return;
         }
         self.call.bytes_in = self.bytes_in.load(Ordering::Relaxed);
-        self.call.latency_us =
-            u64::try_from(self.started.elapsed().as_micros()).unwrap_or(u64::MAX);
+        self.call.latency_us = u64::try_from(self.started.elapsed().as_micros()).unwrap_or(u64::MAX);
         let c = &self.call;
         tracing::debug!(
             request_id = %c.request_id, method = %c.method, path = %c.path, route = c.route.as_deref(),
             status = c.status, reason = c.reason.as_deref(), sub = self.principal.sub.as_deref(),
             bytes_in = c.bytes_in, bytes_out = c.bytes_out, latency_us = c.latency_us, "api call"
         );
-        let event = Event::new(
-            self.time,
-            NODE,
-            self.principal.clone(),
-            EventKind::ApiCall(self.call.clone()),
-        );
+        let event = Event::new(self.time, NODE, self.principal.clone(), EventKind::ApiCall(self.call.clone()));
         self.events.publish(event);
     }
 }
@@ -160,10 +145,7 @@ impl hyper::body::Body for MeteredBody {
     type Data = Bytes;
     type Error = axum::Error;
 
-    fn poll_frame(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, axum::Error>>> {
+    fn poll_frame(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, axum::Error>>> {
         let this = self.get_mut();
         let polled = Pin::new(&mut this.inner).poll_frame(cx);
         match &polled {
@@ -210,10 +192,7 @@ mod tests {
 
     fn record(events: &EventBus) -> CallRecord {
         let mut headers = HeaderMap::new();
-        headers.insert(
-            header::USER_AGENT,
-            HeaderValue::from_str(&"é".repeat(200)).unwrap(),
-        );
+        headers.insert(header::USER_AGENT, HeaderValue::from_str(&"é".repeat(200)).unwrap());
         CallRecord::begin(
             events.clone(),
             Timestamp::from_secs(1),
@@ -248,17 +227,10 @@ mod tests {
         assert_eq!(&body[..], b"hello world");
         assert_eq!(events.published(), 1);
         let (principal, call) = next_call(&mut sub).await;
-        assert_eq!(
-            (call.status, call.decision, call.reason),
-            (200, Decision::Allowed, None)
-        );
+        assert_eq!((call.status, call.decision, call.reason), (200, Decision::Allowed, None));
         assert_eq!((call.bytes_in, call.bytes_out), (5, 11));
         assert_eq!(principal.ip.as_deref(), Some("127.0.0.1"));
-        assert_eq!(
-            principal.user_agent.unwrap().len(),
-            256,
-            "cut on a char boundary"
-        );
+        assert_eq!(principal.user_agent.unwrap().len(), 256, "cut on a char boundary");
     }
 
     #[tokio::test]
@@ -277,10 +249,7 @@ mod tests {
         let response = rec.attach(Refusal::NoRoute.to_response("r1"));
         drop(response); // the caller went away before reading the problem body
         let (_, call) = next_call(&mut sub).await;
-        assert_eq!(
-            (call.status, call.reason.as_deref()),
-            (404, Some("no-route"))
-        );
+        assert_eq!((call.status, call.reason.as_deref()), (404, Some("no-route")));
         assert_eq!(events.published(), 2);
     }
 }

@@ -16,9 +16,7 @@ use hyper::body::Incoming;
 use crate::emit::CallRecord;
 use crate::jwks::JwksCache;
 use crate::phases::{bearer_token, revocation_phase, route_phase, scope_phase, token_phase};
-use crate::proxy::{
-    Forward, Upstream, UpstreamClient, X_REQUEST_ID, downstream_response, proxy_phase, request_id,
-};
+use crate::proxy::{Forward, Upstream, UpstreamClient, X_REQUEST_ID, downstream_response, proxy_phase, request_id};
 use crate::refusal::Refusal;
 use crate::revocation::Revocations;
 
@@ -41,10 +39,7 @@ pub(crate) struct Gate {
 /// The axum handler for every method and path.
 pub(crate) async fn handle(State(gate): State<Arc<Gate>>, request: Request) -> Response {
     // Read from the extensions rather than extracted, so a router served without connect info still works.
-    let peer = request
-        .extensions()
-        .get::<ConnectInfo<SocketAddr>>()
-        .map(|ConnectInfo(addr)| addr.ip());
+    let peer = request.extensions().get::<ConnectInfo<SocketAddr>>().map(|ConnectInfo(addr)| addr.ip());
     let request_id = request_id(request.headers());
     let mut record = CallRecord::begin(
         gate.events.clone(),
@@ -55,10 +50,7 @@ pub(crate) async fn handle(State(gate): State<Arc<Gate>>, request: Request) -> R
         request.headers(),
         peer,
     );
-    let mut response = match gate
-        .decide_and_forward(request, peer, &request_id, &mut record)
-        .await
-    {
+    let mut response = match gate.decide_and_forward(request, peer, &request_id, &mut record).await {
         Ok(upstream) => downstream_response(upstream),
         Err(refusal) => {
             record.refuse(&refusal);

@@ -36,10 +36,7 @@ enum FetchError {
     #[error("{0} timed out")]
     Timeout(Uri),
     #[error("{uri}: {source}")]
-    Http {
-        uri: Uri,
-        source: hyper_util::client::legacy::Error,
-    },
+    Http { uri: Uri, source: hyper_util::client::legacy::Error },
     #[error("{0} answered {1}")]
     Status(Uri, StatusCode),
     #[error("{0}: body unreadable or larger than {MAX_DOCUMENT_BYTES} bytes")]
@@ -81,12 +78,7 @@ struct RefreshState {
 
 impl JwksCache {
     /// `discovery_uri` is `{issuer}/.well-known/openid-configuration`, checked by the caller to be http.
-    pub(crate) fn new(
-        issuer: &str,
-        discovery_uri: Uri,
-        clock: Arc<dyn Clock>,
-        min_refresh: Duration,
-    ) -> Self {
+    pub(crate) fn new(issuer: &str, discovery_uri: Uri, clock: Arc<dyn Clock>, min_refresh: Duration) -> Self {
         let mut connector = HttpConnector::new();
         connector.set_nodelay(true);
         connector.set_connect_timeout(Some(FETCH_TIMEOUT));
@@ -103,10 +95,7 @@ impl JwksCache {
 
     /// The cached key set, if any was fetched yet. Never waits for the network.
     pub(crate) fn current(&self) -> Option<Arc<JwkSet>> {
-        self.current
-            .read()
-            .unwrap_or_else(PoisonError::into_inner)
-            .clone()
+        self.current.read().unwrap_or_else(PoisonError::into_inner).clone()
     }
 
     /// A key set that should know `kid`: the cached one if it does (or if it was refreshed too recently to try
@@ -119,15 +108,8 @@ impl JwksCache {
             return Ok(set.clone());
         }
         let now = self.clock.now();
-        let spacing = if cached.is_some() {
-            self.min_refresh
-        } else {
-            RETRY_WITHOUT_KEYS
-        };
-        if state
-            .last_attempt
-            .is_some_and(|last| now.since(last) < spacing)
-        {
+        let spacing = if cached.is_some() { self.min_refresh } else { RETRY_WITHOUT_KEYS };
+        if state.last_attempt.is_some_and(|last| now.since(last) < spacing) {
             // Too soon to ask again. A set fetched a moment ago is authoritative: the kid is unknown (401).
             return match cached {
                 Some(set) if !state.last_failed => Ok(set),
@@ -158,13 +140,9 @@ impl JwksCache {
                 let discovery: Discovery = self.get_json(&self.discovery_uri).await?;
                 // OIDC Discovery §4.3: the document must name the issuer it was fetched for.
                 if discovery.issuer != self.issuer {
-                    return Err(FetchError::IssuerMismatch {
-                        expected: self.issuer.clone(),
-                        found: discovery.issuer,
-                    });
+                    return Err(FetchError::IssuerMismatch { expected: self.issuer.clone(), found: discovery.issuer });
                 }
-                let uri =
-                    http_uri(&discovery.jwks_uri).ok_or(FetchError::JwksUri(discovery.jwks_uri))?;
+                let uri = http_uri(&discovery.jwks_uri).ok_or(FetchError::JwksUri(discovery.jwks_uri))?;
                 state.jwks_uri = Some(uri.clone());
                 uri
             }
@@ -183,13 +161,7 @@ impl JwksCache {
             .map_err(|_| FetchError::Body(uri.clone()))?;
         let exchange = async {
             let response =
-                self.client
-                    .request(request)
-                    .await
-                    .map_err(|source| FetchError::Http {
-                        uri: uri.clone(),
-                        source,
-                    })?;
+                self.client.request(request).await.map_err(|source| FetchError::Http { uri: uri.clone(), source })?;
             if response.status() != StatusCode::OK {
                 return Err(FetchError::Status(uri.clone(), response.status()));
             }
@@ -200,9 +172,7 @@ impl JwksCache {
                 .to_bytes();
             serde_json::from_slice(&body).map_err(|e| FetchError::Json(uri.clone(), e))
         };
-        tokio::time::timeout(FETCH_TIMEOUT, exchange)
-            .await
-            .map_err(|_| FetchError::Timeout(uri.clone()))?
+        tokio::time::timeout(FETCH_TIMEOUT, exchange).await.map_err(|_| FetchError::Timeout(uri.clone()))?
     }
 }
 
@@ -219,17 +189,8 @@ mod tests {
     use super::*;
 
     fn cache(server: &JwksServer, clock: Arc<FakeClock>, min_refresh_secs: u64) -> JwksCache {
-        let discovery = http_uri(&format!(
-            "{}/.well-known/openid-configuration",
-            server.issuer()
-        ))
-        .unwrap();
-        JwksCache::new(
-            server.issuer(),
-            discovery,
-            clock,
-            Duration::from_secs(min_refresh_secs),
-        )
+        let discovery = http_uri(&format!("{}/.well-known/openid-configuration", server.issuer())).unwrap();
+        JwksCache::new(server.issuer(), discovery, clock, Duration::from_secs(min_refresh_secs))
     }
 
     #[tokio::test]
@@ -239,11 +200,7 @@ mod tests {
         let clock = Arc::new(FakeClock::default());
         let cache = cache(&server, clock.clone(), 10);
         assert!(cache.current().is_none());
-        assert_eq!(
-            server.jwks_fetches(),
-            0,
-            "nothing fetched before it is needed"
-        );
+        assert_eq!(server.jwks_fetches(), 0, "nothing fetched before it is needed");
 
         let set = cache.refresh_for(key.kid()).await.unwrap();
         assert!(set.find(key.kid()).is_some());
@@ -251,25 +208,14 @@ mod tests {
 
         // A known kid never refetches; an unknown one refetches once per spacing.
         cache.refresh_for(key.kid()).await.unwrap();
-        assert!(
-            cache
-                .refresh_for("made-up")
-                .await
-                .unwrap()
-                .find("made-up")
-                .is_none()
-        );
+        assert!(cache.refresh_for("made-up").await.unwrap().find("made-up").is_none());
         cache.refresh_for("made-up").await.unwrap();
         clock.advance(Duration::from_secs(9));
         cache.refresh_for("made-up").await.unwrap();
         assert_eq!((server.discovery_fetches(), server.jwks_fetches()), (1, 1));
         clock.advance(Duration::from_secs(1));
         cache.refresh_for("made-up").await.unwrap();
-        assert_eq!(
-            (server.discovery_fetches(), server.jwks_fetches()),
-            (1, 2),
-            "discovery is cached"
-        );
+        assert_eq!((server.discovery_fetches(), server.jwks_fetches()), (1, 2), "discovery is cached");
     }
 
     #[tokio::test]
@@ -302,11 +248,7 @@ mod tests {
         server.set_available(false);
         assert_eq!(cache.refresh_for(key.kid()).await, Err(JwksUnavailable));
         server.set_available(true);
-        assert_eq!(
-            cache.refresh_for(key.kid()).await,
-            Err(JwksUnavailable),
-            "spaced even after a failure"
-        );
+        assert_eq!(cache.refresh_for(key.kid()).await, Err(JwksUnavailable), "spaced even after a failure");
         clock.advance(RETRY_WITHOUT_KEYS);
         assert!(cache.refresh_for(key.kid()).await.is_ok());
 
@@ -322,17 +264,8 @@ mod tests {
     async fn discovery_must_name_the_same_issuer() {
         let key = test_key();
         let server = JwksServer::start(vec![key.public_jwk().clone()]).await;
-        let discovery = http_uri(&format!(
-            "{}/.well-known/openid-configuration",
-            server.issuer()
-        ))
-        .unwrap();
-        let cache = JwksCache::new(
-            "http://other",
-            discovery,
-            Arc::new(FakeClock::default()),
-            Duration::ZERO,
-        );
+        let discovery = http_uri(&format!("{}/.well-known/openid-configuration", server.issuer())).unwrap();
+        let cache = JwksCache::new("http://other", discovery, Arc::new(FakeClock::default()), Duration::ZERO);
         assert_eq!(cache.refresh_for(key.kid()).await, Err(JwksUnavailable));
         assert_eq!(server.jwks_fetches(), 0);
     }
@@ -340,13 +273,7 @@ mod tests {
     #[test]
     fn only_absolute_http_urls() {
         assert!(http_uri("http://127.0.0.1:7400/jwks").is_some());
-        for bad in [
-            "https://issuer/jwks",
-            "/jwks",
-            "issuer/jwks",
-            "",
-            "ftp://x/y",
-        ] {
+        for bad in ["https://issuer/jwks", "/jwks", "issuer/jwks", "", "ftp://x/y"] {
             assert!(http_uri(bad).is_none(), "{bad}");
         }
     }

@@ -55,11 +55,7 @@ pub enum GateError {
     #[error("gate routes: {0}")]
     Routes(#[from] PolicyError),
     #[error("gate route {route:?}: upstream {url:?} {reason}")]
-    Upstream {
-        route: String,
-        url: String,
-        reason: &'static str,
-    },
+    Upstream { route: String, url: String, reason: &'static str },
     #[error("gate issuer {0:?} must be an absolute http:// URL (https comes with TLS support)")]
     Issuer(String),
     #[error("gate audience must not be empty")]
@@ -109,10 +105,7 @@ pub async fn router(
     if audience.is_empty() {
         return Err(GateError::EmptyAudience);
     }
-    let discovery = format!(
-        "{}/.well-known/openid-configuration",
-        issuer_url.trim_end_matches('/')
-    );
+    let discovery = format!("{}/.well-known/openid-configuration", issuer_url.trim_end_matches('/'));
     let discovery = http_uri(&discovery).ok_or_else(|| GateError::Issuer(issuer_url.to_owned()))?;
     let upstream_timeout = Duration::from_secs(config.upstream_timeout_secs);
     let gate = Gate {
@@ -133,7 +126,5 @@ pub async fn router(
         events: deps.events,
         clock: deps.clock,
     };
-    Ok(axum::Router::new()
-        .fallback(gate::handle)
-        .with_state(Arc::new(gate)))
+    Ok(axum::Router::new().fallback(gate::handle).with_state(Arc::new(gate)))
 }

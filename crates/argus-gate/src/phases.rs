@@ -62,10 +62,7 @@ pub(crate) async fn token_phase(
     let verified = match verify(cached.as_deref().unwrap_or(&no_keys)) {
         Err(TokenError::UnknownKey) => match peek_kid(token) {
             Some(kid) => {
-                let fresh = jwks
-                    .refresh_for(&kid)
-                    .await
-                    .map_err(|_| Refusal::JwksUnavailable)?;
+                let fresh = jwks.refresh_for(&kid).await.map_err(|_| Refusal::JwksUnavailable)?;
                 verify(&fresh)
             }
             None => Err(TokenError::UnknownKey),
@@ -80,32 +77,18 @@ pub(crate) async fn token_phase(
 }
 
 /// Phase 3, revocation: refuse a token the control channel has revoked.
-pub(crate) async fn revocation_phase(
-    revocations: &Revocations,
-    claims: &AccessClaims,
-) -> Result<(), Refusal> {
-    if revocations.covers(&claims.revocation_keys()).await {
-        Err(Refusal::RevokedToken)
-    } else {
-        Ok(())
-    }
+pub(crate) async fn revocation_phase(revocations: &Revocations, claims: &AccessClaims) -> Result<(), Refusal> {
+    if revocations.covers(&claims.revocation_keys()).await { Err(Refusal::RevokedToken) } else { Ok(()) }
 }
 
 /// Phase 4, scopes: the first rule of the route matching the call names the scopes the token must all carry.
 /// The challenge lists every scope of that rule (RFC 6750 §3: the scope needed to access the resource).
-pub(crate) fn scope_phase(
-    route: &Route,
-    method: &Method,
-    path: &str,
-    claims: &AccessClaims,
-) -> Result<(), Refusal> {
+pub(crate) fn scope_phase(route: &Route, method: &Method, path: &str, claims: &AccessClaims) -> Result<(), Refusal> {
     let required = route.required_scopes(method.as_str(), path);
     if missing_scopes(required, &claims.scope).is_empty() {
         Ok(())
     } else {
-        Err(Refusal::InsufficientScope {
-            scope: required.join(" "),
-        })
+        Err(Refusal::InsufficientScope { scope: required.join(" ") })
     }
 }
 
@@ -138,14 +121,8 @@ mod tests {
         let (route, path) = route_phase(&table, "/api/acc%6Funts").unwrap();
         assert_eq!((route.name(), path.as_ref()), ("api", "/api/accounts"));
         assert_eq!(route_phase(&table, "/apix").unwrap_err(), Refusal::NoRoute);
-        assert_eq!(
-            route_phase(&table, "/api/../admin").unwrap_err(),
-            Refusal::InvalidPath
-        );
-        assert_eq!(
-            route_phase(&table, "/api//accounts").unwrap_err(),
-            Refusal::InvalidPath
-        );
+        assert_eq!(route_phase(&table, "/api/../admin").unwrap_err(), Refusal::InvalidPath);
+        assert_eq!(route_phase(&table, "/api//accounts").unwrap_err(), Refusal::InvalidPath);
     }
 
     fn with_authorization(values: &[&[u8]]) -> HeaderMap {
@@ -158,39 +135,15 @@ mod tests {
 
     #[test]
     fn bearer_token_parsing() {
-        assert_eq!(
-            bearer_token(&with_authorization(&[b"Bearer abc.def.ghi"])),
-            Ok("abc.def.ghi")
-        );
-        assert_eq!(
-            bearer_token(&with_authorization(&[b"bEaReR   abc"])),
-            Ok("abc")
-        );
+        assert_eq!(bearer_token(&with_authorization(&[b"Bearer abc.def.ghi"])), Ok("abc.def.ghi"));
+        assert_eq!(bearer_token(&with_authorization(&[b"bEaReR   abc"])), Ok("abc"));
         assert_eq!(bearer_token(&HeaderMap::new()), Err(Refusal::MissingToken));
-        assert_eq!(
-            bearer_token(&with_authorization(&[b"Basic YTpi"])),
-            Err(Refusal::MissingToken)
-        );
-        assert_eq!(
-            bearer_token(&with_authorization(&[b"Bearer"])),
-            Err(Refusal::InvalidToken)
-        );
-        assert_eq!(
-            bearer_token(&with_authorization(&[b"Bearer "])),
-            Err(Refusal::InvalidToken)
-        );
-        assert_eq!(
-            bearer_token(&with_authorization(&[b"Bearer a b"])),
-            Err(Refusal::InvalidToken)
-        );
-        assert_eq!(
-            bearer_token(&with_authorization(&[b"Bearer \xff"])),
-            Err(Refusal::InvalidToken)
-        );
-        assert_eq!(
-            bearer_token(&with_authorization(&[b"Bearer a", b"Bearer b"])),
-            Err(Refusal::InvalidRequest)
-        );
+        assert_eq!(bearer_token(&with_authorization(&[b"Basic YTpi"])), Err(Refusal::MissingToken));
+        assert_eq!(bearer_token(&with_authorization(&[b"Bearer"])), Err(Refusal::InvalidToken));
+        assert_eq!(bearer_token(&with_authorization(&[b"Bearer "])), Err(Refusal::InvalidToken));
+        assert_eq!(bearer_token(&with_authorization(&[b"Bearer a b"])), Err(Refusal::InvalidToken));
+        assert_eq!(bearer_token(&with_authorization(&[b"Bearer \xff"])), Err(Refusal::InvalidToken));
+        assert_eq!(bearer_token(&with_authorization(&[b"Bearer a", b"Bearer b"])), Err(Refusal::InvalidRequest));
     }
 
     #[test]
@@ -201,19 +154,10 @@ mod tests {
         claims.scope = "accounts:read".into();
         assert_eq!(
             scope_phase(route, &Method::GET, "/api/accounts/1", &claims),
-            Err(Refusal::InsufficientScope {
-                scope: "accounts:read openid".into()
-            })
+            Err(Refusal::InsufficientScope { scope: "accounts:read openid".into() })
         );
-        assert_eq!(
-            scope_phase(route, &Method::POST, "/api/accounts/1", &claims),
-            Ok(()),
-            "no rule: token suffices"
-        );
+        assert_eq!(scope_phase(route, &Method::POST, "/api/accounts/1", &claims), Ok(()), "no rule: token suffices");
         claims.scope = "openid accounts:read".into();
-        assert_eq!(
-            scope_phase(route, &Method::GET, "/api/accounts", &claims),
-            Ok(())
-        );
+        assert_eq!(scope_phase(route, &Method::GET, "/api/accounts", &claims), Ok(()));
     }
 }

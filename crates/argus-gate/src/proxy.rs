@@ -48,9 +48,7 @@ impl Upstream {
             return Err("must not carry user info");
         }
         if !matches!(uri.path(), "" | "/") || uri.query().is_some() {
-            return Err(
-                "must not have a path or query: the request path is passed through unchanged",
-            );
+            return Err("must not have a path or query: the request path is passed through unchanged");
         }
         Ok(Self { authority })
     }
@@ -63,9 +61,7 @@ pub(crate) fn upstream_client(connect_timeout: Duration) -> UpstreamClient {
     let mut connector = HttpConnector::new();
     connector.set_nodelay(true);
     connector.set_connect_timeout(Some(connect_timeout));
-    Client::builder(TokioExecutor::new())
-        .pool_idle_timeout(POOL_IDLE_TIMEOUT)
-        .build(connector)
+    Client::builder(TokioExecutor::new()).pool_idle_timeout(POOL_IDLE_TIMEOUT).build(connector)
 }
 
 /// What the proxy phase needs besides the request.
@@ -83,10 +79,7 @@ pub(crate) struct Forward<'a> {
 /// Phase 5: send the call upstream and return its response head, body still streaming.
 ///
 /// The timeout covers connecting and waiting for the response head; the body then streams without one.
-pub(crate) async fn proxy_phase(
-    request: Request<Body>,
-    forward: Forward<'_>,
-) -> Result<Response<Incoming>, Refusal> {
+pub(crate) async fn proxy_phase(request: Request<Body>, forward: Forward<'_>) -> Result<Response<Incoming>, Refusal> {
     if declared_length(request.headers()).is_some_and(|n| n > forward.max_body_bytes) {
         return Err(Refusal::BodyTooLarge);
     }
@@ -98,13 +91,7 @@ pub(crate) async fn proxy_phase(
         limit: forward.max_body_bytes,
         too_large: too_large.clone(),
     };
-    let outgoing = upstream_request(
-        parts,
-        body,
-        forward.upstream,
-        forward.peer,
-        forward.request_id,
-    )?;
+    let outgoing = upstream_request(parts, body, forward.upstream, forward.peer, forward.request_id)?;
     match tokio::time::timeout(forward.timeout, forward.client.request(outgoing)).await {
         Err(_elapsed) => Err(Refusal::UpstreamTimeout),
         Ok(Ok(response)) => Ok(response),
@@ -128,16 +115,9 @@ fn upstream_request(
 ) -> Result<Request<RequestBody>, Refusal> {
     let original_host = parts.headers.get(header::HOST).cloned().or_else(|| {
         // HTTP/2 carries the host in the :authority pseudo-header, i.e. the URI.
-        parts
-            .uri
-            .authority()
-            .and_then(|a| HeaderValue::from_str(a.as_str()).ok())
+        parts.uri.authority().and_then(|a| HeaderValue::from_str(a.as_str()).ok())
     });
-    let path_and_query = parts
-        .uri
-        .path_and_query()
-        .cloned()
-        .unwrap_or_else(|| PathAndQuery::from_static("/"));
+    let path_and_query = parts.uri.path_and_query().cloned().unwrap_or_else(|| PathAndQuery::from_static("/"));
     let uri = Uri::builder()
         .scheme(Scheme::HTTP)
         .authority(upstream.authority.clone())
@@ -194,11 +174,7 @@ pub(crate) fn strip_hop_by_hop(headers: &mut HeaderMap) {
     ] {
         headers.remove(name);
     }
-    let proxy: Vec<HeaderName> = headers
-        .keys()
-        .filter(|k| k.as_str().starts_with("proxy-"))
-        .cloned()
-        .collect();
+    let proxy: Vec<HeaderName> = headers.keys().filter(|k| k.as_str().starts_with("proxy-")).cloned().collect();
     for name in proxy {
         headers.remove(name);
     }
@@ -206,12 +182,7 @@ pub(crate) fn strip_hop_by_hop(headers: &mut HeaderMap) {
 
 /// `X-Forwarded-For` gets the peer appended to what earlier proxies wrote; `-Proto` and `-Host` are the gate's
 /// own view, replacing anything the caller sent; `x-request-id` is the id of this call.
-fn set_forwarding_headers(
-    headers: &mut HeaderMap,
-    peer: Option<IpAddr>,
-    host: Option<HeaderValue>,
-    request_id: &str,
-) {
+fn set_forwarding_headers(headers: &mut HeaderMap, peer: Option<IpAddr>, host: Option<HeaderValue>, request_id: &str) {
     if let Some(peer) = peer {
         let mut chain: Vec<u8> = Vec::new();
         for earlier in headers.get_all(&X_FORWARDED_FOR) {
@@ -246,18 +217,11 @@ pub(crate) fn request_id(headers: &HeaderMap) -> String {
 
 fn is_sane_request_id(id: &str) -> bool {
     (1..=64).contains(&id.len())
-        && id
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b':' | b'-'))
+        && id.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b':' | b'-'))
 }
 
 fn declared_length(headers: &HeaderMap) -> Option<u64> {
-    headers
-        .get(header::CONTENT_LENGTH)?
-        .to_str()
-        .ok()?
-        .parse()
-        .ok()
+    headers.get(header::CONTENT_LENGTH)?.to_str().ok()?.parse().ok()
 }
 
 /// The request body on its way upstream: counted, and cut off with an error past the limit (a body without
@@ -280,10 +244,7 @@ impl hyper::body::Body for RequestBody {
     type Data = Bytes;
     type Error = BoxError;
 
-    fn poll_frame(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+    fn poll_frame(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
         let this = self.get_mut();
         match Pin::new(&mut this.inner).poll_frame(cx) {
             Poll::Ready(Some(Ok(frame))) => {
@@ -318,14 +279,7 @@ mod tests {
     fn upstream_urls() {
         assert!(Upstream::parse("http://127.0.0.1:7401").is_ok());
         assert!(Upstream::parse("http://api.internal/").is_ok());
-        for bad in [
-            "https://x",
-            "127.0.0.1:7401",
-            "http://x/base",
-            "http://x?a=1",
-            "http://u:p@x",
-            "not a url",
-        ] {
+        for bad in ["https://x", "127.0.0.1:7401", "http://x/base", "http://x?a=1", "http://u:p@x", "not a url"] {
             assert!(Upstream::parse(bad).is_err(), "{bad}");
         }
     }
@@ -368,10 +322,7 @@ mod tests {
         );
         assert_eq!(h[&X_FORWARDED_FOR], "203.0.113.7, 198.51.100.1, 127.0.0.1");
         assert_eq!(h.get_all(&X_FORWARDED_FOR).iter().count(), 1);
-        assert_eq!(
-            h[&X_FORWARDED_PROTO], "http",
-            "the caller cannot claim https"
-        );
+        assert_eq!(h[&X_FORWARDED_PROTO], "http", "the caller cannot claim https");
         assert_eq!(h[&X_FORWARDED_HOST], "api.example");
         assert_eq!(h[&X_REQUEST_ID], "r1");
     }

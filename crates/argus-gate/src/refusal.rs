@@ -61,13 +61,7 @@ impl Refusal {
     fn spec(&self) -> Spec {
         use Challenge::{Error, NoToken};
         let (status, slug, title, detail, challenge) = match self {
-            Self::NoRoute => (
-                StatusCode::NOT_FOUND,
-                "no-route",
-                "No route",
-                "No API is served at this path.",
-                None,
-            ),
+            Self::NoRoute => (StatusCode::NOT_FOUND, "no-route", "No route", "No API is served at this path.", None),
             Self::InvalidPath => (
                 StatusCode::BAD_REQUEST,
                 "invalid-path",
@@ -80,10 +74,7 @@ impl Refusal {
                 "invalid-request",
                 "Invalid request",
                 "The request carries more than one Authorization header.",
-                Some(Error {
-                    code: "invalid_request",
-                    description: "Send exactly one Authorization header",
-                }),
+                Some(Error { code: "invalid_request", description: "Send exactly one Authorization header" }),
             ),
             Self::MissingToken => (
                 StatusCode::UNAUTHORIZED,
@@ -97,30 +88,21 @@ impl Refusal {
                 "invalid-token",
                 "Invalid access token",
                 "The access token is invalid or expired.",
-                Some(Error {
-                    code: "invalid_token",
-                    description: "The access token is invalid or expired",
-                }),
+                Some(Error { code: "invalid_token", description: "The access token is invalid or expired" }),
             ),
             Self::RevokedToken => (
                 StatusCode::UNAUTHORIZED,
                 "revoked-token",
                 "Revoked access token",
                 "The access token has been revoked.",
-                Some(Error {
-                    code: "invalid_token",
-                    description: "The access token has been revoked",
-                }),
+                Some(Error { code: "invalid_token", description: "The access token has been revoked" }),
             ),
             Self::InsufficientScope { .. } => (
                 StatusCode::FORBIDDEN,
                 "insufficient-scope",
                 "Insufficient scope",
                 "The access token lacks a scope this call requires.",
-                Some(Error {
-                    code: "insufficient_scope",
-                    description: "The access token lacks a required scope",
-                }),
+                Some(Error { code: "insufficient_scope", description: "The access token lacks a required scope" }),
             ),
             Self::BodyTooLarge => (
                 StatusCode::PAYLOAD_TOO_LARGE,
@@ -151,13 +133,7 @@ impl Refusal {
                 None,
             ),
         };
-        Spec {
-            status,
-            slug,
-            title,
-            detail,
-            challenge,
-        }
+        Spec { status, slug, title, detail, challenge }
     }
 
     /// The HTTP status of the answer.
@@ -182,14 +158,10 @@ impl Refusal {
             (Challenge::NoToken, _) => r#"Bearer realm="argus""#.to_owned(),
             (Challenge::Error { code, description }, Self::InsufficientScope { scope }) => {
                 // Scopes were checked against RFC 6749's scope-token syntax at start-up: no quote or backslash.
-                format!(
-                    r#"Bearer realm="argus", error="{code}", error_description="{description}", scope="{scope}""#
-                )
+                format!(r#"Bearer realm="argus", error="{code}", error_description="{description}", scope="{scope}""#)
             }
             (Challenge::Error { code, description }, _) => {
-                format!(
-                    r#"Bearer realm="argus", error="{code}", error_description="{description}""#
-                )
+                format!(r#"Bearer realm="argus", error="{code}", error_description="{description}""#)
             }
         })
     }
@@ -207,15 +179,9 @@ impl Refusal {
         let mut response = Response::new(Body::from(body.to_string()));
         *response.status_mut() = spec.status;
         let headers = response.headers_mut();
-        headers.insert(
-            header::CONTENT_TYPE,
-            HeaderValue::from_static("application/problem+json"),
-        );
+        headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/problem+json"));
         headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-        if let Some(value) = self
-            .www_authenticate()
-            .and_then(|v| HeaderValue::from_str(&v).ok())
-        {
+        if let Some(value) = self.www_authenticate().and_then(|v| HeaderValue::from_str(&v).ok()) {
             headers.insert(header::WWW_AUTHENTICATE, value);
         }
         response
@@ -233,9 +199,7 @@ mod tests {
         Refusal::MissingToken,
         Refusal::InvalidToken,
         Refusal::RevokedToken,
-        Refusal::InsufficientScope {
-            scope: String::new(),
-        },
+        Refusal::InsufficientScope { scope: String::new() },
         Refusal::BodyTooLarge,
         Refusal::UpstreamUnavailable,
         Refusal::UpstreamTimeout,
@@ -248,54 +212,20 @@ mod tests {
         assert_eq!(slugs.len(), ALL.len());
         let status = |r: &Refusal| r.status().as_u16();
         let statuses: Vec<u16> = ALL.iter().map(status).collect();
-        assert_eq!(
-            statuses,
-            [404, 400, 400, 401, 401, 401, 403, 413, 502, 504, 503]
-        );
-        assert_eq!(
-            Refusal::RevokedToken.problem_type(),
-            "urn:argus:problem:revoked-token"
-        );
+        assert_eq!(statuses, [404, 400, 400, 401, 401, 401, 403, 413, 502, 504, 503]);
+        assert_eq!(Refusal::RevokedToken.problem_type(), "urn:argus:problem:revoked-token");
     }
 
     #[test]
     fn challenges_follow_rfc_6750() {
-        assert_eq!(
-            Refusal::MissingToken.www_authenticate().unwrap(),
-            r#"Bearer realm="argus""#
-        );
+        assert_eq!(Refusal::MissingToken.www_authenticate().unwrap(), r#"Bearer realm="argus""#);
         let invalid = Refusal::InvalidToken.www_authenticate().unwrap();
-        assert!(
-            invalid
-                .starts_with(r#"Bearer realm="argus", error="invalid_token", error_description=""#)
-        );
-        assert!(
-            Refusal::RevokedToken
-                .www_authenticate()
-                .unwrap()
-                .contains(r#"error="invalid_token""#)
-        );
-        let scope = Refusal::InsufficientScope {
-            scope: "a:read b".into(),
-        }
-        .www_authenticate()
-        .unwrap();
-        assert!(
-            scope.contains(r#"error="insufficient_scope""#)
-                && scope.ends_with(r#"scope="a:read b""#)
-        );
-        assert!(
-            Refusal::InvalidRequest
-                .www_authenticate()
-                .unwrap()
-                .contains(r#"error="invalid_request""#)
-        );
-        for r in [
-            Refusal::NoRoute,
-            Refusal::BodyTooLarge,
-            Refusal::UpstreamTimeout,
-            Refusal::JwksUnavailable,
-        ] {
+        assert!(invalid.starts_with(r#"Bearer realm="argus", error="invalid_token", error_description=""#));
+        assert!(Refusal::RevokedToken.www_authenticate().unwrap().contains(r#"error="invalid_token""#));
+        let scope = Refusal::InsufficientScope { scope: "a:read b".into() }.www_authenticate().unwrap();
+        assert!(scope.contains(r#"error="insufficient_scope""#) && scope.ends_with(r#"scope="a:read b""#));
+        assert!(Refusal::InvalidRequest.www_authenticate().unwrap().contains(r#"error="invalid_request""#));
+        for r in [Refusal::NoRoute, Refusal::BodyTooLarge, Refusal::UpstreamTimeout, Refusal::JwksUnavailable] {
             assert!(r.www_authenticate().is_none(), "{r:?}");
         }
     }
@@ -304,13 +234,8 @@ mod tests {
     async fn problem_json_body() {
         let response = Refusal::InsufficientScope { scope: "x".into() }.to_response("req-1");
         assert_eq!(response.status(), StatusCode::FORBIDDEN);
-        assert_eq!(
-            response.headers()[header::CONTENT_TYPE],
-            "application/problem+json"
-        );
-        let body = axum::body::to_bytes(response.into_body(), 4096)
-            .await
-            .unwrap();
+        assert_eq!(response.headers()[header::CONTENT_TYPE], "application/problem+json");
+        let body = axum::body::to_bytes(response.into_body(), 4096).await.unwrap();
         let json: serde_json::Value = serde_json::from_slice(&body).unwrap();
         assert_eq!(json["type"], "urn:argus:problem:insufficient-scope");
         assert_eq!(json["status"], 403);

@@ -38,11 +38,9 @@ impl RevocationSet {
             RevocationScope::Session { sid } => self.sessions.entry(sid.clone()),
             RevocationScope::User { sub } => self.users.entry(sub.clone()),
             RevocationScope::Client { client_id } => self.clients.entry(client_id.clone()),
-            RevocationScope::Grant { sub, client_id } => self
-                .grants
-                .entry(sub.clone())
-                .or_default()
-                .entry(client_id.clone()),
+            RevocationScope::Grant { sub, client_id } => {
+                self.grants.entry(sub.clone()).or_default().entry(client_id.clone())
+            }
         };
         slot.and_modify(|kept| {
             kept.at = kept.at.max(revocation.at);
@@ -59,9 +57,7 @@ impl RevocationSet {
             token.sid.and_then(|sid| self.sessions.get(sid)),
             self.users.get(token.sub),
             self.clients.get(token.client_id),
-            self.grants
-                .get(token.sub)
-                .and_then(|by_client| by_client.get(token.client_id)),
+            self.grants.get(token.sub).and_then(|by_client| by_client.get(token.client_id)),
         ];
         candidates.into_iter().flatten().any(|r| r.covers(token))
     }
@@ -129,20 +125,14 @@ impl Revocations {
     /// Whether a token is revoked, after applying every revocation published before this call.
     pub(crate) async fn covers(&self, token: &TokenKeys<'_>) -> bool {
         self.catch_up().await;
-        self.set
-            .read()
-            .unwrap_or_else(PoisonError::into_inner)
-            .covers(token)
+        self.set.read().unwrap_or_else(PoisonError::into_inner).covers(token)
     }
 
     /// Read-your-writes across the channel: a revocation whose `publish` returned before this request arrived
     /// must apply to it, even if the control task has not been scheduled since. The common case costs two atomic
     /// loads; the wait is bounded so a starved task cannot stall calls.
     async fn catch_up(&self) {
-        let target = self
-            .control
-            .published()
-            .saturating_sub(self.published_before);
+        let target = self.control.published().saturating_sub(self.published_before);
         let caught_up = || self.applied.load(Ordering::Acquire) >= target;
         if caught_up() {
             return;
@@ -159,9 +149,7 @@ impl Revocations {
             }
         };
         if tokio::time::timeout(CATCH_UP_WAIT, wait).await.is_err() {
-            tracing::warn!(
-                "the control channel task is behind; a very recent revocation may not apply yet"
-            );
+            tracing::warn!("the control channel task is behind; a very recent revocation may not apply yet");
         }
     }
 
@@ -169,10 +157,7 @@ impl Revocations {
         match message {
             ControlMessage::Revoke(revocation) => {
                 let now = self.clock.now();
-                self.set
-                    .write()
-                    .unwrap_or_else(PoisonError::into_inner)
-                    .insert(revocation.clone(), now);
+                self.set.write().unwrap_or_else(PoisonError::into_inner).insert(revocation.clone(), now);
                 tracing::debug!(id = %revocation.id, "revocation applied");
             }
             // Blocks are enforced by a later phase (issue: block list); nothing to do yet.
@@ -187,18 +172,12 @@ impl Revocations {
 
     fn prune(&self) {
         let now = self.clock.now();
-        self.set
-            .write()
-            .unwrap_or_else(PoisonError::into_inner)
-            .prune(now);
+        self.set.write().unwrap_or_else(PoisonError::into_inner).prune(now);
     }
 }
 
 /// The control task. Holds only a weak reference so it ends with the gate, or when every publisher is gone.
-async fn apply_control_messages(
-    gate: std::sync::Weak<Revocations>,
-    mut subscriber: Subscriber<ControlMessage>,
-) {
+async fn apply_control_messages(gate: std::sync::Weak<Revocations>, mut subscriber: Subscriber<ControlMessage>) {
     let mut prune = tokio::time::interval(PRUNE_EVERY);
     prune.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {

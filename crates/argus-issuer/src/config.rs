@@ -55,15 +55,10 @@ impl IssuerConfig {
             ("refresh_token_ttl_secs", self.refresh_token_ttl_secs),
             ("code_ttl_secs", self.code_ttl_secs),
             ("session_ttl_secs", self.session_ttl_secs),
-            (
-                "authorization_request_ttl_secs",
-                self.authorization_request_ttl_secs,
-            ),
+            ("authorization_request_ttl_secs", self.authorization_request_ttl_secs),
         ] {
             if v == 0 || v > TEN_YEARS {
-                return Err(format!(
-                    "issuer.{name} must be between 1 and {TEN_YEARS} seconds, not {v}"
-                ));
+                return Err(format!("issuer.{name} must be between 1 and {TEN_YEARS} seconds, not {v}"));
             }
         }
         Ok(())
@@ -83,10 +78,7 @@ mod tests {
         let c: IssuerConfig = serde_json::from_str(r#"{"code_ttl_secs": 30}"#).unwrap();
         assert_eq!(c.code_ttl_secs, 30);
         assert!(serde_json::from_str::<IssuerConfig>(r#"{"code_ttl": 30}"#).is_err());
-        let c = IssuerConfig {
-            access_token_ttl_secs: 0,
-            ..IssuerConfig::default()
-        };
+        let c = IssuerConfig { access_token_ttl_secs: 0, ..IssuerConfig::default() };
         assert!(c.validate().unwrap_err().contains("access_token_ttl_secs"));
     }
 }

@@ -26,27 +26,18 @@ pub(crate) fn read(headers: &HeaderMap, name: &str) -> Option<String> {
 }
 
 fn is_secret_shaped(v: &str) -> bool {
-    v.len() == 43
-        && v.bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+    v.len() == 43 && v.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
 }
 
 /// A `Set-Cookie` value. `max_age_secs` `None` makes a browser-session cookie.
-pub(crate) fn set(
-    name: &str,
-    value: &str,
-    max_age_secs: Option<u64>,
-    secure: bool,
-) -> Option<HeaderValue> {
+pub(crate) fn set(name: &str, value: &str, max_age_secs: Option<u64>, secure: bool) -> Option<HeaderValue> {
     let mut c = Cookie::build((name.to_owned(), value.to_owned()))
         .http_only(true)
         .same_site(SameSite::Lax)
         .path("/")
         .secure(secure);
     if let Some(secs) = max_age_secs {
-        c = c.max_age(time::Duration::seconds(
-            i64::try_from(secs).unwrap_or(i64::MAX),
-        ));
+        c = c.max_age(time::Duration::seconds(i64::try_from(secs).unwrap_or(i64::MAX)));
     }
     HeaderValue::from_str(&c.build().to_string()).ok()
 }
@@ -59,14 +50,8 @@ mod tests {
     fn reads_only_secret_shaped_values() {
         let secret = "a".repeat(43);
         let mut h = HeaderMap::new();
-        h.append(
-            header::COOKIE,
-            HeaderValue::from_str(&format!("x=1; {SESSION}={secret}")).unwrap(),
-        );
-        h.append(
-            header::COOKIE,
-            HeaderValue::from_static("argus_browser=short"),
-        );
+        h.append(header::COOKIE, HeaderValue::from_str(&format!("x=1; {SESSION}={secret}")).unwrap());
+        h.append(header::COOKIE, HeaderValue::from_static("argus_browser=short"));
         assert_eq!(read(&h, SESSION), Some(secret));
         assert_eq!(read(&h, BROWSER), None);
     }
@@ -75,20 +60,10 @@ mod tests {
     fn set_cookie_attributes() {
         let v = set(SESSION, "v", Some(60), true).unwrap();
         let s = v.to_str().unwrap();
-        for part in [
-            "argus_session=v",
-            "HttpOnly",
-            "SameSite=Lax",
-            "Path=/",
-            "Secure",
-            "Max-Age=60",
-        ] {
+        for part in ["argus_session=v", "HttpOnly", "SameSite=Lax", "Path=/", "Secure", "Max-Age=60"] {
             assert!(s.contains(part), "{s}");
         }
         let plain = set(BROWSER, "v", None, false).unwrap();
-        assert!(
-            !plain.to_str().unwrap().contains("Secure")
-                && !plain.to_str().unwrap().contains("Max-Age")
-        );
+        assert!(!plain.to_str().unwrap().contains("Secure") && !plain.to_str().unwrap().contains("Max-Age"));
     }
 }

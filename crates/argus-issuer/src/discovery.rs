@@ -12,19 +12,8 @@ use crate::state::Shared;
 const BASE_SCOPES: [&str; 2] = ["openid", "profile"];
 
 /// Claims that can appear in id_tokens and userinfo answers.
-const CLAIMS: [&str; 11] = [
-    "iss",
-    "sub",
-    "aud",
-    "exp",
-    "iat",
-    "auth_time",
-    "nonce",
-    "sid",
-    "azp",
-    "at_hash",
-    "preferred_username",
-];
+const CLAIMS: [&str; 11] =
+    ["iss", "sub", "aud", "exp", "iat", "auth_time", "nonce", "sid", "azp", "at_hash", "preferred_username"];
 
 /// `GET /.well-known/openid-configuration` and `GET /.well-known/oauth-authorization-server`.
 pub(crate) async fn metadata(State(s): State<Shared>) -> Response {
@@ -71,8 +60,5 @@ pub(crate) async fn jwks(State(s): State<Shared>) -> Response {
 
 /// Metadata and keys change rarely, but a new key must reach verifiers soon: five minutes.
 fn short_cache() -> [(header::HeaderName, HeaderValue); 1] {
-    [(
-        header::CACHE_CONTROL,
-        HeaderValue::from_static("public, max-age=300"),
-    )]
+    [(header::CACHE_CONTROL, HeaderValue::from_static("public, max-age=300"))]
 }

@@ -25,10 +25,7 @@ impl<S: Send + Sync> FromRequestParts<S> for Caller {
     type Rejection = std::convert::Infallible;
 
     async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
-        let ip = parts
-            .extensions
-            .get::<ConnectInfo<SocketAddr>>()
-            .map(|c| c.0.ip().to_string());
+        let ip = parts.extensions.get::<ConnectInfo<SocketAddr>>().map(|c| c.0.ip().to_string());
         let user_agent = parts
             .headers
             .get(header::USER_AGENT)
@@ -41,11 +38,7 @@ impl<S: Send + Sync> FromRequestParts<S> for Caller {
 impl Caller {
     /// A principal with this caller's network keys.
     pub fn principal(&self) -> Principal {
-        Principal {
-            ip: self.ip.clone(),
-            user_agent: self.user_agent.clone(),
-            ..Principal::default()
-        }
+        Principal { ip: self.ip.clone(), user_agent: self.user_agent.clone(), ..Principal::default() }
     }
 }
 
@@ -64,27 +57,18 @@ pub(crate) fn truncate(s: &str, max: usize) -> &str {
 impl Issuer {
     /// Publish an event. Never blocks and never fails the request.
     pub fn emit(&self, principal: Principal, kind: EventKind) {
-        self.events
-            .publish(Event::new(self.now(), NODE, principal, kind));
+        self.events.publish(Event::new(self.now(), NODE, principal, kind));
     }
 
     /// Make revocations effective: keep them for gates that start later, tell every gate now, and record who
     /// asked. A storage failure is logged and the control message still goes out, so running gates refuse the
     /// token even then.
-    pub async fn publish_revocations(
-        &self,
-        revocations: Vec<Revocation>,
-        principal: &Principal,
-        by: &str,
-    ) {
+    pub async fn publish_revocations(&self, revocations: Vec<Revocation>, principal: &Principal, by: &str) {
         for r in revocations {
             if let Err(e) = self.store.add_revocation(&r).await {
                 tracing::error!(error = %e, revocation = %r.id, "could not store a revocation");
             }
-            let event = EventKind::Revoked(Revoked {
-                scope: r.scope.clone(),
-                by: by.to_owned(),
-            });
+            let event = EventKind::Revoked(Revoked { scope: r.scope.clone(), by: by.to_owned() });
             self.control.publish(argus_model::ControlMessage::Revoke(r));
             self.emit(principal.clone(), event);
         }

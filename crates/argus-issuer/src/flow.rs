@@ -7,9 +7,9 @@ use std::time::Duration;
 use argus_model::id::{new_id, random_secret};
 use argus_model::{EventKind, Login, LoginOutcome, Principal};
 use argus_oauth::{
-    AuthorizationCode, AuthorizationRequest, ClientRegistration, ConsentGrant, NextStep,
-    OAuthError, Params, PendingAuthorization, Prompt, Scopes, SessionRecord, StorageError,
-    UserRecord, authorization_response_url, describe_scope, hash_secret, next_step_after_login,
+    AuthorizationCode, AuthorizationRequest, ClientRegistration, ConsentGrant, NextStep, OAuthError, Params,
+    PendingAuthorization, Prompt, Scopes, SessionRecord, StorageError, UserRecord, authorization_response_url,
+    describe_scope, hash_secret, next_step_after_login,
 };
 use axum::body::Bytes;
 use axum::extract::State;
@@ -73,45 +73,25 @@ pub(crate) struct LiveSession {
 
 impl Issuer {
     /// The session named by the browser's session cookie, if it is live and its user still exists and is enabled.
-    pub async fn current_session(
-        &self,
-        headers: &HeaderMap,
-    ) -> Result<Option<LiveSession>, StorageError> {
+    pub async fn current_session(&self, headers: &HeaderMap) -> Result<Option<LiveSession>, StorageError> {
         let Some(cookie) = cookies::read(headers, cookies::SESSION) else {
             return Ok(None);
         };
-        let Some(session) = self
-            .store
-            .session_by_cookie(&hash_secret(&cookie), self.now())
-            .await?
-        else {
+        let Some(session) = self.store.session_by_cookie(&hash_secret(&cookie), self.now()).await? else {
             return Ok(None);
         };
-        let user = self
-            .store
-            .user_by_sub(&session.sub)
-            .await?
-            .filter(|u| !u.disabled);
+        let user = self.store.user_by_sub(&session.sub).await?.filter(|u| !u.disabled);
         Ok(user.map(|user| LiveSession { session, user }))
     }
 
     /// Whether `sub` already granted `client_id` every scope in `scope`.
-    pub async fn consent_covers(
-        &self,
-        sub: &str,
-        client_id: &str,
-        scope: &Scopes,
-    ) -> Result<bool, StorageError> {
+    pub async fn consent_covers(&self, sub: &str, client_id: &str, scope: &Scopes) -> Result<bool, StorageError> {
         let grant = self.store.consent(sub, client_id).await?;
         Ok(grant.is_some_and(|g| scope.is_subset_of(&Scopes::parse(&g.scope).unwrap_or_default())))
     }
 
     /// Store a code for this flow and send the browser back to the client with it.
-    pub async fn issue_code(
-        &self,
-        flow: &FlowRequest,
-        session: &SessionRecord,
-    ) -> Result<Response, StorageError> {
+    pub async fn issue_code(&self, flow: &FlowRequest, session: &SessionRecord) -> Result<Response, StorageError> {
         let code = random_secret(32);
         let now = self.now();
         self.store
@@ -131,55 +111,31 @@ impl Issuer {
                 access: None,
             })
             .await?;
-        Ok(self.redirect_to_client(
-            &flow.redirect_uri,
-            flow.state.as_deref(),
-            &[("code", &code)],
-        ))
+        Ok(self.redirect_to_client(&flow.redirect_uri, flow.state.as_deref(), &[("code", &code)]))
     }
 
     /// An error back to the client's (verified) redirect URI.
-    pub fn redirect_error(
-        &self,
-        redirect_uri: &str,
-        state: Option<&str>,
-        error: OAuthError,
-    ) -> Response {
-        let pairs = [
-            ("error", error.code.as_str()),
-            ("error_description", error.description),
-        ];
+    pub fn redirect_error(&self, redirect_uri: &str, state: Option<&str>, error: OAuthError) -> Response {
+        let pairs = [("error", error.code.as_str()), ("error_description", error.description)];
         self.redirect_to_client(redirect_uri, state, &pairs)
     }
 
     /// `303` to the redirect URI with `pairs`, `state` and `iss` (RFC 9207) added.
-    fn redirect_to_client(
-        &self,
-        redirect_uri: &str,
-        state: Option<&str>,
-        pairs: &[(&str, &str)],
-    ) -> Response {
+    fn redirect_to_client(&self, redirect_uri: &str, state: Option<&str>, pairs: &[(&str, &str)]) -> Response {
         let mut all: Vec<(&str, &str)> = pairs.to_vec();
         if let Some(state) = state {
             all.push(("state", state));
         }
         all.push(("iss", &self.issuer_url));
-        let location = authorization_response_url(redirect_uri, &all)
-            .and_then(|u| HeaderValue::from_str(&u).ok());
+        let location = authorization_response_url(redirect_uri, &all).and_then(|u| HeaderValue::from_str(&u).ok());
         match location {
             Some(location) => (
                 StatusCode::SEE_OTHER,
-                [
-                    (header::LOCATION, location),
-                    (header::CACHE_CONTROL, HeaderValue::from_static("no-store")),
-                ],
+                [(header::LOCATION, location), (header::CACHE_CONTROL, HeaderValue::from_static("no-store"))],
             )
                 .into_response(),
             // Ruled out by validation at /authorize; never redirect to something we cannot write exactly.
-            None => pages::error_page(
-                StatusCode::BAD_REQUEST,
-                "The app's redirect address is not valid.",
-            ),
+            None => pages::error_page(StatusCode::BAD_REQUEST, "The app's redirect address is not valid."),
         }
     }
 
@@ -211,15 +167,11 @@ impl Issuer {
                 code_challenge: flow.code_challenge.clone(),
                 prompt: flow.prompt.to_param(),
                 created_at: now,
-                expires_at: now.plus(Duration::from_secs(
-                    self.config.authorization_request_ttl_secs,
-                )),
+                expires_at: now.plus(Duration::from_secs(self.config.authorization_request_ttl_secs)),
             })
             .await?;
         let mut response = match (step, live) {
-            (NextStep::Consent, Some(live)) => {
-                consent_page(client, &live.user, &flow.scope, &request, &csrf)
-            }
+            (NextStep::Consent, Some(live)) => consent_page(client, &live.user, &flow.scope, &request, &csrf),
             _ => login_page(client, &request, &csrf, None),
         };
         if existing.is_none() {
@@ -232,40 +184,15 @@ impl Issuer {
     }
 }
 
-fn login_page(
-    client: &ClientRegistration,
-    request: &str,
-    csrf: &str,
-    error: Option<&str>,
-) -> Response {
-    pages::html(
-        StatusCode::OK,
-        &LoginPage {
-            client_name: &client.name,
-            request,
-            csrf,
-            error,
-        },
-    )
+fn login_page(client: &ClientRegistration, request: &str, csrf: &str, error: Option<&str>) -> Response {
+    pages::html(StatusCode::OK, &LoginPage { client_name: &client.name, request, csrf, error })
 }
 
-fn consent_page(
-    client: &ClientRegistration,
-    user: &UserRecord,
-    scope: &Scopes,
-    request: &str,
-    csrf: &str,
-) -> Response {
+fn consent_page(client: &ClientRegistration, user: &UserRecord, scope: &Scopes, request: &str, csrf: &str) -> Response {
     let scopes = scope.iter().map(describe_scope).collect();
     pages::html(
         StatusCode::OK,
-        &ConsentPage {
-            client_name: &client.name,
-            username: &user.username,
-            scopes,
-            request,
-            csrf,
-        },
+        &ConsentPage { client_name: &client.name, username: &user.username, scopes, request, csrf },
     )
 }
 
@@ -295,10 +222,7 @@ async fn bound_pending(s: &Issuer, headers: &HeaderMap, form: &Params) -> Result
         Err(e) => return Err(pages::internal_error_page(&e)),
     };
     let browser = cookies::read(headers, cookies::BROWSER).ok_or_else(bad)?;
-    let browser_ok = argus_jose::ct_eq(
-        hash_secret(&browser).as_bytes(),
-        pending.browser_hash.as_bytes(),
-    );
+    let browser_ok = argus_jose::ct_eq(hash_secret(&browser).as_bytes(), pending.browser_hash.as_bytes());
     let csrf_ok = argus_jose::ct_eq(hash_secret(csrf).as_bytes(), pending.csrf_hash.as_bytes());
     if !(browser_ok && csrf_ok) {
         return Err(bad());
@@ -308,21 +232,11 @@ async fn bound_pending(s: &Issuer, headers: &HeaderMap, form: &Params) -> Result
         Ok(None) => return Err(bad()),
         Err(e) => return Err(pages::internal_error_page(&e)),
     };
-    Ok(Bound {
-        pending,
-        client,
-        request: request.to_owned(),
-        csrf: csrf.to_owned(),
-    })
+    Ok(Bound { pending, client, request: request.to_owned(), csrf: csrf.to_owned() })
 }
 
 /// `POST /login`.
-pub(crate) async fn login(
-    State(s): State<Shared>,
-    caller: Caller,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Response {
+pub(crate) async fn login(State(s): State<Shared>, caller: Caller, headers: HeaderMap, body: Bytes) -> Response {
     let form = Params::parse(&body);
     let bound = match bound_pending(&s, &headers, &form).await {
         Ok(b) => b,
@@ -339,10 +253,7 @@ pub(crate) async fn login(
         client_id: Some(bound.client.client_id.clone()),
         ..caller.principal()
     };
-    let login = Login {
-        username: truncate(username, MAX_USERNAME).to_owned(),
-        outcome,
-    };
+    let login = Login { username: truncate(username, MAX_USERNAME).to_owned(), outcome };
     s.emit(principal, EventKind::Login(login));
 
     match (user, outcome) {
@@ -351,12 +262,7 @@ pub(crate) async fn login(
             Err(e) => pages::internal_error_page(&e),
         },
         // One answer for every failure: the same page, the same status, the same form.
-        _ => login_page(
-            &bound.client,
-            &bound.request,
-            &bound.csrf,
-            Some(LOGIN_FAILED),
-        ),
+        _ => login_page(&bound.client, &bound.request, &bound.csrf, Some(LOGIN_FAILED)),
     }
 }
 
@@ -379,11 +285,7 @@ async fn check_credentials(
     })
     .await
     .map_err(|e| StorageError(format!("password verification task failed: {e}")))?;
-    let outcome = argus_oauth::login_outcome(
-        user.is_some(),
-        verified,
-        user.as_ref().is_some_and(|u| u.disabled),
-    );
+    let outcome = argus_oauth::login_outcome(user.is_some(), verified, user.as_ref().is_some_and(|u| u.disabled));
     Ok((user, outcome))
 }
 
@@ -400,34 +302,18 @@ async fn signed_in(s: &Issuer, bound: &Bound, user: UserRecord) -> Result<Respon
     };
     s.store.insert_session(&session).await?;
     let flow = FlowRequest::from(&bound.pending);
-    let covers = s
-        .consent_covers(&user.sub, &flow.client_id, &flow.scope)
-        .await?;
+    let covers = s.consent_covers(&user.sub, &flow.client_id, &flow.scope).await?;
     let mut response = match next_step_after_login(flow.prompt, covers) {
         NextStep::IssueCode => {
-            if s.store
-                .take_pending(&bound.pending.handle_hash, now)
-                .await?
-            {
+            if s.store.take_pending(&bound.pending.handle_hash, now).await? {
                 s.issue_code(&flow, &session).await?
             } else {
                 pages::error_page(StatusCode::BAD_REQUEST, FORM_INVALID)
             }
         }
-        _ => consent_page(
-            &bound.client,
-            &user,
-            &flow.scope,
-            &bound.request,
-            &bound.csrf,
-        ),
+        _ => consent_page(&bound.client, &user, &flow.scope, &bound.request, &bound.csrf),
     };
-    if let Some(v) = cookies::set(
-        cookies::SESSION,
-        &cookie,
-        Some(s.config.session_ttl_secs),
-        s.secure_cookies,
-    ) {
+    if let Some(v) = cookies::set(cookies::SESSION, &cookie, Some(s.config.session_ttl_secs), s.secure_cookies) {
         response.headers_mut().append(header::SET_COOKIE, v);
     }
     Ok(response)
@@ -457,34 +343,20 @@ pub(crate) async fn consent(State(s): State<Shared>, headers: HeaderMap, body: B
     }
 }
 
-async fn decide(
-    s: &Issuer,
-    bound: &Bound,
-    live: &LiveSession,
-    allow: bool,
-) -> Result<Response, StorageError> {
+async fn decide(s: &Issuer, bound: &Bound, live: &LiveSession, allow: bool) -> Result<Response, StorageError> {
     let now = s.now();
     // Taking the request first makes a double submit produce one code, not two.
-    if !s
-        .store
-        .take_pending(&bound.pending.handle_hash, now)
-        .await?
-    {
+    if !s.store.take_pending(&bound.pending.handle_hash, now).await? {
         return Ok(pages::error_page(StatusCode::BAD_REQUEST, FORM_INVALID));
     }
     let flow = FlowRequest::from(&bound.pending);
     if !allow {
-        let denied = OAuthError::new(
-            argus_oauth::ErrorCode::AccessDenied,
-            "the user denied access",
-        );
+        let denied = OAuthError::new(argus_oauth::ErrorCode::AccessDenied, "the user denied access");
         return Ok(s.redirect_error(&flow.redirect_uri, flow.state.as_deref(), denied));
     }
     let earlier = s.store.consent(&live.user.sub, &flow.client_id).await?;
     let scope = match earlier {
-        Some(g) => Scopes::parse(&g.scope)
-            .unwrap_or_default()
-            .union(&flow.scope),
+        Some(g) => Scopes::parse(&g.scope).unwrap_or_default().union(&flow.scope),
         None => flow.scope.clone(),
     };
     s.store

@@ -14,10 +14,7 @@ pub(crate) struct Keys {
 }
 
 /// Load the stored keys; create, store and use a new ES256 key if there is none.
-pub(crate) async fn load_or_create(
-    store: &dyn IssuerStore,
-    now: Timestamp,
-) -> Result<Keys, IssuerError> {
+pub(crate) async fn load_or_create(store: &dyn IssuerStore, now: Timestamp) -> Result<Keys, IssuerError> {
     let mut keys = store
         .signing_keys()
         .await?
@@ -36,12 +33,8 @@ pub(crate) async fn load_or_create(
             .await?;
         keys.push(key);
     }
-    let jwks = JwkSet {
-        keys: keys.iter().map(|k| k.public_jwk().clone()).collect(),
-    };
+    let jwks = JwkSet { keys: keys.iter().map(|k| k.public_jwk().clone()).collect() };
     // Stored oldest first: the newest signs.
-    let active = keys
-        .pop()
-        .ok_or_else(|| IssuerError::Config("no signing key".into()))?;
+    let active = keys.pop().ok_or_else(|| IssuerError::Config("no signing key".into()))?;
     Ok(Keys { active, jwks })
 }

@@ -44,12 +44,7 @@ pub(crate) fn html(status: StatusCode, page: &impl Template) -> Response {
         Ok(body) => (status, page_headers(), body).into_response(),
         Err(e) => {
             tracing::error!(error = %e, "page rendering failed");
-            (
-                StatusCode::INTERNAL_SERVER_ERROR,
-                page_headers(),
-                "internal error",
-            )
-                .into_response()
+            (StatusCode::INTERNAL_SERVER_ERROR, page_headers(), "internal error").into_response()
         }
     }
 }
@@ -62,36 +57,22 @@ pub(crate) fn error_page(status: StatusCode, message: &str) -> Response {
 /// The answer when the store fails: no detail for the user, the cause in the log.
 pub(crate) fn internal_error_page(e: &dyn std::fmt::Display) -> Response {
     tracing::error!(error = %e, "issuer storage failure");
-    error_page(
-        StatusCode::INTERNAL_SERVER_ERROR,
-        "The sign-in service is not available right now.",
-    )
+    error_page(StatusCode::INTERNAL_SERVER_ERROR, "The sign-in service is not available right now.")
 }
 
 /// No caching, no framing (clickjacking), nothing loaded but the inline style, and no Referer that could carry the
 /// request handle elsewhere. No `form-action`: Chromium applies it to the redirect after the consent POST.
 pub(crate) fn page_headers() -> HeaderMap {
     let mut h = HeaderMap::new();
-    h.insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("text/html; charset=utf-8"),
-    );
+    h.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/html; charset=utf-8"));
     h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
     h.insert(
         header::CONTENT_SECURITY_POLICY,
-        HeaderValue::from_static(
-            "default-src 'none'; style-src 'unsafe-inline'; frame-ancestors 'none'",
-        ),
+        HeaderValue::from_static("default-src 'none'; style-src 'unsafe-inline'; frame-ancestors 'none'"),
     );
-    h.insert(
-        header::REFERRER_POLICY,
-        HeaderValue::from_static("no-referrer"),
-    );
-    h.insert(
-        header::X_CONTENT_TYPE_OPTIONS,
-        HeaderValue::from_static("nosniff"),
-    );
+    h.insert(header::REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
+    h.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
     h
 }
 
@@ -101,14 +82,9 @@ mod tests {
 
     #[test]
     fn login_page_keeps_the_form_contract_and_escapes() {
-        let body = LoginPage {
-            client_name: "<App>",
-            request: "req-123_x",
-            csrf: "csrf-9",
-            error: Some(LOGIN_FAILED),
-        }
-        .render()
-        .unwrap();
+        let body = LoginPage { client_name: "<App>", request: "req-123_x", csrf: "csrf-9", error: Some(LOGIN_FAILED) }
+            .render()
+            .unwrap();
         assert!(body.contains(r#"<form method="post" action="/login">"#));
         assert!(body.contains(r#"<input type="hidden" name="request" value="req-123_x">"#));
         assert!(body.contains(r#"<input type="hidden" name="csrf" value="csrf-9">"#));

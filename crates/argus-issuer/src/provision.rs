@@ -28,16 +28,11 @@ pub async fn ensure_user(
         return Err(ProvisionError::BadUsername);
     }
     let hash = argus_oauth::hash_password(password)?;
-    Ok(store
-        .upsert_user(&argus_model::id::new_id(), username, &hash, now)
-        .await?)
+    Ok(store.upsert_user(&argus_model::id::new_id(), username, &hash, now).await?)
 }
 
 /// Create or replace a client registration.
-pub async fn ensure_client(
-    store: &dyn IssuerStore,
-    client: ClientRegistration,
-) -> Result<(), ProvisionError> {
+pub async fn ensure_client(store: &dyn IssuerStore, client: ClientRegistration) -> Result<(), ProvisionError> {
     ensure_client_at(store, client, SystemClock.now()).await
 }
 

@@ -15,12 +15,7 @@ use crate::token::{Fail, authenticate_client, error_response, no_store, read_for
 /// `POST /revoke`. A refresh token revokes its whole family with its access tokens; an access token is revoked at
 /// every gate through the control channel. An unknown, expired or already revoked token, or a token of another
 /// client, gets the same 200 and changes nothing (RFC 7009 §2.2).
-pub(crate) async fn revoke(
-    State(s): State<Shared>,
-    caller: Caller,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Response {
+pub(crate) async fn revoke(State(s): State<Shared>, caller: Caller, headers: HeaderMap, body: Bytes) -> Response {
     match run(&s, &caller, &headers, &body).await {
         Ok(()) => (StatusCode::OK, no_store()).into_response(),
         Err(f) => error_response(f),
@@ -30,27 +25,15 @@ pub(crate) async fn revoke(
 async fn run(s: &Issuer, caller: &Caller, headers: &HeaderMap, body: &[u8]) -> Result<(), Fail> {
     let params = read_form(headers, body)?;
     let client = authenticate_client(s, headers, &params).await?;
-    let token = params
-        .get("token")
-        .ok_or(argus_oauth::OAuthError::invalid_request(
-            "token is required",
-        ))?
-        .to_owned();
-    let principal = Principal {
-        client_id: Some(client.client_id.clone()),
-        ..caller.principal()
-    };
+    let token = params.get("token").ok_or(argus_oauth::OAuthError::invalid_request("token is required"))?.to_owned();
+    let principal = Principal { client_id: Some(client.client_id.clone()), ..caller.principal() };
     // The hint only orders the lookups (RFC 7009 §2.1); an unknown hint is ignored.
     let access_first = match params.get("token_type_hint") {
         Some("access_token") => true,
         Some("refresh_token") => false,
         _ => token.matches('.').count() == 2,
     };
-    let order = if access_first {
-        [Kind::Access, Kind::Refresh]
-    } else {
-        [Kind::Refresh, Kind::Access]
-    };
+    let order = if access_first { [Kind::Access, Kind::Refresh] } else { [Kind::Refresh, Kind::Access] };
     let mut revoked = false;
     for kind in order {
         revoked = match kind {
@@ -81,23 +64,13 @@ async fn revoke_access(
     principal: &Principal,
 ) -> Result<bool, Fail> {
     let now = s.now();
-    let Ok(claims) = verify_access_token(
-        token,
-        &s.keys.jwks,
-        &s.issuer_url,
-        &s.audience,
-        now.as_secs(),
-    ) else {
+    let Ok(claims) = verify_access_token(token, &s.keys.jwks, &s.issuer_url, &s.audience, now.as_secs()) else {
         return Ok(false);
     };
     if claims.client_id != client.client_id {
         return Ok(false);
     }
-    let Some(revocation) = token_revocation(
-        &claims.jti,
-        argus_model::Timestamp::from_secs(claims.exp),
-        now,
-    ) else {
+    let Some(revocation) = token_revocation(&claims.jti, argus_model::Timestamp::from_secs(claims.exp), now) else {
         return Ok(false);
     };
     let principal = Principal {
@@ -106,8 +79,7 @@ async fn revoke_access(
         jti: Some(claims.jti.clone()),
         ..principal.clone()
     };
-    s.publish_revocations(vec![revocation], &principal, "client")
-        .await;
+    s.publish_revocations(vec![revocation], &principal, "client").await;
     Ok(true)
 }
 
@@ -126,12 +98,7 @@ async fn revoke_refresh(
     }
     let now = s.now();
     let accesses = s.store.revoke_family(&stored.family_id, now).await?;
-    let principal = Principal {
-        sub: Some(stored.sub.clone()),
-        sid: stored.sid.clone(),
-        ..principal.clone()
-    };
-    s.publish_revocations(live_accesses(&accesses, now), &principal, "client")
-        .await;
+    let principal = Principal { sub: Some(stored.sub.clone()), sid: stored.sid.clone(), ..principal.clone() };
+    s.publish_revocations(live_accesses(&accesses, now), &principal, "client").await;
     Ok(true)
 }

@@ -39,9 +39,7 @@ impl Issuer {
         config.validate().map_err(IssuerError::Config)?;
         let issuer_url = check_issuer_url(issuer_url)?;
         if audience.trim().is_empty() {
-            return Err(IssuerError::Config(
-                "the access-token audience must not be empty".into(),
-            ));
+            return Err(IssuerError::Config("the access-token audience must not be empty".into()));
         }
         let keys = load_or_create(deps.store.as_ref(), deps.clock.now()).await?;
         Ok(Self {
@@ -76,15 +74,10 @@ impl Issuer {
 fn check_issuer_url(raw: &str) -> Result<String, IssuerError> {
     let trimmed = raw.trim_end_matches('/');
     let ok = url::Url::parse(trimmed).is_ok_and(|u| {
-        matches!(u.scheme(), "http" | "https")
-            && u.host().is_some()
-            && u.query().is_none()
-            && u.fragment().is_none()
+        matches!(u.scheme(), "http" | "https") && u.host().is_some() && u.query().is_none() && u.fragment().is_none()
     });
     if !ok {
-        return Err(IssuerError::Config(format!(
-            "issuer URL {raw:?} must be an absolute http(s) URL"
-        )));
+        return Err(IssuerError::Config(format!("issuer URL {raw:?} must be an absolute http(s) URL")));
     }
     Ok(trimmed.to_owned())
 }
@@ -95,14 +88,8 @@ mod tests {
 
     #[test]
     fn issuer_urls() {
-        assert_eq!(
-            check_issuer_url("http://127.0.0.1:7400/").unwrap(),
-            "http://127.0.0.1:7400"
-        );
-        assert_eq!(
-            check_issuer_url("https://id.example/tenant").unwrap(),
-            "https://id.example/tenant"
-        );
+        assert_eq!(check_issuer_url("http://127.0.0.1:7400/").unwrap(), "http://127.0.0.1:7400");
+        assert_eq!(check_issuer_url("https://id.example/tenant").unwrap(), "https://id.example/tenant");
         for bad in ["", "ftp://x", "http://x/?q=1", "http://x/#f", "/relative"] {
             assert!(check_issuer_url(bad).is_err(), "{bad}");
         }

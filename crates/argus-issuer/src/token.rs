@@ -6,10 +6,9 @@ use argus_jose::ACCESS_TOKEN_TYP;
 use argus_model::id::{new_id, random_secret};
 use argus_model::{EventKind, Principal, RefreshReuse, Timestamp, TokenIssued};
 use argus_oauth::{
-    AuthorizationCode, ClientRegistration, CodeCheck, ErrorCode, IssuedAccess, OAuthError, Params,
-    RedeemOutcome, RefreshCheck, RefreshToken, RotateOutcome, Scopes, StorageError, TokenSubject,
-    UserRecord, access_claims, check_code_grant, check_refresh_grant, hash_secret, id_token_claims,
-    live_accesses, narrow_scope, token_revocation,
+    AuthorizationCode, ClientRegistration, CodeCheck, ErrorCode, IssuedAccess, OAuthError, Params, RedeemOutcome,
+    RefreshCheck, RefreshToken, RotateOutcome, Scopes, StorageError, TokenSubject, UserRecord, access_claims,
+    check_code_grant, check_refresh_grant, hash_secret, id_token_claims, live_accesses, narrow_scope, token_revocation,
 };
 use axum::body::Bytes;
 use axum::extract::State;
@@ -58,10 +57,7 @@ pub(crate) fn error_response(fail: Fail) -> Response {
         Fail::OAuth(e) => e,
         Fail::Internal(detail) => {
             tracing::error!(error = %detail, "token endpoint failure");
-            OAuthError::new(
-                ErrorCode::ServerError,
-                "the server could not complete the request",
-            )
+            OAuthError::new(ErrorCode::ServerError, "the server could not complete the request")
         }
     };
     let status = match error.code {
@@ -72,17 +68,11 @@ pub(crate) fn error_response(fail: Fail) -> Response {
     let mut response = (
         status,
         no_store(),
-        axum::Json(ErrorBody {
-            error: error.code.as_str(),
-            error_description: error.description,
-        }),
+        axum::Json(ErrorBody { error: error.code.as_str(), error_description: error.description }),
     )
         .into_response();
     if error.code == ErrorCode::InvalidClient {
-        response.headers_mut().insert(
-            header::WWW_AUTHENTICATE,
-            HeaderValue::from_static("Basic realm=\"argus\""),
-        );
+        response.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Basic realm=\"argus\""));
     }
     response
 }
@@ -108,33 +98,21 @@ struct TokenResponse {
 }
 
 /// `POST /token`.
-pub(crate) async fn token(
-    State(s): State<Shared>,
-    caller: Caller,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Response {
+pub(crate) async fn token(State(s): State<Shared>, caller: Caller, headers: HeaderMap, body: Bytes) -> Response {
     match run(&s, &caller, &headers, &body).await {
         Ok(r) => (StatusCode::OK, no_store(), axum::Json(r)).into_response(),
         Err(f) => error_response(f),
     }
 }
 
-async fn run(
-    s: &Issuer,
-    caller: &Caller,
-    headers: &HeaderMap,
-    body: &[u8],
-) -> Result<TokenResponse, Fail> {
+async fn run(s: &Issuer, caller: &Caller, headers: &HeaderMap, body: &[u8]) -> Result<TokenResponse, Fail> {
     let params = read_form(headers, body)?;
     let client = authenticate_client(s, headers, &params).await?;
     match params.get("grant_type") {
         None => Err(OAuthError::invalid_request("grant_type is required").into()),
         Some("authorization_code") => code_grant(s, caller, &client, &params).await,
         Some("refresh_token") => refresh_grant(s, caller, &client, &params).await,
-        Some(_) => {
-            Err(OAuthError::new(ErrorCode::UnsupportedGrantType, "unsupported grant_type").into())
-        }
+        Some(_) => Err(OAuthError::new(ErrorCode::UnsupportedGrantType, "unsupported grant_type").into()),
     }
 }
 
@@ -144,14 +122,9 @@ pub(crate) fn read_form(headers: &HeaderMap, body: &[u8]) -> Result<Params, OAut
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.split(';').next())
-        .is_some_and(|v| {
-            v.trim()
-                .eq_ignore_ascii_case("application/x-www-form-urlencoded")
-        });
+        .is_some_and(|v| v.trim().eq_ignore_ascii_case("application/x-www-form-urlencoded"));
     if !is_form {
-        return Err(OAuthError::invalid_request(
-            "the body must be application/x-www-form-urlencoded",
-        ));
+        return Err(OAuthError::invalid_request("the body must be application/x-www-form-urlencoded"));
     }
     let params = Params::parse(body);
     if params.first_repeated().is_some() {
@@ -167,23 +140,12 @@ pub(crate) async fn authenticate_client(
     params: &Params,
 ) -> Result<ClientRegistration, Fail> {
     if headers.contains_key(header::AUTHORIZATION) || params.get("client_secret").is_some() {
-        return Err(OAuthError::invalid_client(
-            "only token_endpoint_auth_method none is supported",
-        )
-        .into());
+        return Err(OAuthError::invalid_client("only token_endpoint_auth_method none is supported").into());
     }
-    let client_id = params
-        .get("client_id")
-        .ok_or(OAuthError::invalid_client("client_id is required"))?;
-    let client = s
-        .store
-        .client(client_id)
-        .await?
-        .ok_or(OAuthError::invalid_client("unknown client"))?;
+    let client_id = params.get("client_id").ok_or(OAuthError::invalid_client("client_id is required"))?;
+    let client = s.store.client(client_id).await?.ok_or(OAuthError::invalid_client("unknown client"))?;
     if !client.public {
-        return Err(
-            OAuthError::invalid_client("this client cannot authenticate at this issuer").into(),
-        );
+        return Err(OAuthError::invalid_client("this client cannot authenticate at this issuer").into());
     }
     Ok(client)
 }
@@ -194,15 +156,9 @@ async fn code_grant(
     client: &ClientRegistration,
     params: &Params,
 ) -> Result<TokenResponse, Fail> {
-    let code = params
-        .get("code")
-        .ok_or(OAuthError::invalid_request("code is required"))?;
-    let redirect_uri = params
-        .get("redirect_uri")
-        .ok_or(OAuthError::invalid_request("redirect_uri is required"))?;
-    let verifier = params
-        .get("code_verifier")
-        .ok_or(OAuthError::invalid_request("code_verifier is required"))?;
+    let code = params.get("code").ok_or(OAuthError::invalid_request("code is required"))?;
+    let redirect_uri = params.get("redirect_uri").ok_or(OAuthError::invalid_request("redirect_uri is required"))?;
+    let verifier = params.get("code_verifier").ok_or(OAuthError::invalid_request("code_verifier is required"))?;
     const INVALID: OAuthError = OAuthError::invalid_grant("the authorization code is invalid");
 
     let now = s.now();
@@ -213,9 +169,7 @@ async fn code_grant(
         sid: Some(stored.sid.clone()),
         ..caller.principal()
     };
-    if check_code_grant(&stored, &client.client_id, redirect_uri, verifier, now)?
-        == CodeCheck::Replayed
-    {
+    if check_code_grant(&stored, &client.client_id, redirect_uri, verifier, now)? == CodeCheck::Replayed {
         revoke_code_issue(s, &stored, &principal, now).await?;
         return Err(INVALID.into());
     }
@@ -265,14 +219,7 @@ async fn code_grant(
     } else {
         None
     };
-    emit_issued(
-        s,
-        principal,
-        "authorization_code",
-        &scope,
-        &family_id,
-        &access,
-    );
+    emit_issued(s, principal, "authorization_code", &scope, &family_id, &access);
     Ok(TokenResponse {
         access_token,
         token_type: "Bearer",
@@ -293,14 +240,11 @@ async fn revoke_code_issue(
 ) -> Result<(), StorageError> {
     let revocations = match (&code.family_id, &code.access) {
         (Some(family), _) => live_accesses(&s.store.revoke_family(family, now).await?, now),
-        (None, Some(access)) => token_revocation(&access.jti, access.expires_at, now)
-            .into_iter()
-            .collect(),
+        (None, Some(access)) => token_revocation(&access.jti, access.expires_at, now).into_iter().collect(),
         (None, None) => Vec::new(),
     };
     tracing::warn!(client_id = %code.client_id, "authorization code replayed; its tokens are revoked");
-    s.publish_revocations(revocations, principal, "issuer")
-        .await;
+    s.publish_revocations(revocations, principal, "issuer").await;
     Ok(())
 }
 
@@ -310,17 +254,11 @@ async fn refresh_grant(
     client: &ClientRegistration,
     params: &Params,
 ) -> Result<TokenResponse, Fail> {
-    let presented = params
-        .get("refresh_token")
-        .ok_or(OAuthError::invalid_request("refresh_token is required"))?;
+    let presented = params.get("refresh_token").ok_or(OAuthError::invalid_request("refresh_token is required"))?;
     const INVALID: OAuthError = OAuthError::invalid_grant("the refresh token is invalid");
 
     let now = s.now();
-    let old = s
-        .store
-        .refresh_token(&hash_secret(presented))
-        .await?
-        .ok_or(INVALID)?;
+    let old = s.store.refresh_token(&hash_secret(presented)).await?.ok_or(INVALID)?;
     let principal = Principal {
         sub: Some(old.sub.clone()),
         client_id: Some(client.client_id.clone()),
@@ -356,14 +294,7 @@ async fn refresh_grant(
         revoke_reused_family(s, &old.family_id, &principal, now).await?;
         return Err(INVALID.into());
     }
-    emit_issued(
-        s,
-        principal,
-        "refresh_token",
-        &scope,
-        &old.family_id,
-        &access,
-    );
+    emit_issued(s, principal, "refresh_token", &scope, &old.family_id, &access);
     Ok(TokenResponse {
         access_token,
         token_type: "Bearer",
@@ -384,31 +315,19 @@ async fn revoke_reused_family(
 ) -> Result<(), StorageError> {
     let accesses = s.store.revoke_family(family_id, now).await?;
     tracing::warn!(family = %family_id, "refresh token reused; its family is revoked");
-    s.emit(
-        principal.clone(),
-        EventKind::RefreshReuse(RefreshReuse {
-            family: family_id.to_owned(),
-        }),
-    );
-    s.publish_revocations(live_accesses(&accesses, now), principal, "issuer")
-        .await;
+    s.emit(principal.clone(), EventKind::RefreshReuse(RefreshReuse { family: family_id.to_owned() }));
+    s.publish_revocations(live_accesses(&accesses, now), principal, "issuer").await;
     Ok(())
 }
 
 /// The user a grant is for, if it still exists and is enabled.
 async fn enabled_user(s: &Issuer, sub: &str) -> Result<UserRecord, Fail> {
     let user = s.store.user_by_sub(sub).await?.filter(|u| !u.disabled);
-    Ok(user.ok_or(OAuthError::invalid_grant(
-        "the grant's user is no longer active",
-    ))?)
+    Ok(user.ok_or(OAuthError::invalid_grant("the grant's user is no longer active"))?)
 }
 
 /// Sign an RFC 9068 access token.
-fn mint_access(
-    s: &Issuer,
-    who: TokenSubject<'_>,
-    now: Timestamp,
-) -> Result<(String, IssuedAccess), Fail> {
+fn mint_access(s: &Issuer, who: TokenSubject<'_>, now: Timestamp) -> Result<(String, IssuedAccess), Fail> {
     let jti = new_id();
     let claims = access_claims(&s.issuer_url, &s.audience, who, &jti, now, s.access_ttl());
     let token = s.keys.active.sign(ACCESS_TOKEN_TYP, &claims)?;
@@ -416,18 +335,8 @@ fn mint_access(
     Ok((token, IssuedAccess { jti, expires_at }))
 }
 
-fn emit_issued(
-    s: &Issuer,
-    principal: Principal,
-    grant: &str,
-    scope: &Scopes,
-    family: &str,
-    access: &IssuedAccess,
-) {
-    let principal = Principal {
-        jti: Some(access.jti.clone()),
-        ..principal
-    };
+fn emit_issued(s: &Issuer, principal: Principal, grant: &str, scope: &Scopes, family: &str, access: &IssuedAccess) {
+    let principal = Principal { jti: Some(access.jti.clone()), ..principal };
     s.emit(
         principal,
         EventKind::TokenIssued(TokenIssued {

@@ -37,38 +37,19 @@ pub(crate) async fn userinfo(State(s): State<Shared>, headers: HeaderMap) -> Res
 async fn run(s: &Issuer, headers: &HeaderMap) -> Result<UserInfo, Refusal> {
     let token = bearer(headers).ok_or(Refusal::NoToken)?;
     let now = s.now();
-    let claims = verify_access_token(
-        token,
-        &s.keys.jwks,
-        &s.issuer_url,
-        &s.audience,
-        now.as_secs(),
-    )
-    .map_err(|_| Refusal::InvalidToken("the access token is invalid"))?;
-    let revocations = s
-        .store
-        .active_revocations(now)
-        .await
-        .map_err(|e| Refusal::Internal(e.to_string()))?;
+    let claims = verify_access_token(token, &s.keys.jwks, &s.issuer_url, &s.audience, now.as_secs())
+        .map_err(|_| Refusal::InvalidToken("the access token is invalid"))?;
+    let revocations = s.store.active_revocations(now).await.map_err(|e| Refusal::Internal(e.to_string()))?;
     if is_revoked(&claims, &revocations) {
         return Err(Refusal::InvalidToken("the access token was revoked"));
     }
     if !claims.has_scope("openid") {
         return Err(Refusal::InsufficientScope);
     }
-    let user = s
-        .store
-        .user_by_sub(&claims.sub)
-        .await
-        .map_err(|e| Refusal::Internal(e.to_string()))?;
-    let user = user
-        .filter(|u| !u.disabled)
-        .ok_or(Refusal::InvalidToken("the access token is invalid"))?;
+    let user = s.store.user_by_sub(&claims.sub).await.map_err(|e| Refusal::Internal(e.to_string()))?;
+    let user = user.filter(|u| !u.disabled).ok_or(Refusal::InvalidToken("the access token is invalid"))?;
     let preferred_username = claims.has_scope("profile").then_some(user.username);
-    Ok(UserInfo {
-        sub: user.sub,
-        preferred_username,
-    })
+    Ok(UserInfo { sub: user.sub, preferred_username })
 }
 
 fn is_revoked(claims: &AccessClaims, revocations: &[Revocation]) -> bool {
@@ -119,10 +100,7 @@ mod tests {
     fn bearer_parsing() {
         let mut h = HeaderMap::new();
         assert_eq!(bearer(&h), None);
-        h.insert(
-            header::AUTHORIZATION,
-            HeaderValue::from_static("bearer abc"),
-        );
+        h.insert(header::AUTHORIZATION, HeaderValue::from_static("bearer abc"));
         assert_eq!(bearer(&h), Some("abc"));
         h.insert(header::AUTHORIZATION, HeaderValue::from_static("Basic abc"));
         assert_eq!(bearer(&h), None);

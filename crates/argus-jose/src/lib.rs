@@ -7,7 +7,9 @@ mod access_token;
 mod keys;
 mod pkce;
 
-pub use access_token::{ACCESS_TOKEN_TYP, AccessClaims, Audience, LEEWAY_SECS, TokenError, peek_kid, verify_access_token};
+pub use access_token::{
+    ACCESS_TOKEN_TYP, AccessClaims, Audience, LEEWAY_SECS, TokenError, peek_kid, verify_access_token,
+};
 pub use jsonwebtoken::jwk::{Jwk, JwkSet};
 pub use keys::{KeyError, SigningKey, jwk_thumbprint};
 pub use pkce::{pkce_challenge_s256, pkce_verifier_is_well_formed, verify_pkce_s256};

@@ -12,6 +12,6 @@ pub mod id;
 pub use clock::{Clock, SystemClock, Timestamp};
 pub use control::{Block, BlockTarget, ControlMessage, Revocation, RevocationScope, TokenKeys};
 pub use event::{
-    AlertRaised, ApiCall, Decision, Event, EventKind, Login, LoginFailure, LoginOutcome, Principal, RefreshReuse, Revoked,
-    TokenIssued, EVENT_SCHEMA_VERSION,
+    AlertRaised, ApiCall, Decision, EVENT_SCHEMA_VERSION, Event, EventKind, Login, LoginFailure, LoginOutcome,
+    Principal, RefreshReuse, Revoked, TokenIssued,
 };

@@ -101,9 +101,7 @@ fn percent_decode(raw: &str) -> Result<Cow<'_, str>, PathError> {
         }
         i += 3;
     }
-    String::from_utf8(out)
-        .map(Cow::Owned)
-        .map_err(|_| PathError::NotUtf8)
+    String::from_utf8(out).map(Cow::Owned).map_err(|_| PathError::NotUtf8)
 }
 
 fn hex_value(b: u8) -> Option<u8> {
@@ -121,8 +119,7 @@ pub fn segment_prefix_matches(prefix: &str, path: &str) -> bool {
     if prefix == "/" {
         return path.starts_with('/');
     }
-    path.strip_prefix(prefix)
-        .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
+    path.strip_prefix(prefix).is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
 }
 
 #[cfg(test)]
@@ -143,18 +140,8 @@ mod tests {
 
     #[test]
     fn canonical_paths_are_borrowed() {
-        for p in [
-            "/",
-            "/accounts",
-            "/accounts/",
-            "/a/b.json",
-            "/a/..b/c.",
-            "/~user",
-        ] {
-            assert!(
-                matches!(canonical_path(p), Ok(Cow::Borrowed(s)) if s == p),
-                "{p}"
-            );
+        for p in ["/", "/accounts", "/accounts/", "/a/b.json", "/a/..b/c.", "/~user"] {
+            assert!(matches!(canonical_path(p), Ok(Cow::Borrowed(s)) if s == p), "{p}");
         }
     }
 
@@ -162,15 +149,8 @@ mod tests {
     fn escapes_are_decoded_once_and_parameters_dropped() {
         assert_eq!(canonical_path("/acc%6Funts").unwrap(), "/accounts");
         assert_eq!(canonical_path("/caf%C3%A9").unwrap(), "/café");
-        assert_eq!(
-            canonical_path("/a%2541").unwrap(),
-            "/a%41",
-            "decoded once only"
-        );
-        assert_eq!(
-            canonical_path("/accounts;jsessionid=1").unwrap(),
-            "/accounts"
-        );
+        assert_eq!(canonical_path("/a%2541").unwrap(), "/a%41", "decoded once only");
+        assert_eq!(canonical_path("/accounts;jsessionid=1").unwrap(), "/accounts");
         assert_eq!(canonical_path("/a;x/b").unwrap(), "/a/b");
     }
 

@@ -11,11 +11,7 @@ pub enum PolicyError {
     #[error("route {0:?}: the name is used by another route")]
     DuplicateName(String),
     #[error("route {route:?}: prefix {prefix:?} is already the prefix of route {other:?}")]
-    DuplicatePrefix {
-        route: String,
-        other: String,
-        prefix: String,
-    },
+    DuplicatePrefix { route: String, other: String, prefix: String },
     #[error(
         "route {route:?}: path {path:?} must start with '/', be written decoded and contain no '.', '..', empty \
          segments, ';', '?', '#' or '\\'"
@@ -25,9 +21,7 @@ pub enum PolicyError {
     BadMethod { route: String, method: String },
     #[error("route {route:?}: {scope:?} is not a scope token (RFC 6749 section 3.3)")]
     BadScope { route: String, scope: String },
-    #[error(
-        "route {route:?}: scope rules need auth = \"argus\"; a public route has no token to check"
-    )]
+    #[error("route {route:?}: scope rules need auth = \"argus\"; a public route has no token to check")]
     RulesWithoutAuth { route: String },
 }
 
@@ -80,18 +74,12 @@ impl RouteTable {
         }
         let mut by_prefix_length: Vec<usize> = (0..routes.len()).collect();
         by_prefix_length.sort_by_key(|&i| std::cmp::Reverse(routes[i].prefix.len()));
-        Ok(Self {
-            routes,
-            by_prefix_length,
-        })
+        Ok(Self { routes, by_prefix_length })
     }
 
     /// The route with the longest prefix that `path` (canonical, see [`crate::canonical_path`]) lies under.
     pub fn match_path(&self, path: &str) -> Option<&Route> {
-        self.by_prefix_length
-            .iter()
-            .map(|&i| &self.routes[i])
-            .find(|r| segment_prefix_matches(&r.prefix, path))
+        self.by_prefix_length.iter().map(|&i| &self.routes[i]).find(|r| segment_prefix_matches(&r.prefix, path))
     }
 
     /// All routes, in configuration order.
@@ -110,19 +98,8 @@ impl Route {
         if config.auth == AuthMode::None && !config.require.is_empty() {
             return Err(PolicyError::RulesWithoutAuth { route: name });
         }
-        let rules = config
-            .require
-            .iter()
-            .map(|r| Rule::compile(&name, r))
-            .collect::<Result<_, _>>()?;
-        Ok(Self {
-            index,
-            name,
-            prefix,
-            upstream: config.upstream.clone(),
-            auth: config.auth,
-            rules,
-        })
+        let rules = config.require.iter().map(|r| Rule::compile(&name, r)).collect::<Result<_, _>>()?;
+        Ok(Self { index, name, prefix, upstream: config.upstream.clone(), auth: config.auth, rules })
     }
 
     /// The route's position in the configuration.
@@ -157,10 +134,7 @@ impl Route {
 
     /// The scopes a call needs: those of the first rule matching `method` and the canonical `path`, or none.
     pub fn required_scopes(&self, method: &str, path: &str) -> &[String] {
-        self.rules
-            .iter()
-            .find(|r| r.applies_to(method, path))
-            .map_or(&[], |r| &r.scopes)
+        self.rules.iter().find(|r| r.applies_to(method, path)).map_or(&[], |r| &r.scopes)
     }
 }
 
@@ -170,36 +144,23 @@ impl Rule {
         let mut methods = Vec::with_capacity(config.methods.len());
         for m in &config.methods {
             if !is_token(m) {
-                return Err(PolicyError::BadMethod {
-                    route: route.to_owned(),
-                    method: m.clone(),
-                });
+                return Err(PolicyError::BadMethod { route: route.to_owned(), method: m.clone() });
             }
             // Methods are case-sensitive on the wire, but "get" in a config file means GET, not a custom method.
             methods.push(m.to_ascii_uppercase());
         }
         for s in &config.scopes {
             if !is_scope_token(s) {
-                return Err(PolicyError::BadScope {
-                    route: route.to_owned(),
-                    scope: s.clone(),
-                });
+                return Err(PolicyError::BadScope { route: route.to_owned(), scope: s.clone() });
             }
         }
-        Ok(Self {
-            methods,
-            path,
-            scopes: config.scopes.clone(),
-        })
+        Ok(Self { methods, path, scopes: config.scopes.clone() })
     }
 
     /// Whether the rule applies to a call. A rule naming GET covers HEAD too: HEAD exposes the same resource.
     pub fn applies_to(&self, method: &str, path: &str) -> bool {
-        let method_ok = self.methods.is_empty()
-            || self
-                .methods
-                .iter()
-                .any(|m| m == method || (method == "HEAD" && m == "GET"));
+        let method_ok =
+            self.methods.is_empty() || self.methods.iter().any(|m| m == method || (method == "HEAD" && m == "GET"));
         method_ok && segment_prefix_matches(&self.path, path)
     }
 
@@ -231,35 +192,24 @@ pub fn missing_scopes<'a>(required: &'a [String], granted: &str) -> Vec<&'a str>
 /// A configured prefix or rule path: canonical already, without query or fragment; a trailing slash is dropped
 /// so that `/api/` and `/api` mean the same.
 fn config_path(route: &str, value: &str) -> Result<String, PolicyError> {
-    let bad = || PolicyError::BadPath {
-        route: route.to_owned(),
-        path: value.to_owned(),
-    };
+    let bad = || PolicyError::BadPath { route: route.to_owned(), path: value.to_owned() };
     let canonical = canonical_path(value).map_err(|_| bad())?;
     if canonical != value || value.contains(['?', '#', '%', ';']) {
         return Err(bad());
     }
     let trimmed = value.trim_end_matches('/');
-    Ok(if trimmed.is_empty() {
-        "/".to_owned()
-    } else {
-        trimmed.to_owned()
-    })
+    Ok(if trimmed.is_empty() { "/".to_owned() } else { trimmed.to_owned() })
 }
 
 /// RFC 9110 `token`, the syntax of a method name.
 fn is_token(s: &str) -> bool {
-    !s.is_empty()
-        && s.bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
+    !s.is_empty() && s.bytes().all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
 }
 
 /// RFC 6749 §3.3 `scope-token`: `%x21 / %x23-5B / %x5D-7E`. Keeping `"` and `\` out also keeps a scope safe inside
 /// the quoted `scope` attribute of a `WWW-Authenticate` header.
 fn is_scope_token(s: &str) -> bool {
-    !s.is_empty()
-        && s.bytes()
-            .all(|b| b == 0x21 || (0x23..=0x5B).contains(&b) || (0x5D..=0x7E).contains(&b))
+    !s.is_empty() && s.bytes().all(|b| b == 0x21 || (0x23..=0x5B).contains(&b) || (0x5D..=0x7E).contains(&b))
 }
 
 #[cfg(test)]

@@ -7,9 +7,8 @@
 
 use argus_model::{Revocation, RevocationScope, Timestamp};
 use argus_oauth::{
-    AuthorizationCode, ClientRegistration, ConsentGrant, IssuedAccess, IssuerStore,
-    PendingAuthorization, RedeemOutcome, RefreshToken, RotateOutcome, SessionRecord, StorageError,
-    StoredSigningKey, UserRecord,
+    AuthorizationCode, ClientRegistration, ConsentGrant, IssuedAccess, IssuerStore, PendingAuthorization,
+    RedeemOutcome, RefreshToken, RotateOutcome, SessionRecord, StorageError, StoredSigningKey, UserRecord,
 };
 use sqlx::Row;
 use sqlx::sqlite::SqliteRow;
@@ -31,16 +30,11 @@ fn corrupt(what: &str) -> StorageError {
 }
 
 fn ts(row: &SqliteRow, col: &str) -> Result<Timestamp, StorageError> {
-    Ok(Timestamp::from_millis(
-        row.try_get::<i64, _>(col).map_err(db)?,
-    ))
+    Ok(Timestamp::from_millis(row.try_get::<i64, _>(col).map_err(db)?))
 }
 
 fn opt_ts(row: &SqliteRow, col: &str) -> Result<Option<Timestamp>, StorageError> {
-    Ok(row
-        .try_get::<Option<i64>, _>(col)
-        .map_err(db)?
-        .map(Timestamp::from_millis))
+    Ok(row.try_get::<Option<i64>, _>(col).map_err(db)?.map(Timestamp::from_millis))
 }
 
 fn text(row: &SqliteRow, col: &str) -> Result<String, StorageError> {
@@ -75,12 +69,9 @@ fn user_from_row(row: &SqliteRow) -> Result<UserRecord, StorageError> {
 }
 
 fn client_from_row(row: &SqliteRow) -> Result<ClientRegistration, StorageError> {
-    let redirect_uris: Vec<String> = serde_json::from_str(&text(row, "redirect_uris")?)
-        .map_err(|_| corrupt("client redirect_uris"))?;
-    let allowed_scopes = text(row, "allowed_scopes")?
-        .split_ascii_whitespace()
-        .map(str::to_owned)
-        .collect();
+    let redirect_uris: Vec<String> =
+        serde_json::from_str(&text(row, "redirect_uris")?).map_err(|_| corrupt("client redirect_uris"))?;
+    let allowed_scopes = text(row, "allowed_scopes")?.split_ascii_whitespace().map(str::to_owned).collect();
     Ok(ClientRegistration {
         client_id: text(row, "client_id")?,
         name: text(row, "name")?,
@@ -118,10 +109,7 @@ fn session_from_row(row: &SqliteRow) -> Result<SessionRecord, StorageError> {
 }
 
 fn code_from_row(row: &SqliteRow) -> Result<AuthorizationCode, StorageError> {
-    let access = match (
-        opt_text(row, "access_jti")?,
-        opt_ts(row, "access_expires_at")?,
-    ) {
+    let access = match (opt_text(row, "access_jti")?, opt_ts(row, "access_expires_at")?) {
         (Some(jti), Some(expires_at)) => Some(IssuedAccess { jti, expires_at }),
         _ => None,
     };
@@ -155,22 +143,13 @@ fn refresh_from_row(row: &SqliteRow) -> Result<RefreshToken, StorageError> {
         expires_at: ts(row, "expires_at")?,
         consumed_at: opt_ts(row, "consumed_at")?,
         family_revoked_at: opt_ts(row, "revoked_at")?,
-        access: IssuedAccess {
-            jti: text(row, "access_jti")?,
-            expires_at: ts(row, "access_expires_at")?,
-        },
+        access: IssuedAccess { jti: text(row, "access_jti")?, expires_at: ts(row, "access_expires_at")? },
     })
 }
 
 fn revocation_from_row(row: &SqliteRow) -> Result<Revocation, StorageError> {
-    let scope: RevocationScope =
-        serde_json::from_str(&text(row, "scope")?).map_err(|_| corrupt("revocation scope"))?;
-    Ok(Revocation {
-        id: text(row, "id")?,
-        scope,
-        at: ts(row, "revoked_at")?,
-        until: ts(row, "expires_at")?,
-    })
+    let scope: RevocationScope = serde_json::from_str(&text(row, "scope")?).map_err(|_| corrupt("revocation scope"))?;
+    Ok(Revocation { id: text(row, "id")?, scope, at: ts(row, "revoked_at")?, until: ts(row, "expires_at")? })
 }
 
 const INSERT_REFRESH: &str = "INSERT INTO refresh_tokens (token_hash, family_id, client_id, sub, sid, scope, auth_time, \
@@ -202,26 +181,22 @@ where
 #[async_trait::async_trait]
 impl IssuerStore for Store {
     async fn signing_keys(&self) -> Result<Vec<StoredSigningKey>, StorageError> {
-        let rows = sqlx::query(
-            "SELECT kid, alg, pkcs8, created_at FROM signing_keys ORDER BY created_at, kid",
-        )
-        .fetch_all(&self.pool)
-        .await
-        .map_err(db)?;
+        let rows = sqlx::query("SELECT kid, alg, pkcs8, created_at FROM signing_keys ORDER BY created_at, kid")
+            .fetch_all(&self.pool)
+            .await
+            .map_err(db)?;
         rows.iter().map(key_from_row).collect()
     }
 
     async fn add_signing_key(&self, key: &StoredSigningKey) -> Result<(), StorageError> {
-        sqlx::query(
-            "INSERT INTO signing_keys (kid, alg, pkcs8, created_at) VALUES ($1, $2, $3, $4)",
-        )
-        .bind(&key.kid)
-        .bind(&key.alg)
-        .bind(hex::encode(&key.pkcs8_der))
-        .bind(key.created_at.as_millis())
-        .execute(&self.pool)
-        .await
-        .map_err(db)?;
+        sqlx::query("INSERT INTO signing_keys (kid, alg, pkcs8, created_at) VALUES ($1, $2, $3, $4)")
+            .bind(&key.kid)
+            .bind(&key.alg)
+            .bind(hex::encode(&key.pkcs8_der))
+            .bind(key.created_at.as_millis())
+            .execute(&self.pool)
+            .await
+            .map_err(db)?;
         Ok(())
     }
 
@@ -250,33 +225,25 @@ impl IssuerStore for Store {
     }
 
     async fn user_by_username(&self, username: &str) -> Result<Option<UserRecord>, StorageError> {
-        let row = sqlx::query(
-            "SELECT sub, username, password_hash, disabled FROM users WHERE username = $1",
-        )
-        .bind(username)
-        .fetch_optional(&self.pool)
-        .await
-        .map_err(db)?;
+        let row = sqlx::query("SELECT sub, username, password_hash, disabled FROM users WHERE username = $1")
+            .bind(username)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(db)?;
         row.as_ref().map(user_from_row).transpose()
     }
 
     async fn user_by_sub(&self, sub: &str) -> Result<Option<UserRecord>, StorageError> {
-        let row =
-            sqlx::query("SELECT sub, username, password_hash, disabled FROM users WHERE sub = $1")
-                .bind(sub)
-                .fetch_optional(&self.pool)
-                .await
-                .map_err(db)?;
+        let row = sqlx::query("SELECT sub, username, password_hash, disabled FROM users WHERE sub = $1")
+            .bind(sub)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(db)?;
         row.as_ref().map(user_from_row).transpose()
     }
 
-    async fn upsert_client(
-        &self,
-        client: &ClientRegistration,
-        now: Timestamp,
-    ) -> Result<(), StorageError> {
-        let uris = serde_json::to_string(&client.redirect_uris)
-            .map_err(|e| StorageError(e.to_string()))?;
+    async fn upsert_client(&self, client: &ClientRegistration, now: Timestamp) -> Result<(), StorageError> {
+        let uris = serde_json::to_string(&client.redirect_uris).map_err(|e| StorageError(e.to_string()))?;
         sqlx::query(
             "INSERT INTO clients (client_id, name, redirect_uris, allowed_scopes, is_public, created_at, updated_at) \
              VALUES ($1, $2, $3, $4, $5, $6, $6) \
@@ -341,31 +308,23 @@ impl IssuerStore for Store {
         Ok(())
     }
 
-    async fn pending(
-        &self,
-        handle_hash: &str,
-        now: Timestamp,
-    ) -> Result<Option<PendingAuthorization>, StorageError> {
-        let row = sqlx::query(
-            "SELECT * FROM pending_authorizations WHERE handle_hash = $1 AND expires_at > $2",
-        )
-        .bind(handle_hash)
-        .bind(now.as_millis())
-        .fetch_optional(&self.pool)
-        .await
-        .map_err(db)?;
+    async fn pending(&self, handle_hash: &str, now: Timestamp) -> Result<Option<PendingAuthorization>, StorageError> {
+        let row = sqlx::query("SELECT * FROM pending_authorizations WHERE handle_hash = $1 AND expires_at > $2")
+            .bind(handle_hash)
+            .bind(now.as_millis())
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(db)?;
         row.as_ref().map(pending_from_row).transpose()
     }
 
     async fn take_pending(&self, handle_hash: &str, now: Timestamp) -> Result<bool, StorageError> {
-        let done = sqlx::query(
-            "DELETE FROM pending_authorizations WHERE handle_hash = $1 AND expires_at > $2",
-        )
-        .bind(handle_hash)
-        .bind(now.as_millis())
-        .execute(&self.pool)
-        .await
-        .map_err(db)?;
+        let done = sqlx::query("DELETE FROM pending_authorizations WHERE handle_hash = $1 AND expires_at > $2")
+            .bind(handle_hash)
+            .bind(now.as_millis())
+            .execute(&self.pool)
+            .await
+            .map_err(db)?;
         Ok(done.rows_affected() == 1)
     }
 
@@ -399,18 +358,13 @@ impl IssuerStore for Store {
         row.as_ref().map(session_from_row).transpose()
     }
 
-    async fn consent(
-        &self,
-        sub: &str,
-        client_id: &str,
-    ) -> Result<Option<ConsentGrant>, StorageError> {
-        let row =
-            sqlx::query("SELECT scope, granted_at FROM consents WHERE sub = $1 AND client_id = $2")
-                .bind(sub)
-                .bind(client_id)
-                .fetch_optional(&self.pool)
-                .await
-                .map_err(db)?;
+    async fn consent(&self, sub: &str, client_id: &str) -> Result<Option<ConsentGrant>, StorageError> {
+        let row = sqlx::query("SELECT scope, granted_at FROM consents WHERE sub = $1 AND client_id = $2")
+            .bind(sub)
+            .bind(client_id)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(db)?;
         row.map(|r| {
             Ok(ConsentGrant {
                 sub: sub.to_owned(),
@@ -547,11 +501,7 @@ impl IssuerStore for Store {
         Ok(RotateOutcome::Rotated)
     }
 
-    async fn revoke_family(
-        &self,
-        family_id: &str,
-        now: Timestamp,
-    ) -> Result<Vec<IssuedAccess>, StorageError> {
+    async fn revoke_family(&self, family_id: &str, now: Timestamp) -> Result<Vec<IssuedAccess>, StorageError> {
         let mut tx = self.pool.begin().await.map_err(db)?;
         sqlx::query("UPDATE refresh_families SET revoked_at = $1 WHERE family_id = $2 AND revoked_at IS NULL")
             .bind(now.as_millis())
@@ -568,12 +518,7 @@ impl IssuerStore for Store {
         .map_err(db)?;
         tx.commit().await.map_err(db)?;
         rows.iter()
-            .map(|r| {
-                Ok(IssuedAccess {
-                    jti: text(r, "access_jti")?,
-                    expires_at: ts(r, "access_expires_at")?,
-                })
-            })
+            .map(|r| Ok(IssuedAccess { jti: text(r, "access_jti")?, expires_at: ts(r, "access_expires_at")? }))
             .collect()
     }
 
@@ -615,12 +560,7 @@ impl IssuerStore for Store {
             "DELETE FROM refresh_families WHERE expires_at <= $1",
             "DELETE FROM revocations WHERE expires_at <= $1",
         ] {
-            removed += sqlx::query(sql)
-                .bind(now.as_millis())
-                .execute(&mut *tx)
-                .await
-                .map_err(db)?
-                .rows_affected();
+            removed += sqlx::query(sql).bind(now.as_millis()).execute(&mut *tx).await.map_err(db)?.rows_affected();
         }
         tx.commit().await.map_err(db)?;
         Ok(removed)

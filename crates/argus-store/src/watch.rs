@@ -6,8 +6,8 @@
 //! the chain cannot fork and two drafts for one key cannot both open an alert.
 
 use argus_detect::{
-    Alert, AlertChange, AlertDraft, AlertFilter, AlertStore, AuditLog, AuditRecord, ChainHead,
-    ChainVerdict, ChainVerifier, MAX_ALERT_LIMIT, WatchStoreError,
+    Alert, AlertChange, AlertDraft, AlertFilter, AlertStore, AuditLog, AuditRecord, ChainHead, ChainVerdict,
+    ChainVerifier, MAX_ALERT_LIMIT, WatchStoreError,
 };
 use argus_model::id::new_id;
 use argus_model::{Event, Timestamp};
@@ -33,9 +33,7 @@ fn text(row: &SqliteRow, col: &str) -> Result<String, WatchStoreError> {
 }
 
 fn millis(row: &SqliteRow, col: &str) -> Result<Timestamp, WatchStoreError> {
-    Ok(Timestamp::from_millis(
-        row.try_get::<i64, _>(col).map_err(db)?,
-    ))
+    Ok(Timestamp::from_millis(row.try_get::<i64, _>(col).map_err(db)?))
 }
 
 fn unsigned(row: &SqliteRow, col: &str) -> Result<u64, WatchStoreError> {
@@ -44,9 +42,7 @@ fn unsigned(row: &SqliteRow, col: &str) -> Result<u64, WatchStoreError> {
 }
 
 fn parsed<T: std::str::FromStr>(row: &SqliteRow, col: &str) -> Result<T, WatchStoreError> {
-    text(row, col)?
-        .parse()
-        .map_err(|_| corrupt(format!("alert {col}")))
+    text(row, col)?.parse().map_err(|_| corrupt(format!("alert {col}")))
 }
 
 /// SQLite integers are signed; the chain and counts never get near `i64::MAX`, and saturating is safer than
@@ -79,19 +75,15 @@ fn alert_from_row(row: &SqliteRow) -> Result<Alert, WatchStoreError> {
         first_seen: millis(row, "first_seen_ms")?,
         last_seen: millis(row, "last_seen_ms")?,
         count: unsigned(row, "count")?,
-        feature: serde_json::from_str(&text(row, "feature_json")?)
-            .map_err(|_| corrupt("alert feature"))?,
-        evidence: serde_json::from_str(&text(row, "evidence_json")?)
-            .map_err(|_| corrupt("alert evidence"))?,
+        feature: serde_json::from_str(&text(row, "feature_json")?).map_err(|_| corrupt("alert feature"))?,
+        evidence: serde_json::from_str(&text(row, "evidence_json")?).map_err(|_| corrupt("alert evidence"))?,
     })
 }
 
 /// The JSON columns of an alert.
 fn alert_json(alert: &Alert) -> Result<(String, String), WatchStoreError> {
-    let feature = serde_json::to_string(&alert.feature)
-        .map_err(|e| corrupt(format!("alert feature: {e}")))?;
-    let evidence = serde_json::to_string(&alert.evidence)
-        .map_err(|e| corrupt(format!("alert evidence: {e}")))?;
+    let feature = serde_json::to_string(&alert.feature).map_err(|e| corrupt(format!("alert feature: {e}")))?;
+    let evidence = serde_json::to_string(&alert.evidence).map_err(|e| corrupt(format!("alert evidence: {e}")))?;
     Ok((feature, evidence))
 }
 
@@ -103,24 +95,18 @@ async fn audit_by_event_id(
     tx: &mut Transaction<'static, Sqlite>,
     event_id: &str,
 ) -> Result<Option<AuditRecord>, WatchStoreError> {
-    let sql = "SELECT seq, event_id, time_ms, event_type, event_json, prev_hash, hash FROM audit_log WHERE event_id = $1";
-    let row = sqlx::query(sql)
-        .bind(event_id)
-        .fetch_optional(&mut **tx)
-        .await
-        .map_err(db)?;
+    let sql =
+        "SELECT seq, event_id, time_ms, event_type, event_json, prev_hash, hash FROM audit_log WHERE event_id = $1";
+    let row = sqlx::query(sql).bind(event_id).fetch_optional(&mut **tx).await.map_err(db)?;
     row.as_ref().map(record_from_row).transpose()
 }
 
-async fn audit_head(
-    tx: &mut Transaction<'static, Sqlite>,
-) -> Result<Option<(u64, String)>, WatchStoreError> {
+async fn audit_head(tx: &mut Transaction<'static, Sqlite>) -> Result<Option<(u64, String)>, WatchStoreError> {
     let row = sqlx::query("SELECT seq, hash FROM audit_log ORDER BY seq DESC LIMIT 1")
         .fetch_optional(&mut **tx)
         .await
         .map_err(db)?;
-    row.map(|r| Ok((unsigned(&r, "seq")?, text(&r, "hash")?)))
-        .transpose()
+    row.map(|r| Ok((unsigned(&r, "seq")?, text(&r, "hash")?))).transpose()
 }
 
 #[async_trait]
@@ -131,11 +117,8 @@ impl AuditLog for Store {
             return Ok(existing);
         }
         let head = audit_head(&mut tx).await?;
-        let head = head
-            .as_ref()
-            .map(|(seq, hash)| ChainHead { seq: *seq, hash });
-        let record = AuditRecord::next(head, event)
-            .map_err(|e| corrupt(format!("event does not serialise: {e}")))?;
+        let head = head.as_ref().map(|(seq, hash)| ChainHead { seq: *seq, hash });
+        let record = AuditRecord::next(head, event).map_err(|e| corrupt(format!("event does not serialise: {e}")))?;
         sqlx::query(
             "INSERT INTO audit_log (seq, event_id, time_ms, event_type, event_json, prev_hash, hash) \
              VALUES ($1, $2, $3, $4, $5, $6, $7)",
@@ -154,11 +137,7 @@ impl AuditLog for Store {
         Ok(record)
     }
 
-    async fn records_after(
-        &self,
-        after: u64,
-        limit: u32,
-    ) -> Result<Vec<AuditRecord>, WatchStoreError> {
+    async fn records_after(&self, after: u64, limit: u32) -> Result<Vec<AuditRecord>, WatchStoreError> {
         let rows = sqlx::query(
             "SELECT seq, event_id, time_ms, event_type, event_json, prev_hash, hash FROM audit_log \
              WHERE seq > $1 ORDER BY seq LIMIT $2",
@@ -173,10 +152,8 @@ impl AuditLog for Store {
 
     async fn verify_chain(&self) -> Result<ChainVerdict, WatchStoreError> {
         // Verify up to the head as it is now; records appended meanwhile are left for the next check.
-        let last: Option<i64> = sqlx::query_scalar("SELECT MAX(seq) FROM audit_log")
-            .fetch_one(self.pool())
-            .await
-            .map_err(db)?;
+        let last: Option<i64> =
+            sqlx::query_scalar("SELECT MAX(seq) FROM audit_log").fetch_one(self.pool()).await.map_err(db)?;
         let Some(last) = last.and_then(|n| u64::try_from(n).ok()) else {
             return Ok(ChainVerifier::new().finish());
         };
@@ -202,15 +179,14 @@ impl AuditLog for Store {
 impl AlertStore for Store {
     async fn record_alert(&self, draft: AlertDraft) -> Result<AlertChange, WatchStoreError> {
         let mut tx = write_transaction(self).await?;
-        let open = sqlx::query(
-            "SELECT * FROM alerts WHERE attack = $1 AND key_type = $2 AND key = $3 AND status = 'open'",
-        )
-        .bind(draft.attack.as_str())
-        .bind(draft.key_type.as_str())
-        .bind(&draft.key)
-        .fetch_optional(&mut *tx)
-        .await
-        .map_err(db)?;
+        let open =
+            sqlx::query("SELECT * FROM alerts WHERE attack = $1 AND key_type = $2 AND key = $3 AND status = 'open'")
+                .bind(draft.attack.as_str())
+                .bind(draft.key_type.as_str())
+                .bind(&draft.key)
+                .fetch_optional(&mut *tx)
+                .await
+                .map_err(db)?;
         let change = match open {
             None => {
                 let alert = Alert::open(new_id(), draft);
@@ -251,19 +227,13 @@ impl AlertStore for Store {
     }
 
     async fn alert(&self, id: &str) -> Result<Option<Alert>, WatchStoreError> {
-        let row = sqlx::query("SELECT * FROM alerts WHERE id = $1")
-            .bind(id)
-            .fetch_optional(self.pool())
-            .await
-            .map_err(db)?;
+        let row =
+            sqlx::query("SELECT * FROM alerts WHERE id = $1").bind(id).fetch_optional(self.pool()).await.map_err(db)?;
         row.as_ref().map(alert_from_row).transpose()
     }
 }
 
-async fn insert_alert(
-    tx: &mut Transaction<'static, Sqlite>,
-    alert: &Alert,
-) -> Result<(), WatchStoreError> {
+async fn insert_alert(tx: &mut Transaction<'static, Sqlite>, alert: &Alert) -> Result<(), WatchStoreError> {
     let (feature, evidence) = alert_json(alert)?;
     sqlx::query(
         "INSERT INTO alerts (id, detector, attack, key_type, key, severity, status, first_seen_ms, last_seen_ms, \
@@ -287,10 +257,7 @@ async fn insert_alert(
     Ok(())
 }
 
-async fn update_alert(
-    tx: &mut Transaction<'static, Sqlite>,
-    alert: &Alert,
-) -> Result<(), WatchStoreError> {
+async fn update_alert(tx: &mut Transaction<'static, Sqlite>, alert: &Alert) -> Result<(), WatchStoreError> {
     let (feature, evidence) = alert_json(alert)?;
     sqlx::query(
         "UPDATE alerts SET severity = $2, first_seen_ms = $3, last_seen_ms = $4, count = $5, feature_json = $6, \

@@ -3,8 +3,8 @@
 use std::sync::Arc;
 
 use argus_detect::{
-    AlertChange, AlertDraft, AlertFilter, AlertStatus, AlertStore, Attack, AuditLog, BreakReason,
-    ChainVerdict, Feature, KeyType, Severity, chain_hash,
+    AlertChange, AlertDraft, AlertFilter, AlertStatus, AlertStore, Attack, AuditLog, BreakReason, ChainVerdict,
+    Feature, KeyType, Severity, chain_hash,
 };
 use argus_model::{Event, EventKind, Login, LoginFailure, LoginOutcome, Principal, Timestamp};
 use argus_store::Store;
@@ -19,14 +19,8 @@ fn failure(secs: i64, user: &str) -> Event {
     Event::new(
         Timestamp::from_secs(secs),
         "issuer",
-        Principal {
-            ip: Some("203.0.113.7".into()),
-            ..Default::default()
-        },
-        EventKind::Login(Login {
-            username: user.into(),
-            outcome: LoginOutcome::Failure(LoginFailure::BadPassword),
-        }),
+        Principal { ip: Some("203.0.113.7".into()), ..Default::default() },
+        EventKind::Login(Login { username: user.into(), outcome: LoginOutcome::Failure(LoginFailure::BadPassword) }),
     )
 }
 
@@ -49,10 +43,7 @@ async fn the_chain_links_every_event_and_verifies() {
     for (i, (record, event)) in records.iter().zip(&events).enumerate() {
         assert_eq!(record.seq, i as u64 + 1);
         assert_eq!(record.event_id, event.id);
-        assert_eq!(
-            (record.event_type.as_str(), record.time),
-            ("Login", event.time)
-        );
+        assert_eq!((record.event_type.as_str(), record.time), ("Login", event.time));
         assert_eq!(serde_json::from_str::<Event>(&record.json).unwrap(), *event);
         assert_eq!(record.hash, chain_hash(&record.prev_hash, &record.json));
         if i > 0 {
@@ -60,26 +51,14 @@ async fn the_chain_links_every_event_and_verifies() {
         }
     }
     let verdict = store.verify_chain().await.unwrap();
-    assert_eq!(
-        verdict,
-        ChainVerdict::Intact {
-            records: 5,
-            head: Some((5, records[4].hash.clone()))
-        }
-    );
+    assert_eq!(verdict, ChainVerdict::Intact { records: 5, head: Some((5, records[4].hash.clone())) });
     assert_eq!(store.records_after(3, 100).await.unwrap().len(), 2);
 }
 
 #[tokio::test]
 async fn an_empty_log_verifies_and_a_repeated_event_is_logged_once() {
     let (_dir, store) = store().await;
-    assert_eq!(
-        store.verify_chain().await.unwrap(),
-        ChainVerdict::Intact {
-            records: 0,
-            head: None
-        }
-    );
+    assert_eq!(store.verify_chain().await.unwrap(), ChainVerdict::Intact { records: 0, head: None });
     let e = failure(1, "alice");
     let first = store.append(&e).await.unwrap();
     let again = store.append(&e).await.unwrap();
@@ -91,26 +70,13 @@ async fn an_empty_log_verifies_and_a_repeated_event_is_logged_once() {
 async fn the_log_refuses_edits_and_an_edit_behind_its_back_is_detected() {
     let (_dir, store) = store().await;
     append_n(&store, 5).await;
-    let edit =
-        "UPDATE audit_log SET event_json = replace(event_json, 'user2', 'user9') WHERE seq = 3";
+    let edit = "UPDATE audit_log SET event_json = replace(event_json, 'user2', 'user9') WHERE seq = 3";
     let refused = sqlx::query(edit).execute(store.pool()).await.unwrap_err();
     assert!(refused.to_string().contains("append-only"), "{refused}");
     // Someone with the database file can drop the guard; the chain still tells.
-    sqlx::query("DROP TRIGGER audit_log_no_update")
-        .execute(store.pool())
-        .await
-        .unwrap();
-    assert_eq!(
-        sqlx::query(edit)
-            .execute(store.pool())
-            .await
-            .unwrap()
-            .rows_affected(),
-        1
-    );
-    let ChainVerdict::Broken(b) = store.verify_chain().await.unwrap() else {
-        panic!("edit not detected")
-    };
+    sqlx::query("DROP TRIGGER audit_log_no_update").execute(store.pool()).await.unwrap();
+    assert_eq!(sqlx::query(edit).execute(store.pool()).await.unwrap().rows_affected(), 1);
+    let ChainVerdict::Broken(b) = store.verify_chain().await.unwrap() else { panic!("edit not detected") };
     assert_eq!((b.seq, b.reason), (3, BreakReason::HashMismatch));
 }
 
@@ -120,14 +86,9 @@ async fn a_deleted_row_is_detected() {
     append_n(&store, 5).await;
     let delete = "DELETE FROM audit_log WHERE seq = 2";
     assert!(sqlx::query(delete).execute(store.pool()).await.is_err());
-    sqlx::query("DROP TRIGGER audit_log_no_delete")
-        .execute(store.pool())
-        .await
-        .unwrap();
+    sqlx::query("DROP TRIGGER audit_log_no_delete").execute(store.pool()).await.unwrap();
     sqlx::query(delete).execute(store.pool()).await.unwrap();
-    let ChainVerdict::Broken(b) = store.verify_chain().await.unwrap() else {
-        panic!("deletion not detected")
-    };
+    let ChainVerdict::Broken(b) = store.verify_chain().await.unwrap() else { panic!("deletion not detected") };
     assert_eq!((b.seq, b.reason), (3, BreakReason::Gap { expected: 2 }));
 }
 
@@ -135,9 +96,7 @@ async fn a_deleted_row_is_detected() {
 async fn verification_pages_through_a_long_log() {
     let (_dir, store) = store().await;
     append_n(&store, 2_500).await;
-    let ChainVerdict::Intact { records, .. } = store.verify_chain().await.unwrap() else {
-        panic!("broken")
-    };
+    let ChainVerdict::Intact { records, .. } = store.verify_chain().await.unwrap() else { panic!("broken") };
     assert_eq!(records, 2_500);
 }
 
@@ -148,9 +107,7 @@ async fn concurrent_appends_do_not_fork_the_chain() {
     let mut tasks = Vec::new();
     for i in 0..40 {
         let store = store.clone();
-        tasks.push(tokio::spawn(async move {
-            store.append(&failure(i, "x")).await.map(|r| r.seq)
-        }));
+        tasks.push(tokio::spawn(async move { store.append(&failure(i, "x")).await.map(|r| r.seq) }));
     }
     let mut seqs = Vec::new();
     for t in tasks {
@@ -183,32 +140,20 @@ fn draft(secs: i64, key: &str, severity: Severity, evidence: &[&str]) -> AlertDr
 #[tokio::test]
 async fn alerts_deduplicate_per_key_and_escalate() {
     let (_dir, store) = store().await;
-    let AlertChange::Opened(first) = store
-        .record_alert(draft(10, "203.0.113.7", Severity::Medium, &["e1"]))
-        .await
-        .unwrap()
+    let AlertChange::Opened(first) =
+        store.record_alert(draft(10, "203.0.113.7", Severity::Medium, &["e1"])).await.unwrap()
     else {
         panic!("first draft must open an alert")
     };
-    let repeat = store
-        .record_alert(draft(20, "203.0.113.7", Severity::Medium, &["e1", "e2"]))
-        .await
-        .unwrap();
-    let AlertChange::Updated(updated) = &repeat else {
-        panic!("repeat must update: {repeat:?}")
-    };
+    let repeat = store.record_alert(draft(20, "203.0.113.7", Severity::Medium, &["e1", "e2"])).await.unwrap();
+    let AlertChange::Updated(updated) = &repeat else { panic!("repeat must update: {repeat:?}") };
     assert!(!repeat.is_news());
     assert_eq!((updated.id.as_str(), updated.count), (first.id.as_str(), 2));
     assert_eq!(updated.evidence, ["e1", "e2"]);
     assert_eq!(updated.feature.explanation, "explanation at 20");
 
-    let escalated = store
-        .record_alert(draft(30, "203.0.113.7", Severity::High, &["e3"]))
-        .await
-        .unwrap();
-    let AlertChange::Escalated { alert, from } = &escalated else {
-        panic!("must escalate: {escalated:?}")
-    };
+    let escalated = store.record_alert(draft(30, "203.0.113.7", Severity::High, &["e3"])).await.unwrap();
+    let AlertChange::Escalated { alert, from } = &escalated else { panic!("must escalate: {escalated:?}") };
     assert!(escalated.is_news());
     assert_eq!(
         (alert.id.as_str(), *from, alert.severity, alert.count),
@@ -218,51 +163,31 @@ async fn alerts_deduplicate_per_key_and_escalate() {
     // What was returned is what was stored.
     let stored = store.alert(&first.id).await.unwrap().unwrap();
     assert_eq!(stored, *alert);
-    assert_eq!(
-        (stored.first_seen, stored.last_seen),
-        (Timestamp::from_secs(10), Timestamp::from_secs(30))
-    );
+    assert_eq!((stored.first_seen, stored.last_seen), (Timestamp::from_secs(10), Timestamp::from_secs(30)));
     assert_eq!(stored.evidence, ["e1", "e2", "e3"]);
     assert_eq!(stored.status, AlertStatus::Open);
 
     // Another key, or another attack on the same key, is another alert.
     assert!(matches!(
-        store
-            .record_alert(draft(40, "198.51.100.1", Severity::Medium, &[]))
-            .await
-            .unwrap(),
+        store.record_alert(draft(40, "198.51.100.1", Severity::Medium, &[])).await.unwrap(),
         AlertChange::Opened(_)
     ));
-    let stuffing = AlertDraft {
-        attack: Attack::CredentialStuffing,
-        ..draft(50, "203.0.113.7", Severity::Medium, &[])
-    };
-    assert!(matches!(
-        store.record_alert(stuffing).await.unwrap(),
-        AlertChange::Opened(_)
-    ));
+    let stuffing = AlertDraft { attack: Attack::CredentialStuffing, ..draft(50, "203.0.113.7", Severity::Medium, &[]) };
+    assert!(matches!(store.record_alert(stuffing).await.unwrap(), AlertChange::Opened(_)));
     assert!(store.alert("no-such-id").await.unwrap().is_none());
 }
 
 #[tokio::test]
 async fn a_resolved_alert_is_not_reopened_by_a_new_draft() {
     let (_dir, store) = store().await;
-    let first = store
-        .record_alert(draft(10, "203.0.113.7", Severity::Medium, &[]))
-        .await
-        .unwrap();
+    let first = store.record_alert(draft(10, "203.0.113.7", Severity::Medium, &[])).await.unwrap();
     sqlx::query("UPDATE alerts SET status = 'resolved' WHERE id = $1")
         .bind(&first.alert().id)
         .execute(store.pool())
         .await
         .unwrap();
-    let next = store
-        .record_alert(draft(20, "203.0.113.7", Severity::Medium, &[]))
-        .await
-        .unwrap();
-    let AlertChange::Opened(next) = next else {
-        panic!("a new draft after resolution must open a new alert")
-    };
+    let next = store.record_alert(draft(20, "203.0.113.7", Severity::Medium, &[])).await.unwrap();
+    let AlertChange::Opened(next) = next else { panic!("a new draft after resolution must open a new alert") };
     assert_ne!(next.id, first.alert().id);
 }
 
@@ -270,47 +195,21 @@ async fn a_resolved_alert_is_not_reopened_by_a_new_draft() {
 async fn alerts_list_newest_first_with_filters_and_limit() {
     let (_dir, store) = store().await;
     for (secs, key) in [(10, "a"), (30, "b"), (20, "c")] {
-        store
-            .record_alert(draft(secs, key, Severity::Medium, &[]))
-            .await
-            .unwrap();
+        store.record_alert(draft(secs, key, Severity::Medium, &[])).await.unwrap();
     }
-    let stuffing = AlertDraft {
-        attack: Attack::CredentialStuffing,
-        ..draft(5, "d", Severity::Medium, &[])
-    };
+    let stuffing = AlertDraft { attack: Attack::CredentialStuffing, ..draft(5, "d", Severity::Medium, &[]) };
     store.record_alert(stuffing).await.unwrap();
 
-    let keys =
-        |alerts: Vec<argus_detect::Alert>| alerts.into_iter().map(|a| a.key).collect::<Vec<_>>();
-    assert_eq!(
-        keys(store.alerts(&AlertFilter::default()).await.unwrap()),
-        ["b", "c", "a", "d"]
-    );
-    let brute = AlertFilter {
-        attack: Some(Attack::BruteForce),
-        ..AlertFilter::default()
-    };
+    let keys = |alerts: Vec<argus_detect::Alert>| alerts.into_iter().map(|a| a.key).collect::<Vec<_>>();
+    assert_eq!(keys(store.alerts(&AlertFilter::default()).await.unwrap()), ["b", "c", "a", "d"]);
+    let brute = AlertFilter { attack: Some(Attack::BruteForce), ..AlertFilter::default() };
     assert_eq!(keys(store.alerts(&brute).await.unwrap()), ["b", "c", "a"]);
-    let one_key = AlertFilter {
-        key_type: Some(KeyType::Ip),
-        key: Some("c".into()),
-        ..AlertFilter::default()
-    };
+    let one_key = AlertFilter { key_type: Some(KeyType::Ip), key: Some("c".into()), ..AlertFilter::default() };
     assert_eq!(keys(store.alerts(&one_key).await.unwrap()), ["c"]);
-    let accounts = AlertFilter {
-        key_type: Some(KeyType::Account),
-        ..AlertFilter::default()
-    };
+    let accounts = AlertFilter { key_type: Some(KeyType::Account), ..AlertFilter::default() };
     assert!(store.alerts(&accounts).await.unwrap().is_empty());
-    let resolved = AlertFilter {
-        status: Some(AlertStatus::Resolved),
-        ..AlertFilter::default()
-    };
+    let resolved = AlertFilter { status: Some(AlertStatus::Resolved), ..AlertFilter::default() };
     assert!(store.alerts(&resolved).await.unwrap().is_empty());
-    let two = AlertFilter {
-        limit: 2,
-        ..AlertFilter::default()
-    };
+    let two = AlertFilter { limit: 2, ..AlertFilter::default() };
     assert_eq!(keys(store.alerts(&two).await.unwrap()), ["b", "c"]);
 }

@@ -15,9 +15,7 @@ pub struct FakeClock {
 impl FakeClock {
     /// A clock showing `start` until moved.
     pub fn new(start: Timestamp) -> Self {
-        Self {
-            millis: AtomicI64::new(start.as_millis()),
-        }
+        Self { millis: AtomicI64::new(start.as_millis()) }
     }
 
     /// Move time forward.

@@ -33,9 +33,7 @@ impl JwksServer {
     /// # Panics
     /// If no local port can be bound.
     pub async fn start(keys: Vec<Jwk>) -> Self {
-        let listener = TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("bind the JWKS server");
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind the JWKS server");
         let issuer = format!("http://{}", listener.local_addr().expect("local address"));
         let state = Arc::new(JwksState {
             issuer: issuer.clone(),
@@ -51,11 +49,7 @@ impl JwksServer {
         let task = tokio::spawn(async move {
             let _ = axum::serve(listener, router).await;
         });
-        Self {
-            issuer,
-            state,
-            task,
-        }
+        Self { issuer, state, task }
     }
 
     /// The issuer URL (`http://127.0.0.1:<port>`), as tokens must name it in `iss`.
@@ -65,11 +59,7 @@ impl JwksServer {
 
     /// Serve these keys from now on (key rotation).
     pub fn set_keys(&self, keys: Vec<Jwk>) {
-        *self
-            .state
-            .keys
-            .write()
-            .unwrap_or_else(PoisonError::into_inner) = keys;
+        *self.state.keys.write().unwrap_or_else(PoisonError::into_inner) = keys;
     }
 
     /// While unavailable, both documents answer 503.
@@ -114,11 +104,7 @@ async fn jwks(State(state): State<Arc<JwksState>>) -> Response {
         return StatusCode::SERVICE_UNAVAILABLE.into_response();
     }
     state.jwks_fetches.fetch_add(1, Ordering::SeqCst);
-    let keys = state
-        .keys
-        .read()
-        .unwrap_or_else(PoisonError::into_inner)
-        .clone();
+    let keys = state.keys.read().unwrap_or_else(PoisonError::into_inner).clone();
     axum::Json(JwkSet { keys }).into_response()
 }
 
@@ -133,11 +119,7 @@ mod tests {
     async fn serves_discovery_and_rotated_keys() {
         let first = test_key();
         let server = JwksServer::start(vec![first.public_jwk().clone()]).await;
-        let (status, body) = get(&format!(
-            "{}/.well-known/openid-configuration",
-            server.issuer()
-        ))
-        .await;
+        let (status, body) = get(&format!("{}/.well-known/openid-configuration", server.issuer())).await;
         assert_eq!(status, 200);
         let doc: serde_json::Value = serde_json::from_slice(&body).unwrap();
         assert_eq!(doc["issuer"], server.issuer());
@@ -148,10 +130,7 @@ mod tests {
         assert!(set.find(first.kid()).is_some());
 
         let second = test_key();
-        server.set_keys(vec![
-            first.public_jwk().clone(),
-            second.public_jwk().clone(),
-        ]);
+        server.set_keys(vec![first.public_jwk().clone(), second.public_jwk().clone()]);
         let (_, body) = get(&jwks_uri).await;
         let set: JwkSet = serde_json::from_slice(&body).unwrap();
         assert!(set.find(second.kid()).is_some());

@@ -13,7 +13,7 @@ mod upstream;
 pub use clock::{FakeClock, TEST_EPOCH};
 pub use jwks::JwksServer;
 pub use tokens::{
-    TEST_AUDIENCE, TEST_ISSUER, access_claims, forge_with_kid, mint_access_token, mint_with_typ,
-    test_key, unsigned_token,
+    TEST_AUDIENCE, TEST_ISSUER, access_claims, forge_with_kid, mint_access_token, mint_with_typ, test_key,
+    unsigned_token,
 };
 pub use upstream::{EchoUpstream, RecordedRequest, closed_port_url};

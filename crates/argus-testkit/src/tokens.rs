@@ -56,11 +56,7 @@ pub fn mint_with_typ(key: &SigningKey, typ: &str, claims: &AccessClaims) -> Stri
 pub fn unsigned_token(kid: &str, claims: &AccessClaims) -> String {
     let header = serde_json::json!({ "alg": "none", "typ": ACCESS_TOKEN_TYP, "kid": kid });
     let payload = serde_json::to_vec(claims).expect("serialize claims");
-    format!(
-        "{}.{}.",
-        URL_SAFE_NO_PAD.encode(header.to_string()),
-        URL_SAFE_NO_PAD.encode(payload)
-    )
+    format!("{}.{}.", URL_SAFE_NO_PAD.encode(header.to_string()), URL_SAFE_NO_PAD.encode(payload))
 }
 
 /// A correctly formed token signed by `attacker` whose header names `kid` (a key the verifier knows): the
@@ -84,29 +80,15 @@ mod tests {
     #[test]
     fn minted_tokens_verify_and_forgeries_do_not() {
         let key = test_key();
-        let jwks = JwkSet {
-            keys: vec![key.public_jwk().clone()],
-        };
+        let jwks = JwkSet { keys: vec![key.public_jwk().clone()] };
         let claims = access_claims(TEST_ISSUER, TEST_AUDIENCE, TEST_EPOCH);
         let now = TEST_EPOCH.as_secs();
         let verify = |t: &str| verify_access_token(t, &jwks, TEST_ISSUER, TEST_AUDIENCE, now);
 
-        assert_eq!(
-            verify(&mint_access_token(&key, &claims)),
-            Ok(claims.clone())
-        );
-        assert_eq!(
-            verify(&mint_with_typ(&key, "JWT", &claims)),
-            Err(TokenError::WrongType)
-        );
-        assert_eq!(
-            verify(&forge_with_kid(&test_key(), key.kid(), &claims)),
-            Err(TokenError::BadSignature)
-        );
+        assert_eq!(verify(&mint_access_token(&key, &claims)), Ok(claims.clone()));
+        assert_eq!(verify(&mint_with_typ(&key, "JWT", &claims)), Err(TokenError::WrongType));
+        assert_eq!(verify(&forge_with_kid(&test_key(), key.kid(), &claims)), Err(TokenError::BadSignature));
         assert!(verify(&unsigned_token(key.kid(), &claims)).is_err());
-        assert_ne!(
-            claims.jti,
-            access_claims(TEST_ISSUER, TEST_AUDIENCE, TEST_EPOCH).jti
-        );
+        assert_ne!(claims.jti, access_claims(TEST_ISSUER, TEST_AUDIENCE, TEST_EPOCH).jti);
     }
 }

@@ -52,9 +52,7 @@ impl EchoUpstream {
     /// # Panics
     /// If no local port can be bound.
     pub async fn start() -> Self {
-        let listener = TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("bind the echo upstream");
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind the echo upstream");
         let url = format!("http://{}", listener.local_addr().expect("local address"));
         let state = Arc::new(EchoState::default());
         let router = Router::new().fallback(echo).with_state(state.clone());
@@ -76,11 +74,7 @@ impl EchoUpstream {
 
     /// The requests received completely, oldest first.
     pub fn requests(&self) -> Vec<RecordedRequest> {
-        self.state
-            .requests
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .clone()
+        self.state.requests.lock().unwrap_or_else(PoisonError::into_inner).clone()
     }
 
     /// The last request received completely.
@@ -114,25 +108,13 @@ async fn echo(State(state): State<Arc<EchoState>>, request: Request) -> Response
     };
     let recorded = RecordedRequest {
         method: parts.method.to_string(),
-        uri: parts
-            .uri
-            .path_and_query()
-            .map_or_else(|| parts.uri.path().to_owned(), |pq| pq.as_str().to_owned()),
+        uri: parts.uri.path_and_query().map_or_else(|| parts.uri.path().to_owned(), |pq| pq.as_str().to_owned()),
         headers: parts.headers.clone(),
         body: body.clone(),
     };
-    state
-        .requests
-        .lock()
-        .unwrap_or_else(PoisonError::into_inner)
-        .push(recorded);
+    state.requests.lock().unwrap_or_else(PoisonError::into_inner).push(recorded);
 
-    let number = |name: &str| {
-        parts
-            .headers
-            .get(name)
-            .and_then(|v| v.to_str().ok()?.parse::<u64>().ok())
-    };
+    let number = |name: &str| parts.headers.get(name).and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
     if let Some(ms) = number("x-echo-delay-ms") {
         tokio::time::sleep(Duration::from_millis(ms)).await;
     }
@@ -145,24 +127,15 @@ async fn echo(State(state): State<Arc<EchoState>>, request: Request) -> Response
         Some(n) => Response::new(Body::from(vec![b'x'; n])),
         None => {
             let mut response = Response::new(Body::from(echo_json(&parts, &body).to_string()));
-            response.headers_mut().insert(
-                header::CONTENT_TYPE,
-                HeaderValue::from_static("application/json"),
-            );
+            response.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
             response
         }
     };
     *response.status_mut() = status;
     if parts.headers.contains_key("x-echo-hop-by-hop") {
         let h = response.headers_mut();
-        h.insert(
-            header::CONNECTION,
-            HeaderValue::from_static("x-echo-private"),
-        );
-        h.insert(
-            "x-echo-private",
-            HeaderValue::from_static("for the next hop only"),
-        );
+        h.insert(header::CONNECTION, HeaderValue::from_static("x-echo-private"));
+        h.insert("x-echo-private", HeaderValue::from_static("for the next hop only"));
         h.insert("keep-alive", HeaderValue::from_static("timeout=5"));
     }
     response
@@ -171,12 +144,8 @@ async fn echo(State(state): State<Arc<EchoState>>, request: Request) -> Response
 fn echo_json(parts: &axum::http::request::Parts, body: &Bytes) -> serde_json::Value {
     let mut headers = serde_json::Map::new();
     for name in parts.headers.keys() {
-        let values: Vec<String> = parts
-            .headers
-            .get_all(name)
-            .iter()
-            .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned())
-            .collect();
+        let values: Vec<String> =
+            parts.headers.get_all(name).iter().map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned()).collect();
         headers.insert(name.as_str().to_owned(), values.into());
     }
     serde_json::json!({
@@ -207,16 +176,11 @@ pub(crate) mod tests {
         let response = client.request(request).await.unwrap();
         let status = response.status().as_u16();
         let headers = response.headers().clone();
-        (
-            status,
-            headers,
-            response.into_body().collect().await.unwrap().to_bytes(),
-        )
+        (status, headers, response.into_body().collect().await.unwrap().to_bytes())
     }
 
     pub(crate) async fn get(url: &str) -> (u16, Bytes) {
-        let (status, _, body) =
-            send(axum::http::Request::get(url).body(Full::default()).unwrap()).await;
+        let (status, _, body) = send(axum::http::Request::get(url).body(Full::default()).unwrap()).await;
         (status, body)
     }
 
@@ -236,10 +200,7 @@ pub(crate) mod tests {
         assert_eq!(echo["headers"]["x-test"][0], "one");
         assert_eq!(echo["body"], "hello");
         let last = up.last_request().unwrap();
-        assert_eq!(
-            (last.uri.as_str(), &last.body[..]),
-            ("/a/b?x=1", &b"hello"[..])
-        );
+        assert_eq!((last.uri.as_str(), &last.body[..]), ("/a/b?x=1", &b"hello"[..]));
 
         let request = axum::http::Request::get(up.url())
             .header("x-echo-status", "418")
@@ -256,9 +217,7 @@ pub(crate) mod tests {
     #[tokio::test]
     async fn nothing_listens_on_a_closed_port() {
         let client: Client<_, Full<Bytes>> = Client::builder(TokioExecutor::new()).build_http();
-        let request = axum::http::Request::get(closed_port_url())
-            .body(Full::default())
-            .unwrap();
+        let request = axum::http::Request::get(closed_port_url()).body(Full::default()).unwrap();
         let err = client.request(request).await.unwrap_err();
         assert!(err.is_connect(), "{err:?}");
     }

@@ -3,9 +3,7 @@
 use std::str::FromStr;
 use std::sync::Arc;
 
-use argus_detect::{
-    Alert, AlertFilter, DEFAULT_ALERT_LIMIT, MAX_ALERT_LIMIT, WatchStore, WatchStoreError,
-};
+use argus_detect::{Alert, AlertFilter, DEFAULT_ALERT_LIMIT, MAX_ALERT_LIMIT, WatchStore, WatchStoreError};
 use axum::extract::rejection::{PathRejection, QueryRejection};
 use axum::extract::{Path, Query, State};
 use axum::response::{IntoResponse, Response};
@@ -59,19 +57,12 @@ impl AlertQuery {
 fn parse_opt<T: FromStr>(name: &str, value: Option<String>) -> Result<Option<T>, Problem> {
     match value.as_deref() {
         None | Some("") => Ok(None),
-        Some(v) => v
-            .parse()
-            .map(Some)
-            .map_err(|_| Problem::invalid_request(format!("unknown {name} value"))),
+        Some(v) => v.parse().map(Some).map_err(|_| Problem::invalid_request(format!("unknown {name} value"))),
     }
 }
 
 fn parse_limit(value: Option<String>) -> Result<u32, Problem> {
-    let out_of_range = || {
-        Problem::invalid_request(format!(
-            "limit must be an integer from 1 to {MAX_ALERT_LIMIT}"
-        ))
-    };
+    let out_of_range = || Problem::invalid_request(format!("limit must be an integer from 1 to {MAX_ALERT_LIMIT}"));
     match value.as_deref() {
         None | Some("") => Ok(DEFAULT_ALERT_LIMIT),
         Some(v) => match v.parse::<u32>() {
@@ -91,15 +82,9 @@ async fn list_alerts(
     State(state): State<ApiState>,
     query: Result<Query<AlertQuery>, QueryRejection>,
 ) -> Result<Json<Vec<Alert>>, Problem> {
-    let Query(query) =
-        query.map_err(|rejection| Problem::invalid_request(rejection.body_text()))?;
+    let Query(query) = query.map_err(|rejection| Problem::invalid_request(rejection.body_text()))?;
     let filter = query.into_filter()?;
-    state
-        .store
-        .alerts(&filter)
-        .await
-        .map(Json)
-        .map_err(store_failure)
+    state.store.alerts(&filter).await.map(Json).map_err(store_failure)
 }
 
 async fn get_alert(
@@ -139,24 +124,13 @@ mod tests {
         };
         let f = q.into_filter().unwrap();
         assert_eq!(f.attack, Some(argus_detect::Attack::CredentialStuffing));
-        assert_eq!(
-            (f.key_type, f.key.as_deref(), f.limit),
-            (None, Some("203.0.113.7"), 1000)
-        );
+        assert_eq!((f.key_type, f.key.as_deref(), f.limit), (None, Some("203.0.113.7"), 1000));
         assert_eq!(AlertQuery::default().into_filter().unwrap().limit, 100);
 
-        let bad = AlertQuery {
-            key_type: Some("user".into()),
-            ..AlertQuery::default()
-        }
-        .into_filter()
-        .unwrap_err();
+        let bad = AlertQuery { key_type: Some("user".into()), ..AlertQuery::default() }.into_filter().unwrap_err();
         assert_eq!(bad.detail.as_deref(), Some("unknown key_type value"));
         for limit in ["0", "1001", "-1", "ten", "1e3"] {
-            let q = AlertQuery {
-                limit: Some(limit.into()),
-                ..AlertQuery::default()
-            };
+            let q = AlertQuery { limit: Some(limit.into()), ..AlertQuery::default() };
             assert_eq!(q.into_filter().unwrap_err().status, 400, "{limit}");
         }
     }

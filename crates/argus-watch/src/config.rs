@@ -20,15 +20,11 @@ pub struct WatchConfig {
 }
 
 /// The default `watch.listen`.
-pub const DEFAULT_LISTEN: SocketAddr =
-    SocketAddr::new(std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST), 7490);
+pub const DEFAULT_LISTEN: SocketAddr = SocketAddr::new(std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST), 7490);
 
 impl Default for WatchConfig {
     fn default() -> Self {
-        Self {
-            listen: DEFAULT_LISTEN,
-            detectors: DetectorsConfig::default(),
-        }
+        Self { listen: DEFAULT_LISTEN, detectors: DetectorsConfig::default() }
     }
 }
 
@@ -49,24 +45,9 @@ mod tests {
         assert_eq!(c, WatchConfig::default());
         assert_eq!(c.listen.to_string(), "127.0.0.1:7490");
         let login = &c.detectors.failed_login;
-        assert_eq!(
-            (
-                login.per_ip.threshold.get(),
-                login.per_ip.leak.to_string().as_str()
-            ),
-            (20, "10/min")
-        );
-        assert_eq!(
-            (
-                login.per_account.threshold.get(),
-                login.per_account.leak.to_string().as_str()
-            ),
-            (10, "6/h")
-        );
-        assert_eq!(
-            (login.stuffing_accounts.get(), login.max_keys.get()),
-            (5, 10_000)
-        );
+        assert_eq!((login.per_ip.threshold.get(), login.per_ip.leak.to_string().as_str()), (20, "10/min"));
+        assert_eq!((login.per_account.threshold.get(), login.per_account.leak.to_string().as_str()), (10, "6/h"));
+        assert_eq!((login.stuffing_accounts.get(), login.max_keys.get()), (5, 10_000));
     }
 
     #[test]
@@ -96,22 +77,13 @@ mod tests {
         for (text, needle) in [
             ("lisen = \"127.0.0.1:1\"", "lisen"),
             ("[detectors.failed_logins]", "failed_logins"),
-            (
-                "[detectors.failed_login.per_ip]\nthreshold = 5\nleak = \"5/week\"",
-                "5/week",
-            ),
+            ("[detectors.failed_login.per_ip]\nthreshold = 5\nleak = \"5/week\"", "5/week"),
             ("[detectors.failed_login.per_ip]\nthreshold = 5", "leak"),
         ] {
             let err = toml::from_str::<WatchConfig>(text).unwrap_err().to_string();
             assert!(err.contains(needle), "{text}: {err}");
         }
-        let c: WatchConfig =
-            toml::from_str("[detectors.failed_login]\nstuffing_accounts = 40").unwrap();
-        assert!(
-            c.validate()
-                .unwrap_err()
-                .to_string()
-                .contains("stuffing_accounts")
-        );
+        let c: WatchConfig = toml::from_str("[detectors.failed_login]\nstuffing_accounts = 40").unwrap();
+        assert!(c.validate().unwrap_err().to_string().contains("stuffing_accounts"));
     }
 }

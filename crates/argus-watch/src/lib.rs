@@ -69,9 +69,7 @@ pub struct Watch {
 
 impl std::fmt::Debug for Watch {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Watch")
-            .field("stats", &self.stats())
-            .finish_non_exhaustive()
+        f.debug_struct("Watch").field("stats", &self.stats()).finish_non_exhaustive()
     }
 }
 
@@ -93,14 +91,7 @@ impl Watch {
         let running = Running::mark(stats.clone());
         let task = tokio::spawn(pipeline.run(stop.clone(), running));
         tracing::info!(detectors = ?detector_names, "watch started");
-        Ok(Watch {
-            api: ApiState {
-                store: deps.store,
-                stats,
-            },
-            stop,
-            task,
-        })
+        Ok(Watch { api: ApiState { store: deps.store, stats }, stop, task })
     }
 
     /// The watch API. Serve it with `into_make_service_with_connect_info::<SocketAddr>()`, like every Argus router.

@@ -25,62 +25,32 @@ pub struct Problem {
 
 impl Problem {
     fn new(status: StatusCode, slug: &str, title: &'static str, detail: Option<String>) -> Self {
-        Self {
-            type_uri: format!("{PROBLEM_TYPE_PREFIX}{slug}"),
-            title,
-            status: status.as_u16(),
-            detail,
-        }
+        Self { type_uri: format!("{PROBLEM_TYPE_PREFIX}{slug}"), title, status: status.as_u16(), detail }
     }
 
     /// 400: a query parameter or path segment that cannot be used; `detail` says which.
     pub fn invalid_request(detail: impl Into<String>) -> Self {
-        Self::new(
-            StatusCode::BAD_REQUEST,
-            "invalid-request",
-            "Invalid request",
-            Some(detail.into()),
-        )
+        Self::new(StatusCode::BAD_REQUEST, "invalid-request", "Invalid request", Some(detail.into()))
     }
 
     /// 404.
     pub fn not_found(detail: impl Into<String>) -> Self {
-        Self::new(
-            StatusCode::NOT_FOUND,
-            "not-found",
-            "Not found",
-            Some(detail.into()),
-        )
+        Self::new(StatusCode::NOT_FOUND, "not-found", "Not found", Some(detail.into()))
     }
 
     /// 405.
     pub fn method_not_allowed() -> Self {
-        Self::new(
-            StatusCode::METHOD_NOT_ALLOWED,
-            "method-not-allowed",
-            "Method not allowed",
-            None,
-        )
+        Self::new(StatusCode::METHOD_NOT_ALLOWED, "method-not-allowed", "Method not allowed", None)
     }
 
     /// 500, without detail: the cause goes to the log, not to the caller.
     pub fn internal() -> Self {
-        Self::new(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "internal",
-            "Internal error",
-            None,
-        )
+        Self::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", "Internal error", None)
     }
 
     /// 503.
     pub fn unavailable(detail: impl Into<String>) -> Self {
-        Self::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "unavailable",
-            "Service unavailable",
-            Some(detail.into()),
-        )
+        Self::new(StatusCode::SERVICE_UNAVAILABLE, "unavailable", "Service unavailable", Some(detail.into()))
     }
 }
 
@@ -88,10 +58,7 @@ impl IntoResponse for Problem {
     fn into_response(self) -> Response {
         let status = StatusCode::from_u16(self.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
         let mut response = (status, Json(self)).into_response();
-        response.headers_mut().insert(
-            header::CONTENT_TYPE,
-            HeaderValue::from_static("application/problem+json"),
-        );
+        response.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/problem+json"));
         response
     }
 }

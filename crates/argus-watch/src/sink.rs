@@ -40,18 +40,8 @@ pub(crate) struct AlertSink {
 }
 
 impl AlertSink {
-    pub(crate) fn new(
-        store: Arc<dyn WatchStore>,
-        bus: EventBus,
-        clock: Arc<dyn Clock>,
-        stats: Arc<Stats>,
-    ) -> Self {
-        Self {
-            store,
-            bus,
-            clock,
-            stats,
-        }
+    pub(crate) fn new(store: Arc<dyn WatchStore>, bus: EventBus, clock: Arc<dyn Clock>, stats: Arc<Stats>) -> Self {
+        Self { store, bus, clock, stats }
     }
 
     pub(crate) async fn write(&self, draft: AlertDraft) {
@@ -68,11 +58,7 @@ impl AlertSink {
     fn announce(&self, change: &AlertChange) {
         let alert = change.alert();
         // A user name may be a password typed into the wrong field: only IP keys go into log lines.
-        let key = if alert.key_type == KeyType::Ip {
-            alert.key.as_str()
-        } else {
-            "(account)"
-        };
+        let key = if alert.key_type == KeyType::Ip { alert.key.as_str() } else { "(account)" };
         tracing::warn!(
             alert_id = %alert.id,
             attack = alert.attack.as_str(),
@@ -83,19 +69,11 @@ impl AlertSink {
             "alert"
         );
         let principal = match alert.key_type {
-            KeyType::Ip => Principal {
-                ip: Some(alert.key.clone()),
-                ..Principal::default()
-            },
+            KeyType::Ip => Principal { ip: Some(alert.key.clone()), ..Principal::default() },
             // The account key is the name as typed, not a verified `sub`: it belongs in the alert, not here.
             KeyType::Account => Principal::default(),
         };
-        self.bus.publish(Event::new(
-            self.clock.now(),
-            NODE,
-            principal,
-            EventKind::Alert(alert.raised()),
-        ));
+        self.bus.publish(Event::new(self.clock.now(), NODE, principal, EventKind::Alert(alert.raised())));
         self.stats.alert_announced();
     }
 }

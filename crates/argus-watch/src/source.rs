@@ -29,10 +29,7 @@ impl BusSource {
                 Received::Lagged(missed) => {
                     self.stats.lagged(missed);
                     // Lost events are missing from the audit log and from detection; say so loudly.
-                    tracing::warn!(
-                        missed,
-                        "watch fell behind the event bus: events dropped unaudited and undetected"
-                    );
+                    tracing::warn!(missed, "watch fell behind the event bus: events dropped unaudited and undetected");
                 }
             }
         }

@@ -6,9 +6,7 @@ use std::time::Duration;
 
 use argus_bus::{EventBus, Received, Subscriber};
 use argus_detect::{AuditLog, WatchStore};
-use argus_model::{
-    Clock, Event, EventKind, Login, LoginFailure, LoginOutcome, Principal, Timestamp,
-};
+use argus_model::{Clock, Event, EventKind, Login, LoginFailure, LoginOutcome, Principal, Timestamp};
 use argus_store::Store;
 use argus_watch::{Watch, WatchConfig, WatchDeps};
 use http_body_util::{BodyExt, Empty};
@@ -40,25 +38,14 @@ async fn start(config: WatchConfig) -> Harness {
     let dir = tempfile::tempdir().unwrap();
     let store = Arc::new(Store::open_dir(dir.path()).await.unwrap());
     let bus = EventBus::new(1024);
-    let deps = WatchDeps {
-        store: store.clone() as Arc<dyn WatchStore>,
-        events: bus.clone(),
-        clock: Arc::new(FixedClock),
-    };
+    let deps =
+        WatchDeps { store: store.clone() as Arc<dyn WatchStore>, events: bus.clone(), clock: Arc::new(FixedClock) };
     let watch = Watch::start(&config, deps).await.unwrap();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());
-    let app = watch
-        .router()
-        .into_make_service_with_connect_info::<SocketAddr>();
+    let app = watch.router().into_make_service_with_connect_info::<SocketAddr>();
     tokio::spawn(async move { axum::serve(listener, app).await });
-    Harness {
-        _dir: dir,
-        store,
-        bus,
-        base,
-        watch,
-    }
+    Harness { _dir: dir, store, bus, base, watch }
 }
 
 /// GET `path`: status, content type, JSON body.
@@ -68,18 +55,11 @@ async fn get(base: &str, path: &str) -> (u16, String, Value) {
 
 async fn request(method: &str, base: &str, path: &str) -> (u16, String, Value) {
     let client = Client::builder(TokioExecutor::new()).build_http::<Empty<Bytes>>();
-    let request = hyper::Request::builder()
-        .method(method)
-        .uri(format!("{base}{path}"))
-        .body(Empty::new())
-        .unwrap();
+    let request = hyper::Request::builder().method(method).uri(format!("{base}{path}")).body(Empty::new()).unwrap();
     let response = client.request(request).await.unwrap();
     let status = response.status().as_u16();
-    let content_type = response
-        .headers()
-        .get("content-type")
-        .map(|v| v.to_str().unwrap().to_owned())
-        .unwrap_or_default();
+    let content_type =
+        response.headers().get("content-type").map(|v| v.to_str().unwrap().to_owned()).unwrap_or_default();
     let body = response.into_body().collect().await.unwrap().to_bytes();
     let json = serde_json::from_slice(&body).unwrap_or(Value::Null);
     (status, content_type, json)
@@ -89,21 +69,13 @@ fn failure(ms_after: i64, user: &str) -> Event {
     Event::new(
         Timestamp::from_millis(T0 + ms_after),
         "issuer",
-        Principal {
-            ip: Some(ATTACKER.into()),
-            ..Default::default()
-        },
-        EventKind::Login(Login {
-            username: user.into(),
-            outcome: LoginOutcome::Failure(LoginFailure::BadPassword),
-        }),
+        Principal { ip: Some(ATTACKER.into()), ..Default::default() },
+        EventKind::Login(Login { username: user.into(), outcome: LoginOutcome::Failure(LoginFailure::BadPassword) }),
     )
 }
 
 /// Polls until `check` returns something, for at most 10 s.
-async fn eventually<T, F: std::future::Future<Output = Option<T>>>(
-    mut check: impl FnMut() -> F,
-) -> T {
+async fn eventually<T, F: std::future::Future<Output = Option<T>>>(mut check: impl FnMut() -> F) -> T {
     for _ in 0..200 {
         if let Some(found) = check().await {
             return found;
@@ -123,9 +95,7 @@ async fn next_alert_event(sub: &mut Subscriber<Event>) -> Arc<Event> {
             }
         }
     };
-    tokio::time::timeout(Duration::from_secs(10), wait)
-        .await
-        .expect("no Alert event on the bus")
+    tokio::time::timeout(Duration::from_secs(10), wait).await.expect("no Alert event on the bus")
 }
 
 #[tokio::test]
@@ -133,9 +103,7 @@ async fn stuffing_from_one_ip_becomes_one_explained_alert_on_the_api_and_the_bus
     let h = start(WatchConfig::default()).await;
     let mut observer = h.bus.subscribe();
     // 30 failures in 3 seconds from one IP, each on another account.
-    let events: Vec<Event> = (0..30)
-        .map(|i| failure(i * 100, &format!("user{i}")))
-        .collect();
+    let events: Vec<Event> = (0..30).map(|i| failure(i * 100, &format!("user{i}"))).collect();
     for e in &events {
         h.bus.publish(e.clone());
     }
@@ -151,14 +119,8 @@ async fn stuffing_from_one_ip_becomes_one_explained_alert_on_the_api_and_the_bus
     let alert = &alerts[0];
     assert_eq!(alert["detector"], "failed_login");
     assert_eq!(alert["attack"], "credential_stuffing");
-    assert_eq!(
-        (alert["key_type"].as_str(), alert["key"].as_str()),
-        (Some("ip"), Some(ATTACKER))
-    );
-    assert_eq!(
-        (alert["severity"].as_str(), alert["status"].as_str()),
-        (Some("medium"), Some("open"))
-    );
+    assert_eq!((alert["key_type"].as_str(), alert["key"].as_str()), (Some("ip"), Some(ATTACKER)));
+    assert_eq!((alert["severity"].as_str(), alert["status"].as_str()), (Some("medium"), Some("open")));
     assert_eq!(alert["first_seen"], "2025-11-24T16:00:02Z");
     assert_eq!(alert["last_seen"], "2025-11-24T16:00:02.9Z");
     assert_eq!(alert["feature"]["name"], "failed_logins_per_ip");
@@ -167,20 +129,13 @@ async fn stuffing_from_one_ip_becomes_one_explained_alert_on_the_api_and_the_bus
         alert["feature"]["explanation"],
         "30 failed sign-ins from 203.0.113.7 on 30 accounts within ~3 s (threshold 20, leaks 10/min)"
     );
-    let evidence: Vec<&str> = alert["evidence"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|v| v.as_str().unwrap())
-        .collect();
+    let evidence: Vec<&str> = alert["evidence"].as_array().unwrap().iter().map(|v| v.as_str().unwrap()).collect();
     let last_twenty: Vec<&str> = events[10..].iter().map(|e| e.id.as_str()).collect();
     assert_eq!(evidence, last_twenty);
 
     // The alert went out on the bus once (no escalation happened), stamped by watch.
     let raised = next_alert_event(&mut observer).await;
-    let EventKind::Alert(payload) = &raised.kind else {
-        unreachable!()
-    };
+    let EventKind::Alert(payload) = &raised.kind else { unreachable!() };
     assert_eq!(
         (payload.alert_id.as_str(), payload.attack.as_str()),
         (alert["id"].as_str().unwrap(), "credential_stuffing")
@@ -190,10 +145,7 @@ async fn stuffing_from_one_ip_becomes_one_explained_alert_on_the_api_and_the_bus
         payload.summary,
         "21 failed sign-ins from 203.0.113.7 on 21 accounts within ~2 s (threshold 20, leaks 10/min)"
     );
-    assert_eq!(
-        (raised.node.as_str(), raised.time),
-        ("watch", FixedClock.now())
-    );
+    assert_eq!((raised.node.as_str(), raised.time), ("watch", FixedClock.now()));
     assert_eq!(raised.principal.ip.as_deref(), Some(ATTACKER));
 
     // Every event is in the audit log, watch's own Alert event included, and the chain holds.
@@ -203,34 +155,15 @@ async fn stuffing_from_one_ip_becomes_one_explained_alert_on_the_api_and_the_bus
     })
     .await;
     for e in &events {
-        assert!(
-            records.iter().any(|r| r.event_id == e.id),
-            "event {} not audited",
-            e.id
-        );
+        assert!(records.iter().any(|r| r.event_id == e.id), "event {} not audited", e.id);
     }
-    assert!(
-        records
-            .iter()
-            .any(|r| r.event_id == raised.id && r.event_type == "Alert")
-    );
+    assert!(records.iter().any(|r| r.event_id == raised.id && r.event_type == "Alert"));
     assert!(h.store.verify_chain().await.unwrap().is_intact());
 
     // Watch's Alert event was not detected on: still exactly one alert, one announcement.
     let stats = h.watch.stats();
-    assert_eq!(
-        (stats.events, stats.alerts_announced, stats.audit_failures),
-        (31, 1, 0)
-    );
-    assert_eq!(
-        get(&h.base, "/api/alerts")
-            .await
-            .2
-            .as_array()
-            .unwrap()
-            .len(),
-        1
-    );
+    assert_eq!((stats.events, stats.alerts_announced, stats.audit_failures), (31, 1, 0));
+    assert_eq!(get(&h.base, "/api/alerts").await.2.as_array().unwrap().len(), 1);
 
     // One alert by id.
     let id = alert["id"].as_str().unwrap();
@@ -247,39 +180,18 @@ async fn the_api_filters_and_answers_errors_with_problem_json() {
     }
     eventually(|| async {
         let alerts = get(&h.base, "/api/alerts").await.2;
-        let done = alerts
-            .as_array()
-            .unwrap()
-            .iter()
-            .any(|a| a["key_type"] == "ip" && a["count"] == 25);
+        let done = alerts.as_array().unwrap().iter().any(|a| a["key_type"] == "ip" && a["count"] == 25);
         done.then_some(())
     })
     .await;
 
-    let (_, _, by_account) = get(
-        &h.base,
-        "/api/alerts?key_type=account&attack=brute_force&status=open",
-    )
-    .await;
+    let (_, _, by_account) = get(&h.base, "/api/alerts?key_type=account&attack=brute_force&status=open").await;
     let by_account = by_account.as_array().unwrap();
     assert_eq!(by_account.len(), 1);
-    assert_eq!(
-        (
-            by_account[0]["key"].as_str(),
-            by_account[0]["severity"].as_str()
-        ),
-        (Some("alice"), Some("high"))
-    );
-    let (_, _, by_ip) = get(
-        &h.base,
-        &format!("/api/alerts?key={ATTACKER}&attack=&limit=5"),
-    )
-    .await;
+    assert_eq!((by_account[0]["key"].as_str(), by_account[0]["severity"].as_str()), (Some("alice"), Some("high")));
+    let (_, _, by_ip) = get(&h.base, &format!("/api/alerts?key={ATTACKER}&attack=&limit=5")).await;
     assert_eq!(by_ip.as_array().unwrap().len(), 1);
-    assert_eq!(
-        by_ip[0]["severity"], "high",
-        "escalated past twice the threshold"
-    );
+    assert_eq!(by_ip[0]["severity"], "high", "escalated past twice the threshold");
     let (_, _, none) = get(&h.base, "/api/alerts?attack=credential_stuffing").await;
     assert_eq!(none, Value::Array(Vec::new()));
     // Two announcements per key: opened (medium), then escalated (high).
@@ -294,19 +206,12 @@ async fn the_api_filters_and_answers_errors_with_problem_json() {
         ("/nowhere", 404, "not-found"),
     ] {
         let (got, content_type, body) = get(&h.base, path).await;
-        assert_eq!(
-            (got, content_type.as_str()),
-            (status, "application/problem+json"),
-            "{path}"
-        );
+        assert_eq!((got, content_type.as_str()), (status, "application/problem+json"), "{path}");
         assert_eq!(body["type"], format!("urn:argus:problem:{slug}"), "{path}");
         assert_eq!(body["status"], status, "{path}");
     }
     let (status, content_type, body) = request("DELETE", &h.base, "/api/alerts").await;
-    assert_eq!(
-        (status, content_type.as_str()),
-        (405, "application/problem+json")
-    );
+    assert_eq!((status, content_type.as_str()), (405, "application/problem+json"));
     assert_eq!(body["type"], "urn:argus:problem:method-not-allowed");
     let (_, _, bad) = get(&h.base, "/api/alerts?key_type=user").await;
     assert_eq!(bad["detail"], "unknown key_type value");
@@ -316,23 +221,13 @@ async fn the_api_filters_and_answers_errors_with_problem_json() {
 async fn healthz_reports_the_consumer_and_stop_ends_it() {
     let h = start(WatchConfig::default()).await;
     let (status, _, body) = get(&h.base, "/healthz").await;
-    assert_eq!(
-        (
-            status,
-            body["status"].as_str(),
-            body["consumer"]["running"].as_bool()
-        ),
-        (200, Some("ok"), Some(true))
-    );
+    assert_eq!((status, body["status"].as_str(), body["consumer"]["running"].as_bool()), (200, Some("ok"), Some(true)));
 
     // The router outlives the consumer: after stop, health says so.
     let router_base = h.base.clone();
     h.watch.stop().await;
     let (status, content_type, body) = get(&router_base, "/healthz").await;
-    assert_eq!(
-        (status, content_type.as_str()),
-        (503, "application/problem+json")
-    );
+    assert_eq!((status, content_type.as_str()), (503, "application/problem+json"));
     assert_eq!(body["type"], "urn:argus:problem:unavailable");
 }
 
@@ -340,13 +235,8 @@ async fn healthz_reports_the_consumer_and_stop_ends_it() {
 async fn start_refuses_an_unusable_configuration() {
     let dir = tempfile::tempdir().unwrap();
     let store = Arc::new(Store::open_dir(dir.path()).await.unwrap());
-    let config: WatchConfig =
-        toml::from_str("[detectors.failed_login]\nstuffing_accounts = 99").unwrap();
-    let deps = WatchDeps {
-        store,
-        events: EventBus::new(8),
-        clock: Arc::new(FixedClock),
-    };
+    let config: WatchConfig = toml::from_str("[detectors.failed_login]\nstuffing_accounts = 99").unwrap();
+    let deps = WatchDeps { store, events: EventBus::new(8), clock: Arc::new(FixedClock) };
     let err = Watch::start(&config, deps).await.unwrap_err();
     assert!(err.to_string().contains("stuffing_accounts"), "{err}");
 }

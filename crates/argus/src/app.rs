@@ -181,7 +181,12 @@ fn spawn_housekeeping(
     });
 }
 
-fn serve(set: &mut JoinSet<std::io::Result<()>>, l: TcpListener, router: axum::Router, mut stop: watch::Receiver<bool>) {
+fn serve(
+    set: &mut JoinSet<std::io::Result<()>>,
+    l: TcpListener,
+    router: axum::Router,
+    mut stop: watch::Receiver<bool>,
+) {
     set.spawn(async move {
         axum::serve(l, router.into_make_service_with_connect_info::<SocketAddr>())
             .with_graceful_shutdown(async move {

@@ -47,7 +47,8 @@ pub const DEFAULT_DATA_DIR: &str = "argus-data";
 impl Config {
     /// Parse a configuration from TOML text. `origin` names the file in error messages.
     pub fn parse(text: &str, origin: &str) -> anyhow::Result<Self> {
-        let config: Self = toml::from_str(text).map_err(|e| anyhow::anyhow!("{origin}: {}", e.to_string().trim_end()))?;
+        let config: Self =
+            toml::from_str(text).map_err(|e| anyhow::anyhow!("{origin}: {}", e.to_string().trim_end()))?;
         config.validate().with_context(|| format!("{origin}: invalid configuration"))?;
         Ok(config)
     }
@@ -89,9 +90,7 @@ impl Config {
     }
 
     pub fn data_dir(&self, cli: Option<&Path>) -> PathBuf {
-        cli.map(Path::to_path_buf)
-            .or_else(|| self.data_dir.clone())
-            .unwrap_or_else(|| PathBuf::from(DEFAULT_DATA_DIR))
+        cli.map(Path::to_path_buf).or_else(|| self.data_dir.clone()).unwrap_or_else(|| PathBuf::from(DEFAULT_DATA_DIR))
     }
 }
 

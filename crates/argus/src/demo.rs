@@ -26,14 +26,11 @@ pub struct DemoInfo {
 }
 
 /// Create (or reset) the demo users and app, and seed the sample API with accounts owned by those users.
-pub async fn provision(
-    store: &Store,
-    url: &str,
-    password: Option<String>,
-    now: Timestamp,
-) -> anyhow::Result<DemoInfo> {
-    // 18 random bytes: 24 characters, easy to paste, far beyond guessing.
-    let password = password.unwrap_or_else(|| argus_model::id::random_secret(18));
+pub async fn provision(store: &Store, url: &str, password: Option<String>, now: Timestamp) -> anyhow::Result<DemoInfo> {
+    // 12 random bytes as hex: 96 bits, easy to paste, and never starting with '-' (a CLI flag).
+    let password = password.unwrap_or_else(|| {
+        argus_model::id::random_bytes(12).iter().map(|b| format!("{b:02x}")).collect::<String>()
+    });
     let mut users = Vec::new();
     for name in DEMO_USERS {
         let sub = argus_issuer::provision::ensure_user(store, name, &password, now)
@@ -41,9 +38,7 @@ pub async fn provision(
             .with_context(|| format!("cannot provision demo user {name}"))?;
         users.push((name.to_owned(), sub));
     }
-    argus_issuer::provision::ensure_client(store, demo_client())
-        .await
-        .context("cannot provision the demo client")?;
+    argus_issuer::provision::ensure_client(store, demo_client()).await.context("cannot provision the demo client")?;
     let demo_users: Vec<argus_demo::DemoUser> = users
         .iter()
         .map(|(username, sub)| argus_demo::DemoUser { sub: sub.clone(), username: username.clone() })

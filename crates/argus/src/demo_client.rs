@@ -88,7 +88,12 @@ fn parse_form(html: &str) -> Option<(String, Vec<(String, String)>)> {
 }
 
 fn unescape(s: &str) -> String {
-    s.replace("&quot;", "\"").replace("&#x27;", "'").replace("&#39;", "'").replace("&lt;", "<").replace("&gt;", ">").replace("&amp;", "&")
+    s.replace("&quot;", "\"")
+        .replace("&#x27;", "'")
+        .replace("&#39;", "'")
+        .replace("&lt;", "<")
+        .replace("&gt;", ">")
+        .replace("&amp;", "&")
 }
 
 fn absolute(base: &str, action: &str) -> String {
@@ -102,7 +107,8 @@ fn absolute(base: &str, action: &str) -> String {
 /// Run the flow and return the token response JSON.
 pub async fn token(issuer: &str, username: &str, password: &str, scope: &str) -> anyhow::Result<serde_json::Value> {
     let mut b = Browser::new();
-    let disc = b.send("GET", &format!("{}/.well-known/openid-configuration", issuer.trim_end_matches('/')), None).await?;
+    let disc =
+        b.send("GET", &format!("{}/.well-known/openid-configuration", issuer.trim_end_matches('/')), None).await?;
     let disc: Discovery = serde_json::from_str(&disc.body).context("discovery document")?;
 
     let verifier = argus_model::id::random_secret(32);

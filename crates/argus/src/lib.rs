@@ -19,7 +19,10 @@ pub fn banner(r: &Running) -> String {
         s.push('\n');
     };
     line(format!("Argus is up{}.", if r.demo.is_some() { " with the demo" } else { "" }));
-    line(format!("  issuer    {:<28} OpenID discovery: {}/.well-known/openid-configuration", r.issuer_url, r.issuer_url));
+    line(format!(
+        "  issuer    {:<28} OpenID discovery: {}/.well-known/openid-configuration",
+        r.issuer_url, r.issuer_url
+    ));
     line(format!("  gate      {:<28} the protected API", r.gate_url));
     line(format!("  watch     {:<28} alerts: {}/api/alerts", r.watch_url, r.watch_url));
     if let Some(d) = &r.demo {

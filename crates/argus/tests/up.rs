@@ -56,9 +56,7 @@ async fn sign_in_call_revoke_refuse() {
     let dir = tempfile::tempdir().unwrap();
     let argus = start_demo(&dir).await;
 
-    let tokens = argus::demo_client::token(&argus.issuer_url, "alice", PASSWORD, "openid accounts:read")
-        .await
-        .unwrap();
+    let tokens = argus::demo_client::token(&argus.issuer_url, "alice", PASSWORD, "openid accounts:read").await.unwrap();
     let at = tokens["access_token"].as_str().unwrap().to_owned();
     assert_eq!(tokens["token_type"], "Bearer");
 
@@ -93,9 +91,8 @@ async fn wrong_passwords_through_the_login_form_raise_an_alert() {
     let argus = start_demo(&dir).await;
 
     for _ in 0..25 {
-        let err = argus::demo_client::token(&argus.issuer_url, "alice", "not the password", "openid")
-            .await
-            .unwrap_err();
+        let err =
+            argus::demo_client::token(&argus.issuer_url, "alice", "not the password", "openid").await.unwrap_err();
         assert!(err.to_string().contains("sign-in refused"), "{err:#}");
     }
 

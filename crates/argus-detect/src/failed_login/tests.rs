@@ -10,24 +10,13 @@ fn login(ms_after: i64, ip: Option<&str>, user: &str, outcome: LoginOutcome) -> 
     Event::new(
         Timestamp::from_millis(T0 + ms_after),
         "issuer",
-        Principal {
-            ip: ip.map(str::to_owned),
-            ..Default::default()
-        },
-        EventKind::Login(Login {
-            username: user.to_owned(),
-            outcome,
-        }),
+        Principal { ip: ip.map(str::to_owned), ..Default::default() },
+        EventKind::Login(Login { username: user.to_owned(), outcome }),
     )
 }
 
 fn failure(ms_after: i64, ip: &str, user: &str) -> Event {
-    login(
-        ms_after,
-        Some(ip),
-        user,
-        LoginOutcome::Failure(LoginFailure::BadPassword),
-    )
+    login(ms_after, Some(ip), user, LoginOutcome::Failure(LoginFailure::BadPassword))
 }
 
 fn detector() -> FailedLogin {
@@ -54,11 +43,7 @@ fn a_burst_from_one_ip_alerts_once_then_deduplicates() {
     }
     // The level crosses 20 on the 22nd failure: over 10.5 s the first 21 leaked 1.75.
     assert_eq!(first_at, Some(21));
-    assert!(
-        ip_drafts
-            .iter()
-            .all(|x| (x.attack, x.key.as_str()) == (Attack::CredentialStuffing, "203.0.113.7"))
-    );
+    assert!(ip_drafts.iter().all(|x| (x.attack, x.key.as_str()) == (Attack::CredentialStuffing, "203.0.113.7")));
     let first = &ip_drafts[0];
     assert_eq!(first.severity, Severity::Medium);
     assert_eq!(first.feature.threshold, 20.0);
@@ -81,11 +66,7 @@ fn a_burst_from_one_ip_alerts_once_then_deduplicates() {
     }
     assert_eq!((alert.count, escalations), (4, 0));
     assert_eq!(alert.last_seen, Timestamp::from_millis(T0 + 24 * 500));
-    assert!(
-        alert.feature.explanation.starts_with("25 failed sign-ins"),
-        "{}",
-        alert.feature.explanation
-    );
+    assert!(alert.feature.explanation.starts_with("25 failed sign-ins"), "{}", alert.feature.explanation);
 }
 
 #[test]
@@ -98,11 +79,7 @@ fn a_burst_on_one_account_from_one_ip_is_brute_force_on_both_keys() {
     let ip = of(&all, KeyType::Ip);
     let account = of(&all, KeyType::Account);
     assert!(ip.iter().all(|x| x.attack == Attack::BruteForce));
-    assert!(
-        account
-            .iter()
-            .all(|x| x.attack == Attack::BruteForce && x.key == "alice")
-    );
+    assert!(account.iter().all(|x| x.attack == Attack::BruteForce && x.key == "alice"));
     assert_eq!(
         account[0].feature.explanation,
         "11 failed sign-ins for account \"alice\" from 1 IP within ~1 s (threshold 10, leaks 6/h)"
@@ -119,11 +96,7 @@ fn a_slow_drip_below_the_leak_rate_never_alerts() {
     // Per IP: one failure every 7 s (about 8.6 a minute, under the 10/min leak) for a whole day, on rotating
     // accounts so the account buckets see the drip only every 100 events.
     for i in 0..(24 * 3600 / 7) {
-        let drafts = d.observe(&failure(
-            i * 7_000,
-            "203.0.113.9",
-            &format!("user{}", i % 100),
-        ));
+        let drafts = d.observe(&failure(i * 7_000, "203.0.113.9", &format!("user{}", i % 100)));
         assert!(drafts.is_empty(), "event {i}: {drafts:?}");
     }
     // Per account: one failure every 11 minutes (under 6/h) from many IPs, for a week.
@@ -143,13 +116,7 @@ fn a_user_who_mistypes_a_few_times_never_alerts() {
             assert!(d.observe(&failure(at, "192.0.2.10", "carol")).is_empty());
         }
         assert!(
-            d.observe(&login(
-                day * 86_400_000 + 30_000,
-                Some("192.0.2.10"),
-                "carol",
-                LoginOutcome::Success
-            ))
-            .is_empty()
+            d.observe(&login(day * 86_400_000 + 30_000, Some("192.0.2.10"), "carol", LoginOutcome::Success)).is_empty()
         );
     }
 }
@@ -165,10 +132,7 @@ fn one_account_tried_from_many_ips_alerts_on_the_account() {
     let account = of(&all, KeyType::Account);
     // Ten failures in nine minutes leaked 0.9, so the 11th crosses the threshold.
     assert_eq!(account.len(), 2);
-    assert_eq!(
-        (account[0].attack, account[0].key.as_str()),
-        (Attack::BruteForce, "dave")
-    );
+    assert_eq!((account[0].attack, account[0].key.as_str()), (Attack::BruteForce, "dave"));
     assert_eq!(
         account[0].feature.explanation,
         "11 failed sign-ins for account \"dave\" from 11 IPs within ~10 min (threshold 10, leaks 6/h)"
@@ -182,27 +146,16 @@ fn many_accounts_from_one_ip_is_credential_stuffing_few_is_brute_force() {
     for i in 0..21 {
         stuffing.extend(d.observe(&failure(i * 200, "203.0.113.50", &format!("victim{i}"))));
     }
-    assert_eq!(
-        of(&stuffing, KeyType::Ip)[0].attack,
-        Attack::CredentialStuffing
-    );
+    assert_eq!(of(&stuffing, KeyType::Ip)[0].attack, Attack::CredentialStuffing);
     assert!(of(&stuffing, KeyType::Account).is_empty());
 
     let mut brute = Vec::new();
     for i in 0..21 {
-        brute.extend(d.observe(&failure(
-            i * 200,
-            "203.0.113.51",
-            &format!("target{}", i % 4),
-        )));
+        brute.extend(d.observe(&failure(i * 200, "203.0.113.51", &format!("target{}", i % 4))));
     }
     let ip = of(&brute, KeyType::Ip);
     assert_eq!(ip[0].attack, Attack::BruteForce);
-    assert!(
-        ip[0].feature.explanation.contains("on 4 accounts"),
-        "{}",
-        ip[0].feature.explanation
-    );
+    assert!(ip[0].feature.explanation.contains("on 4 accounts"), "{}", ip[0].feature.explanation);
 }
 
 #[test]
@@ -211,12 +164,7 @@ fn a_success_does_not_reset_the_ip_bucket() {
     let mut all = Vec::new();
     for i in 0..25 {
         if i % 5 == 0 {
-            d.observe(&login(
-                i * 100,
-                Some("203.0.113.60"),
-                "lucky",
-                LoginOutcome::Success,
-            ));
+            d.observe(&login(i * 100, Some("203.0.113.60"), "lucky", LoginOutcome::Success));
         }
         all.extend(d.observe(&failure(i * 100, "203.0.113.60", &format!("u{i}"))));
     }
@@ -228,20 +176,11 @@ fn events_without_ip_count_per_account_and_other_kinds_are_ignored() {
     let mut d = detector();
     let mut all = Vec::new();
     for _ in 0..10 {
-        let e = login(
-            0,
-            None,
-            "erin",
-            LoginOutcome::Failure(LoginFailure::UnknownUser),
-        );
+        let e = login(0, None, "erin", LoginOutcome::Failure(LoginFailure::UnknownUser));
         all.extend(d.observe(&e));
     }
     assert_eq!(of(&all, KeyType::Account).len(), 1);
-    assert!(
-        all[0].feature.explanation.contains("from 0 IPs"),
-        "{}",
-        all[0].feature.explanation
-    );
+    assert!(all[0].feature.explanation.contains("from 0 IPs"), "{}", all[0].feature.explanation);
     let other = Event::new(
         Timestamp::from_millis(T0),
         "issuer",
@@ -278,10 +217,7 @@ fn sweep_frees_drained_buckets() {
 
 #[test]
 fn the_key_cap_holds_under_a_flood_of_new_keys() {
-    let config = FailedLoginConfig {
-        max_keys: NonZeroUsize::new(50).unwrap(),
-        ..FailedLoginConfig::default()
-    };
+    let config = FailedLoginConfig { max_keys: NonZeroUsize::new(50).unwrap(), ..FailedLoginConfig::default() };
     let mut d = FailedLogin::new(&config).unwrap();
     // An account under attack from one IP builds up...
     for i in 0..9 {
@@ -289,11 +225,7 @@ fn the_key_cap_holds_under_a_flood_of_new_keys() {
     }
     // ...then a flood of one-off IPs and accounts tries to push it out.
     for i in 0..10_000 {
-        d.observe(&failure(
-            100 + i,
-            &format!("10.0.{}.{}", i / 256, i % 256),
-            &format!("spray{i}"),
-        ));
+        d.observe(&failure(100 + i, &format!("10.0.{}.{}", i / 256, i % 256), &format!("spray{i}")));
         let (ips, accounts) = d.tracked();
         assert!(ips <= 50 && accounts <= 50);
     }
@@ -303,21 +235,12 @@ fn the_key_cap_holds_under_a_flood_of_new_keys() {
     assert!(of(&drafts, KeyType::Account).is_empty());
     let drafts = d.observe(&failure(20_001, "203.0.113.77", "frank"));
     assert_eq!(of(&drafts, KeyType::Account).len(), 1);
-    assert!(
-        drafts[0]
-            .feature
-            .explanation
-            .starts_with("11 failed sign-ins"),
-        "{}",
-        drafts[0].feature.explanation
-    );
+    assert!(drafts[0].feature.explanation.starts_with("11 failed sign-ins"), "{}", drafts[0].feature.explanation);
 }
 
 #[test]
 fn replaying_the_same_events_gives_the_same_drafts() {
-    let events: Vec<Event> = (0..60)
-        .map(|i| failure(i * 250, "203.0.113.5", &format!("u{}", i % 7)))
-        .collect();
+    let events: Vec<Event> = (0..60).map(|i| failure(i * 250, "203.0.113.5", &format!("u{}", i % 7))).collect();
     let run = |events: &[Event]| {
         let mut d = detector();
         events.iter().flat_map(|e| d.observe(e)).collect::<Vec<_>>()

@@ -2,29 +2,12 @@ use argus_testkit::FakeClock;
 
 use super::*;
 
-fn keys<'a>(
-    jti: &'a str,
-    sub: &'a str,
-    client_id: &'a str,
-    sid: Option<&'a str>,
-    iat_secs: i64,
-) -> TokenKeys<'a> {
-    TokenKeys {
-        jti,
-        sub,
-        client_id,
-        sid,
-        iat_secs,
-    }
+fn keys<'a>(jti: &'a str, sub: &'a str, client_id: &'a str, sid: Option<&'a str>, iat_secs: i64) -> TokenKeys<'a> {
+    TokenKeys { jti, sub, client_id, sid, iat_secs }
 }
 
 fn revocation(scope: RevocationScope, at: i64, until: i64) -> Revocation {
-    Revocation {
-        id: format!("r{at}"),
-        scope,
-        at: Timestamp::from_secs(at),
-        until: Timestamp::from_secs(until),
-    }
+    Revocation { id: format!("r{at}"), scope, at: Timestamp::from_secs(at), until: Timestamp::from_secs(until) }
 }
 
 const NOW: Timestamp = Timestamp::from_secs(100);
@@ -35,71 +18,33 @@ fn each_scope_is_indexed_by_its_key() {
     let alice = keys("j1", "alice", "app", Some("s1"), 50);
     assert!(!set.covers(&alice));
 
-    set.insert(
-        revocation(RevocationScope::Token { jti: "j1".into() }, 100, 400),
-        NOW,
-    );
+    set.insert(revocation(RevocationScope::Token { jti: "j1".into() }, 100, 400), NOW);
     assert!(set.covers(&alice));
     assert!(!set.covers(&keys("j2", "alice", "app", Some("s1"), 50)));
 
     let cases = [
+        (RevocationScope::Session { sid: "s1".into() }, keys("j3", "alice", "app", Some("s1"), 50), true),
+        (RevocationScope::Session { sid: "s1".into() }, keys("j3", "alice", "app", None, 50), false),
+        (RevocationScope::User { sub: "alice".into() }, keys("j3", "alice", "other", None, 50), true),
+        (RevocationScope::Client { client_id: "app".into() }, keys("j3", "bob", "app", None, 50), true),
         (
-            RevocationScope::Session { sid: "s1".into() },
-            keys("j3", "alice", "app", Some("s1"), 50),
-            true,
-        ),
-        (
-            RevocationScope::Session { sid: "s1".into() },
-            keys("j3", "alice", "app", None, 50),
-            false,
-        ),
-        (
-            RevocationScope::User {
-                sub: "alice".into(),
-            },
-            keys("j3", "alice", "other", None, 50),
-            true,
-        ),
-        (
-            RevocationScope::Client {
-                client_id: "app".into(),
-            },
-            keys("j3", "bob", "app", None, 50),
-            true,
-        ),
-        (
-            RevocationScope::Grant {
-                sub: "alice".into(),
-                client_id: "app".into(),
-            },
+            RevocationScope::Grant { sub: "alice".into(), client_id: "app".into() },
             keys("j3", "alice", "app", None, 50),
             true,
         ),
         (
-            RevocationScope::Grant {
-                sub: "alice".into(),
-                client_id: "app".into(),
-            },
+            RevocationScope::Grant { sub: "alice".into(), client_id: "app".into() },
             keys("j3", "alice", "x", None, 50),
             false,
         ),
-        (
-            RevocationScope::User {
-                sub: "alice".into(),
-            },
-            keys("j3", "bob", "app", Some("s1"), 50),
-            false,
-        ),
+        (RevocationScope::User { sub: "alice".into() }, keys("j3", "bob", "app", Some("s1"), 50), false),
     ];
     for (scope, token, covered) in cases {
         let mut set = RevocationSet::default();
         set.insert(revocation(scope.clone(), 100, 400), NOW);
         assert_eq!(set.covers(&token), covered, "{scope:?} {token:?}");
         // Tokens issued after the revocation (a new sign-in) are not covered.
-        let later = TokenKeys {
-            iat_secs: 101,
-            ..token
-        };
+        let later = TokenKeys { iat_secs: 101, ..token };
         assert!(!set.covers(&later), "{scope:?}");
     }
 }
@@ -107,22 +52,11 @@ fn each_scope_is_indexed_by_its_key() {
 #[test]
 fn repeated_revocations_merge_to_the_widest() {
     let mut set = RevocationSet::default();
-    let user = |at, until| {
-        revocation(
-            RevocationScope::User {
-                sub: "alice".into(),
-            },
-            at,
-            until,
-        )
-    };
+    let user = |at, until| revocation(RevocationScope::User { sub: "alice".into() }, at, until);
     set.insert(user(200, 500), NOW);
     set.insert(user(100, 700), NOW);
     assert_eq!(set.len(), 1);
-    assert!(
-        set.covers(&keys("j", "alice", "app", None, 200)),
-        "the later `at` is kept"
-    );
+    assert!(set.covers(&keys("j", "alice", "app", None, 200)), "the later `at` is kept");
     set.prune(Timestamp::from_secs(600));
     assert_eq!(set.len(), 1, "the later `until` is kept");
     set.prune(Timestamp::from_secs(701));
@@ -132,37 +66,11 @@ fn repeated_revocations_merge_to_the_widest() {
 #[test]
 fn expired_entries_are_pruned_and_never_stored() {
     let mut set = RevocationSet::default();
-    set.insert(
-        revocation(RevocationScope::Token { jti: "old".into() }, 10, 99),
-        NOW,
-    );
+    set.insert(revocation(RevocationScope::Token { jti: "old".into() }, 10, 99), NOW);
     assert!(set.is_empty(), "every covered token expired already");
-    set.insert(
-        revocation(RevocationScope::Token { jti: "a".into() }, 100, 150),
-        NOW,
-    );
-    set.insert(
-        revocation(
-            RevocationScope::Grant {
-                sub: "u".into(),
-                client_id: "c".into(),
-            },
-            100,
-            300,
-        ),
-        NOW,
-    );
-    set.insert(
-        revocation(
-            RevocationScope::Grant {
-                sub: "u".into(),
-                client_id: "d".into(),
-            },
-            100,
-            120,
-        ),
-        NOW,
-    );
+    set.insert(revocation(RevocationScope::Token { jti: "a".into() }, 100, 150), NOW);
+    set.insert(revocation(RevocationScope::Grant { sub: "u".into(), client_id: "c".into() }, 100, 300), NOW);
+    set.insert(revocation(RevocationScope::Grant { sub: "u".into(), client_id: "d".into() }, 100, 120), NOW);
     assert_eq!(set.len(), 3);
     set.prune(Timestamp::from_secs(200));
     assert_eq!(set.len(), 1);
@@ -180,25 +88,15 @@ async fn published_revocations_apply_to_the_next_check() {
     assert!(!revocations.covers(&alice).await);
     for i in 0..5 {
         control.publish(ControlMessage::Revoke(revocation(
-            RevocationScope::Token {
-                jti: format!("other{i}"),
-            },
+            RevocationScope::Token { jti: format!("other{i}") },
             100,
             400,
         )));
     }
-    control.publish(ControlMessage::Revoke(revocation(
-        RevocationScope::Session { sid: "s1".into() },
-        100,
-        400,
-    )));
+    control.publish(ControlMessage::Revoke(revocation(RevocationScope::Session { sid: "s1".into() }, 100, 400)));
     // No yield between publish and check: the check itself waits for the control task.
     assert!(revocations.covers(&alice).await);
-    assert!(
-        !revocations
-            .covers(&keys("j2", "bob", "app", Some("s2"), 50))
-            .await
-    );
+    assert!(!revocations.covers(&keys("j2", "bob", "app", Some("s2"), 50)).await);
 }
 
 #[tokio::test]
@@ -206,25 +104,11 @@ async fn lag_is_survived() {
     let control = ControlChannel::new(2);
     let revocations = Revocations::start(control.clone(), Arc::new(FakeClock::new(NOW)));
     for i in 0..10 {
-        control.publish(ControlMessage::Revoke(revocation(
-            RevocationScope::Token {
-                jti: format!("j{i}"),
-            },
-            100,
-            400,
-        )));
+        control.publish(ControlMessage::Revoke(revocation(RevocationScope::Token { jti: format!("j{i}") }, 100, 400)));
     }
     // Eight were lost to lag, the last two apply; the check does not wait for the lost ones.
     let started = std::time::Instant::now();
-    assert!(
-        revocations
-            .covers(&keys("j9", "alice", "app", None, 50))
-            .await
-    );
+    assert!(revocations.covers(&keys("j9", "alice", "app", None, 50)).await);
     assert!(started.elapsed() < CATCH_UP_WAIT);
-    assert!(
-        !revocations
-            .covers(&keys("j0", "alice", "app", None, 50))
-            .await
-    );
+    assert!(!revocations.covers(&keys("j0", "alice", "app", None, 50)).await);
 }

@@ -9,12 +9,8 @@ use std::time::Duration;
 use argus_bus::{ControlChannel, EventBus, Received, Subscriber};
 use argus_gate::{AuthMode, GateConfig, GateDeps, RouteConfig, RuleConfig};
 use argus_jose::{AccessClaims, SigningKey};
-use argus_model::{
-    ApiCall, Clock, ControlMessage, Event, EventKind, Principal, Revocation, RevocationScope,
-};
-use argus_testkit::{
-    EchoUpstream, FakeClock, JwksServer, access_claims, mint_access_token, test_key,
-};
+use argus_model::{ApiCall, Clock, ControlMessage, Event, EventKind, Principal, Revocation, RevocationScope};
+use argus_testkit::{EchoUpstream, FakeClock, JwksServer, access_claims, mint_access_token, test_key};
 use bytes::Bytes;
 use http::{HeaderMap, Request, StatusCode};
 use http_body_util::{BodyExt, Full};
@@ -76,44 +72,21 @@ impl Harness {
         let key = test_key();
         let jwks = JwksServer::start(vec![key.public_jwk().clone()]).await;
         let upstream = EchoUpstream::start().await;
-        let mut config = GateConfig {
-            routes: routes(upstream.url()),
-            ..GateConfig::default()
-        };
+        let mut config = GateConfig { routes: routes(upstream.url()), ..GateConfig::default() };
         adjust(&mut config, upstream.url());
 
         let clock = Arc::new(FakeClock::default());
         let events = EventBus::new(1024);
         let control = ControlChannel::new(64);
         let subscriber = events.subscribe();
-        let deps = GateDeps {
-            events,
-            control: control.clone(),
-            clock: clock.clone(),
-        };
-        let router = argus_gate::router(&config, jwks.issuer(), AUDIENCE, deps)
-            .await
-            .unwrap();
+        let deps = GateDeps { events, control: control.clone(), clock: clock.clone() };
+        let router = argus_gate::router(&config, jwks.issuer(), AUDIENCE, deps).await.unwrap();
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let gate = format!("http://{}", listener.local_addr().unwrap());
         tokio::spawn(async move {
-            axum::serve(
-                listener,
-                router.into_make_service_with_connect_info::<SocketAddr>(),
-            )
-            .await
-            .unwrap();
+            axum::serve(listener, router.into_make_service_with_connect_info::<SocketAddr>()).await.unwrap();
         });
-        Self {
-            gate,
-            key,
-            jwks,
-            upstream,
-            clock,
-            events: subscriber,
-            control,
-            client: Caller::new(),
-        }
+        Self { gate, key, jwks, upstream, clock, events: subscriber, control, client: Caller::new() }
     }
 
     /// Claims of a good token for alice, issued now.
@@ -138,9 +111,7 @@ impl Harness {
         if let Some(t) = token {
             request = request.header(http::header::AUTHORIZATION, format!("Bearer {t}"));
         }
-        self.client
-            .send(request.body(Full::default()).unwrap())
-            .await
+        self.client.send(request.body(Full::default()).unwrap()).await
     }
 
     pub fn revoke(&self, scope: RevocationScope) {
@@ -155,9 +126,7 @@ impl Harness {
 
     /// The next ApiCall event; fails after five seconds.
     pub async fn next_call(&mut self) -> (Principal, ApiCall) {
-        let received = tokio::time::timeout(Duration::from_secs(5), self.events.recv())
-            .await
-            .expect("an event");
+        let received = tokio::time::timeout(Duration::from_secs(5), self.events.recv()).await.expect("an event");
         match received {
             Some(Received::Message(event)) => match &event.kind {
                 EventKind::ApiCall(call) => {
@@ -192,15 +161,11 @@ pub struct Reply {
 
 impl Reply {
     pub fn json(&self) -> serde_json::Value {
-        serde_json::from_slice(&self.body)
-            .unwrap_or_else(|e| panic!("not JSON ({e}): {:?}", self.body))
+        serde_json::from_slice(&self.body).unwrap_or_else(|e| panic!("not JSON ({e}): {:?}", self.body))
     }
 
     pub fn header(&self, name: &str) -> &str {
-        self.headers
-            .get(name)
-            .map(|v| v.to_str().unwrap())
-            .unwrap_or_else(|| panic!("no {name} header"))
+        self.headers.get(name).map(|v| v.to_str().unwrap()).unwrap_or_else(|| panic!("no {name} header"))
     }
 
     /// Asserts an RFC 9457 problem of this slug and status, and returns the problem.
@@ -218,29 +183,14 @@ impl Reply {
 
 impl Caller {
     pub fn new() -> Self {
-        Self {
-            client: Client::builder(TokioExecutor::new()).build_http(),
-        }
+        Self { client: Client::builder(TokioExecutor::new()).build_http() }
     }
 
     pub async fn send(&self, request: Request<Full<Bytes>>) -> Reply {
-        let response = self
-            .client
-            .request(request)
-            .await
-            .expect("the gate answers");
+        let response = self.client.request(request).await.expect("the gate answers");
         let status = response.status();
         let headers = response.headers().clone();
-        let body = response
-            .into_body()
-            .collect()
-            .await
-            .expect("a complete body")
-            .to_bytes();
-        Reply {
-            status,
-            headers,
-            body,
-        }
+        let body = response.into_body().collect().await.expect("a complete body").to_bytes();
+        Reply { status, headers, body }
     }
 }

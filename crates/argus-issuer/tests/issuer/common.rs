@@ -57,13 +57,9 @@ impl Resp {
 
     /// The query parameters of the `Location` header.
     pub fn location_params(&self) -> HashMap<String, String> {
-        let loc = self
-            .header("location")
-            .unwrap_or_else(|| panic!("no Location ({}): {}", self.status, self.body));
+        let loc = self.header("location").unwrap_or_else(|| panic!("no Location ({}): {}", self.status, self.body));
         let url = url::Url::parse(loc).unwrap();
-        url.query_pairs()
-            .map(|(k, v)| (k.into_owned(), v.into_owned()))
-            .collect()
+        url.query_pairs().map(|(k, v)| (k.into_owned(), v.into_owned())).collect()
     }
 }
 
@@ -71,10 +67,7 @@ pub fn demo_client() -> ClientRegistration {
     ClientRegistration {
         client_id: "demo-app".into(),
         name: "Argus demo app".into(),
-        redirect_uris: vec![
-            "http://127.0.0.1/callback".into(),
-            "http://[::1]/callback".into(),
-        ],
+        redirect_uris: vec!["http://127.0.0.1/callback".into(), "http://[::1]/callback".into()],
         allowed_scopes: DEMO_SCOPES.split(' ').map(str::to_owned).collect(),
         public: true,
     }
@@ -101,17 +94,11 @@ impl Issuer {
         let clock = Arc::new(FakeClock::default());
         let mut users = HashMap::new();
         for name in ["alice", "bob"] {
-            let sub = provision::ensure_user(&store, name, PASSWORD, clock.now())
-                .await
-                .unwrap();
+            let sub = provision::ensure_user(&store, name, PASSWORD, clock.now()).await.unwrap();
             users.insert(name.to_owned(), sub);
         }
-        provision::ensure_client(&store, demo_client())
-            .await
-            .unwrap();
-        provision::ensure_client(&store, web_client())
-            .await
-            .unwrap();
+        provision::ensure_client(&store, demo_client()).await.unwrap();
+        provision::ensure_client(&store, web_client()).await.unwrap();
 
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let base = format!("http://{}", listener.local_addr().unwrap());
@@ -123,56 +110,25 @@ impl Issuer {
             control: control.clone(),
             clock: clock.clone(),
         };
-        let router = argus_issuer::router(&config, &base, AUDIENCE, deps)
-            .await
-            .unwrap();
+        let router = argus_issuer::router(&config, &base, AUDIENCE, deps).await.unwrap();
         tokio::spawn(async move {
-            axum::serve(
-                listener,
-                router.into_make_service_with_connect_info::<SocketAddr>(),
-            )
-            .await
-            .unwrap();
+            axum::serve(listener, router.into_make_service_with_connect_info::<SocketAddr>()).await.unwrap();
         });
         let http = Client::builder(TokioExecutor::new()).build_http();
-        Self {
-            base,
-            clock,
-            store,
-            events,
-            control,
-            users,
-            http,
-            _dir: dir,
-        }
+        Self { base, clock, store, events, control, users, http, _dir: dir }
     }
 
-    pub async fn request(
-        &self,
-        method: &str,
-        path: &str,
-        headers: &[(&str, &str)],
-        body: Option<String>,
-    ) -> Resp {
-        let mut req = hyper::Request::builder()
-            .method(method)
-            .uri(format!("{}{path}", self.base));
+    pub async fn request(&self, method: &str, path: &str, headers: &[(&str, &str)], body: Option<String>) -> Resp {
+        let mut req = hyper::Request::builder().method(method).uri(format!("{}{path}", self.base));
         for (k, v) in headers {
             req = req.header(*k, *v);
         }
-        let req = req
-            .body(Full::new(Bytes::from(body.unwrap_or_default())))
-            .unwrap();
+        let req = req.body(Full::new(Bytes::from(body.unwrap_or_default()))).unwrap();
         let res = self.http.request(req).await.unwrap();
         let status = res.status().as_u16();
         let headers = res.headers().clone();
-        let body = String::from_utf8(res.into_body().collect().await.unwrap().to_bytes().to_vec())
-            .unwrap();
-        Resp {
-            status,
-            headers,
-            body,
-        }
+        let body = String::from_utf8(res.into_body().collect().await.unwrap().to_bytes().to_vec()).unwrap();
+        Resp { status, headers, body }
     }
 
     pub async fn get(&self, path: &str) -> Resp {
@@ -181,13 +137,7 @@ impl Issuer {
 
     /// A form POST without cookies (token, revoke).
     pub async fn post_form(&self, path: &str, pairs: &[(&str, &str)]) -> Resp {
-        self.request(
-            "POST",
-            path,
-            &[("content-type", "application/x-www-form-urlencoded")],
-            Some(form(pairs)),
-        )
-        .await
+        self.request("POST", path, &[("content-type", "application/x-www-form-urlencoded")], Some(form(pairs))).await
     }
 
     pub async fn token(&self, pairs: &[(&str, &str)]) -> Resp {
@@ -206,22 +156,12 @@ impl Issuer {
     }
 
     pub async fn refresh(&self, refresh_token: &str) -> Resp {
-        self.token(&[
-            ("grant_type", "refresh_token"),
-            ("client_id", "demo-app"),
-            ("refresh_token", refresh_token),
-        ])
-        .await
+        self.token(&[("grant_type", "refresh_token"), ("client_id", "demo-app"), ("refresh_token", refresh_token)])
+            .await
     }
 
     pub async fn userinfo(&self, access_token: &str) -> Resp {
-        self.request(
-            "GET",
-            "/userinfo",
-            &[("authorization", &format!("Bearer {access_token}"))],
-            None,
-        )
-        .await
+        self.request("GET", "/userinfo", &[("authorization", &format!("Bearer {access_token}"))], None).await
     }
 
     /// Sign in as `user` in a new browser (a new session) and return the code. The consent page is answered when
@@ -230,23 +170,10 @@ impl Issuer {
         let mut b = Browser::default();
         let page = b.get(self, &authorize_path(&[])).await;
         assert_eq!(page.status, 200, "{}", page.body);
-        let mut done = b
-            .submit(
-                self,
-                &page,
-                "/login",
-                &[("username", user), ("password", PASSWORD)],
-            )
-            .await;
+        let mut done = b.submit(self, &page, "/login", &[("username", user), ("password", PASSWORD)]).await;
         if done.status == 200 {
-            assert!(
-                done.body.contains(r#"action="/consent""#),
-                "expected the consent page: {}",
-                done.body
-            );
-            done = b
-                .submit(self, &done, "/consent", &[("decision", "allow")])
-                .await;
+            assert!(done.body.contains(r#"action="/consent""#), "expected the consent page: {}", done.body);
+            done = b.submit(self, &done, "/consent", &[("decision", "allow")]).await;
         }
         assert_eq!(done.status, 303, "{}", done.body);
         done.location_params().remove("code").expect("a code")
@@ -263,17 +190,12 @@ impl Issuer {
     /// Rows the store would purge if everything expired: zero means nothing was stored.
     pub async fn stored_rows(&self) -> u64 {
         use argus_oauth::IssuerStore;
-        self.store
-            .purge_expired(argus_model::Timestamp::from_millis(i64::MAX))
-            .await
-            .unwrap()
+        self.store.purge_expired(argus_model::Timestamp::from_millis(i64::MAX)).await.unwrap()
     }
 }
 
 pub fn form(pairs: &[(&str, &str)]) -> String {
-    url::form_urlencoded::Serializer::new(String::new())
-        .extend_pairs(pairs)
-        .finish()
+    url::form_urlencoded::Serializer::new(String::new()).extend_pairs(pairs).finish()
 }
 
 /// `/authorize?...` for demo-app with PKCE, state and nonce; `overrides` replace or (with value "") drop a parameter.
@@ -297,12 +219,7 @@ pub fn authorize_path(overrides: &[(&str, &str)]) -> String {
             params.push(((*k).to_owned(), (*v).to_owned()));
         }
     }
-    format!(
-        "/authorize?{}",
-        url::form_urlencoded::Serializer::new(String::new())
-            .extend_pairs(params)
-            .finish()
-    )
+    format!("/authorize?{}", url::form_urlencoded::Serializer::new(String::new()).extend_pairs(params).finish())
 }
 
 /// The hidden inputs of a page, parsed the way the interop test does: `<input type="hidden" name="N" value="V">`.
@@ -327,11 +244,7 @@ pub struct Browser {
 
 impl Browser {
     fn cookie_header(&self) -> String {
-        self.cookies
-            .iter()
-            .map(|(k, v)| format!("{k}={v}"))
-            .collect::<Vec<_>>()
-            .join("; ")
+        self.cookies.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join("; ")
     }
 
     fn keep(&mut self, res: &Resp) {
@@ -344,14 +257,7 @@ impl Browser {
 
     pub async fn get(&mut self, issuer: &Issuer, path: &str) -> Resp {
         let cookie = self.cookie_header();
-        let res = issuer
-            .request(
-                "GET",
-                path,
-                &[("cookie", &cookie), ("user-agent", USER_AGENT)],
-                None,
-            )
-            .await;
+        let res = issuer.request("GET", path, &[("cookie", &cookie), ("user-agent", USER_AGENT)], None).await;
         self.keep(&res);
         res
     }
@@ -363,27 +269,16 @@ impl Browser {
             ("content-type", "application/x-www-form-urlencoded"),
             ("user-agent", USER_AGENT),
         ];
-        let res = issuer
-            .request("POST", path, &headers, Some(form(pairs)))
-            .await;
+        let res = issuer.request("POST", path, &headers, Some(form(pairs))).await;
         self.keep(&res);
         res
     }
 
     /// Submit the form of `page` to `action` with its hidden inputs plus `fields`.
-    pub async fn submit(
-        &mut self,
-        issuer: &Issuer,
-        page: &Resp,
-        action: &str,
-        fields: &[(&str, &str)],
-    ) -> Resp {
+    pub async fn submit(&mut self, issuer: &Issuer, page: &Resp, action: &str, fields: &[(&str, &str)]) -> Resp {
         let hidden = hidden_inputs(&page.body);
         assert!(!hidden.is_empty(), "no form on the page: {}", page.body);
-        let mut pairs: Vec<(&str, &str)> = hidden
-            .iter()
-            .map(|(k, v)| (k.as_str(), v.as_str()))
-            .collect();
+        let mut pairs: Vec<(&str, &str)> = hidden.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
         pairs.extend_from_slice(fields);
         self.post(issuer, action, &pairs).await
     }
@@ -392,9 +287,7 @@ impl Browser {
 /// Everything published on a channel so far, without waiting for more than a moment.
 pub async fn drain<T: Send + Sync + 'static>(sub: &mut Subscriber<T>) -> Vec<Arc<T>> {
     let mut out = Vec::new();
-    while let Ok(Some(Received::Message(m))) =
-        tokio::time::timeout(Duration::from_millis(50), sub.recv()).await
-    {
+    while let Ok(Some(Received::Message(m))) = tokio::time::timeout(Duration::from_millis(50), sub.recv()).await {
         out.push(m);
     }
     out
@@ -423,17 +316,13 @@ pub async fn revoked_jtis(sub: &mut Subscriber<ControlMessage>) -> Vec<String> {
 pub fn jwt_claims(token: &str) -> serde_json::Value {
     use base64::Engine;
     let payload = token.split('.').nth(1).unwrap();
-    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
-        .decode(payload)
-        .unwrap();
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(payload).unwrap();
     serde_json::from_slice(&bytes).unwrap()
 }
 
 pub fn jwt_header(token: &str) -> serde_json::Value {
     use base64::Engine;
     let header = token.split('.').next().unwrap();
-    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
-        .decode(header)
-        .unwrap();
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(header).unwrap();
     serde_json::from_slice(&bytes).unwrap()
 }

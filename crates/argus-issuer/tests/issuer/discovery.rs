@@ -8,17 +8,10 @@ use crate::common::{AUDIENCE, DEMO_SCOPES, Issuer};
 #[tokio::test]
 async fn discovery_documents_describe_the_issuer() {
     let i = Issuer::start().await;
-    for path in [
-        "/.well-known/openid-configuration",
-        "/.well-known/oauth-authorization-server",
-    ] {
+    for path in ["/.well-known/openid-configuration", "/.well-known/oauth-authorization-server"] {
         let r = i.get(path).await;
         assert_eq!(r.status, 200, "{path}");
-        assert!(
-            r.header("content-type")
-                .unwrap()
-                .starts_with("application/json")
-        );
+        assert!(r.header("content-type").unwrap().starts_with("application/json"));
         let m = r.json();
         assert_eq!(m["issuer"], i.base.as_str());
         for (key, path) in [
@@ -31,18 +24,11 @@ async fn discovery_documents_describe_the_issuer() {
             assert_eq!(m[key], format!("{}{path}", i.base), "{key}");
         }
         let list = |k: &str| -> Vec<String> {
-            m[k].as_array()
-                .unwrap_or_else(|| panic!("{k}"))
-                .iter()
-                .map(|v| v.as_str().unwrap().to_owned())
-                .collect()
+            m[k].as_array().unwrap_or_else(|| panic!("{k}")).iter().map(|v| v.as_str().unwrap().to_owned()).collect()
         };
         assert_eq!(list("response_types_supported"), ["code"]);
         assert_eq!(list("response_modes_supported"), ["query"]);
-        assert_eq!(
-            list("grant_types_supported"),
-            ["authorization_code", "refresh_token"]
-        );
+        assert_eq!(list("grant_types_supported"), ["authorization_code", "refresh_token"]);
         assert_eq!(list("code_challenge_methods_supported"), ["S256"]);
         assert_eq!(list("token_endpoint_auth_methods_supported"), ["none"]);
         assert_eq!(list("revocation_endpoint_auth_methods_supported"), ["none"]);
@@ -70,12 +56,7 @@ async fn jwks_publishes_the_public_key_and_the_key_survives_a_restart() {
     assert_eq!(keys.len(), 1);
     let k = &keys[0];
     assert_eq!(
-        (
-            k["kty"].as_str(),
-            k["crv"].as_str(),
-            k["alg"].as_str(),
-            k["use"].as_str()
-        ),
+        (k["kty"].as_str(), k["crv"].as_str(), k["alg"].as_str(), k["use"].as_str()),
         (Some("EC"), Some("P-256"), Some("ES256"), Some("sig"))
     );
     assert!(k["kid"].as_str().is_some_and(|kid| !kid.is_empty()));
@@ -90,9 +71,7 @@ async fn jwks_publishes_the_public_key_and_the_key_survives_a_restart() {
         control: i.control.clone(),
         clock: i.clock.clone(),
     };
-    let _second = argus_issuer::router(&IssuerConfig::default(), &i.base, AUDIENCE, deps)
-        .await
-        .unwrap();
+    let _second = argus_issuer::router(&IssuerConfig::default(), &i.base, AUDIENCE, deps).await.unwrap();
     let stored = i.store.signing_keys().await.unwrap();
     assert_eq!(stored.len(), 1);
     assert_eq!(Some(stored[0].kid.as_str()), k["kid"].as_str());
@@ -107,23 +86,8 @@ async fn bad_configuration_is_refused_at_start() {
         control: i.control.clone(),
         clock: i.clock.clone(),
     };
-    let zero = IssuerConfig {
-        code_ttl_secs: 0,
-        ..IssuerConfig::default()
-    };
-    assert!(
-        argus_issuer::router(&zero, &i.base, AUDIENCE, deps())
-            .await
-            .is_err()
-    );
-    assert!(
-        argus_issuer::router(&IssuerConfig::default(), "not a url", AUDIENCE, deps())
-            .await
-            .is_err()
-    );
-    assert!(
-        argus_issuer::router(&IssuerConfig::default(), &i.base, " ", deps())
-            .await
-            .is_err()
-    );
+    let zero = IssuerConfig { code_ttl_secs: 0, ..IssuerConfig::default() };
+    assert!(argus_issuer::router(&zero, &i.base, AUDIENCE, deps()).await.is_err());
+    assert!(argus_issuer::router(&IssuerConfig::default(), "not a url", AUDIENCE, deps()).await.is_err());
+    assert!(argus_issuer::router(&IssuerConfig::default(), &i.base, " ", deps()).await.is_err());
 }

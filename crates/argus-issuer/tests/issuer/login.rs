@@ -9,32 +9,11 @@ async fn unknown_user_and_wrong_password_answer_identically_and_events_keep_the_
     let mut b = Browser::default();
     let page = b.get(&i, &authorize_path(&[])).await;
 
-    let wrong = b
-        .submit(
-            &i,
-            &page,
-            "/login",
-            &[("username", "alice"), ("password", "not it")],
-        )
-        .await;
-    let unknown = b
-        .submit(
-            &i,
-            &page,
-            "/login",
-            &[("username", "mallory"), ("password", "not it")],
-        )
-        .await;
+    let wrong = b.submit(&i, &page, "/login", &[("username", "alice"), ("password", "not it")]).await;
+    let unknown = b.submit(&i, &page, "/login", &[("username", "mallory"), ("password", "not it")]).await;
     assert_eq!(wrong.status, unknown.status);
-    assert_eq!(
-        wrong.body, unknown.body,
-        "the pages must not tell the two apart"
-    );
-    assert!(
-        wrong
-            .body
-            .contains("The user name or password is not correct.")
-    );
+    assert_eq!(wrong.body, unknown.body, "the pages must not tell the two apart");
+    assert!(wrong.body.contains("The user name or password is not correct."));
     assert!(wrong.header("set-cookie").is_none() && unknown.header("set-cookie").is_none());
     assert!(!b.cookies.contains_key("argus_session"));
 
@@ -48,30 +27,17 @@ async fn unknown_user_and_wrong_password_answer_identically_and_events_keep_the_
         .collect();
     assert_eq!(logins.len(), 2);
     let (name, outcome, who) = &logins[0];
-    assert_eq!(
-        (name.as_str(), *outcome),
-        ("alice", LoginOutcome::Failure(LoginFailure::BadPassword))
-    );
+    assert_eq!((name.as_str(), *outcome), ("alice", LoginOutcome::Failure(LoginFailure::BadPassword)));
     assert_eq!(who.sub.as_deref(), Some(i.users["alice"].as_str()));
     assert_eq!(who.ip.as_deref(), Some("127.0.0.1"));
     assert_eq!(who.user_agent.as_deref(), Some(USER_AGENT));
     assert_eq!(who.client_id.as_deref(), Some("demo-app"));
     let (name, outcome, who) = &logins[1];
-    assert_eq!(
-        (name.as_str(), *outcome),
-        ("mallory", LoginOutcome::Failure(LoginFailure::UnknownUser))
-    );
+    assert_eq!((name.as_str(), *outcome), ("mallory", LoginOutcome::Failure(LoginFailure::UnknownUser)));
     assert_eq!(who.sub, None);
 
     // The same form still works with the right password, and that is recorded too.
-    let consent = b
-        .submit(
-            &i,
-            &page,
-            "/login",
-            &[("username", "alice"), ("password", PASSWORD)],
-        )
-        .await;
+    let consent = b.submit(&i, &page, "/login", &[("username", "alice"), ("password", PASSWORD)]).await;
     assert!(consent.body.contains(r#"action="/consent""#));
     let ok: Vec<_> = events(&mut sub)
         .await
@@ -79,10 +45,7 @@ async fn unknown_user_and_wrong_password_answer_identically_and_events_keep_the_
         .filter(|e| matches!(&e.kind, EventKind::Login(l) if l.outcome == LoginOutcome::Success))
         .collect();
     assert_eq!(ok.len(), 1);
-    assert_eq!(
-        ok[0].principal.sub.as_deref(),
-        Some(i.users["alice"].as_str())
-    );
+    assert_eq!(ok[0].principal.sub.as_deref(), Some(i.users["alice"].as_str()));
     let json = serde_json::to_string(&*ok[0]).unwrap();
     assert!(!json.contains(PASSWORD), "no password in events");
 }
@@ -101,62 +64,29 @@ async fn forms_are_bound_to_the_browser_and_the_csrf_token() {
     attacker.get(&i, &authorize_path(&[])).await;
     let request = field("request");
     let csrf = field("csrf");
-    let stolen = [
-        ("request", request.as_str()),
-        ("csrf", csrf.as_str()),
-        creds[0],
-        creds[1],
-    ];
+    let stolen = [("request", request.as_str()), ("csrf", csrf.as_str()), creds[0], creds[1]];
     let r = attacker.post(&i, "/login", &stolen).await;
     assert_eq!(r.status, 400, "{}", r.body);
     let r = Browser::default().post(&i, "/login", &stolen).await;
     assert_eq!(r.status, 400);
 
     // The right browser with a wrong or missing CSRF token is refused too.
-    let forged = [
-        ("request", request.as_str()),
-        ("csrf", "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"),
-        creds[0],
-        creds[1],
-    ];
+    let forged =
+        [("request", request.as_str()), ("csrf", "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"), creds[0], creds[1]];
     assert_eq!(victim.post(&i, "/login", &forged).await.status, 400);
-    assert_eq!(
-        victim
-            .post(
-                &i,
-                "/login",
-                &[("request", request.as_str()), creds[0], creds[1]]
-            )
-            .await
-            .status,
-        400
-    );
-    let repeated = [
-        ("request", request.as_str()),
-        ("csrf", csrf.as_str()),
-        ("csrf", "x"),
-        creds[0],
-        creds[1],
-    ];
+    assert_eq!(victim.post(&i, "/login", &[("request", request.as_str()), creds[0], creds[1]]).await.status, 400);
+    let repeated = [("request", request.as_str()), ("csrf", csrf.as_str()), ("csrf", "x"), creds[0], creds[1]];
     assert_eq!(victim.post(&i, "/login", &repeated).await.status, 400);
     assert!(!victim.cookies.contains_key("argus_session"));
 
     // Nothing was spent: the genuine submission works.
     let consent = victim.submit(&i, &page, "/login", &creds).await;
-    assert!(
-        consent.body.contains(r#"action="/consent""#),
-        "{}",
-        consent.body
-    );
+    assert!(consent.body.contains(r#"action="/consent""#), "{}", consent.body);
     // And the consent form is bound the same way.
-    let stolen_consent = attacker
-        .submit(&i, &consent, "/consent", &[("decision", "allow")])
-        .await;
+    let stolen_consent = attacker.submit(&i, &consent, "/consent", &[("decision", "allow")]).await;
     assert_eq!(stolen_consent.status, 400);
     assert!(stolen_consent.header("location").is_none());
-    let done = victim
-        .submit(&i, &consent, "/consent", &[("decision", "allow")])
-        .await;
+    let done = victim.submit(&i, &consent, "/consent", &[("decision", "allow")]).await;
     assert_eq!(done.status, 303);
 }
 
@@ -166,14 +96,7 @@ async fn an_expired_request_cannot_be_completed() {
     let mut b = Browser::default();
     let page = b.get(&i, &authorize_path(&[])).await;
     i.clock.advance(std::time::Duration::from_secs(601));
-    let r = b
-        .submit(
-            &i,
-            &page,
-            "/login",
-            &[("username", "alice"), ("password", PASSWORD)],
-        )
-        .await;
+    let r = b.submit(&i, &page, "/login", &[("username", "alice"), ("password", PASSWORD)]).await;
     assert_eq!(r.status, 400);
     assert!(!b.cookies.contains_key("argus_session"));
 }

@@ -7,12 +7,7 @@ fn s(v: &serde_json::Value) -> &str {
     v.as_str().unwrap()
 }
 
-async fn revoke(
-    i: &Issuer,
-    client_id: &str,
-    token: &str,
-    hint: Option<&str>,
-) -> crate::common::Resp {
+async fn revoke(i: &Issuer, client_id: &str, token: &str, hint: Option<&str>) -> crate::common::Resp {
     let mut pairs = vec![("client_id", client_id), ("token", token)];
     if let Some(h) = hint {
         pairs.push(("token_type_hint", h));
@@ -33,26 +28,11 @@ async fn revoking_an_access_token_reaches_the_gates_and_userinfo() {
     assert_eq!(r.status, 200, "{}", r.body);
     let msgs = drain(&mut control).await;
     assert_eq!(msgs.len(), 1);
-    let ControlMessage::Revoke(rev) = msgs[0].as_ref() else {
-        panic!("expected a revocation")
-    };
-    assert_eq!(
-        rev.scope,
-        RevocationScope::Token {
-            jti: s(&claims["jti"]).to_owned()
-        }
-    );
+    let ControlMessage::Revoke(rev) = msgs[0].as_ref() else { panic!("expected a revocation") };
+    assert_eq!(rev.scope, RevocationScope::Token { jti: s(&claims["jti"]).to_owned() });
     assert_eq!(rev.at, i.clock.now());
-    assert_eq!(
-        rev.until.as_secs(),
-        claims["exp"].as_i64().unwrap() + 30,
-        "kept until the token is dead"
-    );
-    assert_eq!(
-        i.store.active_revocations(i.clock.now()).await.unwrap(),
-        vec![rev.clone()],
-        "stored for late gates"
-    );
+    assert_eq!(rev.until.as_secs(), claims["exp"].as_i64().unwrap() + 30, "kept until the token is dead");
+    assert_eq!(i.store.active_revocations(i.clock.now()).await.unwrap(), vec![rev.clone()], "stored for late gates");
 
     let revoked: Vec<_> = events(&mut bus)
         .await
@@ -62,10 +42,7 @@ async fn revoking_an_access_token_reaches_the_gates_and_userinfo() {
             _ => None,
         })
         .collect();
-    assert_eq!(
-        revoked,
-        [("client".to_owned(), Some(s(&claims["jti"]).to_owned()))]
-    );
+    assert_eq!(revoked, [("client".to_owned(), Some(s(&claims["jti"]).to_owned()))]);
     assert_eq!(i.userinfo(access).await.status, 401);
     // Without a hint, a JWT is recognised too; revoking again is a harmless 200.
     assert_eq!(revoke(&i, "demo-app", access, None).await.status, 200);
@@ -83,13 +60,7 @@ async fn revoking_another_clients_token_changes_nothing() {
         assert_eq!(r.status, 200);
     }
     assert!(drain(&mut control).await.is_empty());
-    assert!(
-        i.store
-            .active_revocations(i.clock.now())
-            .await
-            .unwrap()
-            .is_empty()
-    );
+    assert!(i.store.active_revocations(i.clock.now()).await.unwrap().is_empty());
     assert_eq!(i.userinfo(s(&t["access_token"])).await.status, 200);
     assert_eq!(i.refresh(s(&t["refresh_token"])).await.status, 200);
 }
@@ -100,47 +71,25 @@ async fn revoking_a_refresh_token_ends_its_family_and_access_tokens() {
     let t1 = i.tokens_for("bob").await;
     let t2 = i.refresh(s(&t1["refresh_token"])).await.json();
     let mut control = i.control.subscribe();
-    let r = revoke(
-        &i,
-        "demo-app",
-        s(&t2["refresh_token"]),
-        Some("refresh_token"),
-    )
-    .await;
+    let r = revoke(&i, "demo-app", s(&t2["refresh_token"]), Some("refresh_token")).await;
     assert_eq!(r.status, 200);
     let mut jtis = revoked_jtis(&mut control).await;
     jtis.sort();
-    let mut expected: Vec<String> = [&t1, &t2]
-        .iter()
-        .map(|t| s(&jwt_claims(s(&t["access_token"]))["jti"]).to_owned())
-        .collect();
+    let mut expected: Vec<String> =
+        [&t1, &t2].iter().map(|t| s(&jwt_claims(s(&t["access_token"]))["jti"]).to_owned()).collect();
     expected.sort();
     assert_eq!(jtis, expected);
-    assert_eq!(
-        i.refresh(s(&t2["refresh_token"])).await.json()["error"],
-        "invalid_grant"
-    );
+    assert_eq!(i.refresh(s(&t2["refresh_token"])).await.json()["error"], "invalid_grant");
 }
 
 #[tokio::test]
 async fn unknown_tokens_are_fine_and_unknown_clients_are_not() {
     let i = Issuer::start().await;
     let mut control = i.control.subscribe();
-    assert_eq!(
-        revoke(&i, "demo-app", "no-such-token", None).await.status,
-        200
-    );
-    assert_eq!(
-        revoke(&i, "demo-app", "a.b.c", Some("access_token"))
-            .await
-            .status,
-        200
-    );
+    assert_eq!(revoke(&i, "demo-app", "no-such-token", None).await.status, 200);
+    assert_eq!(revoke(&i, "demo-app", "a.b.c", Some("access_token")).await.status, 200);
     let r = revoke(&i, "nope", "no-such-token", None).await;
-    assert_eq!(
-        (r.status, r.json()["error"].as_str()),
-        (401, Some("invalid_client"))
-    );
+    assert_eq!((r.status, r.json()["error"].as_str()), (401, Some("invalid_client")));
     let r = i.post_form("/revoke", &[("client_id", "demo-app")]).await;
     assert_eq!(r.json()["error"], "invalid_request");
     assert!(drain(&mut control).await.is_empty());

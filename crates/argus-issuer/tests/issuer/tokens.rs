@@ -4,8 +4,8 @@ use argus_jose::{JwkSet, verify_access_token};
 use argus_model::{Clock, EventKind};
 
 use crate::common::{
-    AUDIENCE, Browser, Issuer, PASSWORD, REDIRECT, VERIFIER, authorize_path, events, jwt_claims,
-    jwt_header, revoked_jtis,
+    AUDIENCE, Browser, Issuer, PASSWORD, REDIRECT, VERIFIER, authorize_path, events, jwt_claims, jwt_header,
+    revoked_jtis,
 };
 
 async fn jwks(i: &Issuer) -> JwkSet {
@@ -35,10 +35,7 @@ async fn the_code_flow_issues_verifiable_tokens() {
     let now = i.clock.now().as_secs();
     let claims = verify_access_token(access, &jwks(&i).await, &i.base, AUDIENCE, now).unwrap();
     let alice = i.users["alice"].as_str();
-    assert_eq!(
-        (claims.sub.as_str(), claims.client_id.as_str()),
-        (alice, "demo-app")
-    );
+    assert_eq!((claims.sub.as_str(), claims.client_id.as_str()), (alice, "demo-app"));
     assert_eq!(claims.exp - claims.iat, 300);
     assert!(claims.sid.is_some() && claims.auth_time.is_some());
 
@@ -47,10 +44,7 @@ async fn the_code_flow_issues_verifiable_tokens() {
     assert_eq!((s(&h["typ"]), s(&h["alg"])), ("JWT", "ES256"));
     let c = jwt_claims(id);
     assert_eq!(s(&c["iss"]), i.base);
-    assert_eq!(
-        (s(&c["sub"]), s(&c["aud"]), s(&c["azp"])),
-        (alice, "demo-app", "demo-app")
-    );
+    assert_eq!((s(&c["sub"]), s(&c["aud"]), s(&c["azp"])), (alice, "demo-app", "demo-app"));
     assert_eq!(s(&c["nonce"]), "n-1");
     assert_eq!(c["sid"].as_str(), claims.sid.as_deref());
     assert_eq!(c["auth_time"].as_i64(), claims.auth_time);
@@ -73,10 +67,7 @@ async fn the_code_flow_issues_verifiable_tokens() {
     let me = i.userinfo(access).await;
     assert_eq!(me.status, 200, "{}", me.body);
     let me = me.json();
-    assert_eq!(
-        (s(&me["sub"]), s(&me["preferred_username"])),
-        (alice, "alice")
-    );
+    assert_eq!((s(&me["sub"]), s(&me["preferred_username"])), (alice, "alice"));
 }
 
 #[tokio::test]
@@ -91,15 +82,9 @@ async fn a_missing_verifier_is_invalid_request_and_a_wrong_one_leaves_the_code_u
             ("redirect_uri", REDIRECT),
         ])
         .await;
-    assert_eq!(
-        (missing.status, missing.json()["error"].as_str()),
-        (400, Some("invalid_request"))
-    );
+    assert_eq!((missing.status, missing.json()["error"].as_str()), (400, Some("invalid_request")));
     let wrong = i.redeem(&code, &VERIFIER.replace('d', "e")).await;
-    assert_eq!(
-        (wrong.status, wrong.json()["error"].as_str()),
-        (400, Some("invalid_grant"))
-    );
+    assert_eq!((wrong.status, wrong.json()["error"].as_str()), (400, Some("invalid_grant")));
     let other_redirect = i
         .token(&[
             ("grant_type", "authorization_code"),
@@ -121,10 +106,7 @@ async fn a_reused_code_is_refused_and_what_it_issued_is_revoked() {
     let code = i.code_for("alice").await;
     let first = i.redeem(&code, VERIFIER).await.json();
     let again = i.redeem(&code, VERIFIER).await;
-    assert_eq!(
-        (again.status, again.json()["error"].as_str()),
-        (400, Some("invalid_grant"))
-    );
+    assert_eq!((again.status, again.json()["error"].as_str()), (400, Some("invalid_grant")));
 
     let access = s(&first["access_token"]);
     let jti = jwt_claims(access)["jti"].as_str().unwrap().to_owned();
@@ -139,10 +121,7 @@ async fn an_expired_code_is_refused() {
     let i = Issuer::start().await;
     let code = i.code_for("alice").await;
     i.clock.advance(Duration::from_secs(61));
-    assert_eq!(
-        i.redeem(&code, VERIFIER).await.json()["error"],
-        "invalid_grant"
-    );
+    assert_eq!(i.redeem(&code, VERIFIER).await.json()["error"], "invalid_grant");
 }
 
 #[tokio::test]
@@ -161,10 +140,7 @@ async fn refresh_rotates_and_the_old_token_stops_working() {
     assert!(t2.get("id_token").is_none());
     let c1 = jwt_claims(s(&t1["access_token"]));
     let c2 = jwt_claims(s(&t2["access_token"]));
-    assert_eq!(
-        (c2["sid"].clone(), c2["auth_time"].clone()),
-        (c1["sid"].clone(), c1["auth_time"].clone())
-    );
+    assert_eq!((c2["sid"].clone(), c2["auth_time"].clone()), (c1["sid"].clone(), c1["auth_time"].clone()));
 
     // Narrowing is allowed, widening is not; neither changes the refresh token's own scope.
     let narrow = i
@@ -198,21 +174,10 @@ async fn refresh_rotates_and_the_old_token_stops_working() {
             _ => None,
         })
         .collect();
-    assert_eq!(
-        grants,
-        [
-            "authorization_code",
-            "refresh_token",
-            "refresh_token",
-            "refresh_token"
-        ]
-    );
+    assert_eq!(grants, ["authorization_code", "refresh_token", "refresh_token", "refresh_token"]);
 
     // The first token was rotated long ago: presenting it again is refused.
-    assert_eq!(
-        i.refresh(s(&t1["refresh_token"])).await.json()["error"],
-        "invalid_grant"
-    );
+    assert_eq!(i.refresh(s(&t1["refresh_token"])).await.json()["error"], "invalid_grant");
 }
 
 #[tokio::test]
@@ -227,29 +192,15 @@ async fn reuse_revokes_that_family_only() {
 
     let stolen = i.refresh(s(&a1["refresh_token"])).await;
     assert_eq!(stolen.json()["error"], "invalid_grant");
-    assert_eq!(
-        i.refresh(s(&a2["refresh_token"])).await.json()["error"],
-        "invalid_grant",
-        "the family is dead"
-    );
+    assert_eq!(i.refresh(s(&a2["refresh_token"])).await.json()["error"], "invalid_grant", "the family is dead");
 
-    let a_jtis: Vec<String> = [&a1, &a2]
-        .iter()
-        .map(|t| {
-            jwt_claims(s(&t["access_token"]))["jti"]
-                .as_str()
-                .unwrap()
-                .to_owned()
-        })
-        .collect();
+    let a_jtis: Vec<String> =
+        [&a1, &a2].iter().map(|t| jwt_claims(s(&t["access_token"]))["jti"].as_str().unwrap().to_owned()).collect();
     let mut revoked = revoked_jtis(&mut control).await;
     revoked.sort();
     let mut expected = a_jtis.clone();
     expected.sort();
-    assert_eq!(
-        revoked, expected,
-        "the family's access tokens are revoked at the gates"
-    );
+    assert_eq!(revoked, expected, "the family's access tokens are revoked at the gates");
     assert_eq!(i.userinfo(s(&a2["access_token"])).await.status, 401);
 
     let reuse: Vec<_> = events(&mut bus)
@@ -275,33 +226,16 @@ async fn token_endpoint_errors_follow_rfc_6749() {
     let t = i.tokens_for("bob").await;
     let rt = s(&t["refresh_token"]);
 
-    let unknown = i
-        .token(&[
-            ("grant_type", "refresh_token"),
-            ("client_id", "nope"),
-            ("refresh_token", rt),
-        ])
-        .await;
-    assert_eq!(
-        (unknown.status, unknown.json()["error"].as_str()),
-        (401, Some("invalid_client"))
-    );
+    let unknown = i.token(&[("grant_type", "refresh_token"), ("client_id", "nope"), ("refresh_token", rt)]).await;
+    assert_eq!((unknown.status, unknown.json()["error"].as_str()), (401, Some("invalid_client")));
     assert!(unknown.header("www-authenticate").is_some());
-    let anonymous = i
-        .token(&[("grant_type", "refresh_token"), ("refresh_token", rt)])
-        .await;
-    assert_eq!(
-        (anonymous.status, anonymous.json()["error"].as_str()),
-        (401, Some("invalid_client"))
-    );
+    let anonymous = i.token(&[("grant_type", "refresh_token"), ("refresh_token", rt)]).await;
+    assert_eq!((anonymous.status, anonymous.json()["error"].as_str()), (401, Some("invalid_client")));
     let basic = i
         .request(
             "POST",
             "/token",
-            &[
-                ("content-type", "application/x-www-form-urlencoded"),
-                ("authorization", "Basic ZGVtby1hcHA6eA=="),
-            ],
+            &[("content-type", "application/x-www-form-urlencoded"), ("authorization", "Basic ZGVtby1hcHA6eA==")],
             Some(crate::common::form(&[
                 ("grant_type", "refresh_token"),
                 ("client_id", "demo-app"),
@@ -311,17 +245,8 @@ async fn token_endpoint_errors_follow_rfc_6749() {
         .await;
     assert_eq!(basic.status, 401);
 
-    let password = i
-        .token(&[
-            ("grant_type", "password"),
-            ("client_id", "demo-app"),
-            ("username", "bob"),
-        ])
-        .await;
-    assert_eq!(
-        (password.status, password.json()["error"].as_str()),
-        (400, Some("unsupported_grant_type"))
-    );
+    let password = i.token(&[("grant_type", "password"), ("client_id", "demo-app"), ("username", "bob")]).await;
+    assert_eq!((password.status, password.json()["error"].as_str()), (400, Some("unsupported_grant_type")));
     let no_grant = i.token(&[("client_id", "demo-app")]).await;
     assert_eq!(no_grant.json()["error"], "invalid_request");
     let repeated = i
@@ -341,21 +266,12 @@ async fn token_endpoint_errors_follow_rfc_6749() {
             Some(r#"{"grant_type":"refresh_token"}"#.into()),
         )
         .await;
-    assert_eq!(
-        (json_body.status, json_body.json()["error"].as_str()),
-        (400, Some("invalid_request"))
-    );
+    assert_eq!((json_body.status, json_body.json()["error"].as_str()), (400, Some("invalid_request")));
     let garbage = i.refresh("not-a-token").await;
     assert_eq!(garbage.json()["error"], "invalid_grant");
 
     // Another client presenting bob's refresh token gets invalid_grant, and the token is not harmed.
-    let foreign = i
-        .token(&[
-            ("grant_type", "refresh_token"),
-            ("client_id", "web-app"),
-            ("refresh_token", rt),
-        ])
-        .await;
+    let foreign = i.token(&[("grant_type", "refresh_token"), ("client_id", "web-app"), ("refresh_token", rt)]).await;
     assert_eq!(foreign.json()["error"], "invalid_grant");
     assert_eq!(i.refresh(rt).await.status, 200);
 
@@ -369,44 +285,22 @@ async fn token_endpoint_errors_follow_rfc_6749() {
 async fn userinfo_needs_a_live_token_with_openid() {
     let i = Issuer::start().await;
     let bare = i.get("/userinfo").await;
-    assert_eq!(
-        (bare.status, bare.header("www-authenticate")),
-        (401, Some("Bearer"))
-    );
+    assert_eq!((bare.status, bare.header("www-authenticate")), (401, Some("Bearer")));
     let junk = i.userinfo("junk").await;
     assert_eq!(junk.status, 401);
-    assert!(
-        junk.header("www-authenticate")
-            .unwrap()
-            .contains("invalid_token")
-    );
+    assert!(junk.header("www-authenticate").unwrap().contains("invalid_token"));
 
     // A token without openid is refused with insufficient_scope.
     let mut b = Browser::default();
-    let page = b
-        .get(&i, &authorize_path(&[("scope", "accounts:read")]))
-        .await;
-    let consent = b
-        .submit(
-            &i,
-            &page,
-            "/login",
-            &[("username", "alice"), ("password", PASSWORD)],
-        )
-        .await;
-    let done = b
-        .submit(&i, &consent, "/consent", &[("decision", "allow")])
-        .await;
+    let page = b.get(&i, &authorize_path(&[("scope", "accounts:read")])).await;
+    let consent = b.submit(&i, &page, "/login", &[("username", "alice"), ("password", PASSWORD)]).await;
+    let done = b.submit(&i, &consent, "/consent", &[("decision", "allow")]).await;
     let code = done.location_params()["code"].clone();
     let t = i.redeem(&code, VERIFIER).await.json();
     assert!(t.get("id_token").is_none(), "no id_token without openid");
     let r = i.userinfo(s(&t["access_token"])).await;
     assert_eq!(r.status, 403);
-    assert!(
-        r.header("www-authenticate")
-            .unwrap()
-            .contains("insufficient_scope")
-    );
+    assert!(r.header("www-authenticate").unwrap().contains("insufficient_scope"));
 
     // An expired token is refused.
     let t = i.tokens_for("alice").await;

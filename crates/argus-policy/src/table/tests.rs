@@ -24,12 +24,7 @@ fn matched<'t>(table: &'t RouteTable, path: &str) -> Option<&'t str> {
 
 #[test]
 fn longest_prefix_wins_on_segment_boundaries() {
-    let table = RouteTable::new(&[
-        route("root", "/"),
-        route("api", "/api"),
-        route("v1", "/api/v1/"),
-    ])
-    .unwrap();
+    let table = RouteTable::new(&[route("root", "/"), route("api", "/api"), route("v1", "/api/v1/")]).unwrap();
     assert_eq!(matched(&table, "/"), Some("root"));
     assert_eq!(matched(&table, "/apix"), Some("root"));
     assert_eq!(matched(&table, "/api"), Some("api"));
@@ -37,11 +32,7 @@ fn longest_prefix_wins_on_segment_boundaries() {
     assert_eq!(matched(&table, "/api/v1"), Some("v1"));
     assert_eq!(matched(&table, "/api/v1/users/7"), Some("v1"));
     assert_eq!(matched(&table, "/api/v10"), Some("api"));
-    assert_eq!(
-        table.routes()[2].prefix(),
-        "/api/v1",
-        "trailing slash dropped"
-    );
+    assert_eq!(table.routes()[2].prefix(), "/api/v1", "trailing slash dropped");
 }
 
 #[test]
@@ -65,32 +56,15 @@ fn first_matching_rule_wins_and_methods_filter() {
     let table = RouteTable::new(&[r]).unwrap();
     let demo = table.match_path("/accounts").unwrap();
     assert_eq!(demo.required_scopes("GET", "/accounts"), ["accounts:read"]);
-    assert_eq!(
-        demo.required_scopes("HEAD", "/accounts/7"),
-        ["accounts:read"],
-        "HEAD is covered by GET"
-    );
-    assert_eq!(
-        demo.required_scopes("PUT", "/accounts/7"),
-        ["accounts:write"]
-    );
+    assert_eq!(demo.required_scopes("HEAD", "/accounts/7"), ["accounts:read"], "HEAD is covered by GET");
+    assert_eq!(demo.required_scopes("PUT", "/accounts/7"), ["accounts:write"]);
     // The earlier /accounts rule shadows the later, longer one for GET: first match, not longest.
-    assert_eq!(
-        demo.required_scopes("GET", "/accounts/admin"),
-        ["accounts:read"]
-    );
+    assert_eq!(demo.required_scopes("GET", "/accounts/admin"), ["accounts:read"]);
     assert_eq!(demo.required_scopes("DELETE", "/accounts/admin"), ["admin"]);
     assert_eq!(demo.required_scopes("DELETE", "/accounts"), [] as [&str; 0]);
     assert_eq!(demo.required_scopes("GET", "/accountsx"), [] as [&str; 0]);
-    assert_eq!(
-        demo.required_scopes("get", "/accounts"),
-        [] as [&str; 0],
-        "wire methods are case-sensitive"
-    );
-    assert_eq!(
-        demo.required_scopes("PATCH", "/transfers"),
-        ["transfers:read", "transfers:write"]
-    );
+    assert_eq!(demo.required_scopes("get", "/accounts"), [] as [&str; 0], "wire methods are case-sensitive");
+    assert_eq!(demo.required_scopes("PATCH", "/transfers"), ["transfers:read", "transfers:write"]);
     assert_eq!(demo.rules()[0].methods(), ["GET"]);
 }
 
@@ -100,32 +74,15 @@ fn missing_scopes_are_listed_in_rule_order() {
     assert_eq!(missing_scopes(&required, "d  a"), ["b:c"]);
     assert_eq!(missing_scopes(&required, ""), ["a", "b:c", "d"]);
     assert!(missing_scopes(&required, "openid a b:c d").is_empty());
-    assert_eq!(
-        missing_scopes(&required, "ab:c b"),
-        ["a", "b:c", "d"],
-        "whole tokens only"
-    );
+    assert_eq!(missing_scopes(&required, "ab:c b"), ["a", "b:c", "d"], "whole tokens only");
     assert!(missing_scopes(&[], "").is_empty());
 }
 
 #[test]
 fn bad_configs_are_refused_with_the_route_named() {
     let bad_prefix = |p: &str| RouteTable::new(&[route("r", p)]).unwrap_err();
-    for p in [
-        "",
-        "api",
-        "/api/../x",
-        "/a//b",
-        "/a%2Fb",
-        "/a?x",
-        "/a#x",
-        "/a;x",
-        "/a%41",
-    ] {
-        assert!(
-            matches!(bad_prefix(p), PolicyError::BadPath { .. }),
-            "{p:?}"
-        );
+    for p in ["", "api", "/api/../x", "/a//b", "/a%2Fb", "/a?x", "/a#x", "/a;x", "/a%41"] {
+        assert!(matches!(bad_prefix(p), PolicyError::BadPath { .. }), "{p:?}");
     }
     assert_eq!(
         RouteTable::new(&[route("a", "/x"), route("a", "/y")]).unwrap_err(),
@@ -135,10 +92,7 @@ fn bad_configs_are_refused_with_the_route_named() {
         RouteTable::new(&[route("a", "/x"), route("b", "/x/")]).unwrap_err(),
         PolicyError::DuplicatePrefix { .. }
     ));
-    assert_eq!(
-        RouteTable::new(&[route(" ", "/")]).unwrap_err(),
-        PolicyError::EmptyName { index: 0 }
-    );
+    assert_eq!(RouteTable::new(&[route(" ", "/")]).unwrap_err(), PolicyError::EmptyName { index: 0 });
 
     let with_rule = |r: RuleConfig, auth: AuthMode| {
         let mut c = route("r", "/");
@@ -152,10 +106,7 @@ fn bad_configs_are_refused_with_the_route_named() {
     ));
     for scope in ["", "a b", "say\"hi", "back\\slash", "é"] {
         assert!(
-            matches!(
-                with_rule(rule(&[], "/", &[scope]), AuthMode::Argus).unwrap_err(),
-                PolicyError::BadScope { .. }
-            ),
+            matches!(with_rule(rule(&[], "/", &[scope]), AuthMode::Argus).unwrap_err(), PolicyError::BadScope { .. }),
             "{scope:?}"
         );
     }
@@ -163,9 +114,7 @@ fn bad_configs_are_refused_with_the_route_named() {
         with_rule(rule(&[], "/", &["a"]), AuthMode::None).unwrap_err(),
         PolicyError::RulesWithoutAuth { .. }
     ));
-    let msg = with_rule(rule(&[], "/x/../y", &[]), AuthMode::Argus)
-        .unwrap_err()
-        .to_string();
+    let msg = with_rule(rule(&[], "/x/../y", &[]), AuthMode::Argus).unwrap_err().to_string();
     assert!(msg.contains("\"r\"") && msg.contains("/x/../y"), "{msg}");
 }
 
@@ -195,28 +144,15 @@ fn toml_shape_of_the_demo_config() {
         "#,
     )
     .unwrap();
-    assert_eq!(
-        file.routes[0].require[0],
-        rule(&["GET"], "/accounts", &["accounts:read"])
-    );
+    assert_eq!(file.routes[0].require[0], rule(&["GET"], "/accounts", &["accounts:read"]));
     assert_eq!(file.routes[1].auth, AuthMode::None);
     let table = RouteTable::new(&file.routes).unwrap();
-    assert_eq!(
-        table.match_path("/health/live").map(Route::auth),
-        Some(AuthMode::None)
-    );
+    assert_eq!(table.match_path("/health/live").map(Route::auth), Some(AuthMode::None));
 
-    let unknown =
-        toml::from_str::<File>("[[routes]]\nname='x'\nprefix='/'\nupstream='u'\nscope=['a']\n");
+    let unknown = toml::from_str::<File>("[[routes]]\nname='x'\nprefix='/'\nupstream='u'\nscope=['a']\n");
     assert!(unknown.unwrap_err().to_string().contains("scope"));
-    let auth =
-        toml::from_str::<File>("[[routes]]\nname='x'\nprefix='/'\nupstream='u'\nauth='basic'\n");
+    let auth = toml::from_str::<File>("[[routes]]\nname='x'\nprefix='/'\nupstream='u'\nauth='basic'\n");
     assert!(auth.is_err());
-    let defaulted =
-        toml::from_str::<File>("[[routes]]\nname='x'\nprefix='/'\nupstream='u'\n").unwrap();
-    assert_eq!(
-        defaulted.routes[0].auth,
-        AuthMode::Argus,
-        "secure by default"
-    );
+    let defaulted = toml::from_str::<File>("[[routes]]\nname='x'\nprefix='/'\nupstream='u'\n").unwrap();
+    assert_eq!(defaulted.routes[0].auth, AuthMode::Argus, "secure by default");
 }

@@ -1,8 +1,7 @@
 use argus_model::{Revocation, RevocationScope, Timestamp};
 use argus_oauth::{
-    AuthorizationCode, ClientRegistration, ConsentGrant, IssuedAccess, IssuerStore,
-    PendingAuthorization, RedeemOutcome, RefreshToken, RotateOutcome, SessionRecord,
-    StoredSigningKey,
+    AuthorizationCode, ClientRegistration, ConsentGrant, IssuedAccess, IssuerStore, PendingAuthorization,
+    RedeemOutcome, RefreshToken, RotateOutcome, SessionRecord, StoredSigningKey,
 };
 
 use crate::Store;
@@ -15,10 +14,7 @@ fn client() -> ClientRegistration {
     ClientRegistration {
         client_id: "demo-app".into(),
         name: "Demo".into(),
-        redirect_uris: vec![
-            "http://127.0.0.1/callback".into(),
-            "http://[::1]/callback".into(),
-        ],
+        redirect_uris: vec!["http://127.0.0.1/callback".into(), "http://[::1]/callback".into()],
         allowed_scopes: vec!["openid".into(), "accounts:read".into()],
         public: true,
     }
@@ -55,40 +51,22 @@ fn refresh(hash: &str, family: &str, jti: &str, created: i64) -> RefreshToken {
         expires_at: t(10_000),
         consumed_at: None,
         family_revoked_at: None,
-        access: IssuedAccess {
-            jti: jti.into(),
-            expires_at: t(created + 300),
-        },
+        access: IssuedAccess { jti: jti.into(), expires_at: t(created + 300) },
     }
 }
 
 #[tokio::test]
 async fn users_keep_their_sub_when_the_password_is_reset() {
     let s = Store::in_memory().await.unwrap();
-    let sub = s
-        .upsert_user("sub-1", "alice", "$argon2id$one", t(1))
-        .await
-        .unwrap();
+    let sub = s.upsert_user("sub-1", "alice", "$argon2id$one", t(1)).await.unwrap();
     assert_eq!(sub, "sub-1");
-    let again = s
-        .upsert_user("sub-2", "alice", "$argon2id$two", t(2))
-        .await
-        .unwrap();
+    let again = s.upsert_user("sub-2", "alice", "$argon2id$two", t(2)).await.unwrap();
     assert_eq!(again, "sub-1");
     let u = s.user_by_username("alice").await.unwrap().unwrap();
-    assert_eq!(
-        (u.sub.as_str(), u.password_hash.as_str(), u.disabled),
-        ("sub-1", "$argon2id$two", false)
-    );
-    assert_eq!(
-        s.user_by_sub("sub-1").await.unwrap().unwrap().username,
-        "alice"
-    );
+    assert_eq!((u.sub.as_str(), u.password_hash.as_str(), u.disabled), ("sub-1", "$argon2id$two", false));
+    assert_eq!(s.user_by_sub("sub-1").await.unwrap().unwrap().username, "alice");
     assert!(s.user_by_username("bob").await.unwrap().is_none());
-    assert!(
-        !format!("{u:?}").contains("argon2id"),
-        "Debug must not print the hash"
-    );
+    assert!(!format!("{u:?}").contains("argon2id"), "Debug must not print the hash");
 }
 
 #[tokio::test]
@@ -103,12 +81,7 @@ async fn clients_and_keys_round_trip() {
     assert_eq!(s.clients().await.unwrap(), vec![changed]);
     assert!(s.client("nope").await.unwrap().is_none());
 
-    let key = StoredSigningKey {
-        kid: "k1".into(),
-        alg: "ES256".into(),
-        pkcs8_der: vec![0, 1, 254],
-        created_at: t(5),
-    };
+    let key = StoredSigningKey { kid: "k1".into(), alg: "ES256".into(), pkcs8_der: vec![0, 1, 254], created_at: t(5) };
     s.add_signing_key(&key).await.unwrap();
     assert_eq!(s.signing_keys().await.unwrap(), vec![key.clone()]);
     assert!(s.add_signing_key(&key).await.is_err(), "a kid is unique");
@@ -136,10 +109,7 @@ async fn pending_requests_expire_and_are_taken_once() {
     assert_eq!(s.pending("h", t(10)).await.unwrap(), Some(p));
     assert!(s.pending("h", t(600)).await.unwrap().is_none(), "expired");
     assert!(s.take_pending("h", t(10)).await.unwrap());
-    assert!(
-        !s.take_pending("h", t(10)).await.unwrap(),
-        "taken once only"
-    );
+    assert!(!s.take_pending("h", t(10)).await.unwrap(), "taken once only");
 }
 
 #[tokio::test]
@@ -160,18 +130,9 @@ async fn sessions_and_consents() {
     assert!(s.session_by_cookie("other", t(50)).await.unwrap().is_none());
 
     assert!(s.consent("u1", "demo-app").await.unwrap().is_none());
-    let g = ConsentGrant {
-        sub: "u1".into(),
-        client_id: "demo-app".into(),
-        scope: "openid".into(),
-        granted_at: t(2),
-    };
+    let g = ConsentGrant { sub: "u1".into(), client_id: "demo-app".into(), scope: "openid".into(), granted_at: t(2) };
     s.record_consent(&g).await.unwrap();
-    let wider = ConsentGrant {
-        scope: "openid accounts:read".into(),
-        granted_at: t(3),
-        ..g
-    };
+    let wider = ConsentGrant { scope: "openid accounts:read".into(), granted_at: t(3), ..g };
     s.record_consent(&wider).await.unwrap();
     assert_eq!(s.consent("u1", "demo-app").await.unwrap(), Some(wider));
 }
@@ -181,10 +142,7 @@ async fn a_code_is_redeemed_once() {
     let s = Store::in_memory().await.unwrap();
     s.insert_code(&code("c1")).await.unwrap();
     let first = refresh("r1", "f1", "j1", 20);
-    assert_eq!(
-        s.redeem_code("c1", t(20), &first).await.unwrap(),
-        RedeemOutcome::Redeemed
-    );
+    assert_eq!(s.redeem_code("c1", t(20), &first).await.unwrap(), RedeemOutcome::Redeemed);
     let stored = s.code("c1").await.unwrap().unwrap();
     assert_eq!(stored.used_at, Some(t(20)));
     assert_eq!(stored.family_id.as_deref(), Some("f1"));
@@ -193,99 +151,52 @@ async fn a_code_is_redeemed_once() {
 
     // A second redemption writes nothing: no second family, no second refresh token.
     let second = refresh("r2", "f2", "j2", 21);
-    assert_eq!(
-        s.redeem_code("c1", t(21), &second).await.unwrap(),
-        RedeemOutcome::NotRedeemable
-    );
+    assert_eq!(s.redeem_code("c1", t(21), &second).await.unwrap(), RedeemOutcome::NotRedeemable);
     assert!(s.refresh_token("r2").await.unwrap().is_none());
 
     s.insert_code(&code("c2")).await.unwrap();
-    assert_eq!(
-        s.redeem_code("c2", t(70), &second).await.unwrap(),
-        RedeemOutcome::NotRedeemable,
-        "expired"
-    );
-    assert_eq!(
-        s.redeem_code("missing", t(20), &second).await.unwrap(),
-        RedeemOutcome::NotRedeemable
-    );
+    assert_eq!(s.redeem_code("c2", t(70), &second).await.unwrap(), RedeemOutcome::NotRedeemable, "expired");
+    assert_eq!(s.redeem_code("missing", t(20), &second).await.unwrap(), RedeemOutcome::NotRedeemable);
 }
 
 #[tokio::test]
 async fn rotation_consumes_once_and_family_revocation_stops_it() {
     let s = Store::in_memory().await.unwrap();
     s.insert_code(&code("c1")).await.unwrap();
-    s.redeem_code("c1", t(20), &refresh("r1", "f1", "j1", 20))
-        .await
-        .unwrap();
+    s.redeem_code("c1", t(20), &refresh("r1", "f1", "j1", 20)).await.unwrap();
 
     let r2 = refresh("r2", "f1", "j2", 30);
-    assert_eq!(
-        s.rotate_refresh("r1", t(30), &r2).await.unwrap(),
-        RotateOutcome::Rotated
-    );
-    assert_eq!(
-        s.refresh_token("r1").await.unwrap().unwrap().consumed_at,
-        Some(t(30))
-    );
+    assert_eq!(s.rotate_refresh("r1", t(30), &r2).await.unwrap(), RotateOutcome::Rotated);
+    assert_eq!(s.refresh_token("r1").await.unwrap().unwrap().consumed_at, Some(t(30)));
     let r3 = refresh("r3", "f1", "j3", 31);
-    assert_eq!(
-        s.rotate_refresh("r1", t(31), &r3).await.unwrap(),
-        RotateOutcome::NotRotatable
-    );
+    assert_eq!(s.rotate_refresh("r1", t(31), &r3).await.unwrap(), RotateOutcome::NotRotatable);
     assert!(s.refresh_token("r3").await.unwrap().is_none());
     // The family id of the replacement must be the old token's.
     let other_family = refresh("r4", "f9", "j4", 31);
-    assert_eq!(
-        s.rotate_refresh("r2", t(31), &other_family).await.unwrap(),
-        RotateOutcome::NotRotatable
-    );
+    assert_eq!(s.rotate_refresh("r2", t(31), &other_family).await.unwrap(), RotateOutcome::NotRotatable);
 
     let accesses = s.revoke_family("f1", t(40)).await.unwrap();
     let jtis: Vec<_> = accesses.iter().map(|a| a.jti.as_str()).collect();
     assert_eq!(jtis, ["j1", "j2"]);
-    assert_eq!(
-        s.refresh_token("r2")
-            .await
-            .unwrap()
-            .unwrap()
-            .family_revoked_at,
-        Some(t(40))
-    );
-    assert_eq!(
-        s.rotate_refresh("r2", t(41), &r3).await.unwrap(),
-        RotateOutcome::NotRotatable
-    );
+    assert_eq!(s.refresh_token("r2").await.unwrap().unwrap().family_revoked_at, Some(t(40)));
+    assert_eq!(s.rotate_refresh("r2", t(41), &r3).await.unwrap(), RotateOutcome::NotRotatable);
     // Revoking again keeps the first revocation time.
     s.revoke_family("f1", t(50)).await.unwrap();
-    assert_eq!(
-        s.refresh_token("r2")
-            .await
-            .unwrap()
-            .unwrap()
-            .family_revoked_at,
-        Some(t(40))
-    );
+    assert_eq!(s.refresh_token("r2").await.unwrap().unwrap().family_revoked_at, Some(t(40)));
 }
 
 #[tokio::test]
 async fn revocations_are_kept_until_they_lapse_and_purge_cleans_up() {
     let s = Store::in_memory().await.unwrap();
-    let r = Revocation {
-        id: "rv1".into(),
-        scope: RevocationScope::Token { jti: "j1".into() },
-        at: t(10),
-        until: t(100),
-    };
+    let r =
+        Revocation { id: "rv1".into(), scope: RevocationScope::Token { jti: "j1".into() }, at: t(10), until: t(100) };
     s.add_revocation(&r).await.unwrap();
     s.add_revocation(&r).await.unwrap();
     assert_eq!(s.active_revocations(t(50)).await.unwrap(), vec![r]);
     assert!(s.active_revocations(t(100)).await.unwrap().is_empty());
 
     s.insert_code(&code("c1")).await.unwrap();
-    s.redeem_code("c1", t(20), &refresh("r1", "f1", "j1", 20))
-        .await
-        .unwrap();
+    s.redeem_code("c1", t(20), &refresh("r1", "f1", "j1", 20)).await.unwrap();
     assert_eq!(s.purge_expired(t(50)).await.unwrap(), 0);
     // code (70), revocation (100), family and its token (10 000).
     assert_eq!(s.purge_expired(t(10_000)).await.unwrap(), 4);
