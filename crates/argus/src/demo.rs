@@ -28,9 +28,8 @@ pub struct DemoInfo {
 /// Create (or reset) the demo users and app, and seed the sample API with accounts owned by those users.
 pub async fn provision(store: &Store, url: &str, password: Option<String>, now: Timestamp) -> anyhow::Result<DemoInfo> {
     // 12 random bytes as hex: 96 bits, easy to paste, and never starting with '-' (a CLI flag).
-    let password = password.unwrap_or_else(|| {
-        argus_model::id::random_bytes(12).iter().map(|b| format!("{b:02x}")).collect::<String>()
-    });
+    let password = password
+        .unwrap_or_else(|| argus_model::id::random_bytes(12).iter().map(|b| format!("{b:02x}")).collect::<String>());
     let mut users = Vec::new();
     for name in DEMO_USERS {
         let sub = argus_issuer::provision::ensure_user(store, name, &password, now)
