@@ -12,6 +12,7 @@ use std::time::Instant;
 
 use argus_bus::EventBus;
 use argus_jose::AccessClaims;
+use argus_model::truncate_utf8 as truncate;
 use argus_model::{ApiCall, Decision, Event, EventKind, Principal, Timestamp};
 use axum::body::Body;
 use bytes::Bytes;
@@ -168,18 +169,6 @@ impl hyper::body::Body for MeteredBody {
     fn size_hint(&self) -> SizeHint {
         self.inner.size_hint()
     }
-}
-
-/// `s` cut to at most `max` bytes on a character boundary.
-fn truncate(s: &str, max: usize) -> &str {
-    if s.len() <= max {
-        return s;
-    }
-    let mut end = max;
-    while !s.is_char_boundary(end) {
-        end -= 1;
-    }
-    &s[..end]
 }
 
 #[cfg(test)]

@@ -2,6 +2,7 @@
 
 use std::net::SocketAddr;
 
+use argus_model::truncate_utf8 as truncate;
 use argus_model::{Event, EventKind, Principal, Revocation, Revoked};
 use axum::extract::{ConnectInfo, FromRequestParts};
 use axum::http::header;
@@ -40,18 +41,6 @@ impl Caller {
     pub fn principal(&self) -> Principal {
         Principal { ip: self.ip.clone(), user_agent: self.user_agent.clone(), ..Principal::default() }
     }
-}
-
-/// The longest prefix of `s` of at most `max` bytes that ends on a character boundary.
-pub(crate) fn truncate(s: &str, max: usize) -> &str {
-    if s.len() <= max {
-        return s;
-    }
-    let mut end = max;
-    while !s.is_char_boundary(end) {
-        end -= 1;
-    }
-    &s[..end]
 }
 
 impl Issuer {

@@ -8,8 +8,8 @@ use argus_model::id::{new_id, random_secret};
 use argus_model::{EventKind, Login, LoginOutcome, Principal};
 use argus_oauth::{
     AuthorizationCode, AuthorizationRequest, ClientRegistration, ConsentGrant, NextStep, OAuthError, Params,
-    PendingAuthorization, Prompt, Scopes, SessionRecord, StorageError, UserRecord, authorization_response_url,
-    describe_scope, hash_secret, next_step_after_login,
+    PendingAuthorization, Scopes, SessionRecord, StorageError, UserRecord, authorization_response_url, describe_scope,
+    hash_secret, next_step_after_login,
 };
 use axum::body::Bytes;
 use axum::extract::State;
@@ -17,53 +17,16 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 
 use crate::cookies;
-use crate::events::{Caller, truncate};
+use crate::events::Caller;
 use crate::pages::{self, ConsentPage, LOGIN_FAILED, LoginPage};
 use crate::state::{Issuer, Shared};
+use argus_model::truncate_utf8 as truncate;
 
 /// Longest user name looked up or recorded; longer input is treated as an unknown user.
 const MAX_USERNAME: usize = 256;
 
 /// An authorization request on its way through login and consent, from `/authorize` or from the store.
-#[derive(Clone, Debug)]
-pub(crate) struct FlowRequest {
-    pub client_id: String,
-    pub redirect_uri: String,
-    pub scope: Scopes,
-    pub state: Option<String>,
-    pub nonce: Option<String>,
-    pub code_challenge: String,
-    pub prompt: Prompt,
-}
-
-impl From<AuthorizationRequest> for FlowRequest {
-    fn from(r: AuthorizationRequest) -> Self {
-        Self {
-            client_id: r.client_id,
-            redirect_uri: r.redirect_uri,
-            scope: r.scope,
-            state: r.state,
-            nonce: r.nonce,
-            code_challenge: r.code_challenge,
-            prompt: r.prompt,
-        }
-    }
-}
-
-impl From<&PendingAuthorization> for FlowRequest {
-    fn from(p: &PendingAuthorization) -> Self {
-        Self {
-            client_id: p.client_id.clone(),
-            redirect_uri: p.redirect_uri.clone(),
-            // Stored values were validated at /authorize.
-            scope: Scopes::parse(&p.scope).unwrap_or_default(),
-            state: p.state.clone(),
-            nonce: p.nonce.clone(),
-            code_challenge: p.code_challenge.clone(),
-            prompt: Prompt::parse(Some(&p.prompt)).unwrap_or_default(),
-        }
-    }
-}
+pub(crate) type FlowRequest = AuthorizationRequest;
 
 /// A live session and its (enabled) user.
 pub(crate) struct LiveSession {

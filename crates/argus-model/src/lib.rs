@@ -9,6 +9,19 @@ pub mod control;
 pub mod event;
 pub mod id;
 
+/// The longest prefix of `s` of at most `max` bytes that ends on a character boundary. Events cap what callers
+/// control (user agents, user names) with it.
+pub fn truncate_utf8(s: &str, max: usize) -> &str {
+    if s.len() <= max {
+        return s;
+    }
+    let mut end = max;
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    &s[..end]
+}
+
 pub use clock::{Clock, SystemClock, Timestamp};
 pub use control::{Block, BlockTarget, ControlMessage, Revocation, RevocationScope, TokenKeys};
 pub use event::{

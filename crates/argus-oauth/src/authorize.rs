@@ -44,6 +44,21 @@ pub struct Prompt {
     pub consent: bool,
 }
 
+impl From<&crate::store::PendingAuthorization> for AuthorizationRequest {
+    /// The request as stored at `/authorize`, where it was validated.
+    fn from(p: &crate::store::PendingAuthorization) -> Self {
+        Self {
+            client_id: p.client_id.clone(),
+            redirect_uri: p.redirect_uri.clone(),
+            scope: Scopes::parse(&p.scope).unwrap_or_default(),
+            state: p.state.clone(),
+            nonce: p.nonce.clone(),
+            code_challenge: p.code_challenge.clone(),
+            prompt: Prompt::parse(Some(&p.prompt)).unwrap_or_default(),
+        }
+    }
+}
+
 impl Prompt {
     /// Parse a space-separated `prompt` value. `none` with anything else is an error (OIDC Core §3.1.2.1); values
     /// this issuer does not act on (`select_account`) are ignored.
