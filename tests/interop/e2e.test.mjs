@@ -2,211 +2,21 @@
 //
 // A user signs in through the issuer's HTML login and consent forms (authorization code + PKCE), calls the demo API
 // through the gate, refreshes (rotation: the old refresh token is dead), revokes, and the gate then refuses the token.
-// The browser part is plain fetch with a tiny cookie jar; everything OAuth is openid-client, unmodified.
-//
-// The binary is $ARGUS_BIN, else target/debug/argus of this repository. Every listener is on 127.0.0.1:0 and the
-// data directory is fresh, so runs never collide with each other or with a developer's `argus up`.
+// The browser part is plain fetch with a tiny cookie jar (lib/browser.mjs); everything OAuth is openid-client,
+// unmodified. The binary is started by lib/argus.mjs ($ARGUS_BIN, ephemeral ports, a fresh data directory).
 
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
-import { randomBytes, randomInt } from 'node:crypto';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { dirname, join, resolve } from 'node:path';
+import { randomInt } from 'node:crypto';
 import { performance } from 'node:perf_hooks';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { fileURLToPath } from 'node:url';
 import * as client from 'openid-client';
 
-const HERE = dirname(fileURLToPath(import.meta.url));
-const ARGUS_BIN = process.env.ARGUS_BIN || resolve(HERE, '../../target/debug/argus');
+import { Argus } from './lib/argus.mjs';
+import { CookieJar, authorizeInBrowser } from './lib/browser.mjs';
+
 const CLIENT_ID = 'demo-app';
-const STARTUP_TIMEOUT_MS = 30_000;
 const REVOCATION_DEADLINE_MS = 5_000;
-const PART_LINE = /^\s+(issuer|gate|watch|demo-api)\s+(http:\/\/\S+)/gm;
-const PARTS = ['issuer', 'gate', 'watch', 'demo-api'];
-const CONFIG_TOML = `[issuer]
-listen = "127.0.0.1:0"
-[gate]
-listen = "127.0.0.1:0"
-[watch]
-listen = "127.0.0.1:0"
-[demo]
-listen = "127.0.0.1:0"
-`;
-
-// ---------------------------------------------------------------------------------------------------------------
-// The argus process
-
-/** A running `argus up --demo`: its part URLs, its output, and how to stop it. */
-class Argus {
-  constructor(child, tmp, password) {
-    this.child = child;
-    this.tmp = tmp;
-    this.password = password;
-    this.stdout = '';
-    this.stderr = '';
-    this.urls = {};
-    this.exited = new Promise((done) => child.once('exit', (code, signal) => done({ code, signal })));
-    child.stdout.setEncoding('utf8').on('data', (chunk) => (this.stdout += chunk));
-    child.stderr.setEncoding('utf8').on('data', (chunk) => (this.stderr += chunk));
-  }
-
-  static async start() {
-    const tmp = await mkdtemp(join(tmpdir(), 'argus-interop-'));
-    const configPath = join(tmp, 'argus.toml');
-    await writeFile(configPath, CONFIG_TOML);
-    // Hex, so it never starts with '-' (which the command line would read as a flag).
-    const password = randomBytes(16).toString('hex');
-    const args = ['up', '--demo', '--data-dir', join(tmp, 'data'), '--demo-password', password, '--config', configPath];
-    const child = spawn(ARGUS_BIN, args, { stdio: ['ignore', 'pipe', 'pipe'] });
-    const argus = new Argus(child, tmp, password);
-    const spawned = new Promise((ok, fail) => {
-      child.once('spawn', ok);
-      child.once('error', (err) => fail(new Error(`cannot start ${ARGUS_BIN}: ${err.message}`)));
-    });
-    try {
-      await spawned;
-      await argus.waitForParts();
-    } catch (err) {
-      await argus.stop();
-      throw err;
-    }
-    return argus;
-  }
-
-  /** Resolve once the banner named all four parts; fail if argus exits first or takes longer than 30 s. */
-  async waitForParts() {
-    const deadline = performance.now() + STARTUP_TIMEOUT_MS;
-    let exit;
-    this.exited.then((e) => (exit = e));
-    while (performance.now() < deadline) {
-      for (const [, part, url] of this.stdout.matchAll(PART_LINE)) {
-        this.urls[part] = url.replace(/\/+$/, '');
-      }
-      if (PARTS.every((p) => this.urls[p])) return;
-      if (exit) {
-        throw new Error(`argus exited (${exit.code ?? exit.signal}) before it was up\n${this.output()}`);
-      }
-      await sleep(25);
-    }
-    throw new Error(`argus did not print all of ${PARTS.join(', ')} within ${STARTUP_TIMEOUT_MS} ms\n${this.output()}`);
-  }
-
-  output() {
-    return `--- argus stdout ---\n${this.stdout}\n--- argus stderr (last 20000 chars) ---\n${this.stderr.slice(-20_000)}`;
-  }
-
-  /** SIGTERM, then SIGKILL if it is still running after 5 s; then remove the temp directory. */
-  async stop() {
-    // No pid: the binary never started, and no 'exit' will come.
-    const running = this.child.pid !== undefined && this.child.exitCode === null && this.child.signalCode === null;
-    if (running) {
-      this.child.kill('SIGTERM');
-      // The grace timer is cancelled once argus exits, so it does not hold this process open for 5 s.
-      const grace = new AbortController();
-      const timeout = sleep(5_000, false, { signal: grace.signal }).catch(() => true);
-      const stopped = await Promise.race([this.exited.then(() => true), timeout]);
-      grace.abort();
-      if (!stopped) {
-        this.child.kill('SIGKILL');
-        await this.exited;
-      }
-    }
-    await rm(this.tmp, { recursive: true, force: true });
-  }
-}
-
-// ---------------------------------------------------------------------------------------------------------------
-// The browser part: fetch with a cookie jar, HTML forms as the issuer's contract writes them
-
-/** Cookies of one browser for one origin (all we talk to with cookies is the issuer). */
-class CookieJar {
-  #cookies = new Map();
-
-  store(response) {
-    for (const line of response.headers.getSetCookie()) {
-      const [pair, ...attributes] = line.split(';');
-      const eq = pair.indexOf('=');
-      if (eq <= 0) continue;
-      const name = pair.slice(0, eq).trim();
-      const value = pair.slice(eq + 1).trim();
-      const expired = attributes.some((a) => {
-        const [key, val = ''] = a.split('=').map((s) => s.trim());
-        if (/^max-age$/i.test(key)) return Number(val) <= 0;
-        if (/^expires$/i.test(key)) return Date.parse(val) <= Date.now();
-        return false;
-      });
-      if (expired) this.#cookies.delete(name);
-      else this.#cookies.set(name, value);
-    }
-  }
-
-  header() {
-    return [...this.#cookies].map(([name, value]) => `${name}=${value}`).join('; ');
-  }
-}
-
-const HTML_ENTITIES = { amp: '&', quot: '"', '#x27': "'", lt: '<', gt: '>' };
-
-/** Undo the issuer's HTML escaping of attribute values, in one pass (so "&amp;lt;" stays "&lt;"). */
-function unescapeHtml(text) {
-  return text.replace(/&(amp|quot|#x27|lt|gt);/g, (_, entity) => HTML_ENTITIES[entity]);
-}
-
-/** The body of `<form method="post" action="ACTION">` in `html`, or null when the page has no such form. */
-function formBody(html, action) {
-  const start = html.indexOf(`<form method="post" action="${action}">`);
-  if (start < 0) return null;
-  const end = html.indexOf('</form>', start);
-  return html.slice(start, end < 0 ? undefined : end);
-}
-
-/** The hidden inputs of a form, written exactly `<input type="hidden" name="NAME" value="VALUE">`. */
-function hiddenInputs(form) {
-  const fields = new URLSearchParams();
-  for (const [, name, value] of form.matchAll(/<input type="hidden" name="([^"]*)" value="([^"]*)">/g)) {
-    fields.append(unescapeHtml(name), unescapeHtml(value));
-  }
-  return fields;
-}
-
-function sameEndpoint(a, b) {
-  return a.origin === b.origin && a.pathname === b.pathname;
-}
-
-/**
- * Load `url` like a browser: follow 302/303 redirects that stay on the issuer; stop at the app's redirect_uri.
- * Returns `{ callback }` when the issuer sent the browser back to the app, else `{ url, status, html }`.
- */
-async function navigate(jar, url, redirectUri, init = { method: 'GET' }) {
-  const issuerOrigin = url.origin;
-  for (let hop = 0; hop < 10; hop++) {
-    const headers = new Headers(init.headers);
-    const cookies = jar.header();
-    if (cookies) headers.set('cookie', cookies);
-    if (init.method === 'POST') headers.set('origin', issuerOrigin);
-    const response = await fetch(url, { ...init, headers, redirect: 'manual' });
-    jar.store(response);
-    if (response.status === 302 || response.status === 303) {
-      await response.body?.cancel();
-      const location = new URL(response.headers.get('location'), url);
-      if (sameEndpoint(location, redirectUri)) return { callback: location };
-      assert.equal(location.origin, issuerOrigin, `the issuer redirected off the issuer to ${location}`);
-      url = location;
-      init = { method: 'GET' };
-      continue;
-    }
-    return { url, status: response.status, html: await response.text() };
-  }
-  throw new Error('more than 10 redirects');
-}
-
-async function submit(jar, page, action, fields, redirectUri) {
-  const target = new URL(action, page.url);
-  return navigate(jar, target, redirectUri, { method: 'POST', body: fields });
-}
 
 /**
  * Sign `username` in through the HTML forms and exchange the code with openid-client. A fresh `jar` is a new
@@ -227,35 +37,7 @@ async function signIn(config, { username, password, scope, jar = new CookieJar()
     nonce: expectedNonce,
   });
 
-  const pages = [];
-  let page = await navigate(jar, authorizationUrl, redirectUri);
-  while (!page.callback) {
-    assert.ok(pages.length < 4, `sign-in did not finish; pages seen: ${pages.join(', ')}`);
-    assert.equal(page.status, 200, `unexpected page ${page.url} (${page.status}):\n${page.html.slice(0, 2000)}`);
-    const login = formBody(page.html, '/login');
-    const consent = formBody(page.html, '/consent');
-    if (login !== null) {
-      assert.ok(!pages.includes('login'), `the login form came back: wrong password?\n${page.html.slice(0, 2000)}`);
-      assert.match(login, /name="username"/);
-      assert.match(login, /name="password"/);
-      pages.push('login');
-      const fields = hiddenInputs(login);
-      fields.set('username', username);
-      fields.set('password', password);
-      page = await submit(jar, page, '/login', fields, redirectUri);
-    } else if (consent !== null) {
-      assert.match(consent, /<button type="submit" name="decision" value="allow">/);
-      assert.match(consent, /<button type="submit" name="decision" value="deny">/);
-      pages.push('consent');
-      const fields = hiddenInputs(consent);
-      fields.set('decision', 'allow');
-      page = await submit(jar, page, '/consent', fields, redirectUri);
-    } else {
-      assert.fail(`neither a login nor a consent form at ${page.url}:\n${page.html.slice(0, 2000)}`);
-    }
-  }
-
-  const callback = page.callback;
+  const { callback, pages } = await authorizeInBrowser(jar, authorizationUrl, redirectUri, { username, password });
   assert.equal(callback.searchParams.get('state'), expectedState);
   assert.ok(callback.searchParams.get('code'), `no code in ${callback}`);
   assert.equal(callback.searchParams.get('iss'), config.serverMetadata().issuer);

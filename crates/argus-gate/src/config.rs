@@ -39,6 +39,17 @@ pub struct GateConfig {
     /// A token signed by an unknown key makes the gate refetch the issuer's JWKS, but at most once per this many
     /// seconds, so a flood of made-up key ids cannot flood the issuer. Default 10.
     pub jwks_min_refresh_secs: u64,
+    /// Require DPoP server nonces (RFC 9449 §9) on proofs for DPoP-bound tokens. A proof without the current
+    /// nonce is answered 401 `use_dpop_nonce` with a `DPoP-Nonce` header; clients (openid-client, oauth4webapi)
+    /// retry once by themselves. Default `true`: a nonce proves the proof was made just now, so proofs
+    /// pre-computed by code that briefly had the key (XSS) are worthless (RFC 9449 §11.2), at the cost of one
+    /// extra round trip per client per nonce window.
+    pub dpop_nonce: bool,
+    /// How long a server nonce is current, in seconds; it is still accepted for one more window after. Default 300.
+    pub dpop_nonce_window_secs: u64,
+    /// How far a DPoP proof's `iat` may be from now, in seconds, in either direction (plus 5 s of leeway): the
+    /// window in which a proof is usable, and its `jti` remembered against replay. Default 60.
+    pub dpop_proof_max_age_secs: u64,
 }
 
 /// Default `[gate] listen`.
@@ -55,6 +66,9 @@ impl Default for GateConfig {
             upstream_timeout_secs: 30,
             max_body_bytes: 1024 * 1024,
             jwks_min_refresh_secs: 10,
+            dpop_nonce: true,
+            dpop_nonce_window_secs: 300,
+            dpop_proof_max_age_secs: 60,
         }
     }
 }
@@ -69,6 +83,7 @@ mod tests {
         assert_eq!(empty.listen, "127.0.0.1:7480".parse::<SocketAddr>().unwrap());
         assert_eq!((empty.upstream_timeout_secs, empty.max_body_bytes, empty.jwks_min_refresh_secs), (30, 1 << 20, 10));
         assert!(empty.routes.is_empty() && empty.issuer.is_none());
+        assert_eq!((empty.dpop_nonce, empty.dpop_nonce_window_secs, empty.dpop_proof_max_age_secs), (true, 300, 60));
 
         let set: GateConfig = toml::from_str(
             "listen = \"0.0.0.0:8080\"\nmax_body_bytes = 10\n[[routes]]\nname = \"a\"\nprefix = \"/a\"\n\

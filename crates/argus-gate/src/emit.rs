@@ -88,6 +88,7 @@ impl CallRecord {
         self.principal.client_id = Some(claims.client_id.clone());
         self.principal.sid = claims.sid.clone();
         self.principal.jti = Some(claims.jti.clone());
+        self.principal.jkt = claims.cnf.as_ref().map(|cnf| cnf.jkt.clone());
     }
 
     /// Every check passed: from here on the call is allowed, whatever the upstream answers.

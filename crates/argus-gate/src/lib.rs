@@ -5,17 +5,21 @@
 //! 1. **route** (`phases`): the longest configured prefix, on whole segments, of a canonical path;
 //! 2. **token** (`phases`, `jwks`): an RFC 6750 bearer token, verified as an RFC 9068 access token against the
 //!    issuer's JWKS (discovered, cached, refetched for an unknown `kid`, coalesced and spaced);
-//! 3. **revocation** (`revocation`): the set fed by the control channel, indexed by jti, sid, sub, client_id;
-//! 4. **scopes** (`phases`): the route's first matching rule;
-//! 5. **proxy** (`proxy`): a keep-alive pool to the upstream, hop-by-hop headers stripped, forwarding headers set,
+//! 3. **revocation** (`revocation`): the set fed by the control channel (and loaded at start), indexed by jti,
+//!    sid, sub, client_id, refresh family and device;
+//! 4. **DPoP** (`dpop`): a token bound to a key (`cnf.jkt`) needs the `DPoP` scheme and a fresh, single-use proof
+//!    of that key for this request (RFC 9449), with server nonces when configured; other tokens need `Bearer`;
+//! 5. **scopes** (`phases`): the route's first matching rule;
+//! 6. **proxy** (`proxy`): a keep-alive pool to the upstream, hop-by-hop headers stripped, forwarding headers set,
 //!    bodies streamed and the request body limited;
-//! 6. **emit** (`emit`): one `ApiCall` event per call, allowed or refused, after the response body is sent.
+//! 7. **emit** (`emit`): one `ApiCall` event per call, allowed or refused, after the response body is sent.
 //!
 //! Every refusal is one [`Refusal`], which alone decides status, RFC 9457 problem `type`, `WWW-Authenticate` and
-//! the event's `reason`.
+//! the event's `reason`. Challenges answer in the scheme the token came with (`Bearer` or `DPoP`).
 #![forbid(unsafe_code)]
 
 mod config;
+mod dpop;
 mod emit;
 mod gate;
 mod jwks;
@@ -29,11 +33,14 @@ use std::time::Duration;
 
 pub use argus_policy::{AuthMode, PolicyError, RouteConfig, RuleConfig};
 pub use config::{DEFAULT_LISTEN, GateConfig};
-pub use refusal::{PROBLEM_TYPE_PREFIX, Refusal};
+pub use refusal::{PROBLEM_TYPE_PREFIX, Refusal, TokenScheme};
 pub use revocation::RevocationSet;
 
+use argus_cache::ReplayCache;
+use argus_jose::{NonceIssuer, normalize_htu};
 use argus_policy::RouteTable;
 
+use crate::dpop::DpopGuard;
 use crate::gate::Gate;
 use crate::jwks::{JwksCache, http_uri};
 use crate::proxy::{Upstream, upstream_client};
@@ -47,7 +54,19 @@ pub struct GateDeps {
     pub control: argus_bus::ControlChannel,
     /// The source of "now" for token expiry, JWKS refetch spacing, revocation pruning and event times.
     pub clock: Arc<dyn argus_model::Clock>,
+    /// The revocations in force when the gate starts (from the store), applied before the first call: a gate
+    /// that starts late still refuses what was revoked before.
+    pub initial_revocations: Vec<argus_model::Revocation>,
+    /// The key of the DPoP server nonces (at least 16 bytes when `dpop_nonce` is on). Gates that share it accept
+    /// each other's nonces.
+    pub dpop_nonce_secret: Vec<u8>,
+    /// Where DPoP proof `jti`s are remembered against replay; shared by gates that must refuse each other's
+    /// replays.
+    pub replay: Arc<dyn ReplayCache>,
 }
+
+/// Shortest DPoP nonce secret accepted: nonces must not be guessable ahead of time.
+const MIN_NONCE_SECRET_BYTES: usize = 16;
 
 /// A gate configuration that cannot run. The message names the offending key and value.
 #[derive(Debug, thiserror::Error)]
@@ -62,6 +81,10 @@ pub enum GateError {
     EmptyAudience,
     #[error("gate {0} must be greater than zero")]
     Zero(&'static str),
+    #[error("gate public_url {0:?} must be an absolute http:// or https:// URL")]
+    PublicUrl(String),
+    #[error("the gate's DPoP nonce secret must be at least {MIN_NONCE_SECRET_BYTES} bytes")]
+    NonceSecret,
 }
 
 impl GateConfig {
@@ -71,8 +94,19 @@ impl GateConfig {
     }
 
     fn compile(&self) -> Result<(RouteTable, Vec<Upstream>), GateError> {
-        if self.upstream_timeout_secs == 0 {
-            return Err(GateError::Zero("upstream_timeout_secs"));
+        for (key, value) in [
+            ("upstream_timeout_secs", self.upstream_timeout_secs),
+            ("dpop_nonce_window_secs", self.dpop_nonce_window_secs),
+            ("dpop_proof_max_age_secs", self.dpop_proof_max_age_secs),
+        ] {
+            if value == 0 {
+                return Err(GateError::Zero(key));
+            }
+        }
+        if let Some(url) = &self.public_url
+            && normalize_htu(url).is_none()
+        {
+            return Err(GateError::PublicUrl(url.clone()));
         }
         let table = RouteTable::new(&self.routes)?;
         let upstreams = table
@@ -119,7 +153,8 @@ pub async fn router(
             deps.clock.clone(),
             Duration::from_secs(config.jwks_min_refresh_secs),
         ),
-        revocations: Revocations::start(deps.control, deps.clock.clone()),
+        revocations: Revocations::start(deps.control, deps.clock.clone(), deps.initial_revocations),
+        dpop: dpop_guard(config, audience, &deps.dpop_nonce_secret, deps.replay)?,
         client: upstream_client(upstream_timeout),
         upstream_timeout,
         max_body_bytes: config.max_body_bytes,
@@ -127,4 +162,24 @@ pub async fn router(
         clock: deps.clock,
     };
     Ok(axum::Router::new().fallback(gate::handle).with_state(Arc::new(gate)))
+}
+
+/// The DPoP phase's settings. Proofs name the URL the caller used: the configured public URL, else the audience
+/// (which `argus up` sets to the gate's URL when none is configured).
+fn dpop_guard(
+    config: &GateConfig,
+    audience: &str,
+    nonce_secret: &[u8],
+    replay: Arc<dyn ReplayCache>,
+) -> Result<DpopGuard, GateError> {
+    let nonces = if config.dpop_nonce {
+        if nonce_secret.len() < MIN_NONCE_SECRET_BYTES {
+            return Err(GateError::NonceSecret);
+        }
+        Some(NonceIssuer::new(nonce_secret, config.dpop_nonce_window_secs))
+    } else {
+        None
+    };
+    let htu_base = config.public_url.as_deref().unwrap_or(audience);
+    Ok(DpopGuard::new(htu_base, config.dpop_proof_max_age_secs, nonces, replay))
 }

@@ -1,6 +1,6 @@
-//! The decision phases of a call, in order: route -> token -> revocation -> scopes. Each is a small function
-//! that returns what the next phase needs or the [`Refusal`] that ends the call. Proxying and the event are in
-//! `proxy` and `emit`.
+//! The decision phases of a call, in order: route -> token -> revocation -> DPoP -> scopes. Each is a small
+//! function that returns what the next phase needs or the [`Refusal`] that ends the call. DPoP is in `dpop`,
+//! proxying and the event in `proxy` and `emit`.
 
 use std::borrow::Cow;
 
@@ -9,7 +9,7 @@ use argus_policy::{Route, RouteTable, canonical_path, missing_scopes};
 use http::{HeaderMap, Method, header};
 
 use crate::jwks::JwksCache;
-use crate::refusal::Refusal;
+use crate::refusal::{Refusal, TokenScheme};
 use crate::revocation::Revocations;
 
 /// Phase 1, route: the route serving `raw_path`, and the canonical path the later phases match rules on.
@@ -22,11 +22,12 @@ pub(crate) fn route_phase<'t, 'p>(
     Ok((route, path))
 }
 
-/// Phase 2a: the bearer token of the `Authorization` header (RFC 6750 §2.1; the scheme is case-insensitive).
+/// Phase 2a: the access token of the `Authorization` header and its scheme, `Bearer` (RFC 6750 §2.1) or `DPoP`
+/// (RFC 9449 §7.1); schemes are case-insensitive.
 ///
 /// No header, or credentials of another scheme, is a missing token (§3.1: no error code). Two headers are an
 /// invalid request: the gate and the upstream might each read a different one.
-pub(crate) fn bearer_token(headers: &HeaderMap) -> Result<&str, Refusal> {
+pub(crate) fn presented_token(headers: &HeaderMap) -> Result<(TokenScheme, &str), Refusal> {
     let mut values = headers.get_all(header::AUTHORIZATION).iter();
     let value = values.next().ok_or(Refusal::MissingToken)?;
     if values.next().is_some() {
@@ -34,14 +35,18 @@ pub(crate) fn bearer_token(headers: &HeaderMap) -> Result<&str, Refusal> {
     }
     let value = value.to_str().map_err(|_| Refusal::InvalidToken)?;
     let (scheme, rest) = value.split_once(' ').unwrap_or((value, ""));
-    if !scheme.eq_ignore_ascii_case("bearer") {
+    let scheme = if scheme.eq_ignore_ascii_case("bearer") {
+        TokenScheme::Bearer
+    } else if scheme.eq_ignore_ascii_case("dpop") {
+        TokenScheme::Dpop
+    } else {
         return Err(Refusal::MissingToken);
-    }
+    };
     let token = rest.trim_start_matches(' ');
     if token.is_empty() || token.contains(' ') {
         return Err(Refusal::InvalidToken);
     }
-    Ok(token)
+    Ok((scheme, token))
 }
 
 /// Phase 2b: verify the token against the issuer's keys.
@@ -133,6 +138,13 @@ mod tests {
         headers
     }
 
+    fn bearer_token(headers: &HeaderMap) -> Result<&str, Refusal> {
+        presented_token(headers).map(|(scheme, token)| {
+            assert_eq!(scheme, TokenScheme::Bearer);
+            token
+        })
+    }
+
     #[test]
     fn bearer_token_parsing() {
         assert_eq!(bearer_token(&with_authorization(&[b"Bearer abc.def.ghi"])), Ok("abc.def.ghi"));
@@ -144,6 +156,15 @@ mod tests {
         assert_eq!(bearer_token(&with_authorization(&[b"Bearer a b"])), Err(Refusal::InvalidToken));
         assert_eq!(bearer_token(&with_authorization(&[b"Bearer \xff"])), Err(Refusal::InvalidToken));
         assert_eq!(bearer_token(&with_authorization(&[b"Bearer a", b"Bearer b"])), Err(Refusal::InvalidRequest));
+    }
+
+    #[test]
+    fn dpop_token_parsing() {
+        let dpop = |v: &[u8]| presented_token(&with_authorization(&[v])).map(|(s, t)| (s, t.to_owned()));
+        assert_eq!(dpop(b"DPoP abc"), Ok((TokenScheme::Dpop, "abc".to_owned())));
+        assert_eq!(dpop(b"dpop  abc"), Ok((TokenScheme::Dpop, "abc".to_owned())));
+        assert_eq!(dpop(b"DPoP"), Err(Refusal::InvalidToken));
+        assert_eq!(dpop(b"DPoPabc"), Err(Refusal::MissingToken));
     }
 
     #[test]

@@ -4,6 +4,7 @@
 //! title, `WWW-Authenticate` challenge (RFC 6750 §3) and event `reason` all follow from that kind. Nothing
 //! internal (upstream address, key id, parser message) ever reaches the caller.
 
+use argus_jose::DPOP_ALGORITHMS;
 use axum::body::Body;
 use axum::response::Response;
 use http::{HeaderValue, StatusCode, header};
@@ -36,16 +37,32 @@ pub enum Refusal {
     UpstreamTimeout,
     /// The issuer's keys could not be fetched, so the token could be neither accepted nor refused.
     JwksUnavailable,
+    /// A DPoP-bound token came as `Bearer`, or a token that is not DPoP-bound came as `DPoP` (RFC 9449 §7.2).
+    TokenSchemeMismatch,
+    /// The DPoP proof is missing, malformed, replayed, or does not match the request, the token or its key.
+    InvalidDpopProof,
+    /// The DPoP proof lacks the current server nonce (RFC 9449 §9); the answer carries one in `DPoP-Nonce`.
+    UseDpopNonce,
 }
 
-/// The RFC 6750 challenge of a refusal.
+/// The scheme a token was presented with; a refusal's challenge answers in the same scheme (RFC 9449 §7.1).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum TokenScheme {
+    /// `Authorization: Bearer` (RFC 6750), and the default when no token came at all.
+    #[default]
+    Bearer,
+    /// `Authorization: DPoP` (RFC 9449 §7.1).
+    Dpop,
+}
+
+/// The RFC 6750 / RFC 9449 challenge of a refusal.
 enum Challenge {
-    /// RFC 6750 §3.1: no error code when the request had no token at all.
+    /// RFC 6750 §3.1: no error code when the request had no token at all; both schemes are offered.
     NoToken,
-    Error {
-        code: &'static str,
-        description: &'static str,
-    },
+    /// An error in the scheme the token was presented with.
+    Error { code: &'static str, description: &'static str },
+    /// An error that only exists in the DPoP scheme, whatever the token came with.
+    Dpop { code: &'static str, description: &'static str },
 }
 
 /// Everything the answer to a refusal is made of.
@@ -59,7 +76,7 @@ struct Spec {
 
 impl Refusal {
     fn spec(&self) -> Spec {
-        use Challenge::{Error, NoToken};
+        use Challenge::{Dpop, Error, NoToken};
         let (status, slug, title, detail, challenge) = match self {
             Self::NoRoute => (StatusCode::NOT_FOUND, "no-route", "No route", "No API is served at this path.", None),
             Self::InvalidPath => (
@@ -132,6 +149,27 @@ impl Refusal {
                 "The keys to verify the access token cannot be fetched right now. Try again later.",
                 None,
             ),
+            Self::TokenSchemeMismatch => (
+                StatusCode::UNAUTHORIZED,
+                "token-scheme-mismatch",
+                "Wrong token scheme",
+                "A DPoP-bound access token must be sent with the DPoP scheme and a proof; other tokens with Bearer.",
+                Some(Dpop { code: "invalid_token", description: "The token was presented with the wrong scheme" }),
+            ),
+            Self::InvalidDpopProof => (
+                StatusCode::UNAUTHORIZED,
+                "invalid-dpop-proof",
+                "Invalid DPoP proof",
+                "The DPoP proof is missing, invalid, reused, or does not match this request or the access token.",
+                Some(Dpop { code: "invalid_dpop_proof", description: "The DPoP proof is invalid" }),
+            ),
+            Self::UseDpopNonce => (
+                StatusCode::UNAUTHORIZED,
+                "use-dpop-nonce",
+                "DPoP nonce required",
+                "Make a new DPoP proof with the nonce of the DPoP-Nonce header.",
+                Some(Dpop { code: "use_dpop_nonce", description: "Resource server requires nonce in DPoP proof" }),
+            ),
         };
         Spec { status, slug, title, detail, challenge }
     }
@@ -151,23 +189,28 @@ impl Refusal {
         format!("{PROBLEM_TYPE_PREFIX}{}", self.slug())
     }
 
-    /// The `WWW-Authenticate` value, for refusals about the token.
-    pub fn www_authenticate(&self) -> Option<String> {
-        let challenge = self.spec().challenge?;
-        Some(match (challenge, self) {
-            (Challenge::NoToken, _) => r#"Bearer realm="argus""#.to_owned(),
-            (Challenge::Error { code, description }, Self::InsufficientScope { scope }) => {
-                // Scopes were checked against RFC 6749's scope-token syntax at start-up: no quote or backslash.
-                format!(r#"Bearer realm="argus", error="{code}", error_description="{description}", scope="{scope}""#)
-            }
-            (Challenge::Error { code, description }, _) => {
-                format!(r#"Bearer realm="argus", error="{code}", error_description="{description}""#)
-            }
-        })
+    /// The `WWW-Authenticate` challenges (one header field each) for refusals about the token, in the scheme the
+    /// token was presented with. DPoP challenges name the accepted proof algorithms (RFC 9449 §7.1).
+    pub fn www_authenticate(&self, scheme: TokenScheme) -> Vec<String> {
+        let Some(challenge) = self.spec().challenge else { return Vec::new() };
+        let (scheme, code, description) = match challenge {
+            Challenge::NoToken => return vec![r#"Bearer realm="argus""#.to_owned(), dpop_challenge("")],
+            Challenge::Error { code, description } => (scheme, code, description),
+            Challenge::Dpop { code, description } => (TokenScheme::Dpop, code, description),
+        };
+        let mut params = format!(r#", error="{code}", error_description="{description}""#);
+        if let Self::InsufficientScope { scope } = self {
+            // Scopes were checked against RFC 6749's scope-token syntax at start-up: no quote or backslash.
+            params.push_str(&format!(r#", scope="{scope}""#));
+        }
+        vec![match scheme {
+            TokenScheme::Bearer => format!(r#"Bearer realm="argus"{params}"#),
+            TokenScheme::Dpop => dpop_challenge(&params),
+        }]
     }
 
-    /// The RFC 9457 `application/problem+json` answer.
-    pub fn to_response(&self, request_id: &str) -> Response {
+    /// The RFC 9457 `application/problem+json` answer, challenging in the scheme the token came with.
+    pub fn to_response(&self, request_id: &str, scheme: TokenScheme) -> Response {
         let spec = self.spec();
         let body = serde_json::json!({
             "type": self.problem_type(),
@@ -181,18 +224,25 @@ impl Refusal {
         let headers = response.headers_mut();
         headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/problem+json"));
         headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-        if let Some(value) = self.www_authenticate().and_then(|v| HeaderValue::from_str(&v).ok()) {
-            headers.insert(header::WWW_AUTHENTICATE, value);
+        for challenge in self.www_authenticate(scheme) {
+            if let Ok(value) = HeaderValue::from_str(&challenge) {
+                headers.append(header::WWW_AUTHENTICATE, value);
+            }
         }
         response
     }
+}
+
+/// A `DPoP` challenge with `params` (each starting with `, `) and the accepted algorithms.
+fn dpop_challenge(params: &str) -> String {
+    format!(r#"DPoP realm="argus"{params}, algs="{}""#, DPOP_ALGORITHMS.join(" "))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    const ALL: [Refusal; 11] = [
+    const ALL: [Refusal; 14] = [
         Refusal::NoRoute,
         Refusal::InvalidPath,
         Refusal::InvalidRequest,
@@ -204,6 +254,9 @@ mod tests {
         Refusal::UpstreamUnavailable,
         Refusal::UpstreamTimeout,
         Refusal::JwksUnavailable,
+        Refusal::TokenSchemeMismatch,
+        Refusal::InvalidDpopProof,
+        Refusal::UseDpopNonce,
     ];
 
     #[test]
@@ -212,27 +265,58 @@ mod tests {
         assert_eq!(slugs.len(), ALL.len());
         let status = |r: &Refusal| r.status().as_u16();
         let statuses: Vec<u16> = ALL.iter().map(status).collect();
-        assert_eq!(statuses, [404, 400, 400, 401, 401, 401, 403, 413, 502, 504, 503]);
+        assert_eq!(statuses, [404, 400, 400, 401, 401, 401, 403, 413, 502, 504, 503, 401, 401, 401]);
         assert_eq!(Refusal::RevokedToken.problem_type(), "urn:argus:problem:revoked-token");
+    }
+
+    fn one(refusal: &Refusal, scheme: TokenScheme) -> String {
+        let mut challenges = refusal.www_authenticate(scheme);
+        assert_eq!(challenges.len(), 1, "{challenges:?}");
+        challenges.remove(0)
     }
 
     #[test]
     fn challenges_follow_rfc_6750() {
-        assert_eq!(Refusal::MissingToken.www_authenticate().unwrap(), r#"Bearer realm="argus""#);
-        let invalid = Refusal::InvalidToken.www_authenticate().unwrap();
+        let bearer = TokenScheme::Bearer;
+        let invalid = one(&Refusal::InvalidToken, bearer);
         assert!(invalid.starts_with(r#"Bearer realm="argus", error="invalid_token", error_description=""#));
-        assert!(Refusal::RevokedToken.www_authenticate().unwrap().contains(r#"error="invalid_token""#));
-        let scope = Refusal::InsufficientScope { scope: "a:read b".into() }.www_authenticate().unwrap();
+        assert!(one(&Refusal::RevokedToken, bearer).contains(r#"error="invalid_token""#));
+        let scope = one(&Refusal::InsufficientScope { scope: "a:read b".into() }, bearer);
         assert!(scope.contains(r#"error="insufficient_scope""#) && scope.ends_with(r#"scope="a:read b""#));
-        assert!(Refusal::InvalidRequest.www_authenticate().unwrap().contains(r#"error="invalid_request""#));
+        assert!(one(&Refusal::InvalidRequest, bearer).contains(r#"error="invalid_request""#));
         for r in [Refusal::NoRoute, Refusal::BodyTooLarge, Refusal::UpstreamTimeout, Refusal::JwksUnavailable] {
-            assert!(r.www_authenticate().is_none(), "{r:?}");
+            assert!(r.www_authenticate(bearer).is_empty(), "{r:?}");
+        }
+    }
+
+    #[test]
+    fn challenges_follow_rfc_9449() {
+        let algs = r#"algs="ES256 ES384 EdDSA RS256 PS256""#;
+        // No token at all: both schemes are offered, without an error code.
+        assert_eq!(
+            Refusal::MissingToken.www_authenticate(TokenScheme::Dpop),
+            [r#"Bearer realm="argus""#.to_owned(), format!(r#"DPoP realm="argus", {algs}"#)]
+        );
+        // A token presented with DPoP is answered in DPoP.
+        let invalid = one(&Refusal::InvalidToken, TokenScheme::Dpop);
+        assert!(invalid.starts_with(r#"DPoP realm="argus", error="invalid_token""#) && invalid.ends_with(algs));
+        let scope = one(&Refusal::InsufficientScope { scope: "a".into() }, TokenScheme::Dpop);
+        assert!(scope.starts_with("DPoP ") && scope.contains(r#"scope="a""#), "{scope}");
+        // DPoP errors are DPoP challenges even when the token came as Bearer.
+        for (refusal, code) in [
+            (Refusal::InvalidDpopProof, "invalid_dpop_proof"),
+            (Refusal::UseDpopNonce, "use_dpop_nonce"),
+            (Refusal::TokenSchemeMismatch, "invalid_token"),
+        ] {
+            let challenge = one(&refusal, TokenScheme::Bearer);
+            assert!(challenge.starts_with(&format!(r#"DPoP realm="argus", error="{code}""#)), "{challenge}");
+            assert!(challenge.ends_with(algs), "{challenge}");
         }
     }
 
     #[tokio::test]
     async fn problem_json_body() {
-        let response = Refusal::InsufficientScope { scope: "x".into() }.to_response("req-1");
+        let response = Refusal::InsufficientScope { scope: "x".into() }.to_response("req-1", TokenScheme::Bearer);
         assert_eq!(response.status(), StatusCode::FORBIDDEN);
         assert_eq!(response.headers()[header::CONTENT_TYPE], "application/problem+json");
         let body = axum::body::to_bytes(response.into_body(), 4096).await.unwrap();

@@ -25,6 +25,10 @@ pub struct RevocationSet {
     clients: HashMap<String, Revocation>,
     /// By `sub`, then `client_id`.
     grants: HashMap<String, HashMap<String, Revocation>>,
+    /// By refresh-token family (claim `fid`).
+    families: HashMap<String, Revocation>,
+    /// By device (claim `did`).
+    devices: HashMap<String, Revocation>,
 }
 
 impl RevocationSet {
@@ -41,6 +45,8 @@ impl RevocationSet {
             RevocationScope::Grant { sub, client_id } => {
                 self.grants.entry(sub.clone()).or_default().entry(client_id.clone())
             }
+            RevocationScope::Family { family } => self.families.entry(family.clone()),
+            RevocationScope::Device { device } => self.devices.entry(device.clone()),
         };
         slot.and_modify(|kept| {
             kept.at = kept.at.max(revocation.at);
@@ -49,7 +55,7 @@ impl RevocationSet {
         .or_insert(revocation);
     }
 
-    /// Whether a token with these keys is revoked: at most five hash lookups, each confirmed by
+    /// Whether a token with these keys is revoked: at most seven hash lookups, each confirmed by
     /// [`Revocation::covers`].
     pub fn covers(&self, token: &TokenKeys<'_>) -> bool {
         let candidates = [
@@ -58,6 +64,8 @@ impl RevocationSet {
             self.users.get(token.sub),
             self.clients.get(token.client_id),
             self.grants.get(token.sub).and_then(|by_client| by_client.get(token.client_id)),
+            token.family.and_then(|family| self.families.get(family)),
+            token.device.and_then(|device| self.devices.get(device)),
         ];
         candidates.into_iter().flatten().any(|r| r.covers(token))
     }
@@ -69,6 +77,8 @@ impl RevocationSet {
         self.sessions.retain(live);
         self.users.retain(live);
         self.clients.retain(live);
+        self.families.retain(live);
+        self.devices.retain(live);
         self.grants.retain(|_, by_client| {
             by_client.retain(live);
             !by_client.is_empty()
@@ -81,6 +91,8 @@ impl RevocationSet {
             + self.sessions.len()
             + self.users.len()
             + self.clients.len()
+            + self.families.len()
+            + self.devices.len()
             + self.grants.values().map(HashMap::len).sum::<usize>()
     }
 
@@ -103,15 +115,22 @@ pub(crate) struct Revocations {
 }
 
 impl Revocations {
-    /// Subscribe to `control` now (so nothing published after this call is missed) and spawn the task applying
-    /// its messages.
-    pub(crate) fn start(control: ControlChannel, clock: Arc<dyn Clock>) -> Arc<Self> {
+    /// Start from `initial` (the set in force when the gate starts, so a late gate refuses what was revoked
+    /// before it), subscribe to `control` now (so nothing published after this call is missed) and spawn the task
+    /// applying its messages.
+    pub(crate) fn start(control: ControlChannel, clock: Arc<dyn Clock>, initial: Vec<Revocation>) -> Arc<Self> {
         // Subscribe before reading the counter: every message counted after the snapshot is then delivered to
         // this subscriber, so `caught_up` can never wait for a message that will not come.
         let subscriber = control.subscribe();
         let published_before = control.published();
+        let mut set = RevocationSet::default();
+        let now = clock.now();
+        // A revocation both loaded here and received on the channel merges into one entry: no double counting.
+        for revocation in initial {
+            set.insert(revocation, now);
+        }
         let this = Arc::new(Self {
-            set: RwLock::new(RevocationSet::default()),
+            set: RwLock::new(set),
             control,
             published_before,
             applied: AtomicU64::new(0),

@@ -136,6 +136,8 @@ async fn bad_or_missing_tokens_are_401_and_never_reach_the_upstream() {
         let challenge = reply.header("www-authenticate");
         if slug == "missing-token" {
             assert_eq!(challenge, r#"Bearer realm="argus""#, "{name}");
+            let dpop_offered = r#"DPoP realm="argus", algs="ES256 ES384 EdDSA RS256 PS256""#;
+            assert_eq!(reply.header_values("www-authenticate"), [challenge, dpop_offered], "{name}: both schemes");
         } else {
             assert_eq!(challenge, INVALID_TOKEN_CHALLENGE, "{name}: one generic description for every reason");
         }
@@ -466,13 +468,16 @@ async fn each_call_emits_exactly_one_event_with_its_decision() {
 async fn bad_configurations_are_refused_at_start() {
     use argus_bus::{ControlChannel, EventBus};
     use argus_gate::{GateConfig, GateDeps, GateError};
-    let deps = || GateDeps {
+    let deps = |secret: &[u8]| GateDeps {
         events: EventBus::new(4),
         control: ControlChannel::new(4),
         clock: std::sync::Arc::new(argus_testkit::FakeClock::default()),
+        initial_revocations: Vec::new(),
+        dpop_nonce_secret: secret.to_vec(),
+        replay: std::sync::Arc::new(argus_cache::MemoryReplayCache::default()),
     };
     let build = |config: GateConfig, issuer: &'static str| async move {
-        argus_gate::router(&config, issuer, "aud", deps()).await.map(|_| ())
+        argus_gate::router(&config, issuer, "aud", deps(support::NONCE_SECRET)).await.map(|_| ())
     };
     let good = GateConfig { routes: support::routes("http://127.0.0.1:9"), ..GateConfig::default() };
     assert!(build(good.clone(), "http://127.0.0.1:7400").await.is_ok());
@@ -488,8 +493,18 @@ async fn bad_configurations_are_refused_at_start() {
     bad.routes[1].prefix = "/api/".into();
     assert!(matches!(bad.check(), Err(GateError::Routes(_))));
 
-    let bad = GateConfig { upstream_timeout_secs: 0, ..good };
+    let bad = GateConfig { upstream_timeout_secs: 0, ..good.clone() };
     assert!(matches!(bad.check(), Err(GateError::Zero("upstream_timeout_secs"))));
+    let bad = GateConfig { dpop_proof_max_age_secs: 0, ..good.clone() };
+    assert!(matches!(bad.check(), Err(GateError::Zero("dpop_proof_max_age_secs"))));
+    let bad = GateConfig { public_url: Some("gate.example".into()), ..good.clone() };
+    assert!(matches!(bad.check(), Err(GateError::PublicUrl(_))));
+
+    // Nonces need a secret nobody can guess; without nonces none is needed.
+    let short = argus_gate::router(&good, "http://127.0.0.1:7400", "aud", deps(b"short")).await;
+    assert!(matches!(short, Err(GateError::NonceSecret)));
+    let no_nonces = GateConfig { dpop_nonce: false, ..good };
+    assert!(argus_gate::router(&no_nonces, "http://127.0.0.1:7400", "aud", deps(b"")).await.is_ok());
 }
 
 trait ClockSecs {

@@ -1,12 +1,16 @@
-//! `GET /authorize`: the start of the authorization code flow.
+//! `GET /authorize`: the start of the authorization code flow, from the query or from a pushed request (RFC 9126).
 
-use argus_oauth::{AuthorizeRejection, NextStep, Params, next_step_at_authorize, validate_authorize};
+use argus_oauth::{
+    AuthorizationRequest, AuthorizeRejection, ClientRegistration, NextStep, OAuthError, Params, hash_secret,
+    next_step_at_authorize, validate_authorize,
+};
 use axum::extract::{RawQuery, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
 
 use crate::flow::FlowRequest;
 use crate::pages;
+use crate::par::request_uri_secret;
 use crate::state::{Issuer, Shared};
 
 /// `GET /authorize`. A request whose client or redirect URI cannot be trusted gets an error page (400) and nothing
@@ -25,19 +29,31 @@ async fn run(s: &Issuer, headers: &HeaderMap, query: &str) -> Result<Response, a
         Ok(Some(id)) => s.store.client(id).await?,
         _ => None,
     };
-    let request = match validate_authorize(&params, client.as_ref()) {
-        Ok(r) => r,
-        Err(AuthorizeRejection::NoRedirect(why)) => {
-            return Ok(pages::error_page(
-                StatusCode::BAD_REQUEST,
-                &format!("The app sent an invalid sign-in request: {why}."),
-            ));
-        }
-        Err(AuthorizeRejection::Redirect { redirect_uri, state, error }) => {
-            return Ok(s.redirect_error(&redirect_uri, state.as_deref(), error));
-        }
+    let request = match params.single("request_uri") {
+        Ok(Some(request_uri)) => match pushed_request(s, client.as_ref(), request_uri).await? {
+            Ok(r) => r,
+            Err(why) => {
+                return Ok(pages::error_page(StatusCode::BAD_REQUEST, &format!("The app's sign-in request {why}.")));
+            }
+        },
+        _ => match validate_authorize(&params, client.as_ref()) {
+            Ok(r) if must_push(s, client.as_ref()) => {
+                let error = OAuthError::invalid_request("this client must use pushed authorization requests");
+                return Ok(s.redirect_error(&r.redirect_uri, r.state.as_deref(), error));
+            }
+            Ok(r) => r,
+            Err(AuthorizeRejection::NoRedirect(why)) => {
+                return Ok(pages::error_page(
+                    StatusCode::BAD_REQUEST,
+                    &format!("The app sent an invalid sign-in request: {why}."),
+                ));
+            }
+            Err(AuthorizeRejection::Redirect { redirect_uri, state, error }) => {
+                return Ok(s.redirect_error(&redirect_uri, state.as_deref(), error));
+            }
+        },
     };
-    // validate_authorize only succeeds for a known client.
+    // Both paths only succeed for a known, enabled client.
     let Some(client) = client else {
         return Ok(pages::error_page(StatusCode::BAD_REQUEST, "unknown client"));
     };
@@ -54,5 +70,30 @@ async fn run(s: &Issuer, headers: &HeaderMap, query: &str) -> Result<Response, a
             None => Ok(pages::error_page(StatusCode::BAD_REQUEST, "no session")),
         },
         step => s.start_interaction(headers, &flow, &client, step, live.as_ref()).await,
+    }
+}
+
+/// Whether authorization requests of this client must be pushed (per client, or for every client).
+fn must_push(s: &Issuer, client: Option<&ClientRegistration>) -> bool {
+    s.config.require_pushed_authorization_requests || client.is_some_and(|c| c.require_pushed_authorization_requests)
+}
+
+/// The pushed request a `request_uri` names, taken (it works once) — only by the client that pushed it, before it
+/// expires. It was validated when pushed; the other query parameters are ignored (RFC 9126 §4). The `Err` ends the
+/// sentence "The app's sign-in request ..." on an error page: with no trusted redirect URI, nothing is redirected.
+async fn pushed_request(
+    s: &Issuer,
+    client: Option<&ClientRegistration>,
+    request_uri: &str,
+) -> Result<Result<AuthorizationRequest, &'static str>, argus_oauth::StorageError> {
+    let Some(client) = client.filter(|c| !c.disabled) else {
+        return Ok(Err("names an unknown client"));
+    };
+    let Some(secret) = request_uri_secret(request_uri) else {
+        return Ok(Err("has an invalid request_uri"));
+    };
+    match s.store.take_pushed_request(&hash_secret(secret), &client.client_id, s.now()).await? {
+        Some(pushed) => Ok(Ok(AuthorizationRequest::from(&pushed))),
+        None => Ok(Err("has expired or was already used")),
     }
 }

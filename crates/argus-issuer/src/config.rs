@@ -19,8 +19,33 @@ pub struct IssuerConfig {
     /// Lifetime of id_tokens, in seconds. Default 300.
     pub id_token_ttl_secs: u64,
     /// Absolute lifetime of a refresh-token family, in seconds, counted from the sign-in; rotation does not extend
-    /// it. Default 2,592,000 (30 days).
-    pub refresh_token_ttl_secs: u64,
+    /// it. Default 2,592,000 (30 days). A client's `refresh_token_ttl_secs` overrides it. (Also accepted under its
+    /// earlier name `refresh_token_ttl_secs`.)
+    #[serde(alias = "refresh_token_ttl_secs")]
+    pub refresh_token_absolute_ttl_secs: u64,
+    /// Idle lifetime of a refresh token, in seconds: a token not used (rotated) for this long stops working, so an
+    /// app left alone does not keep a grant alive for the whole absolute lifetime. Default 1,209,600 (14 days).
+    pub refresh_token_idle_ttl_secs: u64,
+    /// How long after a rotation the rotated refresh token may come back without ending its family, in seconds.
+    /// Default 2. Within it, a second use is answered `invalid_grant` and nothing is issued — no second successor
+    /// exists, so a thief racing the owner gets nothing — but the family lives on: two refreshes sent at once by
+    /// the same app (two tabs, a retry after a timeout) are not an attack. Later, a rotated token coming back
+    /// revokes the family (RFC 9700 §4.14.2). 0 turns the leeway off; at most 60.
+    pub refresh_reuse_leeway_secs: u64,
+    /// Every client must use pushed authorization requests (RFC 9126 §5), not only those registered with
+    /// `require_pushed_authorization_requests`. Default false.
+    pub require_pushed_authorization_requests: bool,
+    /// DPoP proofs at the token and PAR endpoints must carry a server nonce (RFC 9449 §8): a proof without the
+    /// current nonce is answered `use_dpop_nonce` with a fresh one in `DPoP-Nonce`. Default true: it limits a
+    /// proof made in advance on a compromised client to the nonce's lifetime, at the cost of one extra round trip
+    /// per client (which openid-client and oauth4webapi do on their own).
+    pub dpop_nonce_required: bool,
+    /// How far a DPoP proof's `iat` may be from the server's clock, in seconds. Default 60.
+    pub dpop_proof_max_age_secs: u64,
+    /// How long a `private_key_jwt` client assertion may still be valid when presented (`exp` - now), in seconds.
+    /// Default 3,600: the default of common client libraries (authlib); each assertion is single use anyway (its
+    /// `jti` is kept until it expires).
+    pub client_assertion_max_lifetime_secs: u64,
     /// Lifetime of authorization codes, in seconds. Default 60.
     pub code_ttl_secs: u64,
     /// Lifetime of a sign-in session at the issuer (the session cookie), in seconds. Default 43,200 (12 hours).
@@ -37,7 +62,13 @@ impl Default for IssuerConfig {
             public_url: None,
             access_token_ttl_secs: 300,
             id_token_ttl_secs: 300,
-            refresh_token_ttl_secs: 30 * 24 * 3600,
+            refresh_token_absolute_ttl_secs: 30 * 24 * 3600,
+            refresh_token_idle_ttl_secs: 14 * 24 * 3600,
+            refresh_reuse_leeway_secs: 2,
+            require_pushed_authorization_requests: false,
+            dpop_nonce_required: true,
+            dpop_proof_max_age_secs: 60,
+            client_assertion_max_lifetime_secs: 3600,
             code_ttl_secs: 60,
             session_ttl_secs: 12 * 3600,
             authorization_request_ttl_secs: 600,
@@ -46,13 +77,28 @@ impl Default for IssuerConfig {
 }
 
 impl IssuerConfig {
-    /// Check the values: every lifetime must be at least one second and at most ten years.
+    /// Check the values: every lifetime must be at least one second and at most ten years; the reuse leeway at most
+    /// a minute, the DPoP window between 1 second and 10 minutes.
     pub fn validate(&self) -> Result<(), String> {
         const TEN_YEARS: u64 = 10 * 365 * 24 * 3600;
+        if self.refresh_reuse_leeway_secs > 60 {
+            return Err(format!(
+                "issuer.refresh_reuse_leeway_secs must be at most 60 seconds, not {}",
+                self.refresh_reuse_leeway_secs
+            ));
+        }
+        if !(1..=600).contains(&self.dpop_proof_max_age_secs) {
+            return Err(format!(
+                "issuer.dpop_proof_max_age_secs must be between 1 and 600 seconds, not {}",
+                self.dpop_proof_max_age_secs
+            ));
+        }
         for (name, v) in [
             ("access_token_ttl_secs", self.access_token_ttl_secs),
             ("id_token_ttl_secs", self.id_token_ttl_secs),
-            ("refresh_token_ttl_secs", self.refresh_token_ttl_secs),
+            ("refresh_token_absolute_ttl_secs", self.refresh_token_absolute_ttl_secs),
+            ("refresh_token_idle_ttl_secs", self.refresh_token_idle_ttl_secs),
+            ("client_assertion_max_lifetime_secs", self.client_assertion_max_lifetime_secs),
             ("code_ttl_secs", self.code_ttl_secs),
             ("session_ttl_secs", self.session_ttl_secs),
             ("authorization_request_ttl_secs", self.authorization_request_ttl_secs),
@@ -80,5 +126,13 @@ mod tests {
         assert!(serde_json::from_str::<IssuerConfig>(r#"{"code_ttl": 30}"#).is_err());
         let c = IssuerConfig { access_token_ttl_secs: 0, ..IssuerConfig::default() };
         assert!(c.validate().unwrap_err().contains("access_token_ttl_secs"));
+        let c = IssuerConfig { refresh_reuse_leeway_secs: 61, ..IssuerConfig::default() };
+        assert!(c.validate().unwrap_err().contains("refresh_reuse_leeway_secs"));
+        let c = IssuerConfig { dpop_proof_max_age_secs: 0, ..IssuerConfig::default() };
+        assert!(c.validate().unwrap_err().contains("dpop_proof_max_age_secs"));
+        assert_eq!(IssuerConfig { refresh_reuse_leeway_secs: 0, ..IssuerConfig::default() }.validate(), Ok(()));
+        // The earlier name of the absolute lifetime still reads.
+        let c: IssuerConfig = serde_json::from_str(r#"{"refresh_token_ttl_secs": 60}"#).unwrap();
+        assert_eq!(c.refresh_token_absolute_ttl_secs, 60);
     }
 }

@@ -72,6 +72,7 @@ impl Issuer {
                 used_at: None,
                 family_id: None,
                 access: None,
+                dpop_jkt: flow.dpop_jkt.clone(),
             })
             .await?;
         Ok(self.redirect_to_client(&flow.redirect_uri, flow.state.as_deref(), &[("code", &code)]))
@@ -129,6 +130,7 @@ impl Issuer {
                 nonce: flow.nonce.clone(),
                 code_challenge: flow.code_challenge.clone(),
                 prompt: flow.prompt.to_param(),
+                dpop_jkt: flow.dpop_jkt.clone(),
                 created_at: now,
                 expires_at: now.plus(Duration::from_secs(self.config.authorization_request_ttl_secs)),
             })

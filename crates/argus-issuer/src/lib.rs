@@ -23,6 +23,7 @@ mod userinfo;
 use std::sync::Arc;
 
 use argus_bus::{ControlChannel, EventBus};
+use argus_cache::ReplayCache;
 use argus_model::Clock;
 use argus_oauth::IssuerStore;
 use axum::Router;
@@ -38,6 +39,11 @@ pub struct IssuerDeps {
     pub events: EventBus,
     pub control: ControlChannel,
     pub clock: Arc<dyn Clock>,
+    /// Remembers DPoP proof and client assertion `jti`s. Issuers behind one load balancer must share it.
+    pub replay: Arc<dyn ReplayCache>,
+    /// The secret DPoP server nonces are derived from (at least 32 bytes). Issuers behind one load balancer must
+    /// share it, or a nonce from one is refused by the next.
+    pub dpop_nonce_secret: Vec<u8>,
 }
 
 /// The largest request body the issuer reads. Its forms and token requests are a few hundred bytes.

@@ -1,4 +1,5 @@
-//! `POST /revoke` (RFC 7009).
+//! `POST /revoke` (RFC 7009): every token kind (access tokens of every grant, refresh tokens), every client
+//! authentication method.
 
 use argus_jose::verify_access_token;
 use argus_model::Principal;
@@ -8,9 +9,10 @@ use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 
+use crate::client_auth::authenticated_client;
 use crate::events::Caller;
 use crate::state::{Issuer, Shared};
-use crate::token::{Fail, authenticate_client, error_response, no_store, read_form};
+use crate::token::{Fail, error_response, no_store, read_form};
 
 /// `POST /revoke`. A refresh token revokes its whole family with its access tokens; an access token is revoked at
 /// every gate through the control channel. An unknown, expired or already revoked token, or a token of another
@@ -24,7 +26,7 @@ pub(crate) async fn revoke(State(s): State<Shared>, caller: Caller, headers: Hea
 
 async fn run(s: &Issuer, caller: &Caller, headers: &HeaderMap, body: &[u8]) -> Result<(), Fail> {
     let params = read_form(headers, body)?;
-    let client = authenticate_client(s, headers, &params).await?;
+    let client = authenticated_client(s, headers, &params, "/revoke").await?;
     let token = params.get("token").ok_or(argus_oauth::OAuthError::invalid_request("token is required"))?.to_owned();
     let principal = Principal { client_id: Some(client.client_id.clone()), ..caller.principal() };
     // The hint only orders the lookups (RFC 7009 §2.1); an unknown hint is ignored.

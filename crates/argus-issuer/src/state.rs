@@ -4,8 +4,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use argus_bus::{ControlChannel, EventBus};
+use argus_cache::ReplayCache;
+use argus_jose::NonceIssuer;
 use argus_model::{Clock, Timestamp};
-use argus_oauth::IssuerStore;
+use argus_oauth::{ClientRegistration, IssuerStore};
 
 use crate::IssuerDeps;
 use crate::config::IssuerConfig;
@@ -25,7 +27,14 @@ pub(crate) struct Issuer {
     pub keys: Keys,
     /// Mark cookies `Secure`: the issuer is served over https.
     pub secure_cookies: bool,
+    /// One-time values already seen: DPoP proof and client assertion `jti`s.
+    pub replay: Arc<dyn ReplayCache>,
+    /// The server nonces DPoP proofs must carry at the token and PAR endpoints.
+    pub nonces: NonceIssuer,
 }
+
+/// How long a DPoP server nonce is handed out before the next one; each is accepted for one more window after.
+const DPOP_NONCE_WINDOW_SECS: u64 = 60;
 
 pub(crate) type Shared = Arc<Issuer>;
 
@@ -41,6 +50,9 @@ impl Issuer {
         if audience.trim().is_empty() {
             return Err(IssuerError::Config("the access-token audience must not be empty".into()));
         }
+        if deps.dpop_nonce_secret.len() < 32 {
+            return Err(IssuerError::Config("the DPoP nonce secret must be at least 32 bytes".into()));
+        }
         let keys = load_or_create(deps.store.as_ref(), deps.clock.now()).await?;
         Ok(Self {
             config: config.clone(),
@@ -52,6 +64,8 @@ impl Issuer {
             control: deps.control,
             clock: deps.clock,
             keys,
+            replay: deps.replay,
+            nonces: NonceIssuer::new(&deps.dpop_nonce_secret, DPOP_NONCE_WINDOW_SECS),
         })
     }
 
@@ -64,8 +78,9 @@ impl Issuer {
         format!("{}{path}", self.issuer_url)
     }
 
-    pub fn access_ttl(&self) -> Duration {
-        Duration::from_secs(self.config.access_token_ttl_secs)
+    /// The access-token lifetime for `client`: its own or the issuer's.
+    pub fn access_ttl(&self, client: &ClientRegistration) -> Duration {
+        Duration::from_secs(client.access_token_ttl(self.config.access_token_ttl_secs))
     }
 }
 

@@ -1,14 +1,17 @@
-//! `POST /token`: the authorization_code and refresh_token grants (RFC 6749 §4.1.3, §6; RFC 7636; RFC 9700 §4.14).
+//! `POST /token`: the authorization_code, refresh_token and client_credentials grants (RFC 6749 §4.1.3, §4.4, §6;
+//! RFC 7636; RFC 9700 §4.14), with client authentication (RFC 6749 §2.3, RFC 7523) and DPoP-bound tokens
+//! (RFC 9449 §5). The grants themselves are in the submodules.
 
-use std::time::Duration;
+mod client_credentials;
+mod code;
+mod refresh;
 
-use argus_jose::ACCESS_TOKEN_TYP;
-use argus_model::id::{new_id, random_secret};
-use argus_model::{EventKind, Principal, RefreshReuse, Timestamp, TokenIssued};
+use argus_jose::{ACCESS_TOKEN_TYP, DpopProof};
+use argus_model::id::new_id;
+use argus_model::{EventKind, Principal, Timestamp, TokenIssued};
 use argus_oauth::{
-    AuthorizationCode, ClientRegistration, CodeCheck, ErrorCode, IssuedAccess, OAuthError, Params, RedeemOutcome,
-    RefreshCheck, RefreshToken, RotateOutcome, Scopes, StorageError, TokenSubject, UserRecord, access_claims,
-    check_code_grant, check_refresh_grant, hash_secret, id_token_claims, live_accesses, narrow_scope, token_revocation,
+    ClientRegistration, ErrorCode, GrantType, IssuedAccess, OAuthError, Params, Scopes, StorageError, TokenSubject,
+    UserRecord, access_claims,
 };
 use axum::body::Bytes;
 use axum::extract::State;
@@ -16,6 +19,8 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 
+use crate::client_auth::authenticated_client;
+use crate::dpop;
 use crate::events::Caller;
 use crate::state::{Issuer, Shared};
 
@@ -85,13 +90,15 @@ pub(crate) fn no_store() -> [(header::HeaderName, HeaderValue); 2] {
     ]
 }
 
-/// The successful answer (RFC 6749 §5.1, OIDC Core §3.1.3.3).
+/// The successful answer (RFC 6749 §5.1, OIDC Core §3.1.3.3, RFC 9449 §5).
 #[derive(Serialize)]
-struct TokenResponse {
+pub(crate) struct TokenResponse {
     access_token: String,
+    /// `DPoP` for a token bound to the proof's key, `Bearer` otherwise.
     token_type: &'static str,
     expires_in: u64,
-    refresh_token: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    refresh_token: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     id_token: Option<String>,
     scope: String,
@@ -99,20 +106,100 @@ struct TokenResponse {
 
 /// `POST /token`.
 pub(crate) async fn token(State(s): State<Shared>, caller: Caller, headers: HeaderMap, body: Bytes) -> Response {
-    match run(&s, &caller, &headers, &body).await {
+    let mut response = match run(&s, &caller, &headers, &body).await {
         Ok(r) => (StatusCode::OK, no_store(), axum::Json(r)).into_response(),
         Err(f) => error_response(f),
+    };
+    dpop::add_nonce(&s, &headers, &mut response);
+    response
+}
+
+/// One token request, its client authenticated and its DPoP proof verified.
+pub(crate) struct GrantRequest<'a> {
+    pub s: &'a Issuer,
+    pub caller: &'a Caller,
+    pub client: &'a ClientRegistration,
+    pub params: &'a Params,
+    pub proof: Option<&'a DpopProof>,
+}
+
+impl GrantRequest<'_> {
+    /// The thumbprint of the proof's key: what the tokens issued are bound to.
+    pub fn jkt(&self) -> Option<&str> {
+        self.proof.map(|p| p.jkt.as_str())
+    }
+
+    /// The principal of this request's events, before the grant tells whose tokens they are.
+    pub fn principal(&self) -> Principal {
+        Principal {
+            client_id: Some(self.client.client_id.clone()),
+            jkt: self.jkt().map(str::to_owned),
+            ..self.caller.principal()
+        }
+    }
+
+    /// Sign an RFC 9068 access token for `who`, bound to the proof's key if there is one.
+    pub fn mint_access(&self, who: TokenSubject<'_>, now: Timestamp) -> Result<(String, IssuedAccess), Fail> {
+        let jti = new_id();
+        let s = self.s;
+        let claims = access_claims(&s.issuer_url, &s.audience, who, &jti, self.jkt(), now, s.access_ttl(self.client));
+        let token = s.keys.active.sign(ACCESS_TOKEN_TYP, &claims)?;
+        Ok((token, IssuedAccess { jti, expires_at: Timestamp::from_secs(claims.exp) }))
+    }
+
+    /// The answer for an access token (and what came with it).
+    pub fn response(
+        &self,
+        access_token: String,
+        refresh_token: Option<String>,
+        id_token: Option<String>,
+        scope: &Scopes,
+    ) -> TokenResponse {
+        TokenResponse {
+            access_token,
+            token_type: if self.proof.is_some() { "DPoP" } else { "Bearer" },
+            expires_in: self.s.access_ttl(self.client).as_secs(),
+            refresh_token,
+            id_token,
+            scope: scope.to_string(),
+        }
+    }
+
+    /// Tell watch what was issued.
+    pub fn emit_issued(&self, principal: Principal, grant: GrantType, scope: &Scopes, family: Option<&str>, access: &IssuedAccess) {
+        let principal = Principal { jti: Some(access.jti.clone()), ..principal };
+        self.s.emit(
+            principal,
+            EventKind::TokenIssued(TokenIssued {
+                grant_type: grant.as_str().to_owned(),
+                scope: scope.to_string(),
+                family: family.map(str::to_owned),
+                expires_at: access.expires_at,
+            }),
+        );
     }
 }
 
 async fn run(s: &Issuer, caller: &Caller, headers: &HeaderMap, body: &[u8]) -> Result<TokenResponse, Fail> {
     let params = read_form(headers, body)?;
-    let client = authenticate_client(s, headers, &params).await?;
-    match params.get("grant_type") {
-        None => Err(OAuthError::invalid_request("grant_type is required").into()),
-        Some("authorization_code") => code_grant(s, caller, &client, &params).await,
-        Some("refresh_token") => refresh_grant(s, caller, &client, &params).await,
-        Some(_) => Err(OAuthError::new(ErrorCode::UnsupportedGrantType, "unsupported grant_type").into()),
+    let client = authenticated_client(s, headers, &params, "/token").await?;
+    let grant = match params.get("grant_type") {
+        None => return Err(OAuthError::invalid_request("grant_type is required").into()),
+        // No implicit, no password grant, nothing else (RFC 9700 §2.1.2, §2.4).
+        Some(g) => GrantType::parse(g).ok_or(OAuthError::new(ErrorCode::UnsupportedGrantType, "unsupported grant_type"))?,
+    };
+    if !client.allows_grant(grant) {
+        return Err(OAuthError::unauthorized_client("this client may not use this grant type").into());
+    }
+    let proof = dpop::verified_proof(s, headers, "/token").await?;
+    if client.dpop_bound_access_tokens && proof.is_none() {
+        return Err(OAuthError::invalid_dpop_proof("this client must send a DPoP proof").into());
+    }
+    let request = GrantRequest { s, caller, client: &client, params: &params, proof: proof.as_ref() };
+    match grant {
+        GrantType::AuthorizationCode => code::code_grant(&request).await,
+        GrantType::RefreshToken => refresh::refresh_grant(&request).await,
+        GrantType::ClientCredentials => client_credentials::client_credentials_grant(&request).await,
     }
 }
 
@@ -133,217 +220,8 @@ pub(crate) fn read_form(headers: &HeaderMap, body: &[u8]) -> Result<Params, OAut
     Ok(params)
 }
 
-/// Identify the client. Only public clients exist in this version: they send `client_id` and no credentials.
-pub(crate) async fn authenticate_client(
-    s: &Issuer,
-    headers: &HeaderMap,
-    params: &Params,
-) -> Result<ClientRegistration, Fail> {
-    if headers.contains_key(header::AUTHORIZATION) || params.get("client_secret").is_some() {
-        return Err(OAuthError::invalid_client("only token_endpoint_auth_method none is supported").into());
-    }
-    let client_id = params.get("client_id").ok_or(OAuthError::invalid_client("client_id is required"))?;
-    let client = s.store.client(client_id).await?.ok_or(OAuthError::invalid_client("unknown client"))?;
-    if !client.public {
-        return Err(OAuthError::invalid_client("this client cannot authenticate at this issuer").into());
-    }
-    Ok(client)
-}
-
-async fn code_grant(
-    s: &Issuer,
-    caller: &Caller,
-    client: &ClientRegistration,
-    params: &Params,
-) -> Result<TokenResponse, Fail> {
-    let code = params.get("code").ok_or(OAuthError::invalid_request("code is required"))?;
-    let redirect_uri = params.get("redirect_uri").ok_or(OAuthError::invalid_request("redirect_uri is required"))?;
-    let verifier = params.get("code_verifier").ok_or(OAuthError::invalid_request("code_verifier is required"))?;
-    const INVALID: OAuthError = OAuthError::invalid_grant("the authorization code is invalid");
-
-    let now = s.now();
-    let stored = s.store.code(&hash_secret(code)).await?.ok_or(INVALID)?;
-    let principal = Principal {
-        sub: Some(stored.sub.clone()),
-        client_id: Some(client.client_id.clone()),
-        sid: Some(stored.sid.clone()),
-        ..caller.principal()
-    };
-    if check_code_grant(&stored, &client.client_id, redirect_uri, verifier, now)? == CodeCheck::Replayed {
-        revoke_code_issue(s, &stored, &principal, now).await?;
-        return Err(INVALID.into());
-    }
-    let user = enabled_user(s, &stored.sub).await?;
-    let scope = Scopes::parse(&stored.scope).unwrap_or_default();
-    let who = TokenSubject {
-        sub: &user.sub,
-        client_id: &client.client_id,
-        scope: &scope,
-        sid: Some(&stored.sid),
-        auth_time: Some(stored.auth_time),
-    };
-    let (access_token, access) = mint_access(s, who, now)?;
-    let refresh_token = random_secret(32);
-    let family_id = new_id();
-    let first = RefreshToken {
-        token_hash: hash_secret(&refresh_token),
-        family_id: family_id.clone(),
-        client_id: client.client_id.clone(),
-        sub: user.sub.clone(),
-        sid: Some(stored.sid.clone()),
-        scope: scope.to_string(),
-        auth_time: Some(stored.auth_time),
-        created_at: now,
-        expires_at: now.plus(Duration::from_secs(s.config.refresh_token_ttl_secs)),
-        consumed_at: None,
-        family_revoked_at: None,
-        access: access.clone(),
-    };
-    if s.store.redeem_code(&stored.code_hash, now, &first).await? == RedeemOutcome::NotRedeemable {
-        // Another request redeemed it between our check and now: the same as a replay.
-        if let Some(again) = s.store.code(&stored.code_hash).await? {
-            revoke_code_issue(s, &again, &principal, now).await?;
-        }
-        return Err(INVALID.into());
-    }
-    let id_token = if scope.contains("openid") {
-        let claims = id_token_claims(
-            &s.issuer_url,
-            who,
-            stored.nonce.as_deref(),
-            &access_token,
-            now,
-            Duration::from_secs(s.config.id_token_ttl_secs),
-        );
-        Some(s.keys.active.sign("JWT", &claims)?)
-    } else {
-        None
-    };
-    emit_issued(s, principal, "authorization_code", &scope, &family_id, &access);
-    Ok(TokenResponse {
-        access_token,
-        token_type: "Bearer",
-        expires_in: s.config.access_token_ttl_secs,
-        refresh_token,
-        id_token,
-        scope: scope.to_string(),
-    })
-}
-
-/// A code came back after it was redeemed: revoke everything it issued — its refresh family and every access
-/// token of that family (RFC 6749 §4.1.2, RFC 9700 §4.5).
-async fn revoke_code_issue(
-    s: &Issuer,
-    code: &AuthorizationCode,
-    principal: &Principal,
-    now: Timestamp,
-) -> Result<(), StorageError> {
-    let revocations = match (&code.family_id, &code.access) {
-        (Some(family), _) => live_accesses(&s.store.revoke_family(family, now).await?, now),
-        (None, Some(access)) => token_revocation(&access.jti, access.expires_at, now).into_iter().collect(),
-        (None, None) => Vec::new(),
-    };
-    tracing::warn!(client_id = %code.client_id, "authorization code replayed; its tokens are revoked");
-    s.publish_revocations(revocations, principal, "issuer").await;
-    Ok(())
-}
-
-async fn refresh_grant(
-    s: &Issuer,
-    caller: &Caller,
-    client: &ClientRegistration,
-    params: &Params,
-) -> Result<TokenResponse, Fail> {
-    let presented = params.get("refresh_token").ok_or(OAuthError::invalid_request("refresh_token is required"))?;
-    const INVALID: OAuthError = OAuthError::invalid_grant("the refresh token is invalid");
-
-    let now = s.now();
-    let old = s.store.refresh_token(&hash_secret(presented)).await?.ok_or(INVALID)?;
-    let principal = Principal {
-        sub: Some(old.sub.clone()),
-        client_id: Some(client.client_id.clone()),
-        sid: old.sid.clone(),
-        ..caller.principal()
-    };
-    if check_refresh_grant(&old, &client.client_id, now)? == RefreshCheck::Replayed {
-        revoke_reused_family(s, &old.family_id, &principal, now).await?;
-        return Err(INVALID.into());
-    }
-    let scope = narrow_scope(&old.scope, params.get("scope"))?;
-    let user = enabled_user(s, &old.sub).await?;
-    let who = TokenSubject {
-        sub: &user.sub,
-        client_id: &client.client_id,
-        scope: &scope,
-        sid: old.sid.as_deref(),
-        auth_time: old.auth_time,
-    };
-    let (access_token, access) = mint_access(s, who, now)?;
-    let refresh_token = random_secret(32);
-    let next = RefreshToken {
-        token_hash: hash_secret(&refresh_token),
-        created_at: now,
-        consumed_at: None,
-        family_revoked_at: None,
-        access: access.clone(),
-        // Same family, same (unnarrowed) scope and the family's absolute expiry: rotation never extends a grant.
-        ..old.clone()
-    };
-    if s.store.rotate_refresh(&old.token_hash, now, &next).await? == RotateOutcome::NotRotatable {
-        // Consumed by a concurrent request since our check: two holders of one token, the same as a replay.
-        revoke_reused_family(s, &old.family_id, &principal, now).await?;
-        return Err(INVALID.into());
-    }
-    emit_issued(s, principal, "refresh_token", &scope, &old.family_id, &access);
-    Ok(TokenResponse {
-        access_token,
-        token_type: "Bearer",
-        expires_in: s.config.access_token_ttl_secs,
-        refresh_token,
-        id_token: None,
-        scope: scope.to_string(),
-    })
-}
-
-/// A rotated refresh token came back: someone else has a copy. Revoke that family (and only that family) with
-/// its live access tokens, and tell watch.
-async fn revoke_reused_family(
-    s: &Issuer,
-    family_id: &str,
-    principal: &Principal,
-    now: Timestamp,
-) -> Result<(), StorageError> {
-    let accesses = s.store.revoke_family(family_id, now).await?;
-    tracing::warn!(family = %family_id, "refresh token reused; its family is revoked");
-    s.emit(principal.clone(), EventKind::RefreshReuse(RefreshReuse { family: family_id.to_owned() }));
-    s.publish_revocations(live_accesses(&accesses, now), principal, "issuer").await;
-    Ok(())
-}
-
 /// The user a grant is for, if it still exists and is enabled.
-async fn enabled_user(s: &Issuer, sub: &str) -> Result<UserRecord, Fail> {
+pub(crate) async fn enabled_user(s: &Issuer, sub: &str) -> Result<UserRecord, Fail> {
     let user = s.store.user_by_sub(sub).await?.filter(|u| !u.disabled);
     Ok(user.ok_or(OAuthError::invalid_grant("the grant's user is no longer active"))?)
-}
-
-/// Sign an RFC 9068 access token.
-fn mint_access(s: &Issuer, who: TokenSubject<'_>, now: Timestamp) -> Result<(String, IssuedAccess), Fail> {
-    let jti = new_id();
-    let claims = access_claims(&s.issuer_url, &s.audience, who, &jti, now, s.access_ttl());
-    let token = s.keys.active.sign(ACCESS_TOKEN_TYP, &claims)?;
-    let expires_at = Timestamp::from_secs(claims.exp);
-    Ok((token, IssuedAccess { jti, expires_at }))
-}
-
-fn emit_issued(s: &Issuer, principal: Principal, grant: &str, scope: &Scopes, family: &str, access: &IssuedAccess) {
-    let principal = Principal { jti: Some(access.jti.clone()), ..principal };
-    s.emit(
-        principal,
-        EventKind::TokenIssued(TokenIssued {
-            grant_type: grant.to_owned(),
-            scope: scope.to_string(),
-            family: Some(family.to_owned()),
-            expires_at: access.expires_at,
-        }),
-    );
 }

@@ -31,6 +31,24 @@ pub struct AccessClaims {
     pub sid: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub auth_time: Option<i64>,
+    /// The key the token is bound to (RFC 9449 §6.1); a token with `cnf.jkt` is only usable with a DPoP proof of
+    /// that key.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cnf: Option<Confirmation>,
+    /// Private claim: the refresh-token family the token was issued in, so a gate can refuse every token of a
+    /// revoked family without knowing their `jti`s.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fid: Option<String>,
+    /// Private claim: the device (browser) the user signed in on, so "sign out this device" reaches live tokens.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub did: Option<String>,
+}
+
+/// The `cnf` (confirmation) claim (RFC 7800), as DPoP uses it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Confirmation {
+    /// RFC 7638 SHA-256 thumbprint of the DPoP public key, base64url.
+    pub jkt: String,
 }
 
 impl AccessClaims {
@@ -50,6 +68,8 @@ impl AccessClaims {
             client_id: &self.client_id,
             sid: self.sid.as_deref(),
             iat_secs: self.iat,
+            family: self.fid.as_deref(),
+            device: self.did.as_deref(),
         }
     }
 }
@@ -196,6 +216,9 @@ mod tests {
             scope: "openid accounts:read".into(),
             sid: Some("s1".into()),
             auth_time: Some(now),
+            cnf: None,
+            fid: None,
+            did: None,
         }
     }
 

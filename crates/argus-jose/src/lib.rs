@@ -4,14 +4,19 @@
 #![forbid(unsafe_code)]
 
 mod access_token;
+mod dpop;
 mod keys;
 mod pkce;
 
 pub use access_token::{
-    ACCESS_TOKEN_TYP, AccessClaims, Audience, LEEWAY_SECS, TokenError, peek_kid, verify_access_token,
+    ACCESS_TOKEN_TYP, AccessClaims, Audience, Confirmation, LEEWAY_SECS, TokenError, peek_kid, verify_access_token,
+};
+pub use dpop::{
+    DPOP_ALGORITHMS, DPOP_IAT_LEEWAY_SECS, DPOP_TYP, DpopCheck, DpopError, DpopProof, NonceIssuer, normalize_htu,
+    verify_dpop_proof,
 };
 pub use jsonwebtoken::jwk::{Jwk, JwkSet};
-pub use keys::{KeyError, SigningKey, jwk_thumbprint};
+pub use keys::{EDDSA, ES256, KeyError, SIGNING_ALGORITHMS, SigningKey, jwk_thumbprint};
 pub use pkce::{pkce_challenge_s256, pkce_verifier_is_well_formed, verify_pkce_s256};
 
 /// SHA-256 of `input`, base64url without padding (PKCE S256, `at_hash`, token hashes).

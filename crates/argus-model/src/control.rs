@@ -39,6 +39,8 @@ impl Revocation {
             RevocationScope::Grant { sub, client_id } => {
                 issued_before && token.sub == sub && token.client_id == client_id
             }
+            RevocationScope::Family { family } => issued_before && token.family == Some(family.as_str()),
+            RevocationScope::Device { device } => issued_before && token.device == Some(device.as_str()),
         }
     }
 }
@@ -52,6 +54,10 @@ pub struct TokenKeys<'a> {
     pub sid: Option<&'a str>,
     /// `iat`, in seconds.
     pub iat_secs: i64,
+    /// The refresh-token family the token was issued in (claim `fid`), if any.
+    pub family: Option<&'a str>,
+    /// The device the sign-in happened on (claim `did`), if any.
+    pub device: Option<&'a str>,
 }
 
 /// What a revocation covers.
@@ -68,6 +74,10 @@ pub enum RevocationScope {
     Client { client_id: String },
     /// One user's grant to one app.
     Grant { sub: String, client_id: String },
+    /// Every token of one refresh-token family (one sign-in of one app, across rotations).
+    Family { family: String },
+    /// Every token obtained through sign-ins on one device (the `argus_device` browser cookie).
+    Device { device: String },
 }
 
 /// A block ordered by watch or an admin: the gate refuses matching calls until `until`.
@@ -94,7 +104,15 @@ mod tests {
     use super::*;
 
     fn keys(iat: i64) -> TokenKeys<'static> {
-        TokenKeys { jti: "j1", sub: "alice", client_id: "app", sid: Some("s1"), iat_secs: iat }
+        TokenKeys {
+            jti: "j1",
+            sub: "alice",
+            client_id: "app",
+            sid: Some("s1"),
+            iat_secs: iat,
+            family: Some("f1"),
+            device: Some("d1"),
+        }
     }
 
     fn rev(scope: RevocationScope) -> Revocation {
@@ -114,6 +132,8 @@ mod tests {
             RevocationScope::User { sub: "alice".into() },
             RevocationScope::Client { client_id: "app".into() },
             RevocationScope::Grant { sub: "alice".into(), client_id: "app".into() },
+            RevocationScope::Family { family: "f1".into() },
+            RevocationScope::Device { device: "d1".into() },
         ] {
             let r = rev(scope.clone());
             assert!(r.covers(&keys(100)), "{scope:?}");
@@ -121,6 +141,11 @@ mod tests {
         }
         assert!(!rev(RevocationScope::User { sub: "bob".into() }).covers(&keys(50)));
         assert!(!rev(RevocationScope::Grant { sub: "alice".into(), client_id: "x".into() }).covers(&keys(50)));
+        assert!(!rev(RevocationScope::Family { family: "f2".into() }).covers(&keys(50)));
+        assert!(!rev(RevocationScope::Device { device: "d2".into() }).covers(&keys(50)));
+        let unbound = TokenKeys { family: None, device: None, ..keys(50) };
+        assert!(!rev(RevocationScope::Family { family: "f1".into() }).covers(&unbound));
+        assert!(!rev(RevocationScope::Device { device: "d1".into() }).covers(&unbound));
     }
 
     #[test]

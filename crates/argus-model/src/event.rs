@@ -91,6 +91,8 @@ pub enum EventKind {
     Revoked(Revoked),
     /// Watch raised (or escalated) an alert.
     Alert(AlertRaised),
+    /// An administrator changed a client, a user or the signing keys (admin API, CLI).
+    AdminChange(AdminChange),
 }
 
 impl EventKind {
@@ -102,6 +104,7 @@ impl EventKind {
             Self::RefreshReuse(_) => "RefreshReuse",
             Self::Revoked(_) => "Revoked",
             Self::Alert(_) => "Alert",
+            Self::AdminChange(_) => "AdminChange",
         }
     }
 }
@@ -186,6 +189,20 @@ pub struct Revoked {
     pub scope: RevocationScope,
     /// Who asked: `client` (RFC 7009), `admin`, `user`, `watch`, `issuer` (e.g. refresh reuse).
     pub by: String,
+}
+
+/// A change made through the admin API or the CLI. The event's principal names the admin client (`client_id`);
+/// no secret or password is ever part of it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AdminChange {
+    /// What was done, `<object>.<verb>`: `client.create`, `client.update`, `client.disable`, `client.rotate_secret`,
+    /// `user.create`, `user.update`, `user.disable`, `key.rotate`.
+    pub action: String,
+    /// The id of the object changed: a `client_id`, a user's `sub`, a key's `kid`.
+    pub target: String,
+    /// The fields that changed, by name (values are not recorded: they may be secrets).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub fields: Vec<String>,
 }
 
 /// An alert as it travels the bus; the full alert, with its evidence, is in watch's store.

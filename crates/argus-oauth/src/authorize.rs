@@ -1,7 +1,7 @@
 //! The authorization endpoint's rules (RFC 6749 §4.1.1, RFC 7636, RFC 9700 §2.1): which requests are refused
 //! without a redirect, which errors go back to the client, and what the browser sees next.
 
-use crate::client::ClientRegistration;
+use crate::client::{ClientRegistration, GrantType};
 use crate::error::{ErrorCode, OAuthError};
 use crate::params::Params;
 use crate::scope::Scopes;
@@ -21,6 +21,8 @@ pub struct AuthorizationRequest {
     /// The S256 PKCE challenge.
     pub code_challenge: String,
     pub prompt: Prompt,
+    /// The thumbprint of the DPoP key the code is to be bound to (`dpop_jkt`, RFC 9449 §10).
+    pub dpop_jkt: Option<String>,
 }
 
 /// Why an authorization request was refused.
@@ -55,6 +57,23 @@ impl From<&crate::store::PendingAuthorization> for AuthorizationRequest {
             nonce: p.nonce.clone(),
             code_challenge: p.code_challenge.clone(),
             prompt: Prompt::parse(Some(&p.prompt)).unwrap_or_default(),
+            dpop_jkt: p.dpop_jkt.clone(),
+        }
+    }
+}
+
+impl From<&crate::store::PushedRequest> for AuthorizationRequest {
+    /// The request as pushed to `/par`, where it was validated.
+    fn from(p: &crate::store::PushedRequest) -> Self {
+        Self {
+            client_id: p.client_id.clone(),
+            redirect_uri: p.redirect_uri.clone(),
+            scope: Scopes::parse(&p.scope).unwrap_or_default(),
+            state: p.state.clone(),
+            nonce: p.nonce.clone(),
+            code_challenge: p.code_challenge.clone(),
+            prompt: Prompt::parse(Some(&p.prompt)).unwrap_or_default(),
+            dpop_jkt: p.dpop_jkt.clone(),
         }
     }
 }
@@ -122,6 +141,7 @@ pub fn validate_authorize(
         nonce: checked.nonce,
         code_challenge: checked.code_challenge,
         prompt: checked.prompt,
+        dpop_jkt: checked.dpop_jkt,
     })
 }
 
@@ -132,7 +152,8 @@ fn trusted_redirect_uri(params: &Params, client: Option<&ClientRegistration>) ->
         .single("client_id")
         .map_err(|_| NoRedirect("client_id is repeated"))?
         .ok_or(NoRedirect("client_id is missing"))?;
-    let client = client.filter(|c| c.client_id == client_id).ok_or(NoRedirect("unknown client"))?;
+    // A disabled client is treated as unknown: its users are never sent back to it.
+    let client = client.filter(|c| c.client_id == client_id && !c.disabled).ok_or(NoRedirect("unknown client"))?;
     let redirect_uri = params
         .single("redirect_uri")
         .map_err(|_| NoRedirect("redirect_uri is repeated"))?
@@ -148,6 +169,7 @@ struct Checked {
     nonce: Option<String>,
     code_challenge: String,
     prompt: Prompt,
+    dpop_jkt: Option<String>,
 }
 
 /// Everything after the redirect URI is trusted; each failure goes back to the client.
@@ -159,7 +181,8 @@ fn check_parameters(params: &Params, client: &ClientRegistration) -> Result<Chec
         return Err(OAuthError::new(ErrorCode::RequestNotSupported, "request objects are not supported"));
     }
     if params.get("request_uri").is_some() {
-        return Err(OAuthError::new(ErrorCode::RequestUriNotSupported, "request_uri is not supported"));
+        // Only a request_uri from our own PAR endpoint is accepted, and /authorize resolves it before this point.
+        return Err(OAuthError::new(ErrorCode::RequestUriNotSupported, "only pushed request_uri values are supported"));
     }
     match params.get("response_type") {
         None => return Err(OAuthError::invalid_request("response_type is required")),
@@ -171,6 +194,9 @@ fn check_parameters(params: &Params, client: &ClientRegistration) -> Result<Chec
     if params.get("response_mode").is_some_and(|m| m != "query") {
         return Err(OAuthError::invalid_request("only response_mode=query is supported"));
     }
+    if !client.allows_grant(GrantType::AuthorizationCode) {
+        return Err(OAuthError::unauthorized_client("this client may not use the authorization code flow"));
+    }
     let code_challenge = check_pkce(params)?;
     let scope = check_scope(params.get("scope"), client)?;
     let nonce = params.get("nonce").map(str::to_owned);
@@ -178,7 +204,16 @@ fn check_parameters(params: &Params, client: &ClientRegistration) -> Result<Chec
         return Err(OAuthError::invalid_request("nonce is too long"));
     }
     let prompt = Prompt::parse(params.get("prompt"))?;
-    Ok(Checked { scope, nonce, code_challenge, prompt })
+    let dpop_jkt = params.get("dpop_jkt").map(str::to_owned);
+    if dpop_jkt.as_deref().is_some_and(|j| !is_sha256_b64url(j)) {
+        return Err(OAuthError::invalid_request("dpop_jkt must be a SHA-256 JWK thumbprint"));
+    }
+    Ok(Checked { scope, nonce, code_challenge, prompt, dpop_jkt })
+}
+
+/// The base64url form of a SHA-256 digest (a PKCE S256 challenge, an RFC 7638 thumbprint): exactly 43 characters.
+fn is_sha256_b64url(s: &str) -> bool {
+    s.len() == 43 && s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
 }
 
 /// PKCE is mandatory and S256 only; a missing method means `plain`, which is refused (RFC 9700 §2.1.1).
@@ -188,10 +223,7 @@ fn check_pkce(params: &Params) -> Result<String, OAuthError> {
     if params.get("code_challenge_method") != Some("S256") {
         return Err(OAuthError::invalid_request("code_challenge_method must be S256"));
     }
-    // An S256 challenge is the base64url of a SHA-256 digest: exactly 43 characters.
-    let well_formed =
-        challenge.len() == 43 && challenge.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
-    if !well_formed {
+    if !is_sha256_b64url(challenge) {
         return Err(OAuthError::invalid_request("code_challenge is malformed"));
     }
     Ok(challenge.to_owned())
@@ -271,7 +303,7 @@ mod tests {
             name: "Demo".into(),
             redirect_uris: vec!["http://127.0.0.1/callback".into()],
             allowed_scopes: vec!["openid".into(), "profile".into(), "accounts:read".into()],
-            public: true,
+            ..ClientRegistration::default()
         }
     }
 
@@ -306,6 +338,9 @@ mod tests {
         assert_eq!(r.nonce.as_deref(), Some("n1"));
         assert_eq!(r.code_challenge, CHALLENGE);
         assert_eq!(r.prompt, Prompt::default());
+        assert_eq!(r.dpop_jkt, None);
+        let bound = run(&format!("{}&dpop_jkt={CHALLENGE}", base())).unwrap();
+        assert_eq!(bound.dpop_jkt.as_deref(), Some(CHALLENGE));
     }
 
     #[test]
@@ -322,6 +357,11 @@ mod tests {
         assert!(matches!(run(&no_redirect), Err(AuthorizeRejection::NoRedirect(_))));
         assert!(matches!(
             validate_authorize(&Params::parse(base().as_bytes()), None),
+            Err(AuthorizeRejection::NoRedirect(_))
+        ));
+        let disabled = ClientRegistration { disabled: true, ..client() };
+        assert!(matches!(
+            validate_authorize(&Params::parse(base().as_bytes()), Some(&disabled)),
             Err(AuthorizeRejection::NoRedirect(_))
         ));
     }
@@ -358,7 +398,14 @@ mod tests {
             redirected_code(&format!("{}&prompt=none%20login", base())),
             (ErrorCode::InvalidRequest, st.clone())
         );
-        assert_eq!(redirected_code(&format!("{}&request=eyJ", base())), (ErrorCode::RequestNotSupported, st));
+        assert_eq!(redirected_code(&format!("{}&request=eyJ", base())), (ErrorCode::RequestNotSupported, st.clone()));
+        assert_eq!(redirected_code(&format!("{}&dpop_jkt=short", base())), (ErrorCode::InvalidRequest, st.clone()));
+        let service =
+            ClientRegistration { grant_types: vec![crate::GrantType::ClientCredentials], public: false, ..client() };
+        match validate_authorize(&Params::parse(base().as_bytes()), Some(&service)) {
+            Err(AuthorizeRejection::Redirect { error, .. }) => assert_eq!(error.code, ErrorCode::UnauthorizedClient),
+            other => panic!("expected unauthorized_client, got {other:?}"),
+        }
         // A repeated state is not echoed.
         assert_eq!(redirected_code(&format!("{}&state=other", base())), (ErrorCode::InvalidRequest, None));
     }

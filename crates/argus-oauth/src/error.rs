@@ -1,4 +1,4 @@
-//! The standard error codes of RFC 6749, RFC 6750, RFC 7009 and OpenID Connect, with a fixed description.
+//! The standard error codes of RFC 6749, RFC 6750, RFC 7009, RFC 9449 and OpenID Connect, with a fixed description.
 
 use std::fmt;
 
@@ -21,6 +21,10 @@ pub enum ErrorCode {
     InvalidToken,
     InsufficientScope,
     UnsupportedTokenType,
+    /// RFC 9449 §7.1: the DPoP proof is missing where required, malformed, or does not match the request.
+    InvalidDpopProof,
+    /// RFC 9449 §8: the proof must carry the server nonce sent in the `DPoP-Nonce` header.
+    UseDpopNonce,
 }
 
 impl ErrorCode {
@@ -43,6 +47,8 @@ impl ErrorCode {
             Self::InvalidToken => "invalid_token",
             Self::InsufficientScope => "insufficient_scope",
             Self::UnsupportedTokenType => "unsupported_token_type",
+            Self::InvalidDpopProof => "invalid_dpop_proof",
+            Self::UseDpopNonce => "use_dpop_nonce",
         }
     }
 }
@@ -82,5 +88,13 @@ impl OAuthError {
 
     pub const fn invalid_client(description: &'static str) -> Self {
         Self::new(ErrorCode::InvalidClient, description)
+    }
+
+    pub const fn unauthorized_client(description: &'static str) -> Self {
+        Self::new(ErrorCode::UnauthorizedClient, description)
+    }
+
+    pub const fn invalid_dpop_proof(description: &'static str) -> Self {
+        Self::new(ErrorCode::InvalidDpopProof, description)
     }
 }

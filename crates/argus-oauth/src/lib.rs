@@ -6,8 +6,10 @@
 //! storage is behind [`IssuerStore`], so every rule here is testable without I/O.
 #![forbid(unsafe_code)]
 
+pub mod admin;
 mod authorize;
 mod client;
+mod client_auth;
 mod consent;
 mod error;
 mod params;
@@ -20,17 +22,25 @@ pub use authorize::{
     AuthorizationRequest, AuthorizeRejection, MAX_STATE_LEN, NextStep, Prompt, authorization_response_url,
     next_step_after_login, next_step_at_authorize, validate_authorize,
 };
-pub use client::{ClientError, ClientRegistration, redirect_uri_matches};
+pub use client::{
+    ClientError, ClientRegistration, GrantType, MAX_CLIENT_TTL_SECS, TokenEndpointAuthMethod, hash_client_secret,
+    new_client_secret, redirect_uri_matches,
+};
+pub use client_auth::{
+    AssertionCheck, CLIENT_ASSERTION_ALGORITHMS, Credentials, JWT_BEARER_CLIENT_ASSERTION_TYPE, VerifiedAssertion,
+    authenticate_client, read_credentials, verify_client_assertion,
+};
 pub use consent::describe_scope;
 pub use error::{ErrorCode, OAuthError};
 pub use params::{Params, Repeated};
 pub use password::{PasswordError, hash_password, login_outcome, verify_password, verify_password_against_dummy};
 pub use scope::Scopes;
 pub use store::{
-    AuthorizationCode, ConsentGrant, IssuedAccess, IssuerStore, PendingAuthorization, RedeemOutcome, RefreshToken,
-    RotateOutcome, SessionRecord, StorageError, StoredSigningKey, UserRecord,
+    AuthorizationCode, ConsentGrant, IssuedAccess, IssuerStore, PendingAuthorization, PushedRequest, RedeemOutcome,
+    RefreshToken, RotateOutcome, SessionRecord, StorageError, StoredSigningKey, UserRecord,
 };
 pub use token::{
-    CodeCheck, IdTokenClaims, RefreshCheck, TokenSubject, access_claims, at_hash, check_code_grant,
-    check_refresh_grant, hash_secret, id_token_claims, live_accesses, narrow_scope, token_revocation,
+    CodeCheck, CodePresentation, IdTokenClaims, RefreshCheck, TokenSubject, access_claims, at_hash, check_code_grant,
+    check_refresh_grant, client_credentials_scope, hash_secret, id_token_claims, live_accesses, narrow_scope,
+    refresh_expiry, rotated_check, token_revocation,
 };

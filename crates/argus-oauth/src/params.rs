@@ -39,6 +39,11 @@ impl Params {
         self.single(name).ok().flatten()
     }
 
+    /// Add a parameter (e.g. the authenticated `client_id` to a pushed request that left it out).
+    pub fn push(&mut self, name: &str, value: &str) {
+        self.pairs.push((name.to_owned(), value.to_owned()));
+    }
+
     /// The name of the first parameter that carries a value more than once, if any.
     pub fn first_repeated(&self) -> Option<&str> {
         self.pairs.iter().enumerate().find_map(|(i, (k, v))| {

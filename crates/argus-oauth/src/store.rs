@@ -69,6 +69,28 @@ pub struct PendingAuthorization {
     pub code_challenge: String,
     /// Canonical `prompt` value (see [`crate::Prompt::to_param`]).
     pub prompt: String,
+    /// The DPoP key thumbprint the code will be bound to (RFC 9449 §10).
+    pub dpop_jkt: Option<String>,
+    pub created_at: Timestamp,
+    pub expires_at: Timestamp,
+}
+
+/// A pushed authorization request (RFC 9126), validated when pushed, waiting for the browser at `/authorize`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PushedRequest {
+    /// Hash of the random part of the `request_uri`.
+    pub request_uri_hash: String,
+    /// The client that pushed it: only this client can use it.
+    pub client_id: String,
+    pub redirect_uri: String,
+    pub scope: String,
+    pub state: Option<String>,
+    pub nonce: Option<String>,
+    pub code_challenge: String,
+    /// Canonical `prompt` value.
+    pub prompt: String,
+    /// The DPoP key thumbprint the code will be bound to.
+    pub dpop_jkt: Option<String>,
     pub created_at: Timestamp,
     pub expires_at: Timestamp,
 }
@@ -121,6 +143,8 @@ pub struct AuthorizationCode {
     pub family_id: Option<String>,
     /// The access token the redemption issued.
     pub access: Option<IssuedAccess>,
+    /// The DPoP key the code is bound to: the token request must prove possession of it (RFC 9449 §10).
+    pub dpop_jkt: Option<String>,
 }
 
 /// A refresh token of a rotation family.
@@ -135,7 +159,14 @@ pub struct RefreshToken {
     pub scope: String,
     pub auth_time: Option<Timestamp>,
     pub created_at: Timestamp,
+    /// When this token stops working unless rotated: the idle lifetime, never later than the family's end.
     pub expires_at: Timestamp,
+    /// The family's absolute end, counted from the sign-in; rotation never moves it. Written when the family is
+    /// created ([`IssuerStore::redeem_code`]), read-only afterwards.
+    pub family_expires_at: Timestamp,
+    /// The DPoP key the family is bound to (public clients, RFC 9449 §5): every refresh must prove possession of
+    /// it. Written when the family is created, read-only afterwards.
+    pub jkt: Option<String>,
     /// Set when rotated (or redeemed).
     pub consumed_at: Option<Timestamp>,
     /// Set when the whole family was revoked. Read-only: set by [`IssuerStore::revoke_family`].
@@ -163,8 +194,11 @@ pub enum RotateOutcome {
 }
 
 /// Everything the issuer stores. Implemented by `argus_store::Store`.
+///
+/// The admin operations' storage ([`crate::admin::AdminStore`]) comes with it, so the issuer reaches both through
+/// one handle.
 #[async_trait::async_trait]
-pub trait IssuerStore: Send + Sync + 'static {
+pub trait IssuerStore: crate::admin::AdminStore + Send + Sync + 'static {
     /// Every signing key, oldest first.
     async fn signing_keys(&self) -> Result<Vec<StoredSigningKey>, StorageError>;
     async fn add_signing_key(&self, key: &StoredSigningKey) -> Result<(), StorageError>;
@@ -181,16 +215,32 @@ pub trait IssuerStore: Send + Sync + 'static {
     async fn user_by_username(&self, username: &str) -> Result<Option<UserRecord>, StorageError>;
     async fn user_by_sub(&self, sub: &str) -> Result<Option<UserRecord>, StorageError>;
 
-    /// Create or replace a client registration.
+    /// Create or replace a client registration, every field as given (read, change and write back to keep a field,
+    /// e.g. the secret hash). Callers validate first ([`ClientRegistration::validate`]).
     async fn upsert_client(&self, client: &ClientRegistration, now: Timestamp) -> Result<(), StorageError>;
+    /// One client registration, disabled or not.
     async fn client(&self, client_id: &str) -> Result<Option<ClientRegistration>, StorageError>;
+    /// Every client registration, disabled ones included, by `client_id`.
     async fn clients(&self) -> Result<Vec<ClientRegistration>, StorageError>;
+    /// Disable or enable a client; `false` if there is no such client. Disabling does not revoke tokens already
+    /// issued: the caller publishes the revocation (scope `Client`).
+    async fn set_client_disabled(&self, client_id: &str, disabled: bool, now: Timestamp) -> Result<bool, StorageError>;
 
     async fn insert_pending(&self, pending: &PendingAuthorization) -> Result<(), StorageError>;
     /// The pending request with this handle hash, if not expired at `now`.
     async fn pending(&self, handle_hash: &str, now: Timestamp) -> Result<Option<PendingAuthorization>, StorageError>;
     /// Remove the pending request; `true` if this call removed it (so only one consent decision can use it).
     async fn take_pending(&self, handle_hash: &str, now: Timestamp) -> Result<bool, StorageError>;
+
+    async fn insert_pushed_request(&self, request: &PushedRequest) -> Result<(), StorageError>;
+    /// Remove and return the pushed request with this hash if it belongs to `client_id` and is unexpired at `now`:
+    /// a `request_uri` works once, for its own client.
+    async fn take_pushed_request(
+        &self,
+        request_uri_hash: &str,
+        client_id: &str,
+        now: Timestamp,
+    ) -> Result<Option<PushedRequest>, StorageError>;
 
     async fn insert_session(&self, session: &SessionRecord) -> Result<(), StorageError>;
     /// The session with this cookie hash, if not expired at `now`.
@@ -203,13 +253,14 @@ pub trait IssuerStore: Send + Sync + 'static {
 
     async fn insert_code(&self, code: &AuthorizationCode) -> Result<(), StorageError>;
     async fn code(&self, code_hash: &str) -> Result<Option<AuthorizationCode>, StorageError>;
-    /// Atomically: mark the code used (only if unused and unexpired at `now`), record what it issued, and store the
-    /// first refresh token of its family.
+    /// Atomically: mark the code used (only if unused and unexpired at `now`), record the access token it issued,
+    /// and, when the client gets one, create the refresh family of `first_refresh` and store that first token.
     async fn redeem_code(
         &self,
         code_hash: &str,
         now: Timestamp,
-        first_refresh: &RefreshToken,
+        access: &IssuedAccess,
+        first_refresh: Option<&RefreshToken>,
     ) -> Result<RedeemOutcome, StorageError>;
 
     async fn refresh_token(&self, token_hash: &str) -> Result<Option<RefreshToken>, StorageError>;
@@ -228,6 +279,7 @@ pub trait IssuerStore: Send + Sync + 'static {
     /// The revocations still in force at `now`.
     async fn active_revocations(&self, now: Timestamp) -> Result<Vec<Revocation>, StorageError>;
 
-    /// Delete expired pending requests, sessions, codes, refresh tokens and revocations. Returns the rows removed.
+    /// Delete expired pending and pushed requests, sessions, codes, refresh tokens, families and revocations.
+    /// Returns the rows removed.
     async fn purge_expired(&self, now: Timestamp) -> Result<u64, StorageError>;
 }

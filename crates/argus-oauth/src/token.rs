@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use argus_jose::{AccessClaims, Audience, LEEWAY_SECS};
+use argus_jose::{AccessClaims, Audience, Confirmation, LEEWAY_SECS};
 use argus_model::{Revocation, RevocationScope, Timestamp};
 use serde::{Deserialize, Serialize};
 
@@ -26,16 +26,26 @@ pub enum CodeCheck {
     Replayed,
 }
 
-/// Check a code redemption before anything changes. A wrong verifier or redirect URI leaves the code redeemable.
+/// What the client presents with an authorization code at the token endpoint.
+#[derive(Clone, Copy, Debug)]
+pub struct CodePresentation<'a> {
+    /// The authenticated client.
+    pub client_id: &'a str,
+    pub redirect_uri: &'a str,
+    pub code_verifier: &'a str,
+    /// The thumbprint of the key of a verified DPoP proof sent with the request, if any.
+    pub dpop_jkt: Option<&'a str>,
+}
+
+/// Check a code redemption before anything changes. A wrong verifier, redirect URI or DPoP key leaves the code
+/// redeemable: only its legitimate holder can have all three, and a guess must not burn the user's code.
 pub fn check_code_grant(
     code: &AuthorizationCode,
-    client_id: &str,
-    redirect_uri: &str,
-    code_verifier: &str,
+    presented: &CodePresentation<'_>,
     now: Timestamp,
 ) -> Result<CodeCheck, OAuthError> {
     const INVALID: OAuthError = OAuthError::invalid_grant("the authorization code is invalid");
-    if code.client_id != client_id {
+    if code.client_id != presented.client_id {
         return Err(INVALID);
     }
     if code.used_at.is_some() {
@@ -44,13 +54,26 @@ pub fn check_code_grant(
     if now >= code.expires_at {
         return Err(OAuthError::invalid_grant("the authorization code has expired"));
     }
-    if code.redirect_uri != redirect_uri {
+    if code.redirect_uri != presented.redirect_uri {
         return Err(OAuthError::invalid_grant("redirect_uri does not match the authorization request"));
     }
-    if !argus_jose::verify_pkce_s256(code_verifier, &code.code_challenge) {
+    // Every code carries an S256 challenge (PKCE is mandatory at /authorize), so a verifier is always needed: a
+    // missing or wrong one is refused here, which is what stops a PKCE downgrade (RFC 9700 §2.1.1).
+    if !argus_jose::verify_pkce_s256(presented.code_verifier, &code.code_challenge) {
         return Err(OAuthError::invalid_grant("code_verifier does not match the code_challenge"));
     }
+    check_key_binding(code.dpop_jkt.as_deref(), presented.dpop_jkt)
+        .map_err(|()| OAuthError::invalid_grant("the DPoP proof is not signed by the key the code is bound to"))?;
     Ok(CodeCheck::Redeemable)
+}
+
+/// A grant bound to a DPoP key (`bound`) needs a proof by that very key; an unbound grant takes any proof or none.
+fn check_key_binding(bound: Option<&str>, presented: Option<&str>) -> Result<(), ()> {
+    match (bound, presented) {
+        (None, _) => Ok(()),
+        (Some(b), Some(p)) if argus_jose::ct_eq(b.as_bytes(), p.as_bytes()) => Ok(()),
+        _ => Err(()),
+    }
 }
 
 /// What a presented refresh token allows.
@@ -58,23 +81,71 @@ pub fn check_code_grant(
 pub enum RefreshCheck {
     /// Current and valid: rotate it.
     Rotatable,
-    /// Already rotated: someone holds a copy. Revoke the family (RFC 9700 §4.14.2).
+    /// Already rotated, longer ago than the reuse leeway: someone holds a copy. Revoke the family (RFC 9700 §4.14.2).
     Replayed,
+    /// Rotated within the reuse leeway: most likely the same client refreshing twice at once (two tabs, a retry).
+    /// Refuse it — no second successor is ever issued — but keep the family alive.
+    ConcurrentlyRotated,
 }
 
-/// Check a refresh before anything changes.
-pub fn check_refresh_grant(token: &RefreshToken, client_id: &str, now: Timestamp) -> Result<RefreshCheck, OAuthError> {
+/// Check a refresh before anything changes. `leeway` is the configured reuse leeway; `dpop_jkt` the thumbprint of
+/// the key of a verified DPoP proof sent with the request, if any.
+pub fn check_refresh_grant(
+    token: &RefreshToken,
+    client_id: &str,
+    dpop_jkt: Option<&str>,
+    now: Timestamp,
+    leeway: Duration,
+) -> Result<RefreshCheck, OAuthError> {
     const INVALID: OAuthError = OAuthError::invalid_grant("the refresh token is invalid");
     if token.client_id != client_id || token.family_revoked_at.is_some() {
         return Err(INVALID);
     }
-    if token.consumed_at.is_some() {
-        return Ok(RefreshCheck::Replayed);
+    if let Some(consumed_at) = token.consumed_at {
+        return Ok(rotated_check(consumed_at, now, leeway));
     }
-    if now >= token.expires_at {
+    if now >= token.expires_at || now >= token.family_expires_at {
         return Err(OAuthError::invalid_grant("the refresh token has expired"));
     }
+    // A bound family (public client, RFC 9449 §5) refuses a refresh without its key but is not harmed by it: the
+    // request may come from a thief without the key, and the owner still holds both.
+    check_key_binding(token.jkt.as_deref(), dpop_jkt)
+        .map_err(|()| OAuthError::invalid_grant("the refresh token is bound to another DPoP key"))?;
     Ok(RefreshCheck::Rotatable)
+}
+
+/// A token that was already rotated at `consumed_at` came back at `now`. A zero leeway turns the leeway off: every
+/// second use is a replay, even one in the same millisecond.
+pub fn rotated_check(consumed_at: Timestamp, now: Timestamp, leeway: Duration) -> RefreshCheck {
+    if !leeway.is_zero() && now.since(consumed_at) <= leeway {
+        RefreshCheck::ConcurrentlyRotated
+    } else {
+        RefreshCheck::Replayed
+    }
+}
+
+/// When a refresh token issued at `now` stops working: after the idle lifetime, but never after the family's end.
+pub fn refresh_expiry(now: Timestamp, idle: Duration, family_expires_at: Timestamp) -> Timestamp {
+    now.plus(idle).min(family_expires_at)
+}
+
+/// The scopes of a client credentials token (RFC 6749 §4.4.2): the requested ones if the client may have them all,
+/// or, without `scope`, every scope it may have except the OpenID ones. There is no user, so `openid` (and
+/// anything else about a user) is refused.
+pub fn client_credentials_scope(allowed: &Scopes, requested: Option<&str>) -> Result<Scopes, OAuthError> {
+    const USER_SCOPES: [&str; 3] = ["openid", "profile", "offline_access"];
+    let Some(requested) = requested else {
+        return Ok(Scopes::from_tokens(allowed.iter().filter(|s| !USER_SCOPES.contains(s))));
+    };
+    let requested =
+        Scopes::parse(requested).filter(|s| !s.is_empty()).ok_or(OAuthError::invalid_scope("scope is malformed"))?;
+    if requested.iter().any(|s| USER_SCOPES.contains(&s)) {
+        return Err(OAuthError::invalid_scope("user scopes need a user: use the authorization code flow"));
+    }
+    if !requested.is_subset_of(allowed) {
+        return Err(OAuthError::invalid_scope("a requested scope is not allowed for this client"));
+    }
+    Ok(requested)
 }
 
 /// The scopes of a refreshed access token: the family's, or a subset the client asks for (RFC 6749 §6).
@@ -99,14 +170,19 @@ pub struct TokenSubject<'a> {
     pub scope: &'a Scopes,
     pub sid: Option<&'a str>,
     pub auth_time: Option<Timestamp>,
+    /// The refresh family the token is issued in (`fid`), so revoking the family reaches it at the gates.
+    pub family: Option<&'a str>,
+    /// The device the user signed in on (`did`).
+    pub device: Option<&'a str>,
 }
 
-/// The claims of an RFC 9068 access token.
+/// The claims of an RFC 9068 access token; with `jkt`, bound to that DPoP key (`cnf.jkt`, RFC 9449 §6.1).
 pub fn access_claims(
     issuer: &str,
     audience: &str,
     who: TokenSubject<'_>,
     jti: &str,
+    jkt: Option<&str>,
     now: Timestamp,
     ttl: Duration,
 ) -> AccessClaims {
@@ -121,6 +197,9 @@ pub fn access_claims(
         scope: who.scope.to_string(),
         sid: who.sid.map(str::to_owned),
         auth_time: who.auth_time.map(Timestamp::as_secs),
+        cnf: jkt.map(|jkt| Confirmation { jkt: jkt.to_owned() }),
+        fid: who.family.map(str::to_owned),
+        did: who.device.map(str::to_owned),
     }
 }
 
@@ -212,29 +291,43 @@ mod tests {
             used_at: None,
             family_id: None,
             access: None,
+            dpop_jkt: None,
         }
+    }
+
+    fn presented<'a>(client_id: &'a str, redirect_uri: &'a str, verifier: &'a str) -> CodePresentation<'a> {
+        CodePresentation { client_id, redirect_uri, code_verifier: verifier, dpop_jkt: None }
     }
 
     #[test]
     fn code_checks() {
         let now = Timestamp::from_secs(100);
         let uri = "http://127.0.0.1:5000/cb";
-        assert_eq!(check_code_grant(&code(), "app", uri, VERIFIER, now), Ok(CodeCheck::Redeemable));
+        assert_eq!(check_code_grant(&code(), &presented("app", uri, VERIFIER), now), Ok(CodeCheck::Redeemable));
         let err = |r: Result<CodeCheck, OAuthError>| r.map_err(|e| e.code.as_str());
-        assert_eq!(err(check_code_grant(&code(), "other", uri, VERIFIER, now)), Err("invalid_grant"));
-        assert_eq!(
-            err(check_code_grant(&code(), "app", "http://127.0.0.1:5001/cb", VERIFIER, now)),
-            Err("invalid_grant")
-        );
+        assert_eq!(err(check_code_grant(&code(), &presented("other", uri, VERIFIER), now)), Err("invalid_grant"));
+        let other_uri = presented("app", "http://127.0.0.1:5001/cb", VERIFIER);
+        assert_eq!(err(check_code_grant(&code(), &other_uri, now)), Err("invalid_grant"));
         let wrong = VERIFIER.replace('d', "e");
-        assert_eq!(err(check_code_grant(&code(), "app", uri, &wrong, now)), Err("invalid_grant"));
-        assert_eq!(
-            err(check_code_grant(&code(), "app", uri, VERIFIER, Timestamp::from_secs(160))),
-            Err("invalid_grant")
-        );
+        assert_eq!(err(check_code_grant(&code(), &presented("app", uri, &wrong), now)), Err("invalid_grant"));
+        assert_eq!(err(check_code_grant(&code(), &presented("app", uri, ""), now)), Err("invalid_grant"), "downgrade");
+        let late = Timestamp::from_secs(160);
+        assert_eq!(err(check_code_grant(&code(), &presented("app", uri, VERIFIER), late)), Err("invalid_grant"));
         let used = AuthorizationCode { used_at: Some(now), ..code() };
-        assert_eq!(check_code_grant(&used, "app", uri, "anything", now), Ok(CodeCheck::Replayed));
-        assert_eq!(err(check_code_grant(&used, "other", uri, VERIFIER, now)), Err("invalid_grant"));
+        assert_eq!(check_code_grant(&used, &presented("app", uri, "anything"), now), Ok(CodeCheck::Replayed));
+        assert_eq!(err(check_code_grant(&used, &presented("other", uri, VERIFIER), now)), Err("invalid_grant"));
+    }
+
+    #[test]
+    fn a_bound_code_needs_its_key() {
+        let now = Timestamp::from_secs(100);
+        let uri = "http://127.0.0.1:5000/cb";
+        let bound = AuthorizationCode { dpop_jkt: Some("k1".into()), ..code() };
+        let with = |jkt| CodePresentation { dpop_jkt: jkt, ..presented("app", uri, VERIFIER) };
+        assert_eq!(check_code_grant(&bound, &with(Some("k1")), now), Ok(CodeCheck::Redeemable));
+        assert_eq!(check_code_grant(&bound, &with(Some("k2")), now).unwrap_err().code.as_str(), "invalid_grant");
+        assert_eq!(check_code_grant(&bound, &with(None), now).unwrap_err().code.as_str(), "invalid_grant");
+        assert_eq!(check_code_grant(&code(), &with(Some("k2")), now), Ok(CodeCheck::Redeemable), "unbound: any key");
     }
 
     fn refresh() -> RefreshToken {
@@ -248,22 +341,68 @@ mod tests {
             auth_time: None,
             created_at: Timestamp::from_secs(0),
             expires_at: Timestamp::from_secs(1000),
+            family_expires_at: Timestamp::from_secs(5000),
+            jkt: None,
             consumed_at: None,
             family_revoked_at: None,
             access: IssuedAccess { jti: "j".into(), expires_at: Timestamp::from_secs(300) },
         }
     }
 
+    const LEEWAY: Duration = Duration::from_secs(2);
+
     #[test]
     fn refresh_checks() {
         let now = Timestamp::from_secs(500);
-        assert_eq!(check_refresh_grant(&refresh(), "app", now), Ok(RefreshCheck::Rotatable));
-        assert!(check_refresh_grant(&refresh(), "other", now).is_err());
+        let check = |t: &RefreshToken, client: &str, at: Timestamp| check_refresh_grant(t, client, None, at, LEEWAY);
+        assert_eq!(check(&refresh(), "app", now), Ok(RefreshCheck::Rotatable));
+        assert!(check(&refresh(), "other", now).is_err());
         let consumed = RefreshToken { consumed_at: Some(now), ..refresh() };
-        assert_eq!(check_refresh_grant(&consumed, "app", now), Ok(RefreshCheck::Replayed));
+        assert_eq!(check(&consumed, "app", now), Ok(RefreshCheck::ConcurrentlyRotated));
+        assert_eq!(check(&consumed, "app", Timestamp::from_secs(502)), Ok(RefreshCheck::ConcurrentlyRotated));
+        assert_eq!(check(&consumed, "app", Timestamp::from_millis(502_001)), Ok(RefreshCheck::Replayed));
         let revoked = RefreshToken { family_revoked_at: Some(now), ..consumed };
-        assert!(check_refresh_grant(&revoked, "app", now).is_err());
-        assert!(check_refresh_grant(&refresh(), "app", Timestamp::from_secs(1000)).is_err());
+        assert!(check(&revoked, "app", now).is_err());
+        assert!(check(&refresh(), "app", Timestamp::from_secs(1000)).is_err(), "idle lifetime over");
+        assert_eq!(rotated_check(now, now, Duration::ZERO), RefreshCheck::Replayed, "no leeway");
+        let family_over = RefreshToken { family_expires_at: Timestamp::from_secs(400), ..refresh() };
+        assert!(check(&family_over, "app", now).is_err(), "absolute lifetime over");
+    }
+
+    #[test]
+    fn a_bound_family_needs_its_key_and_is_not_harmed_without_it() {
+        let now = Timestamp::from_secs(500);
+        let bound = RefreshToken { jkt: Some("k1".into()), ..refresh() };
+        assert_eq!(check_refresh_grant(&bound, "app", Some("k1"), now, LEEWAY), Ok(RefreshCheck::Rotatable));
+        for other in [None, Some("k2")] {
+            let e = check_refresh_grant(&bound, "app", other, now, LEEWAY).unwrap_err();
+            assert_eq!(e.code.as_str(), "invalid_grant");
+        }
+        assert_eq!(check_refresh_grant(&refresh(), "app", Some("k9"), now, LEEWAY), Ok(RefreshCheck::Rotatable));
+    }
+
+    #[test]
+    fn idle_expiry_never_passes_the_family_end() {
+        let idle = Duration::from_secs(100);
+        assert_eq!(refresh_expiry(Timestamp::from_secs(0), idle, Timestamp::from_secs(500)), Timestamp::from_secs(100));
+        assert_eq!(
+            refresh_expiry(Timestamp::from_secs(450), idle, Timestamp::from_secs(500)),
+            Timestamp::from_secs(500)
+        );
+    }
+
+    #[test]
+    fn client_credentials_scopes() {
+        let allowed = Scopes::from_tokens(["openid", "accounts:read", "argus:introspect"]);
+        assert_eq!(client_credentials_scope(&allowed, None).unwrap().to_string(), "accounts:read argus:introspect");
+        assert_eq!(client_credentials_scope(&allowed, Some("accounts:read")).unwrap().to_string(), "accounts:read");
+        for bad in ["openid", "accounts:write", "a\"b", " "] {
+            assert_eq!(
+                client_credentials_scope(&allowed, Some(bad)).unwrap_err().code.as_str(),
+                "invalid_scope",
+                "{bad}"
+            );
+        }
     }
 
     #[test]
@@ -283,11 +422,16 @@ mod tests {
             scope: &scope,
             sid: Some("s1"),
             auth_time: Some(Timestamp::from_secs(50)),
+            family: Some("f1"),
+            device: None,
         };
         let now = Timestamp::from_secs(100);
-        let a = access_claims("http://iss", "http://aud", who, "j1", now, Duration::from_secs(300));
+        let a = access_claims("http://iss", "http://aud", who, "j1", None, now, Duration::from_secs(300));
         assert_eq!((a.iat, a.exp, a.scope.as_str(), a.auth_time), (100, 400, "openid profile", Some(50)));
         assert!(a.aud.contains("http://aud"));
+        assert_eq!((a.cnf.as_ref(), a.fid.as_deref(), a.did.as_deref()), (None, Some("f1"), None));
+        let bound = access_claims("http://iss", "http://aud", who, "j1", Some("k1"), now, Duration::from_secs(300));
+        assert_eq!(bound.cnf.map(|c| c.jkt).as_deref(), Some("k1"));
         let id = id_token_claims("http://iss", who, Some("n"), "tok", now, Duration::from_secs(300));
         assert_eq!((id.aud.as_str(), id.azp.as_str(), id.nonce.as_deref()), ("app", "app", Some("n")));
         // OIDC Core example values are for RS256 over a different token; check the definition instead.

@@ -7,8 +7,9 @@
 
 use argus_model::{Revocation, RevocationScope, Timestamp};
 use argus_oauth::{
-    AuthorizationCode, ClientRegistration, ConsentGrant, IssuedAccess, IssuerStore, PendingAuthorization,
-    RedeemOutcome, RefreshToken, RotateOutcome, SessionRecord, StorageError, StoredSigningKey, UserRecord,
+    AuthorizationCode, ClientRegistration, ConsentGrant, GrantType, IssuedAccess, IssuerStore, PendingAuthorization,
+    PushedRequest, RedeemOutcome, RefreshToken, RotateOutcome, SessionRecord, StorageError, StoredSigningKey,
+    TokenEndpointAuthMethod, UserRecord,
 };
 use sqlx::Row;
 use sqlx::sqlite::SqliteRow;
@@ -21,7 +22,7 @@ impl From<StoreError> for StorageError {
     }
 }
 
-fn db(e: sqlx::Error) -> StorageError {
+pub(crate) fn db(e: sqlx::Error) -> StorageError {
     StorageError(format!("database: {e}"))
 }
 
@@ -29,7 +30,7 @@ fn corrupt(what: &str) -> StorageError {
     StorageError(format!("stored data is corrupt: {what}"))
 }
 
-fn ts(row: &SqliteRow, col: &str) -> Result<Timestamp, StorageError> {
+pub(crate) fn ts(row: &SqliteRow, col: &str) -> Result<Timestamp, StorageError> {
     Ok(Timestamp::from_millis(row.try_get::<i64, _>(col).map_err(db)?))
 }
 
@@ -37,7 +38,7 @@ fn opt_ts(row: &SqliteRow, col: &str) -> Result<Option<Timestamp>, StorageError>
     Ok(row.try_get::<Option<i64>, _>(col).map_err(db)?.map(Timestamp::from_millis))
 }
 
-fn text(row: &SqliteRow, col: &str) -> Result<String, StorageError> {
+pub(crate) fn text(row: &SqliteRow, col: &str) -> Result<String, StorageError> {
     row.try_get::<String, _>(col).map_err(db)
 }
 
@@ -59,7 +60,7 @@ fn key_from_row(row: &SqliteRow) -> Result<StoredSigningKey, StorageError> {
     })
 }
 
-fn user_from_row(row: &SqliteRow) -> Result<UserRecord, StorageError> {
+pub(crate) fn user_from_row(row: &SqliteRow) -> Result<UserRecord, StorageError> {
     Ok(UserRecord {
         sub: text(row, "sub")?,
         username: text(row, "username")?,
@@ -68,16 +69,63 @@ fn user_from_row(row: &SqliteRow) -> Result<UserRecord, StorageError> {
     })
 }
 
+fn opt_secs(row: &SqliteRow, col: &str) -> Result<Option<u64>, StorageError> {
+    row.try_get::<Option<i64>, _>(col).map_err(db)?.map(|v| u64::try_from(v).map_err(|_| corrupt(col))).transpose()
+}
+
+/// Every column of a client registration, in the order `upsert_client` binds them. A macro so that the queries stay
+/// `&'static str` (sqlx refuses dynamic SQL).
+macro_rules! client_columns {
+    () => {
+        "client_id, name, redirect_uris, allowed_scopes, is_public, token_endpoint_auth_method, client_secret_hash, \
+         jwks, grant_types, access_token_ttl_secs, refresh_token_ttl_secs, require_par, dpop_bound_access_tokens, \
+         disabled"
+    };
+}
+
 fn client_from_row(row: &SqliteRow) -> Result<ClientRegistration, StorageError> {
     let redirect_uris: Vec<String> =
         serde_json::from_str(&text(row, "redirect_uris")?).map_err(|_| corrupt("client redirect_uris"))?;
     let allowed_scopes = text(row, "allowed_scopes")?.split_ascii_whitespace().map(str::to_owned).collect();
+    let method = TokenEndpointAuthMethod::parse(&text(row, "token_endpoint_auth_method")?)
+        .ok_or_else(|| corrupt("client token_endpoint_auth_method"))?;
+    let jwks =
+        opt_text(row, "jwks")?.map(|j| serde_json::from_str(&j).map_err(|_| corrupt("client jwks"))).transpose()?;
+    let grant_types = text(row, "grant_types")?
+        .split_ascii_whitespace()
+        .map(|g| GrantType::parse(g).ok_or_else(|| corrupt("client grant_types")))
+        .collect::<Result<_, _>>()?;
     Ok(ClientRegistration {
         client_id: text(row, "client_id")?,
         name: text(row, "name")?,
         redirect_uris,
         allowed_scopes,
         public: flag(row, "is_public")?,
+        token_endpoint_auth_method: method,
+        client_secret_hash: opt_text(row, "client_secret_hash")?,
+        jwks,
+        grant_types,
+        access_token_ttl_secs: opt_secs(row, "access_token_ttl_secs")?,
+        refresh_token_ttl_secs: opt_secs(row, "refresh_token_ttl_secs")?,
+        require_pushed_authorization_requests: flag(row, "require_par")?,
+        dpop_bound_access_tokens: flag(row, "dpop_bound_access_tokens")?,
+        disabled: flag(row, "disabled")?,
+    })
+}
+
+fn pushed_from_row(row: &SqliteRow) -> Result<PushedRequest, StorageError> {
+    Ok(PushedRequest {
+        request_uri_hash: text(row, "request_uri_hash")?,
+        client_id: text(row, "client_id")?,
+        redirect_uri: text(row, "redirect_uri")?,
+        scope: text(row, "scope")?,
+        state: opt_text(row, "state")?,
+        nonce: opt_text(row, "nonce")?,
+        code_challenge: text(row, "code_challenge")?,
+        prompt: text(row, "prompt")?,
+        dpop_jkt: opt_text(row, "dpop_jkt")?,
+        created_at: ts(row, "created_at")?,
+        expires_at: ts(row, "expires_at")?,
     })
 }
 
@@ -93,6 +141,7 @@ fn pending_from_row(row: &SqliteRow) -> Result<PendingAuthorization, StorageErro
         nonce: opt_text(row, "nonce")?,
         code_challenge: text(row, "code_challenge")?,
         prompt: text(row, "prompt")?,
+        dpop_jkt: opt_text(row, "dpop_jkt")?,
         created_at: ts(row, "created_at")?,
         expires_at: ts(row, "expires_at")?,
     })
@@ -127,6 +176,7 @@ fn code_from_row(row: &SqliteRow) -> Result<AuthorizationCode, StorageError> {
         used_at: opt_ts(row, "used_at")?,
         family_id: opt_text(row, "family_id")?,
         access,
+        dpop_jkt: opt_text(row, "dpop_jkt")?,
     })
 }
 
@@ -141,6 +191,8 @@ fn refresh_from_row(row: &SqliteRow) -> Result<RefreshToken, StorageError> {
         auth_time: opt_ts(row, "auth_time")?,
         created_at: ts(row, "created_at")?,
         expires_at: ts(row, "expires_at")?,
+        family_expires_at: ts(row, "family_expires_at")?,
+        jkt: opt_text(row, "family_jkt")?,
         consumed_at: opt_ts(row, "consumed_at")?,
         family_revoked_at: opt_ts(row, "revoked_at")?,
         access: IssuedAccess { jti: text(row, "access_jti")?, expires_at: ts(row, "access_expires_at")? },
@@ -243,19 +295,39 @@ impl IssuerStore for Store {
     }
 
     async fn upsert_client(&self, client: &ClientRegistration, now: Timestamp) -> Result<(), StorageError> {
-        let uris = serde_json::to_string(&client.redirect_uris).map_err(|e| StorageError(e.to_string()))?;
-        sqlx::query(
-            "INSERT INTO clients (client_id, name, redirect_uris, allowed_scopes, is_public, created_at, updated_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $6) \
+        let json = |e: serde_json::Error| StorageError(e.to_string());
+        let uris = serde_json::to_string(&client.redirect_uris).map_err(json)?;
+        let jwks = client.jwks.as_ref().map(serde_json::to_string).transpose().map_err(json)?;
+        let grants: Vec<&str> = client.grant_types.iter().map(|g| g.as_str()).collect();
+        let secs = |v: Option<u64>| v.map(|v| i64::try_from(v).unwrap_or(i64::MAX));
+        sqlx::query(concat!(
+            "INSERT INTO clients (",
+            client_columns!(),
+            ", created_at, updated_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $15) \
              ON CONFLICT (client_id) DO UPDATE SET name = excluded.name, redirect_uris = excluded.redirect_uris, \
              allowed_scopes = excluded.allowed_scopes, is_public = excluded.is_public, \
-             updated_at = excluded.updated_at",
-        )
+             token_endpoint_auth_method = excluded.token_endpoint_auth_method, \
+             client_secret_hash = excluded.client_secret_hash, jwks = excluded.jwks, \
+             grant_types = excluded.grant_types, access_token_ttl_secs = excluded.access_token_ttl_secs, \
+             refresh_token_ttl_secs = excluded.refresh_token_ttl_secs, require_par = excluded.require_par, \
+             dpop_bound_access_tokens = excluded.dpop_bound_access_tokens, disabled = excluded.disabled, \
+             updated_at = excluded.updated_at"
+        ))
         .bind(&client.client_id)
         .bind(&client.name)
         .bind(uris)
         .bind(client.allowed_scopes.join(" "))
         .bind(i64::from(client.public))
+        .bind(client.token_endpoint_auth_method.as_str())
+        .bind(&client.client_secret_hash)
+        .bind(jwks)
+        .bind(grants.join(" "))
+        .bind(secs(client.access_token_ttl_secs))
+        .bind(secs(client.refresh_token_ttl_secs))
+        .bind(i64::from(client.require_pushed_authorization_requests))
+        .bind(i64::from(client.dpop_bound_access_tokens))
+        .bind(i64::from(client.disabled))
         .bind(now.as_millis())
         .execute(&self.pool)
         .await
@@ -264,31 +336,38 @@ impl IssuerStore for Store {
     }
 
     async fn client(&self, client_id: &str) -> Result<Option<ClientRegistration>, StorageError> {
-        let row = sqlx::query(
-            "SELECT client_id, name, redirect_uris, allowed_scopes, is_public FROM clients WHERE client_id = $1",
-        )
-        .bind(client_id)
-        .fetch_optional(&self.pool)
-        .await
-        .map_err(db)?;
+        let row = sqlx::query(concat!("SELECT ", client_columns!(), " FROM clients WHERE client_id = $1"))
+            .bind(client_id)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(db)?;
         row.as_ref().map(client_from_row).transpose()
     }
 
     async fn clients(&self) -> Result<Vec<ClientRegistration>, StorageError> {
-        let rows = sqlx::query(
-            "SELECT client_id, name, redirect_uris, allowed_scopes, is_public FROM clients ORDER BY client_id",
-        )
-        .fetch_all(&self.pool)
-        .await
-        .map_err(db)?;
+        let rows = sqlx::query(concat!("SELECT ", client_columns!(), " FROM clients ORDER BY client_id"))
+            .fetch_all(&self.pool)
+            .await
+            .map_err(db)?;
         rows.iter().map(client_from_row).collect()
+    }
+
+    async fn set_client_disabled(&self, client_id: &str, disabled: bool, now: Timestamp) -> Result<bool, StorageError> {
+        let done = sqlx::query("UPDATE clients SET disabled = $1, updated_at = $2 WHERE client_id = $3")
+            .bind(i64::from(disabled))
+            .bind(now.as_millis())
+            .bind(client_id)
+            .execute(&self.pool)
+            .await
+            .map_err(db)?;
+        Ok(done.rows_affected() == 1)
     }
 
     async fn insert_pending(&self, p: &PendingAuthorization) -> Result<(), StorageError> {
         sqlx::query(
             "INSERT INTO pending_authorizations (handle_hash, browser_hash, csrf_hash, client_id, redirect_uri, \
-             scope, state, nonce, code_challenge, prompt, created_at, expires_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
+             scope, state, nonce, code_challenge, prompt, created_at, expires_at, dpop_jkt) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
         )
         .bind(&p.handle_hash)
         .bind(&p.browser_hash)
@@ -302,6 +381,7 @@ impl IssuerStore for Store {
         .bind(&p.prompt)
         .bind(p.created_at.as_millis())
         .bind(p.expires_at.as_millis())
+        .bind(&p.dpop_jkt)
         .execute(&self.pool)
         .await
         .map_err(db)?;
@@ -326,6 +406,49 @@ impl IssuerStore for Store {
             .await
             .map_err(db)?;
         Ok(done.rows_affected() == 1)
+    }
+
+    async fn insert_pushed_request(&self, r: &PushedRequest) -> Result<(), StorageError> {
+        sqlx::query(
+            "INSERT INTO pushed_requests (request_uri_hash, client_id, redirect_uri, scope, state, nonce, \
+             code_challenge, prompt, dpop_jkt, created_at, expires_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
+        )
+        .bind(&r.request_uri_hash)
+        .bind(&r.client_id)
+        .bind(&r.redirect_uri)
+        .bind(&r.scope)
+        .bind(&r.state)
+        .bind(&r.nonce)
+        .bind(&r.code_challenge)
+        .bind(&r.prompt)
+        .bind(&r.dpop_jkt)
+        .bind(r.created_at.as_millis())
+        .bind(r.expires_at.as_millis())
+        .execute(&self.pool)
+        .await
+        .map_err(db)?;
+        Ok(())
+    }
+
+    async fn take_pushed_request(
+        &self,
+        request_uri_hash: &str,
+        client_id: &str,
+        now: Timestamp,
+    ) -> Result<Option<PushedRequest>, StorageError> {
+        // One statement: of two concurrent uses, exactly one gets the row.
+        let row = sqlx::query(
+            "DELETE FROM pushed_requests WHERE request_uri_hash = $1 AND client_id = $2 AND expires_at > $3 \
+             RETURNING *",
+        )
+        .bind(request_uri_hash)
+        .bind(client_id)
+        .bind(now.as_millis())
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(db)?;
+        row.as_ref().map(pushed_from_row).transpose()
     }
 
     async fn insert_session(&self, s: &SessionRecord) -> Result<(), StorageError> {
@@ -394,8 +517,8 @@ impl IssuerStore for Store {
     async fn insert_code(&self, c: &AuthorizationCode) -> Result<(), StorageError> {
         sqlx::query(
             "INSERT INTO authorization_codes (code_hash, client_id, redirect_uri, code_challenge, scope, nonce, sub, \
-             sid, auth_time, expires_at, used_at, family_id, access_jti, access_expires_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, NULL, NULL, NULL, NULL)",
+             sid, auth_time, expires_at, used_at, family_id, access_jti, access_expires_at, dpop_jkt) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, NULL, NULL, NULL, NULL, $11)",
         )
         .bind(&c.code_hash)
         .bind(&c.client_id)
@@ -407,6 +530,7 @@ impl IssuerStore for Store {
         .bind(&c.sid)
         .bind(c.auth_time.as_millis())
         .bind(c.expires_at.as_millis())
+        .bind(&c.dpop_jkt)
         .execute(&self.pool)
         .await
         .map_err(db)?;
@@ -426,7 +550,8 @@ impl IssuerStore for Store {
         &self,
         code_hash: &str,
         now: Timestamp,
-        first: &RefreshToken,
+        access: &IssuedAccess,
+        first: Option<&RefreshToken>,
     ) -> Result<RedeemOutcome, StorageError> {
         let mut tx = self.pool.begin().await.map_err(db)?;
         // The write comes first so the transaction holds the write lock from its first statement on.
@@ -435,9 +560,9 @@ impl IssuerStore for Store {
              WHERE code_hash = $5 AND used_at IS NULL AND expires_at > $1",
         )
         .bind(now.as_millis())
-        .bind(&first.family_id)
-        .bind(&first.access.jti)
-        .bind(first.access.expires_at.as_millis())
+        .bind(first.map(|f| f.family_id.as_str()))
+        .bind(&access.jti)
+        .bind(access.expires_at.as_millis())
         .bind(code_hash)
         .execute(&mut *tx)
         .await
@@ -445,28 +570,31 @@ impl IssuerStore for Store {
         if used.rows_affected() != 1 {
             return Ok(RedeemOutcome::NotRedeemable);
         }
-        sqlx::query(
-            "INSERT INTO refresh_families (family_id, client_id, sub, sid, created_at, expires_at, revoked_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, NULL)",
-        )
-        .bind(&first.family_id)
-        .bind(&first.client_id)
-        .bind(&first.sub)
-        .bind(&first.sid)
-        .bind(first.created_at.as_millis())
-        .bind(first.expires_at.as_millis())
-        .execute(&mut *tx)
-        .await
-        .map_err(db)?;
-        insert_refresh(&mut *tx, first).await?;
+        if let Some(first) = first {
+            sqlx::query(
+                "INSERT INTO refresh_families (family_id, client_id, sub, sid, created_at, expires_at, revoked_at, jkt) \
+                 VALUES ($1, $2, $3, $4, $5, $6, NULL, $7)",
+            )
+            .bind(&first.family_id)
+            .bind(&first.client_id)
+            .bind(&first.sub)
+            .bind(&first.sid)
+            .bind(first.created_at.as_millis())
+            .bind(first.family_expires_at.as_millis())
+            .bind(&first.jkt)
+            .execute(&mut *tx)
+            .await
+            .map_err(db)?;
+            insert_refresh(&mut *tx, first).await?;
+        }
         tx.commit().await.map_err(db)?;
         Ok(RedeemOutcome::Redeemed)
     }
 
     async fn refresh_token(&self, token_hash: &str) -> Result<Option<RefreshToken>, StorageError> {
         let row = sqlx::query(
-            "SELECT t.*, f.revoked_at FROM refresh_tokens t JOIN refresh_families f ON f.family_id = t.family_id \
-             WHERE t.token_hash = $1",
+            "SELECT t.*, f.revoked_at, f.expires_at AS family_expires_at, f.jkt AS family_jkt \
+             FROM refresh_tokens t JOIN refresh_families f ON f.family_id = t.family_id WHERE t.token_hash = $1",
         )
         .bind(token_hash)
         .fetch_optional(&self.pool)
@@ -554,9 +682,13 @@ impl IssuerStore for Store {
         let mut removed = 0;
         for sql in [
             "DELETE FROM pending_authorizations WHERE expires_at <= $1",
+            "DELETE FROM pushed_requests WHERE expires_at <= $1",
             "DELETE FROM sessions WHERE expires_at <= $1",
             "DELETE FROM authorization_codes WHERE expires_at <= $1",
-            "DELETE FROM refresh_tokens WHERE expires_at <= $1",
+            // Rotated tokens are kept as long as their family can live, however short their idle lifetime: a
+            // rotated token that comes back must still be recognised as reuse and end the family.
+            "DELETE FROM refresh_tokens WHERE family_id IN \
+             (SELECT family_id FROM refresh_families WHERE expires_at <= $1)",
             "DELETE FROM refresh_families WHERE expires_at <= $1",
             "DELETE FROM revocations WHERE expires_at <= $1",
         ] {

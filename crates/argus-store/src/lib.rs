@@ -5,6 +5,7 @@
 //! here already hashed; this crate never sees a secret in the clear.
 #![forbid(unsafe_code)]
 
+mod admin;
 mod issuer;
 mod watch;
 

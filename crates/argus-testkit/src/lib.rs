@@ -6,11 +6,13 @@
 #![forbid(unsafe_code)]
 
 mod clock;
+mod dpop;
 mod jwks;
 mod tokens;
 mod upstream;
 
 pub use clock::{FakeClock, TEST_EPOCH};
+pub use dpop::{DpopKey, DpopProofBuilder};
 pub use jwks::JwksServer;
 pub use tokens::{
     TEST_AUDIENCE, TEST_ISSUER, access_claims, forge_with_kid, mint_access_token, mint_with_typ, test_key,

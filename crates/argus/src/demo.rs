@@ -54,6 +54,7 @@ fn demo_client() -> ClientRegistration {
         redirect_uris: vec!["http://127.0.0.1/callback".to_owned(), "http://[::1]/callback".to_owned()],
         allowed_scopes: DEMO_SCOPES.split(' ').map(str::to_owned).collect(),
         public: true,
+        ..ClientRegistration::default()
     }
 }
 

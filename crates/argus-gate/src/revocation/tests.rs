@@ -3,7 +3,7 @@ use argus_testkit::FakeClock;
 use super::*;
 
 fn keys<'a>(jti: &'a str, sub: &'a str, client_id: &'a str, sid: Option<&'a str>, iat_secs: i64) -> TokenKeys<'a> {
-    TokenKeys { jti, sub, client_id, sid, iat_secs }
+    TokenKeys { jti, sub, client_id, sid, iat_secs, family: None, device: None }
 }
 
 fn revocation(scope: RevocationScope, at: i64, until: i64) -> Revocation {
@@ -50,6 +50,23 @@ fn each_scope_is_indexed_by_its_key() {
 }
 
 #[test]
+fn family_and_device_scopes_are_indexed() {
+    let bound = TokenKeys { family: Some("f1"), device: Some("d1"), ..keys("j1", "alice", "app", Some("s1"), 50) };
+    let other = TokenKeys { family: Some("f2"), device: Some("d2"), ..bound };
+    let unbound = keys("j1", "alice", "app", Some("s1"), 50);
+    for scope in [RevocationScope::Family { family: "f1".into() }, RevocationScope::Device { device: "d1".into() }] {
+        let mut set = RevocationSet::default();
+        set.insert(revocation(scope.clone(), 100, 400), NOW);
+        assert!(set.covers(&bound), "{scope:?}");
+        assert!(!set.covers(&other), "{scope:?}");
+        assert!(!set.covers(&unbound), "{scope:?}");
+        assert!(!set.covers(&TokenKeys { iat_secs: 101, ..bound }), "{scope:?}");
+        set.prune(Timestamp::from_secs(401));
+        assert!(set.is_empty(), "{scope:?}");
+    }
+}
+
+#[test]
 fn repeated_revocations_merge_to_the_widest() {
     let mut set = RevocationSet::default();
     let user = |at, until| revocation(RevocationScope::User { sub: "alice".into() }, at, until);
@@ -83,7 +100,7 @@ fn expired_entries_are_pruned_and_never_stored() {
 async fn published_revocations_apply_to_the_next_check() {
     let control = ControlChannel::new(16);
     let clock = Arc::new(FakeClock::new(NOW));
-    let revocations = Revocations::start(control.clone(), clock);
+    let revocations = Revocations::start(control.clone(), clock, Vec::new());
     let alice = keys("j1", "alice", "app", Some("s1"), 50);
     assert!(!revocations.covers(&alice).await);
     for i in 0..5 {
@@ -102,7 +119,7 @@ async fn published_revocations_apply_to_the_next_check() {
 #[tokio::test]
 async fn lag_is_survived() {
     let control = ControlChannel::new(2);
-    let revocations = Revocations::start(control.clone(), Arc::new(FakeClock::new(NOW)));
+    let revocations = Revocations::start(control.clone(), Arc::new(FakeClock::new(NOW)), Vec::new());
     for i in 0..10 {
         control.publish(ControlMessage::Revoke(revocation(RevocationScope::Token { jti: format!("j{i}") }, 100, 400)));
     }
@@ -111,4 +128,17 @@ async fn lag_is_survived() {
     assert!(revocations.covers(&keys("j9", "alice", "app", None, 50)).await);
     assert!(started.elapsed() < CATCH_UP_WAIT);
     assert!(!revocations.covers(&keys("j0", "alice", "app", None, 50)).await);
+}
+
+#[tokio::test]
+async fn the_initial_set_applies_before_any_message_and_expired_entries_are_skipped() {
+    let control = ControlChannel::new(4);
+    let initial = vec![
+        revocation(RevocationScope::User { sub: "alice".into() }, 90, 400),
+        revocation(RevocationScope::Token { jti: "old".into() }, 10, 20),
+    ];
+    let revocations = Revocations::start(control.clone(), Arc::new(FakeClock::new(NOW)), initial);
+    assert!(revocations.covers(&keys("j1", "alice", "app", None, 50)).await);
+    assert!(!revocations.covers(&keys("j1", "bob", "app", None, 50)).await);
+    assert_eq!(revocations.set.read().unwrap().len(), 1, "the expired one was not kept");
 }

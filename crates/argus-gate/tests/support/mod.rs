@@ -7,6 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use argus_bus::{ControlChannel, EventBus, Received, Subscriber};
+use argus_cache::MemoryReplayCache;
 use argus_gate::{AuthMode, GateConfig, GateDeps, RouteConfig, RuleConfig};
 use argus_jose::{AccessClaims, SigningKey};
 use argus_model::{ApiCall, Clock, ControlMessage, Event, EventKind, Principal, Revocation, RevocationScope};
@@ -19,6 +20,8 @@ use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
 
 pub const AUDIENCE: &str = "http://gate.test";
+/// The nonce secret of every test gate.
+pub const NONCE_SECRET: &[u8] = b"test nonce secret, 32 bytes long";
 
 pub struct Harness {
     pub gate: String,
@@ -69,6 +72,11 @@ impl Harness {
 
     /// Start with the default routes, after `adjust` had its say on the config.
     pub async fn start_with(adjust: impl FnOnce(&mut GateConfig, &str)) -> Self {
+        Self::start_full(adjust, Vec::new()).await
+    }
+
+    /// Start with the revocations already in force (a gate starting after they were published).
+    pub async fn start_full(adjust: impl FnOnce(&mut GateConfig, &str), initial_revocations: Vec<Revocation>) -> Self {
         let key = test_key();
         let jwks = JwksServer::start(vec![key.public_jwk().clone()]).await;
         let upstream = EchoUpstream::start().await;
@@ -79,7 +87,14 @@ impl Harness {
         let events = EventBus::new(1024);
         let control = ControlChannel::new(64);
         let subscriber = events.subscribe();
-        let deps = GateDeps { events, control: control.clone(), clock: clock.clone() };
+        let deps = GateDeps {
+            events,
+            control: control.clone(),
+            clock: clock.clone(),
+            initial_revocations,
+            dpop_nonce_secret: NONCE_SECRET.to_vec(),
+            replay: Arc::new(MemoryReplayCache::new(1000)),
+        };
         let router = argus_gate::router(&config, jwks.issuer(), AUDIENCE, deps).await.unwrap();
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let gate = format!("http://{}", listener.local_addr().unwrap());
@@ -114,14 +129,18 @@ impl Harness {
         self.client.send(request.body(Full::default()).unwrap()).await
     }
 
+    /// A call with `Authorization: DPoP <token>` and one `DPoP` header per proof.
+    pub async fn dpop_call(&self, method: &str, path: &str, token: &str, proofs: &[&str]) -> Reply {
+        let mut request =
+            Request::builder().method(method).uri(self.url(path)).header("authorization", format!("DPoP {token}"));
+        for proof in proofs {
+            request = request.header("dpop", *proof);
+        }
+        self.client.send(request.body(Full::default()).unwrap()).await
+    }
+
     pub fn revoke(&self, scope: RevocationScope) {
-        let now = self.clock.now();
-        self.control.publish(ControlMessage::Revoke(Revocation {
-            id: argus_model::id::new_id(),
-            scope,
-            at: now,
-            until: now.plus(Duration::from_secs(600)),
-        }));
+        self.control.publish(ControlMessage::Revoke(revocation(scope, self.clock.now())));
     }
 
     /// The next ApiCall event; fails after five seconds.
@@ -146,6 +165,11 @@ impl Harness {
     }
 }
 
+/// A revocation made at `now`, kept ten minutes.
+pub fn revocation(scope: RevocationScope, now: argus_model::Timestamp) -> Revocation {
+    Revocation { id: argus_model::id::new_id(), scope, at: now, until: now.plus(Duration::from_secs(600)) }
+}
+
 /// An HTTP client, cheap to clone into spawned tasks.
 #[derive(Clone)]
 pub struct Caller {
@@ -166,6 +190,11 @@ impl Reply {
 
     pub fn header(&self, name: &str) -> &str {
         self.headers.get(name).map(|v| v.to_str().unwrap()).unwrap_or_else(|| panic!("no {name} header"))
+    }
+
+    /// Every value of a header, in order.
+    pub fn header_values(&self, name: &str) -> Vec<&str> {
+        self.headers.get_all(name).iter().map(|v| v.to_str().unwrap()).collect()
     }
 
     /// Asserts an RFC 9457 problem of this slug and status, and returns the problem.

@@ -1,7 +1,8 @@
 use argus_model::{Revocation, RevocationScope, Timestamp};
 use argus_oauth::{
-    AuthorizationCode, ClientRegistration, ConsentGrant, IssuedAccess, IssuerStore, PendingAuthorization,
-    RedeemOutcome, RefreshToken, RotateOutcome, SessionRecord, StoredSigningKey,
+    AuthorizationCode, ClientRegistration, ConsentGrant, GrantType, IssuedAccess, IssuerStore, PendingAuthorization,
+    PushedRequest, RedeemOutcome, RefreshToken, RotateOutcome, SessionRecord, StoredSigningKey,
+    TokenEndpointAuthMethod,
 };
 
 use crate::Store;
@@ -16,7 +17,7 @@ fn client() -> ClientRegistration {
         name: "Demo".into(),
         redirect_uris: vec!["http://127.0.0.1/callback".into(), "http://[::1]/callback".into()],
         allowed_scopes: vec!["openid".into(), "accounts:read".into()],
-        public: true,
+        ..ClientRegistration::default()
     }
 }
 
@@ -35,6 +36,7 @@ fn code(hash: &str) -> AuthorizationCode {
         used_at: None,
         family_id: None,
         access: None,
+        dpop_jkt: None,
     }
 }
 
@@ -48,7 +50,9 @@ fn refresh(hash: &str, family: &str, jti: &str, created: i64) -> RefreshToken {
         scope: "openid".into(),
         auth_time: Some(t(10)),
         created_at: t(created),
-        expires_at: t(10_000),
+        expires_at: t(created + 1000),
+        family_expires_at: t(10_000),
+        jkt: None,
         consumed_at: None,
         family_revoked_at: None,
         access: IssuedAccess { jti: jti.into(), expires_at: t(created + 300) },
@@ -102,6 +106,7 @@ async fn pending_requests_expire_and_are_taken_once() {
         nonce: Some("n".into()),
         code_challenge: "ch".into(),
         prompt: "".into(),
+        dpop_jkt: Some("jkt".into()),
         created_at: t(0),
         expires_at: t(600),
     };
@@ -142,7 +147,7 @@ async fn a_code_is_redeemed_once() {
     let s = Store::in_memory().await.unwrap();
     s.insert_code(&code("c1")).await.unwrap();
     let first = refresh("r1", "f1", "j1", 20);
-    assert_eq!(s.redeem_code("c1", t(20), &first).await.unwrap(), RedeemOutcome::Redeemed);
+    assert_eq!(s.redeem_code("c1", t(20), &first.access, Some(&first)).await.unwrap(), RedeemOutcome::Redeemed);
     let stored = s.code("c1").await.unwrap().unwrap();
     assert_eq!(stored.used_at, Some(t(20)));
     assert_eq!(stored.family_id.as_deref(), Some("f1"));
@@ -151,19 +156,27 @@ async fn a_code_is_redeemed_once() {
 
     // A second redemption writes nothing: no second family, no second refresh token.
     let second = refresh("r2", "f2", "j2", 21);
-    assert_eq!(s.redeem_code("c1", t(21), &second).await.unwrap(), RedeemOutcome::NotRedeemable);
+    assert_eq!(s.redeem_code("c1", t(21), &second.access, Some(&second)).await.unwrap(), RedeemOutcome::NotRedeemable);
     assert!(s.refresh_token("r2").await.unwrap().is_none());
 
     s.insert_code(&code("c2")).await.unwrap();
-    assert_eq!(s.redeem_code("c2", t(70), &second).await.unwrap(), RedeemOutcome::NotRedeemable, "expired");
-    assert_eq!(s.redeem_code("missing", t(20), &second).await.unwrap(), RedeemOutcome::NotRedeemable);
+    assert_eq!(
+        s.redeem_code("c2", t(70), &second.access, Some(&second)).await.unwrap(),
+        RedeemOutcome::NotRedeemable,
+        "expired"
+    );
+    assert_eq!(
+        s.redeem_code("missing", t(20), &second.access, Some(&second)).await.unwrap(),
+        RedeemOutcome::NotRedeemable
+    );
 }
 
 #[tokio::test]
 async fn rotation_consumes_once_and_family_revocation_stops_it() {
     let s = Store::in_memory().await.unwrap();
     s.insert_code(&code("c1")).await.unwrap();
-    s.redeem_code("c1", t(20), &refresh("r1", "f1", "j1", 20)).await.unwrap();
+    let r1 = refresh("r1", "f1", "j1", 20);
+    s.redeem_code("c1", t(20), &r1.access, Some(&r1)).await.unwrap();
 
     let r2 = refresh("r2", "f1", "j2", 30);
     assert_eq!(s.rotate_refresh("r1", t(30), &r2).await.unwrap(), RotateOutcome::Rotated);
@@ -196,9 +209,112 @@ async fn revocations_are_kept_until_they_lapse_and_purge_cleans_up() {
     assert!(s.active_revocations(t(100)).await.unwrap().is_empty());
 
     s.insert_code(&code("c1")).await.unwrap();
-    s.redeem_code("c1", t(20), &refresh("r1", "f1", "j1", 20)).await.unwrap();
+    let r1 = refresh("r1", "f1", "j1", 20);
+    s.redeem_code("c1", t(20), &r1.access, Some(&r1)).await.unwrap();
     assert_eq!(s.purge_expired(t(50)).await.unwrap(), 0);
     // code (70), revocation (100), family and its token (10 000).
     assert_eq!(s.purge_expired(t(10_000)).await.unwrap(), 4);
     assert!(s.refresh_token("r1").await.unwrap().is_none());
+}
+
+fn confidential() -> ClientRegistration {
+    ClientRegistration {
+        client_id: "svc".into(),
+        name: "Service".into(),
+        redirect_uris: vec![],
+        allowed_scopes: vec!["argus:introspect".into()],
+        public: false,
+        token_endpoint_auth_method: TokenEndpointAuthMethod::PrivateKeyJwt,
+        client_secret_hash: None,
+        jwks: Some(
+            serde_json::from_value(serde_json::json!({"keys": [{"kty": "EC", "crv": "P-256", "kid": "k1",
+                "x": "f83OJ3D2xF1Bg8vub9tLe1gHMzV76e8Tus9uPHvRVEU", "y": "x_FEzRu9m36HLN_tue659LNpXW6pCyStikYjKIWI5a0"}]}))
+            .unwrap(),
+        ),
+        grant_types: vec![GrantType::ClientCredentials],
+        access_token_ttl_secs: Some(60),
+        refresh_token_ttl_secs: Some(3600),
+        require_pushed_authorization_requests: true,
+        dpop_bound_access_tokens: true,
+        disabled: false,
+    }
+}
+
+#[tokio::test]
+async fn every_client_field_round_trips_and_clients_can_be_disabled() {
+    let s = Store::in_memory().await.unwrap();
+    s.upsert_client(&confidential(), t(1)).await.unwrap();
+    assert_eq!(s.client("svc").await.unwrap(), Some(confidential()));
+    let basic = ClientRegistration {
+        token_endpoint_auth_method: TokenEndpointAuthMethod::ClientSecretBasic,
+        client_secret_hash: Some(argus_oauth::hash_client_secret("s")),
+        jwks: None,
+        access_token_ttl_secs: None,
+        ..confidential()
+    };
+    s.upsert_client(&basic, t(2)).await.unwrap();
+    assert_eq!(s.client("svc").await.unwrap(), Some(basic.clone()), "an upsert replaces every field");
+
+    assert!(s.set_client_disabled("svc", true, t(3)).await.unwrap());
+    assert!(s.client("svc").await.unwrap().unwrap().disabled);
+    assert_eq!(s.clients().await.unwrap().len(), 1, "disabled clients are still listed");
+    assert!(s.set_client_disabled("svc", false, t(4)).await.unwrap());
+    assert_eq!(s.client("svc").await.unwrap(), Some(basic));
+    assert!(!s.set_client_disabled("nope", true, t(4)).await.unwrap());
+}
+
+fn pushed(hash: &str) -> PushedRequest {
+    PushedRequest {
+        request_uri_hash: hash.into(),
+        client_id: "demo-app".into(),
+        redirect_uri: "http://127.0.0.1:5000/callback".into(),
+        scope: "openid".into(),
+        state: Some("st".into()),
+        nonce: None,
+        code_challenge: "ch".into(),
+        prompt: "login".into(),
+        dpop_jkt: Some("jkt".into()),
+        created_at: t(0),
+        expires_at: t(60),
+    }
+}
+
+#[tokio::test]
+async fn a_pushed_request_is_taken_once_by_its_own_client_before_it_expires() {
+    let s = Store::in_memory().await.unwrap();
+    s.upsert_client(&client(), t(0)).await.unwrap();
+    for h in ["p1", "p2"] {
+        s.insert_pushed_request(&pushed(h)).await.unwrap();
+    }
+    assert!(s.take_pushed_request("p1", "other-app", t(1)).await.unwrap().is_none(), "bound to its client");
+    assert_eq!(s.take_pushed_request("p1", "demo-app", t(1)).await.unwrap(), Some(pushed("p1")));
+    assert!(s.take_pushed_request("p1", "demo-app", t(2)).await.unwrap().is_none(), "single use");
+    assert!(s.take_pushed_request("p2", "demo-app", t(60)).await.unwrap().is_none(), "expired");
+    assert_eq!(s.purge_expired(t(60)).await.unwrap(), 1);
+}
+
+#[tokio::test]
+async fn a_code_without_refresh_records_its_access_token_only() {
+    let s = Store::in_memory().await.unwrap();
+    s.insert_code(&AuthorizationCode { dpop_jkt: Some("k".into()), ..code("c1") }).await.unwrap();
+    let access = IssuedAccess { jti: "j1".into(), expires_at: t(320) };
+    assert_eq!(s.redeem_code("c1", t(20), &access, None).await.unwrap(), RedeemOutcome::Redeemed);
+    let stored = s.code("c1").await.unwrap().unwrap();
+    assert_eq!((stored.family_id, stored.access, stored.dpop_jkt.as_deref()), (None, Some(access), Some("k")));
+}
+
+#[tokio::test]
+async fn families_keep_their_key_and_end_and_rotated_tokens_outlive_their_idle_time() {
+    let s = Store::in_memory().await.unwrap();
+    s.insert_code(&code("c1")).await.unwrap();
+    let first = RefreshToken { jkt: Some("k1".into()), ..refresh("r1", "f1", "j1", 20) };
+    s.redeem_code("c1", t(20), &first.access, Some(&first)).await.unwrap();
+    let stored = s.refresh_token("r1").await.unwrap().unwrap();
+    assert_eq!((stored.jkt.as_deref(), stored.family_expires_at, stored.expires_at), (Some("k1"), t(10_000), t(1020)));
+    s.rotate_refresh("r1", t(30), &RefreshToken { jkt: None, ..refresh("r2", "f1", "j2", 30) }).await.unwrap();
+    assert_eq!(s.refresh_token("r2").await.unwrap().unwrap().jkt.as_deref(), Some("k1"), "the family's key");
+
+    // Long after r1's idle lifetime, it is still known as rotated, so its reuse can still end the family.
+    s.purge_expired(t(5_000)).await.unwrap();
+    assert!(s.refresh_token("r1").await.unwrap().unwrap().consumed_at.is_some());
 }

@@ -1,0 +1,208 @@
+#!/usr/bin/env bash
+# Token-endpoint benchmark: Argus against node oidc-provider (npm, v9) on this machine, in one run.
+#
+#   bench/token-endpoint/run.sh
+#
+# Environment (all optional): ROUNDS (default 5), DURATION seconds per measurement (5), WARMUP seconds (3),
+# CONNECTIONS (64), GRANTS ("client_credentials refresh_token"), SKIP_BUILD=1 to use the existing
+# target/release/argus.
+#
+# Method (see bench/README.md): both servers run at once, each pinned to core 0; the load generator (wrk) and the
+# token minting run on core 1. For each grant (client_credentials, refresh_token), every round measures Argus, then
+# oidc-provider, back to back, and the ratio of that pair is the round's figure: the machine's speed drifts within
+# minutes, so only figures taken side by side are compared. Everything listens on 127.0.0.1; every wrk run is
+# bounded by DURATION. A run with any failed request is invalid and the script exits non-zero.
+set -euo pipefail
+
+HERE=$(cd "$(dirname "$0")" && pwd)
+ROOT=$(cd "$HERE/../.." && pwd)
+ROUNDS=${ROUNDS:-5}
+DURATION=${DURATION:-5}
+WARMUP=${WARMUP:-3}
+CONNECTIONS=${CONNECTIONS:-64}
+GRANTS=${GRANTS:-client_credentials refresh_token}
+SERVER_CPU=0
+LOAD_CPU=1
+SCOPE='accounts:read'
+# Each refresh chain is one connection's; wrk takes one extra token before the run (see refresh-token.lua).
+CHAINS=$((CONNECTIONS + 8))
+
+say() { printf '%s\n' "$*" >&2; }
+die() { say "run.sh: $*"; exit 1; }
+
+# --- tools -------------------------------------------------------------------------------------------------------
+
+ensure_tools() {
+  command -v taskset >/dev/null || die "taskset (util-linux) is required"
+  command -v node >/dev/null || die "node (>= 20) is required"
+  command -v python3 >/dev/null || die "python3 is required (for the summary)"
+  command -v curl >/dev/null || die "curl is required"
+  if ! command -v wrk >/dev/null; then
+    [ "$(id -u)" = 0 ] || die "wrk is missing: apt-get install wrk"
+    say "installing wrk (Debian package)"
+    apt-get install -y -qq wrk >/dev/null 2>&1 || { apt-get update -qq && apt-get install -y -qq wrk >/dev/null; }
+  fi
+  (cd "$HERE" && npm ci --no-audit --no-fund --loglevel=error >/dev/null)
+  if [ "${SKIP_BUILD:-}" != 1 ]; then
+    say "building target/release/argus"
+    (cd "$ROOT" && cargo build --release --locked -q -p argus --bin argus)
+  fi
+  [ -x "$ROOT/target/release/argus" ] || die "no target/release/argus"
+}
+
+# --- servers -------------------------------------------------------------------------------------------------------
+
+TMP=$(mktemp -d "${TMPDIR:-/tmp}/argus-bench-XXXXXX")
+PIDS=()
+cleanup() {
+  for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
+  for pid in "${PIDS[@]}"; do wait "$pid" 2>/dev/null || true; done
+  rm -rf "$TMP"
+}
+trap cleanup EXIT
+
+# wait_for FILE REGEX: print the first capture group of the first line of FILE matching REGEX (within 30 s).
+wait_for() {
+  local file=$1 regex=$2 pid=$3
+  for _ in $(seq 300); do
+    local found
+    found=$(sed -nE "s#${regex}#\\1#p" "$file" 2>/dev/null | head -n1)
+    if [ -n "$found" ]; then printf '%s' "$found"; return 0; fi
+    kill -0 "$pid" 2>/dev/null || { cat "$file" "$file.err" >&2 2>/dev/null; die "server exited before it was up"; }
+    sleep 0.1
+  done
+  die "timed out waiting for ${regex} in ${file}"
+}
+
+start_oidc_provider() {
+  NODE_ENV=production taskset -c "$SERVER_CPU" node "$HERE/oidc-provider-server.mjs" \
+    >"$TMP/oidc-provider.out" 2>"$TMP/oidc-provider.out.err" &
+  PIDS+=($!)
+  OP_URL=$(wait_for "$TMP/oidc-provider.out" '^listening (http://[^ ]+)$' $!)
+  OP_BASIC=$(printf '%s' 'bench-service:bench-service-secret' | base64 -w0)
+}
+
+start_argus() {
+  ARGUS_PASSWORD=$(od -An -N12 -tx1 /dev/urandom | tr -d ' \n')
+  cat >"$TMP/argus.toml" <<EOF
+[issuer]
+listen = "127.0.0.1:0"
+[gate]
+listen = "127.0.0.1:0"
+[watch]
+listen = "127.0.0.1:0"
+[demo]
+listen = "127.0.0.1:0"
+EOF
+  taskset -c "$SERVER_CPU" "$ROOT/target/release/argus" up --demo --config "$TMP/argus.toml" \
+    --data-dir "$TMP/argus-data" --demo-password "$ARGUS_PASSWORD" >"$TMP/argus.out" 2>"$TMP/argus.out.err" &
+  PIDS+=($!)
+  ARGUS_URL=$(wait_for "$TMP/argus.out" '^ +issuer +(http://[^ ]+).*$' $!)
+  argus_service_client
+}
+
+# The confidential client of the client_credentials runs, created through Argus's admin API.
+argus_service_client() {
+  ARGUS_BASIC=""
+}
+
+# --- measurements --------------------------------------------------------------------------------------------------
+
+# One token request with curl, to check that the grant works and gives an ES256 JWT before it is measured.
+check_grant() {
+  local name=$1 url=$2 body=$3 basic=${4:-}
+  local args=(-sS --max-time 10 -d "$body" "$url/token")
+  [ -n "$basic" ] && args+=(-H "Authorization: Basic $basic")
+  local reply
+  reply=$(curl "${args[@]}")
+  python3 - "$name" "$reply" <<'EOF' || die "$name: the token request failed: $reply"
+import base64, json, sys
+name, reply = sys.argv[1], json.loads(sys.argv[2])
+header = json.loads(base64.urlsafe_b64decode(reply["access_token"].split(".")[0] + "=="))
+assert header["alg"] == "ES256", header
+print(f"  {name}: {reply['token_type']} token, {header['alg']} {header.get('typ')}, expires_in {reply['expires_in']}",
+      file=sys.stderr)
+EOF
+}
+
+# mint SERVER URL FILE: CHAINS fresh refresh tokens, one per line.
+mint() {
+  local server=$1 url=$2 file=$3
+  taskset -c "$LOAD_CPU" node "$HERE/mint-refresh.mjs" --server "$server" --issuer "$url" \
+    --password "${ARGUS_PASSWORD:-}" --count "$CHAINS" >"$file"
+}
+
+# measure GRANT SERVER ROUND SECONDS: one wrk run; appends a row to results.tsv unless ROUND is "warmup".
+measure() {
+  local grant=$1 server=$2 round=$3 seconds=$4 url basic client out
+  case $server in
+    argus) url=$ARGUS_URL basic=$ARGUS_BASIC client=demo-app ;;
+    oidc-provider) url=$OP_URL basic=$OP_BASIC client=bench-app ;;
+  esac
+  local wrk=(taskset -c "$LOAD_CPU" wrk -t1 -c"$CONNECTIONS" -d"${seconds}s" --timeout 5s)
+  if [ "$grant" = client_credentials ]; then
+    out=$(BENCH_DIR=$HERE BENCH_BASIC=$basic BENCH_SCOPE=$SCOPE "${wrk[@]}" -s "$HERE/client-credentials.lua" "$url")
+  else
+    mint "$server" "$url" "$TMP/chains"
+    out=$(BENCH_DIR=$HERE "${wrk[@]}" -s "$HERE/refresh-token.lua" "$url" -- "$TMP/chains" "$client")
+  fi
+  local result
+  result=$(grep '^RESULT ' <<<"$out") || die "no result from wrk: $out"
+  # RESULT rps=.. requests=.. errors=.. lost=.. p50_ms=.. p99_ms=..
+  field() { sed -nE "s/.* $1=([^ ]+).*/\1/p" <<<" $result"; }
+  local rps errors lost p50 p99
+  rps=$(field rps) errors=$(field errors) lost=$(field lost) p50=$(field p50_ms) p99=$(field p99_ms)
+  printf '  %-18s %-14s %-7s %9s req/s  p50 %7s ms  p99 %7s ms\n' "$grant" "$server" "$round" "$rps" "$p50" "$p99" >&2
+  [ "$errors" = 0 ] && [ "$lost" = 0 ] || die "$grant on $server: $errors failed requests, $lost lost chains"
+  [ "$round" = warmup ] || printf '%s\t%s\t%s\t%s\t%s\t%s\n' "$grant" "$round" "$server" "$rps" "$p50" "$p99" \
+    >>"$TMP/results.tsv"
+}
+
+summarise() {
+  python3 - "$TMP/results.tsv" <<'EOF'
+import statistics, sys
+rows = [line.rstrip("\n").split("\t") for line in open(sys.argv[1])]
+print()
+print("grant               rounds   Argus req/s   oidc-provider req/s   ratio (median of paired rounds, min..max)")
+for grant in ("client_credentials", "refresh_token"):
+    by_round = {}
+    for g, rnd, server, rps, _p50, _p99 in rows:
+        if g == grant:
+            by_round.setdefault(rnd, {})[server] = float(rps)
+    pairs = [r for r in by_round.values() if "argus" in r and "oidc-provider" in r]
+    if not pairs:
+        continue
+    ratios = [p["argus"] / p["oidc-provider"] for p in pairs]
+    a = statistics.median(p["argus"] for p in pairs)
+    o = statistics.median(p["oidc-provider"] for p in pairs)
+    print(f"{grant:<19} {len(pairs):>6} {a:>13.0f} {o:>21.0f}   {statistics.median(ratios):.1f}x "
+          f"({min(ratios):.1f}..{max(ratios):.1f})")
+EOF
+}
+
+main() {
+  ensure_tools
+  say "machine: $(nproc) cores, $(sed -nE 's/^model name\s*: //p' /proc/cpuinfo | head -n1)"
+  say "node $(node --version), oidc-provider $(node -p "require('$HERE/node_modules/oidc-provider/package.json').version"), wrk $(wrk -v 2>&1 | head -n1 | cut -d' ' -f2)"
+  say "argus $(cd "$ROOT" && git rev-parse --short HEAD 2>/dev/null || echo '?')$(cd "$ROOT" && git diff --quiet 2>/dev/null || echo '+changes')"
+  start_oidc_provider
+  start_argus
+  say "argus $ARGUS_URL, oidc-provider $OP_URL (both on core $SERVER_CPU; wrk on core $LOAD_CPU)"
+  if [[ " $GRANTS " == *" client_credentials "* ]]; then
+    check_grant "argus client_credentials" "$ARGUS_URL" "grant_type=client_credentials&scope=$SCOPE" "$ARGUS_BASIC"
+    check_grant "oidc-provider client_credentials" "$OP_URL" "grant_type=client_credentials&scope=$SCOPE" "$OP_BASIC"
+  fi
+  : >"$TMP/results.tsv"
+  say "rounds: $ROUNDS x ${DURATION}s per server and grant, $CONNECTIONS connections, after ${WARMUP}s warm-up each"
+  for grant in $GRANTS; do
+    measure "$grant" argus warmup "$WARMUP"
+    measure "$grant" oidc-provider warmup "$WARMUP"
+    for round in $(seq "$ROUNDS"); do
+      measure "$grant" argus "$round" "$DURATION"
+      measure "$grant" oidc-provider "$round" "$DURATION"
+    done
+  done
+  summarise
+}
+
+main "$@"

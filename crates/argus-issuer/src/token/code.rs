@@ -1,0 +1,117 @@
+//! The authorization_code grant (RFC 6749 §4.1.3, RFC 7636 §4.6, RFC 9449 §10): a single-use code, PKCE, the
+//! exact redirect URI, and the DPoP key the code was bound to.
+
+use std::time::Duration;
+
+use argus_model::id::{new_id, random_secret};
+use argus_model::{Principal, Timestamp};
+use argus_oauth::{
+    AuthorizationCode, CodeCheck, CodePresentation, GrantType, OAuthError, RedeemOutcome, RefreshToken, Scopes,
+    StorageError, TokenSubject, check_code_grant, hash_secret, id_token_claims, live_accesses, refresh_expiry,
+    token_revocation,
+};
+
+use super::{Fail, GrantRequest, TokenResponse, enabled_user};
+use crate::state::Issuer;
+
+const INVALID: OAuthError = OAuthError::invalid_grant("the authorization code is invalid");
+
+pub(super) async fn code_grant(g: &GrantRequest<'_>) -> Result<TokenResponse, Fail> {
+    let (s, client, params) = (g.s, g.client, g.params);
+    let code = params.get("code").ok_or(OAuthError::invalid_request("code is required"))?;
+    let redirect_uri = params.get("redirect_uri").ok_or(OAuthError::invalid_request("redirect_uri is required"))?;
+    let verifier = params.get("code_verifier").ok_or(OAuthError::invalid_request("code_verifier is required"))?;
+
+    let now = s.now();
+    let stored = s.store.code(&hash_secret(code)).await?.ok_or(INVALID)?;
+    let principal = Principal { sub: Some(stored.sub.clone()), sid: Some(stored.sid.clone()), ..g.principal() };
+    let presented = CodePresentation { client_id: &client.client_id, redirect_uri, code_verifier: verifier, dpop_jkt: g.jkt() };
+    if check_code_grant(&stored, &presented, now)? == CodeCheck::Replayed {
+        revoke_code_issue(s, &stored, &principal, now).await?;
+        return Err(INVALID.into());
+    }
+    let user = enabled_user(s, &stored.sub).await?;
+    let scope = Scopes::parse(&stored.scope).unwrap_or_default();
+    // A refresh family only for clients that may refresh.
+    let family_id = client.allows_grant(GrantType::RefreshToken).then(new_id);
+    let who = TokenSubject {
+        sub: &user.sub,
+        client_id: &client.client_id,
+        scope: &scope,
+        sid: Some(&stored.sid),
+        auth_time: Some(stored.auth_time),
+        family: family_id.as_deref(),
+        device: None,
+    };
+    let (access_token, access) = g.mint_access(who, now)?;
+    let refresh = family_id.as_deref().map(|family| first_refresh(g, &stored, &scope, family, &access, now));
+    let first = refresh.as_ref().map(|(token, _)| token);
+    if s.store.redeem_code(&stored.code_hash, now, &access, first).await? == RedeemOutcome::NotRedeemable {
+        // Another request redeemed it between our check and now: the same as a replay.
+        if let Some(again) = s.store.code(&stored.code_hash).await? {
+            revoke_code_issue(s, &again, &principal, now).await?;
+        }
+        return Err(INVALID.into());
+    }
+    let id_token = if scope.contains("openid") {
+        let ttl = Duration::from_secs(s.config.id_token_ttl_secs);
+        let claims = id_token_claims(&s.issuer_url, who, stored.nonce.as_deref(), &access_token, now, ttl);
+        Some(s.keys.active.sign("JWT", &claims)?)
+    } else {
+        None
+    };
+    g.emit_issued(principal, GrantType::AuthorizationCode, &scope, family_id.as_deref(), &access);
+    Ok(g.response(access_token, refresh.map(|(_, secret)| secret), id_token, &scope))
+}
+
+/// The first refresh token of a new family, and its secret. A public client's family is bound to the DPoP key of
+/// this request (RFC 9449 §5): the token alone is worthless to whoever steals it from the app.
+fn first_refresh(
+    g: &GrantRequest<'_>,
+    code: &AuthorizationCode,
+    scope: &Scopes,
+    family_id: &str,
+    access: &argus_oauth::IssuedAccess,
+    now: Timestamp,
+) -> (RefreshToken, String) {
+    let s = g.s;
+    let secret = random_secret(32);
+    let absolute = g.client.refresh_token_ttl(s.config.refresh_token_absolute_ttl_secs);
+    let family_expires_at = now.plus(Duration::from_secs(absolute));
+    let idle = Duration::from_secs(s.config.refresh_token_idle_ttl_secs);
+    let token = RefreshToken {
+        token_hash: hash_secret(&secret),
+        family_id: family_id.to_owned(),
+        client_id: g.client.client_id.clone(),
+        sub: code.sub.clone(),
+        sid: Some(code.sid.clone()),
+        scope: scope.to_string(),
+        auth_time: Some(code.auth_time),
+        created_at: now,
+        expires_at: refresh_expiry(now, idle, family_expires_at),
+        family_expires_at,
+        jkt: if g.client.public { g.jkt().map(str::to_owned) } else { None },
+        consumed_at: None,
+        family_revoked_at: None,
+        access: access.clone(),
+    };
+    (token, secret)
+}
+
+/// A code came back after it was redeemed: revoke everything it issued — its refresh family and every access
+/// token of that family, or the one access token it issued (RFC 6749 §4.1.2, RFC 9700 §4.5).
+async fn revoke_code_issue(
+    s: &Issuer,
+    code: &AuthorizationCode,
+    principal: &Principal,
+    now: Timestamp,
+) -> Result<(), StorageError> {
+    let revocations = match (&code.family_id, &code.access) {
+        (Some(family), _) => live_accesses(&s.store.revoke_family(family, now).await?, now),
+        (None, Some(access)) => token_revocation(&access.jti, access.expires_at, now).into_iter().collect(),
+        (None, None) => Vec::new(),
+    };
+    tracing::warn!(client_id = %code.client_id, "authorization code replayed; its tokens are revoked");
+    s.publish_revocations(revocations, principal, "issuer").await;
+    Ok(())
+}

@@ -1,0 +1,104 @@
+//! Administration: the storage it needs beyond [`IssuerStore`](crate::IssuerStore) ([`AdminStore`]), and its pure
+//! rules — what a revocation by scope revokes and for how long gates keep it ([`revocation`]), what a user or client
+//! record may contain and how an update applies ([`users`], [`clients`]), and when a signing key is published,
+//! signs and leaves the JWKS ([`keys`]).
+//!
+//! The HTTP surface (`/admin/v1/...` on the issuer) and the CLI only translate to and from these functions.
+
+mod clients;
+mod keys;
+mod revocation;
+mod users;
+
+use argus_model::{RevocationScope, Timestamp};
+
+use crate::store::{IssuedAccess, StorageError, UserRecord};
+
+pub use clients::{ClientPatch, ClientView, NewClient, PatchOutcome, rotate_client_secret};
+pub use keys::{KeyState, KeyTiming, ScheduledKey, key_schedule, next_key_change};
+pub use revocation::{admin_revocation, backstop_revocations, validate_revocation_scope};
+pub use users::{MAX_PASSWORD_BYTES, NewUser, UserPatch, UserView, validate_password, validate_username};
+
+/// Why an admin operation was refused. Messages are for the administrator: they may name a field or echo a value
+/// the administrator sent, never a secret or a password.
+#[derive(Debug, thiserror::Error)]
+pub enum AdminError {
+    /// The request is malformed or asks for something invalid.
+    #[error("{0}")]
+    Invalid(String),
+    /// No such user, client or key.
+    #[error("not found")]
+    NotFound,
+    /// The object exists already (a user name, a client id).
+    #[error("{0}")]
+    Conflict(&'static str),
+    #[error(transparent)]
+    Storage(#[from] StorageError),
+}
+
+/// A browser the issuer recognises by its long-lived `argus_device` cookie.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DeviceRecord {
+    /// Public, opaque id: what access tokens carry as `did` and what an admin revokes.
+    pub device_id: String,
+    /// SHA-256 of the cookie value; the cookie itself is never stored.
+    pub cookie_hash: String,
+    pub created_at: Timestamp,
+    /// The cookie's end; each sign-in on the device moves it forward.
+    pub expires_at: Timestamp,
+}
+
+/// What a revocation by scope changed in the store.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ScopeEffects {
+    /// Refresh-token families revoked by this call (families revoked before are not counted).
+    pub families_revoked: u64,
+    /// Sign-in sessions ended.
+    pub sessions_ended: u64,
+    /// Consents removed (scope `grant` only).
+    pub consents_removed: u64,
+    /// The access tokens issued in the families in scope that had not expired at the time of the call, so the
+    /// caller can revoke them one by one as well.
+    pub live_accesses: Vec<IssuedAccess>,
+}
+
+/// The storage admin operations need beyond [`IssuerStore`](crate::IssuerStore). Implemented by `argus_store::Store`.
+#[async_trait::async_trait]
+pub trait AdminStore: Send + Sync + 'static {
+    /// Create a user; `false` (and nothing written) if the `sub` or the user name is taken.
+    async fn insert_user(&self, user: &UserRecord, now: Timestamp) -> Result<bool, StorageError>;
+    /// Every user, by user name.
+    async fn users(&self) -> Result<Vec<UserRecord>, StorageError>;
+    /// Change a user's password hash and/or disabled flag; `false` if there is no such user.
+    async fn update_user(
+        &self,
+        sub: &str,
+        password_hash: Option<&str>,
+        disabled: Option<bool>,
+        now: Timestamp,
+    ) -> Result<bool, StorageError>;
+
+    /// In one transaction, everything a revocation of `scope` changes in the store: revoke the refresh families in
+    /// scope, end the sessions in scope (`session`, `device`, `user`), remove the consent (`grant`). A `token`
+    /// scope changes nothing here: one access token lives only at the gates.
+    async fn revoke_scope(&self, scope: &RevocationScope, now: Timestamp) -> Result<ScopeEffects, StorageError>;
+
+    async fn insert_device(&self, device: &DeviceRecord) -> Result<(), StorageError>;
+    /// The id of the unexpired device with this cookie hash, after moving its expiry to `expires_at`.
+    async fn touch_device(
+        &self,
+        cookie_hash: &str,
+        now: Timestamp,
+        expires_at: Timestamp,
+    ) -> Result<Option<String>, StorageError>;
+    /// Record that session `sid` was signed in on device `device_id`. Refresh families started in the session
+    /// are attached to the device too.
+    async fn attach_device(&self, sid: &str, device_id: &str) -> Result<(), StorageError>;
+    /// The device a session was signed in on.
+    async fn session_device(&self, sid: &str) -> Result<Option<String>, StorageError>;
+    /// The device a refresh family was started on.
+    async fn family_device(&self, family_id: &str) -> Result<Option<String>, StorageError>;
+
+    /// Delete expired devices. Returns the rows removed.
+    async fn purge_expired_devices(&self, now: Timestamp) -> Result<u64, StorageError>;
+}
