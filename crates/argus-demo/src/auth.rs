@@ -49,12 +49,13 @@ fn invalid_token() -> Problem {
     Problem::new(Kind::InvalidToken, "the bearer token is malformed or names no subject")
 }
 
-/// The token of an `Authorization` value with the `Bearer` scheme (case-insensitive, RFC 6750 §2.1 / RFC 9110
-/// §11.1).
+/// The token of an `Authorization` value with the `Bearer` (RFC 6750 §2.1) or `DPoP` (RFC 9449 §7.1) scheme,
+/// case-insensitive (RFC 9110 §11.1). The gate has verified the DPoP proof; the demo only needs the token.
 fn bearer_token(value: &str) -> Option<&str> {
     let (scheme, token) = value.split_once(' ')?;
     let token = token.trim_start_matches(' ');
-    (scheme.eq_ignore_ascii_case("bearer") && !token.is_empty()).then_some(token)
+    let known = scheme.eq_ignore_ascii_case("bearer") || scheme.eq_ignore_ascii_case("dpop");
+    (known && !token.is_empty()).then_some(token)
 }
 
 /// The `sub` claim of a compact JWS, read without checking the signature (see the module comment for why).
@@ -75,6 +76,14 @@ fn sub_of_unverified_jwt(token: &str) -> Option<String> {
 mod tests {
     use super::*;
     use axum::http::HeaderValue;
+
+    #[test]
+    fn dpop_scheme_is_read_like_bearer() {
+        assert_eq!(bearer_token("DPoP abc"), Some("abc"));
+        assert_eq!(bearer_token("dpop abc"), Some("abc"));
+        assert_eq!(bearer_token("Basic abc"), None);
+        assert_eq!(bearer_token("DPoP "), None);
+    }
 
     fn jwt_with_payload(payload: &str) -> String {
         format!("{}.{}.c2ln", URL_SAFE_NO_PAD.encode(br#"{"alg":"ES256"}"#), URL_SAFE_NO_PAD.encode(payload))

@@ -11,6 +11,7 @@ use serde::{Deserialize, Serialize};
 /// [gate]
 /// listen = "127.0.0.1:7480"
 /// upstream_timeout_secs = 30
+/// dpop_nonce = true
 ///
 /// [[gate.routes]]
 /// name = "demo"

@@ -162,7 +162,12 @@ mod tests {
         h
     }
 
-    async fn run(guard: &DpopGuard, h: &HeaderMap, scheme: TokenScheme, claims: &AccessClaims) -> Result<Option<String>, Refusal> {
+    async fn run(
+        guard: &DpopGuard,
+        h: &HeaderMap,
+        scheme: TokenScheme,
+        claims: &AccessClaims,
+    ) -> Result<Option<String>, Refusal> {
         let request = DpopRequest { headers: h, method: &Method::GET, path: "/a", scheme, token: "tok" };
         dpop_phase(guard, &request, claims, TEST_EPOCH).await
     }

@@ -236,7 +236,7 @@ mod tests {
 
         let mut rec = record(&events);
         rec.refuse(&Refusal::NoRoute);
-        let response = rec.attach(Refusal::NoRoute.to_response("r1"));
+        let response = rec.attach(Refusal::NoRoute.to_response("r1", crate::refusal::TokenScheme::Bearer));
         drop(response); // the caller went away before reading the problem body
         let (_, call) = next_call(&mut sub).await;
         assert_eq!((call.status, call.reason.as_deref()), (404, Some("no-route")));

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use argus_bus::EventBus;
 use argus_model::Clock;
-use argus_policy::{AuthMode, RouteTable};
+use argus_policy::{AuthMode, Route, RouteTable};
 use axum::body::Body;
 use axum::extract::{ConnectInfo, Request, State};
 use axum::response::Response;
@@ -36,6 +36,14 @@ pub(crate) struct Gate {
     pub(crate) max_body_bytes: u64,
     pub(crate) events: EventBus,
     pub(crate) clock: Arc<dyn Clock>,
+}
+
+/// The parts of the request the decision phases read (the body is left alone for the proxy).
+struct CallHead<'a> {
+    headers: &'a http::HeaderMap,
+    method: &'a http::Method,
+    /// The path as sent, before canonicalisation: DPoP proofs name it.
+    raw_path: &'a str,
 }
 
 /// What the phases learn that shapes the answer, whether the call is allowed or refused.
@@ -92,26 +100,9 @@ impl Gate {
         let (route, path) = route_phase(&self.table, request.uri().path())?;
         record.set_route(route.name());
         if route.auth() == AuthMode::Argus {
-            let (scheme, token) = presented_token(request.headers())?;
-            answer.scheme = scheme;
-            let now = self.clock.now();
-            let claims = token_phase(&self.jwks, token, &self.issuer, &self.audience, now.as_secs()).await?;
-            record.set_token(&claims);
-            revocation_phase(&self.revocations, &claims).await?;
-            let dpop_request = DpopRequest {
-                headers: request.headers(),
-                method: request.method(),
-                path: request.uri().path(),
-                scheme,
-                token,
-            };
-            let dpop = dpop_phase(&self.dpop, &dpop_request, &claims, now).await;
-            if let Err(Refusal::UseDpopNonce | Refusal::InvalidDpopProof) = dpop {
-                // A caller refused over its proof gets the nonce to build the next one with.
-                answer.dpop_nonce = self.dpop.current_nonce(now.as_secs());
-            }
-            answer.dpop_nonce = dpop?;
-            scope_phase(route, request.method(), &path, &claims)?;
+            let head =
+                CallHead { headers: request.headers(), method: request.method(), raw_path: request.uri().path() };
+            self.authorize(&head, route, &path, record, answer).await?;
         }
         record.allow();
         let forward = Forward {
@@ -124,5 +115,31 @@ impl Gate {
             bytes_in: record.bytes_in_counter(),
         };
         proxy_phase(request, forward).await
+    }
+
+    /// Phases 2 to 5, for routes that need a token: token, revocation, DPoP, scopes.
+    async fn authorize(
+        &self,
+        head: &CallHead<'_>,
+        route: &Route,
+        path: &str,
+        record: &mut CallRecord,
+        answer: &mut Answer,
+    ) -> Result<(), Refusal> {
+        let (scheme, token) = presented_token(head.headers)?;
+        answer.scheme = scheme;
+        let now = self.clock.now();
+        let claims = token_phase(&self.jwks, token, &self.issuer, &self.audience, now.as_secs()).await?;
+        record.set_token(&claims);
+        revocation_phase(&self.revocations, &claims).await?;
+        let dpop_request =
+            DpopRequest { headers: head.headers, method: head.method, path: head.raw_path, scheme, token };
+        let dpop = dpop_phase(&self.dpop, &dpop_request, &claims, now).await;
+        if let Err(Refusal::UseDpopNonce | Refusal::InvalidDpopProof) = dpop {
+            // A caller refused over its proof gets the nonce to build the next one with.
+            answer.dpop_nonce = self.dpop.current_nonce(now.as_secs());
+        }
+        answer.dpop_nonce = dpop?;
+        scope_phase(route, head.method, path, &claims)
     }
 }

@@ -31,12 +31,12 @@ mod revocation;
 use std::sync::Arc;
 use std::time::Duration;
 
+pub use argus_cache::{MemoryReplayCache, ReplayCache};
 pub use argus_policy::{AuthMode, PolicyError, RouteConfig, RuleConfig};
 pub use config::{DEFAULT_LISTEN, GateConfig};
 pub use refusal::{PROBLEM_TYPE_PREFIX, Refusal, TokenScheme};
 pub use revocation::RevocationSet;
 
-use argus_cache::ReplayCache;
 use argus_jose::{NonceIssuer, normalize_htu};
 use argus_policy::RouteTable;
 

@@ -196,7 +196,11 @@ async fn proofs_name_the_configured_public_url() {
     let public = key.proof("GET", &format!("https://api.example.com{PATH}"), t).ath_for(&token).build();
     assert_eq!(h.dpop_call("GET", PATH, &token, &[&public]).await.status, 200);
     let internal = key.proof("GET", &htu(PATH), t).ath_for(&token).build();
-    assert_dpop_refusal(&h.dpop_call("GET", PATH, &token, &[&internal]).await, "invalid-dpop-proof", "invalid_dpop_proof");
+    assert_dpop_refusal(
+        &h.dpop_call("GET", PATH, &token, &[&internal]).await,
+        "invalid-dpop-proof",
+        "invalid_dpop_proof",
+    );
 }
 
 #[tokio::test]

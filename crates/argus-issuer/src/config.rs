@@ -46,6 +46,14 @@ pub struct IssuerConfig {
     /// Default 3,600: the default of common client libraries (authlib); each assertion is single use anyway (its
     /// `jti` is kept until it expires).
     pub client_assertion_max_lifetime_secs: u64,
+    /// How long a signing key added by `argus keys rotate` is published in the JWKS before the issuer signs with it,
+    /// in seconds. Default 300: the JWKS is served with `Cache-Control: max-age=300`, so any verifier that honours
+    /// it has the new key before the first token it signed (the gate refetches on an unknown `kid` anyway, so a
+    /// deployment with only Argus gates may lower it, even to 0). At most 86,400.
+    pub key_publish_lead_secs: u64,
+    /// How often the issuer looks in the store for keys added by `argus keys rotate`, in seconds. Default 5.
+    /// Between 1 and 3,600.
+    pub key_reload_secs: u64,
     /// Lifetime of authorization codes, in seconds. Default 60.
     pub code_ttl_secs: u64,
     /// Lifetime of a sign-in session at the issuer (the session cookie), in seconds. Default 43,200 (12 hours).
@@ -69,6 +77,8 @@ impl Default for IssuerConfig {
             dpop_nonce_required: true,
             dpop_proof_max_age_secs: 60,
             client_assertion_max_lifetime_secs: 3600,
+            key_publish_lead_secs: 300,
+            key_reload_secs: 5,
             code_ttl_secs: 60,
             session_ttl_secs: 12 * 3600,
             authorization_request_ttl_secs: 600,
@@ -91,6 +101,13 @@ impl IssuerConfig {
             return Err(format!(
                 "issuer.dpop_proof_max_age_secs must be between 1 and 600 seconds, not {}",
                 self.dpop_proof_max_age_secs
+            ));
+        }
+        if self.key_publish_lead_secs > 86_400 || !(1..=3600).contains(&self.key_reload_secs) {
+            return Err(format!(
+                "issuer.key_publish_lead_secs must be at most 86400 and issuer.key_reload_secs between 1 and 3600, \
+                 not {} and {}",
+                self.key_publish_lead_secs, self.key_reload_secs
             ));
         }
         for (name, v) in [

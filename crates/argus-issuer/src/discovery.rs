@@ -1,5 +1,7 @@
 //! Discovery (RFC 8414, OpenID Connect Discovery 1.0) and the JWKS.
 
+use argus_jose::DPOP_ALGORITHMS;
+use argus_oauth::{CLIENT_ASSERTION_ALGORITHMS, GrantType, TokenEndpointAuthMethod};
 use axum::Json;
 use axum::extract::State;
 use axum::http::{HeaderValue, StatusCode, header};
@@ -30,6 +32,10 @@ pub(crate) async fn metadata(State(s): State<Shared>) -> Response {
             scopes.push(scope.clone());
         }
     }
+    let all_methods: Vec<&str> = TokenEndpointAuthMethod::ALL.iter().map(|m| m.as_str()).collect();
+    // Introspection is for clients that can authenticate: never `none`.
+    let confidential_methods: Vec<&str> = all_methods.iter().copied().filter(|m| *m != "none").collect();
+    let grants: Vec<&str> = GrantType::ALL.iter().map(|g| g.as_str()).collect();
     let body = json!({
         "issuer": s.issuer_url,
         "authorization_endpoint": s.endpoint("/authorize"),
@@ -37,16 +43,27 @@ pub(crate) async fn metadata(State(s): State<Shared>) -> Response {
         "jwks_uri": s.endpoint("/jwks"),
         "userinfo_endpoint": s.endpoint("/userinfo"),
         "revocation_endpoint": s.endpoint("/revoke"),
+        "introspection_endpoint": s.endpoint("/introspect"),
+        "pushed_authorization_request_endpoint": s.endpoint("/par"),
+        "require_pushed_authorization_requests": s.config.require_pushed_authorization_requests,
         "response_types_supported": ["code"],
         "response_modes_supported": ["query"],
-        "grant_types_supported": ["authorization_code", "refresh_token"],
+        "grant_types_supported": grants,
         "code_challenge_methods_supported": ["S256"],
-        "token_endpoint_auth_methods_supported": ["none"],
-        "revocation_endpoint_auth_methods_supported": ["none"],
+        "token_endpoint_auth_methods_supported": all_methods,
+        "token_endpoint_auth_signing_alg_values_supported": CLIENT_ASSERTION_ALGORITHMS,
+        "revocation_endpoint_auth_methods_supported": all_methods,
+        "revocation_endpoint_auth_signing_alg_values_supported": CLIENT_ASSERTION_ALGORITHMS,
+        "introspection_endpoint_auth_methods_supported": confidential_methods,
+        "introspection_endpoint_auth_signing_alg_values_supported": CLIENT_ASSERTION_ALGORITHMS,
+        "dpop_signing_alg_values_supported": DPOP_ALGORITHMS,
         "scopes_supported": scopes,
         "subject_types_supported": ["public"],
-        "id_token_signing_alg_values_supported": [s.keys.active.alg_name()],
+        "id_token_signing_alg_values_supported": s.keys.algorithms(),
         "authorization_response_iss_parameter_supported": true,
+        // Only pushed request_uri values (RFC 9126); OIDC Discovery's default for this is true.
+        "request_uri_parameter_supported": false,
+        "request_parameter_supported": false,
         "claims_supported": CLAIMS,
         "prompt_values_supported": ["none", "login", "consent"],
     });
@@ -55,7 +72,7 @@ pub(crate) async fn metadata(State(s): State<Shared>) -> Response {
 
 /// `GET /jwks`: the public keys that verify the issuer's tokens.
 pub(crate) async fn jwks(State(s): State<Shared>) -> Response {
-    (short_cache(), Json(&s.keys.jwks)).into_response()
+    (short_cache(), Json(&*s.keys.jwks())).into_response()
 }
 
 /// Metadata and keys change rarely, but a new key must reach verifiers soon: five minutes.

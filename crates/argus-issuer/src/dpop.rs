@@ -32,7 +32,8 @@ pub(crate) async fn verified_proof(s: &Issuer, headers: &HeaderMap, path: &str) 
     let now = s.now();
     let url = s.endpoint(path);
     let max_age = i64::try_from(s.config.dpop_proof_max_age_secs).unwrap_or(i64::MAX);
-    let check = DpopCheck { method: "POST", url: &url, now_secs: now.as_secs(), max_age_secs: max_age, access_token: None };
+    let check =
+        DpopCheck { method: "POST", url: &url, now_secs: now.as_secs(), max_age_secs: max_age, access_token: None };
     let proof = verify_dpop_proof(proof, &check).map_err(|e| {
         tracing::debug!(reason = e.code(), "DPoP proof refused");
         INVALID

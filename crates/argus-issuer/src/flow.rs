@@ -222,7 +222,7 @@ pub(crate) async fn login(State(s): State<Shared>, caller: Caller, headers: Head
     s.emit(principal, EventKind::Login(login));
 
     match (user, outcome) {
-        (Some(user), LoginOutcome::Success) => match signed_in(&s, &bound, user).await {
+        (Some(user), LoginOutcome::Success) => match signed_in(&s, &headers, &bound, user).await {
             Ok(r) => r,
             Err(e) => pages::internal_error_page(&e),
         },
@@ -255,7 +255,7 @@ async fn check_credentials(
 }
 
 /// After a good password: a new session, then consent or straight a code.
-async fn signed_in(s: &Issuer, bound: &Bound, user: UserRecord) -> Result<Response, StorageError> {
+async fn signed_in(s: &Issuer, headers: &HeaderMap, bound: &Bound, user: UserRecord) -> Result<Response, StorageError> {
     let now = s.now();
     let cookie = random_secret(32);
     let session = SessionRecord {
@@ -266,6 +266,8 @@ async fn signed_in(s: &Issuer, bound: &Bound, user: UserRecord) -> Result<Respon
         expires_at: now.plus(Duration::from_secs(s.config.session_ttl_secs)),
     };
     s.store.insert_session(&session).await?;
+    // The browser's device, so revoking the device reaches this session and what it issues.
+    let device_cookie = crate::admin::devices::bind_device(s, headers, &session.sid).await?;
     let flow = FlowRequest::from(&bound.pending);
     let covers = s.consent_covers(&user.sub, &flow.client_id, &flow.scope).await?;
     let mut response = match next_step_after_login(flow.prompt, covers) {
@@ -279,6 +281,9 @@ async fn signed_in(s: &Issuer, bound: &Bound, user: UserRecord) -> Result<Respon
         _ => consent_page(&bound.client, &user, &flow.scope, &bound.request, &bound.csrf),
     };
     if let Some(v) = cookies::set(cookies::SESSION, &cookie, Some(s.config.session_ttl_secs), s.secure_cookies) {
+        response.headers_mut().append(header::SET_COOKIE, v);
+    }
+    if let Some(v) = device_cookie {
         response.headers_mut().append(header::SET_COOKIE, v);
     }
     Ok(response)

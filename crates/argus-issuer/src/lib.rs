@@ -1,19 +1,26 @@
 //! The issuer: Argus's OAuth 2.x authorization server and OpenID provider, as an axum router.
 //!
-//! Authorization code + PKCE (S256) only, with the login and consent pages, refresh-token rotation with reuse
-//! detection, revocation (RFC 7009), RFC 9068 JWT access tokens, id_tokens, userinfo, discovery (RFC 8414 / OIDC) and
-//! JWKS. The rules live in `argus_oauth`; this crate does the HTTP, the cookies, the pages, the keys and the events.
+//! Authorization code + PKCE (S256), pushed authorization requests (RFC 9126), the login and consent pages,
+//! refresh-token rotation with reuse detection and a concurrency leeway, client credentials; public, secret and
+//! `private_key_jwt` clients; DPoP-bound tokens with server nonces (RFC 9449); revocation (RFC 7009), introspection
+//! (RFC 7662), RFC 9068 JWT access tokens, id_tokens, userinfo, discovery (RFC 8414 / OIDC) and JWKS. The rules live
+//! in `argus_oauth`; this crate does the HTTP, the cookies, the pages, the keys and the events.
 #![forbid(unsafe_code)]
 
+mod admin;
 mod authorize;
+mod client_auth;
 mod config;
 mod cookies;
 mod discovery;
+mod dpop;
 mod error;
 mod events;
 mod flow;
+mod introspect;
 mod keys;
 mod pages;
+mod par;
 pub mod provision;
 mod revoke;
 mod state;
@@ -71,6 +78,9 @@ pub async fn router(
         .route("/token", post(token::token))
         .route("/userinfo", get(userinfo::userinfo).post(userinfo::userinfo))
         .route("/revoke", post(revoke::revoke))
+        .merge(admin::routes())
+        .route("/introspect", post(introspect::introspect))
+        .route("/par", post(par::par))
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .with_state(Arc::new(state)))
 }

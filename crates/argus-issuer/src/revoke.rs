@@ -29,18 +29,11 @@ async fn run(s: &Issuer, caller: &Caller, headers: &HeaderMap, body: &[u8]) -> R
     let client = authenticated_client(s, headers, &params, "/revoke").await?;
     let token = params.get("token").ok_or(argus_oauth::OAuthError::invalid_request("token is required"))?.to_owned();
     let principal = Principal { client_id: Some(client.client_id.clone()), ..caller.principal() };
-    // The hint only orders the lookups (RFC 7009 §2.1); an unknown hint is ignored.
-    let access_first = match params.get("token_type_hint") {
-        Some("access_token") => true,
-        Some("refresh_token") => false,
-        _ => token.matches('.').count() == 2,
-    };
-    let order = if access_first { [Kind::Access, Kind::Refresh] } else { [Kind::Refresh, Kind::Access] };
     let mut revoked = false;
-    for kind in order {
+    for kind in lookup_order(&params, &token) {
         revoked = match kind {
-            Kind::Access => revoke_access(s, &client, &token, &principal).await?,
-            Kind::Refresh => revoke_refresh(s, &client, &token, &principal).await?,
+            TokenKind::Access => revoke_access(s, &client, &token, &principal).await?,
+            TokenKind::Refresh => revoke_refresh(s, &client, &token, &principal).await?,
         };
         if revoked {
             break;
@@ -52,10 +45,22 @@ async fn run(s: &Issuer, caller: &Caller, headers: &HeaderMap, body: &[u8]) -> R
     Ok(())
 }
 
-#[derive(Clone, Copy)]
-enum Kind {
+/// The kinds of token this issuer hands out that can be revoked or introspected.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum TokenKind {
     Access,
     Refresh,
+}
+
+/// In which order to look a presented token up. The hint only orders the lookups (RFC 7009 §2.1, RFC 7662 §2.1);
+/// an unknown hint is ignored, and without one a JWT is looked at as an access token first.
+pub(crate) fn lookup_order(params: &argus_oauth::Params, token: &str) -> [TokenKind; 2] {
+    let access_first = match params.get("token_type_hint") {
+        Some("access_token") => true,
+        Some("refresh_token") => false,
+        _ => token.matches('.').count() == 2,
+    };
+    if access_first { [TokenKind::Access, TokenKind::Refresh] } else { [TokenKind::Refresh, TokenKind::Access] }
 }
 
 /// An access token signed by us, still live and issued to this client: revoke its `jti` everywhere.
@@ -66,7 +71,7 @@ async fn revoke_access(
     principal: &Principal,
 ) -> Result<bool, Fail> {
     let now = s.now();
-    let Ok(claims) = verify_access_token(token, &s.keys.jwks, &s.issuer_url, &s.audience, now.as_secs()) else {
+    let Ok(claims) = verify_access_token(token, &s.keys.jwks(), &s.issuer_url, &s.audience, now.as_secs()) else {
         return Ok(false);
     };
     if claims.client_id != client.client_id {

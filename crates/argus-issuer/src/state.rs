@@ -12,7 +12,7 @@ use argus_oauth::{ClientRegistration, IssuerStore};
 use crate::IssuerDeps;
 use crate::config::IssuerConfig;
 use crate::error::IssuerError;
-use crate::keys::{Keys, load_or_create};
+use crate::keys::Keys;
 
 /// Everything a handler needs, shared by all of them.
 pub(crate) struct Issuer {
@@ -53,7 +53,7 @@ impl Issuer {
         if deps.dpop_nonce_secret.len() < 32 {
             return Err(IssuerError::Config("the DPoP nonce secret must be at least 32 bytes".into()));
         }
-        let keys = load_or_create(deps.store.as_ref(), deps.clock.now()).await?;
+        let keys = Keys::start(deps.store.clone(), deps.clock.clone(), config).await?;
         Ok(Self {
             config: config.clone(),
             secure_cookies: issuer_url.starts_with("https://"),

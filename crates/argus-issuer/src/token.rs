@@ -166,7 +166,14 @@ impl GrantRequest<'_> {
     }
 
     /// Tell watch what was issued.
-    pub fn emit_issued(&self, principal: Principal, grant: GrantType, scope: &Scopes, family: Option<&str>, access: &IssuedAccess) {
+    pub fn emit_issued(
+        &self,
+        principal: Principal,
+        grant: GrantType,
+        scope: &Scopes,
+        family: Option<&str>,
+        access: &IssuedAccess,
+    ) {
         let principal = Principal { jti: Some(access.jti.clone()), ..principal };
         self.s.emit(
             principal,
@@ -186,7 +193,9 @@ async fn run(s: &Issuer, caller: &Caller, headers: &HeaderMap, body: &[u8]) -> R
     let grant = match params.get("grant_type") {
         None => return Err(OAuthError::invalid_request("grant_type is required").into()),
         // No implicit, no password grant, nothing else (RFC 9700 §2.1.2, §2.4).
-        Some(g) => GrantType::parse(g).ok_or(OAuthError::new(ErrorCode::UnsupportedGrantType, "unsupported grant_type"))?,
+        Some(g) => {
+            GrantType::parse(g).ok_or(OAuthError::new(ErrorCode::UnsupportedGrantType, "unsupported grant_type"))?
+        }
     };
     if !client.allows_grant(grant) {
         return Err(OAuthError::unauthorized_client("this client may not use this grant type").into());

@@ -37,7 +37,7 @@ pub(crate) async fn userinfo(State(s): State<Shared>, headers: HeaderMap) -> Res
 async fn run(s: &Issuer, headers: &HeaderMap) -> Result<UserInfo, Refusal> {
     let token = bearer(headers).ok_or(Refusal::NoToken)?;
     let now = s.now();
-    let claims = verify_access_token(token, &s.keys.jwks, &s.issuer_url, &s.audience, now.as_secs())
+    let claims = verify_access_token(token, &s.keys.jwks(), &s.issuer_url, &s.audience, now.as_secs())
         .map_err(|_| Refusal::InvalidToken("the access token is invalid"))?;
     let revocations = s.store.active_revocations(now).await.map_err(|e| Refusal::Internal(e.to_string()))?;
     if is_revoked(&claims, &revocations) {

@@ -208,7 +208,10 @@ fn public_jwk(header: &Map<String, Value>, alg: Algorithm) -> Result<Jwk, DpopEr
         (AlgorithmParameters::OctetKeyPair(p), Algorithm::EdDSA) => {
             p.curve == EllipticCurve::Ed25519 && coordinate_len(&p.x) == Some(32)
         }
-        (AlgorithmParameters::RSA(_), Algorithm::RS256 | Algorithm::PS256) => true,
+        // 2048 to 8192 bits, what aws-lc-rs verifies; smaller keys are forgeable.
+        (AlgorithmParameters::RSA(p), Algorithm::RS256 | Algorithm::PS256) => {
+            coordinate_len(&p.n).is_some_and(|n| (256..=1024).contains(&n))
+        }
         _ => false,
     };
     // A key that names its own `alg` must name the one used: never let the proof pick another use of the key.
@@ -219,7 +222,7 @@ fn public_jwk(header: &Map<String, Value>, alg: Algorithm) -> Result<Jwk, DpopEr
     Ok(jwk)
 }
 
-/// The length in bytes of a base64url key member; `None` if it is not base64url.
+/// The length in bytes of a base64url key member (a coordinate or a modulus); `None` if it is not base64url.
 fn coordinate_len(b64: &str) -> Option<usize> {
     URL_SAFE_NO_PAD.decode(b64).ok().map(|bytes| bytes.len())
 }

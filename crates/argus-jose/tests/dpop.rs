@@ -70,9 +70,26 @@ fn iat_window_holds_in_both_directions() {
 
 #[test]
 fn every_accepted_key_type_verifies() {
-    for key in [DpopKey::es256(), DpopKey::es384(), DpopKey::ed25519()] {
+    for key in [DpopKey::es256(), DpopKey::es384(), DpopKey::ed25519(), DpopKey::rs256(), DpopKey::ps256()] {
         assert_eq!(verify(&good(&key)).map(|p| p.jkt), Ok(key.jkt()), "{}", key.alg_name());
     }
+}
+
+#[test]
+fn an_rsa_key_signs_only_under_its_own_padding_and_never_as_ec() {
+    let rsa = DpopKey::rs256();
+    // A PKCS#1 v1.5 signature presented as PSS does not verify.
+    assert_eq!(verify(&good(&rsa).alg("PS256")), Err(DpopError::BadSignature));
+    assert_eq!(verify(&good(&rsa).alg("ES256")), Err(DpopError::InvalidKey));
+    // An RSA key below 2048 bits is not accepted (aws-lc-rs verifies 2048..=8192).
+    let mut small = rsa.public_jwk_json();
+    small["n"] = json!(b64_bytes(&[0xC5; 128]));
+    assert_eq!(verify(&good(&rsa).jwk(small)), Err(DpopError::InvalidKey));
+}
+
+fn b64_bytes(bytes: &[u8]) -> String {
+    use base64::Engine;
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
 }
 
 #[test]

@@ -12,6 +12,7 @@ mod client;
 mod client_auth;
 mod consent;
 mod error;
+mod introspection;
 mod params;
 mod password;
 mod scope;
@@ -32,6 +33,7 @@ pub use client_auth::{
 };
 pub use consent::describe_scope;
 pub use error::{ErrorCode, OAuthError};
+pub use introspection::{INTROSPECT_SCOPE, Introspection, is_user_token, may_introspect, refresh_token_is_active};
 pub use params::{Params, Repeated};
 pub use password::{PasswordError, hash_password, login_outcome, verify_password, verify_password_against_dummy};
 pub use scope::Scopes;

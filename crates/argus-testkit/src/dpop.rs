@@ -4,8 +4,10 @@
 use argus_jose::{DPOP_TYP, Jwk, jwk_thumbprint, sha256_b64url};
 use argus_model::id::new_id;
 use aws_lc_rs::rand::SystemRandom;
+use aws_lc_rs::rsa::{KeySize, PublicKeyComponents};
 use aws_lc_rs::signature::{
-    ECDSA_P256_SHA256_FIXED_SIGNING, ECDSA_P384_SHA384_FIXED_SIGNING, EcdsaKeyPair, Ed25519KeyPair,
+    ECDSA_P256_SHA256_FIXED_SIGNING, ECDSA_P384_SHA384_FIXED_SIGNING, EcdsaKeyPair, Ed25519KeyPair, KeyPair,
+    RSA_PKCS1_SHA256, RSA_PSS_SHA256, RsaKeyPair,
 };
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -15,8 +17,14 @@ use serde_json::{Map, Value, json};
 /// A DPoP client key pair (what a browser app would keep in IndexedDB).
 pub struct DpopKey {
     alg: Algorithm,
-    encoding: EncodingKey,
+    signer: Signer,
     public: Jwk,
+}
+
+enum Signer {
+    Jwt(EncodingKey),
+    // jsonwebtoken signs RSA only from PKCS#1, which aws-lc-rs does not export: sign with aws-lc-rs directly.
+    Rsa(RsaKeyPair),
 }
 
 impl std::fmt::Debug for DpopKey {
@@ -56,11 +64,53 @@ impl DpopKey {
         Self::from_encoding(Algorithm::EdDSA, EncodingKey::from_ed_der(doc.as_ref()))
     }
 
+    /// A fresh RSA-2048 key used with `RS256`.
+    ///
+    /// # Panics
+    /// If key generation fails.
+    pub fn rs256() -> Self {
+        Self::rsa(Algorithm::RS256)
+    }
+
+    /// A fresh RSA-2048 key used with `PS256`.
+    ///
+    /// # Panics
+    /// If key generation fails.
+    pub fn ps256() -> Self {
+        Self::rsa(Algorithm::PS256)
+    }
+
+    fn rsa(alg: Algorithm) -> Self {
+        let pair = RsaKeyPair::generate(KeySize::Rsa2048).expect("generate an RSA key");
+        let components = PublicKeyComponents::<Vec<u8>>::from(pair.public_key());
+        let public: Jwk = serde_json::from_value(json!({
+            "kty": "RSA",
+            "n": URL_SAFE_NO_PAD.encode(&components.n),
+            "e": URL_SAFE_NO_PAD.encode(&components.e),
+        }))
+        .expect("an RSA JWK");
+        Self { alg, signer: Signer::Rsa(pair), public }
+    }
+
     fn from_encoding(alg: Algorithm, encoding: EncodingKey) -> Self {
         let mut public = Jwk::from_encoding_key(&encoding, alg).expect("derive the public JWK");
         // Clients send a bare public key; `alg` in the JWK is optional and most leave it out.
         public.common.key_algorithm = None;
-        Self { alg, encoding, public }
+        Self { alg, signer: Signer::Jwt(encoding), public }
+    }
+
+    fn sign(&self, message: &[u8]) -> String {
+        match &self.signer {
+            Signer::Jwt(encoding) => {
+                jsonwebtoken::crypto::sign(message, encoding, self.alg).expect("sign a DPoP proof")
+            }
+            Signer::Rsa(pair) => {
+                let padding = if self.alg == Algorithm::PS256 { &RSA_PSS_SHA256 } else { &RSA_PKCS1_SHA256 };
+                let mut signature = vec![0; pair.public_modulus_len()];
+                pair.sign(padding, &SystemRandom::new(), message, &mut signature).expect("sign a DPoP proof");
+                URL_SAFE_NO_PAD.encode(signature)
+            }
+        }
     }
 
     /// The public key as it goes into the proof header.
@@ -83,6 +133,8 @@ impl DpopKey {
         match self.alg {
             Algorithm::ES384 => "ES384",
             Algorithm::EdDSA => "EdDSA",
+            Algorithm::RS256 => "RS256",
+            Algorithm::PS256 => "PS256",
             _ => "ES256",
         }
     }
@@ -194,8 +246,7 @@ impl<'k> DpopProofBuilder<'k> {
         if self.unsigned {
             return format!("{signing_input}.");
         }
-        let signature = jsonwebtoken::crypto::sign(signing_input.as_bytes(), &self.key.encoding, self.key.alg)
-            .expect("sign a DPoP proof");
+        let signature = self.key.sign(signing_input.as_bytes());
         let signature = if self.tamper_signature { flip_first_bit(&signature) } else { signature };
         format!("{signing_input}.{signature}")
     }
@@ -217,7 +268,7 @@ mod tests {
 
     #[test]
     fn built_proofs_verify_with_each_key_type() {
-        for key in [DpopKey::es256(), DpopKey::es384(), DpopKey::ed25519()] {
+        for key in [DpopKey::es256(), DpopKey::es384(), DpopKey::ed25519(), DpopKey::rs256(), DpopKey::ps256()] {
             let proof = key.proof("GET", "https://api.example/r", 1000).ath_for("tok").nonce("n1").build();
             let check = DpopCheck {
                 method: "GET",

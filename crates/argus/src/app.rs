@@ -116,6 +116,10 @@ pub async fn start(mut config: Config, opts: UpOptions) -> anyhow::Result<Runnin
             events: events.clone(),
             control: control.clone(),
             clock: clock.clone(),
+            // DPoP proof and client assertion jtis. One issuer per process for now; several issuers will share
+            // the cache (Redis) and a configured nonce secret.
+            replay: Arc::new(argus_gate::MemoryReplayCache::default()),
+            dpop_nonce_secret: argus_model::id::random_bytes(32),
         },
     )
     .await
@@ -133,11 +137,23 @@ pub async fn start(mut config: Config, opts: UpOptions) -> anyhow::Result<Runnin
         None => None,
     };
 
+    // Loaded after the issuer and before serving: a gate starting late still refuses what was revoked before.
+    let initial_revocations = argus_oauth::IssuerStore::active_revocations(&store, clock.now())
+        .await
+        .context("gate: cannot load the revocations in force")?;
     let gate_router = argus_gate::router(
         &config.gate,
         &gate_issuer,
         &audience,
-        argus_gate::GateDeps { events: events.clone(), control: control.clone(), clock: clock.clone() },
+        argus_gate::GateDeps {
+            events: events.clone(),
+            control: control.clone(),
+            clock: clock.clone(),
+            initial_revocations,
+            // One per process for now; gates sharing nonces will share a configured secret.
+            dpop_nonce_secret: argus_model::id::random_bytes(32),
+            replay: Arc::new(argus_gate::MemoryReplayCache::default()),
+        },
     )
     .await
     .context("gate")?;

@@ -25,7 +25,8 @@ pub(super) async fn code_grant(g: &GrantRequest<'_>) -> Result<TokenResponse, Fa
     let now = s.now();
     let stored = s.store.code(&hash_secret(code)).await?.ok_or(INVALID)?;
     let principal = Principal { sub: Some(stored.sub.clone()), sid: Some(stored.sid.clone()), ..g.principal() };
-    let presented = CodePresentation { client_id: &client.client_id, redirect_uri, code_verifier: verifier, dpop_jkt: g.jkt() };
+    let presented =
+        CodePresentation { client_id: &client.client_id, redirect_uri, code_verifier: verifier, dpop_jkt: g.jkt() };
     if check_code_grant(&stored, &presented, now)? == CodeCheck::Replayed {
         revoke_code_issue(s, &stored, &principal, now).await?;
         return Err(INVALID.into());
@@ -34,6 +35,8 @@ pub(super) async fn code_grant(g: &GrantRequest<'_>) -> Result<TokenResponse, Fa
     let scope = Scopes::parse(&stored.scope).unwrap_or_default();
     // A refresh family only for clients that may refresh.
     let family_id = client.allows_grant(GrantType::RefreshToken).then(new_id);
+    // The device the user signed in on (`did`), so revoking the device reaches this token at the gates.
+    let device = s.store.session_device(&stored.sid).await?;
     let who = TokenSubject {
         sub: &user.sub,
         client_id: &client.client_id,
@@ -41,7 +44,7 @@ pub(super) async fn code_grant(g: &GrantRequest<'_>) -> Result<TokenResponse, Fa
         sid: Some(&stored.sid),
         auth_time: Some(stored.auth_time),
         family: family_id.as_deref(),
-        device: None,
+        device: device.as_deref(),
     };
     let (access_token, access) = g.mint_access(who, now)?;
     let refresh = family_id.as_deref().map(|family| first_refresh(g, &stored, &scope, family, &access, now));

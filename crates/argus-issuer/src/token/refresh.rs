@@ -35,6 +35,7 @@ pub(super) async fn refresh_grant(g: &GrantRequest<'_>) -> Result<TokenResponse,
     }
     let scope = narrow_scope(&old.scope, params.get("scope"))?;
     let user = enabled_user(s, &old.sub).await?;
+    let device = s.store.family_device(&old.family_id).await?;
     let who = TokenSubject {
         sub: &user.sub,
         client_id: &client.client_id,
@@ -42,7 +43,7 @@ pub(super) async fn refresh_grant(g: &GrantRequest<'_>) -> Result<TokenResponse,
         sid: old.sid.as_deref(),
         auth_time: old.auth_time,
         family: Some(&old.family_id),
-        device: None,
+        device: device.as_deref(),
     };
     let (access_token, access) = g.mint_access(who, now)?;
     let secret = random_secret(32);

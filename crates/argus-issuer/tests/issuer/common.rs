@@ -7,9 +7,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use argus_bus::{ControlChannel, EventBus, Received, Subscriber};
+use argus_cache::MemoryReplayCache;
 use argus_issuer::{IssuerConfig, IssuerDeps, provision};
+use argus_jose::{JwkSet, SigningKey};
 use argus_model::{Clock, ControlMessage, Event};
-use argus_oauth::ClientRegistration;
+use argus_oauth::{ClientRegistration, GrantType, INTROSPECT_SCOPE, TokenEndpointAuthMethod, hash_client_secret};
 use argus_store::Store;
 use argus_testkit::FakeClock;
 use bytes::Bytes;
@@ -27,6 +29,17 @@ pub const REDIRECT: &str = "http://127.0.0.1:53682/callback";
 pub const VERIFIER: &str = "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk";
 pub const USER_AGENT: &str = "argus-tests/1.0";
 pub const CHALLENGE: &str = "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM";
+/// The secret of every confidential test client that uses one.
+pub const SECRET: &str = "9m2Kq7R4tV1xZ8cB5nL3wE6yH0jF2aD4sG7uP1oI3kQ";
+/// The confidential clients: `(client_id, method)`. All may use client_credentials with `SERVICE_SCOPES`.
+pub const SVC_BASIC: &str = "svc-basic";
+pub const SVC_POST: &str = "svc-post";
+pub const SVC_JWT: &str = "svc-jwt";
+/// A resource server: may introspect every client's tokens.
+pub const RS: &str = "resource-server";
+/// A confidential web app of the code flow (client_secret_basic).
+pub const WEB_CONF: &str = "web-confidential";
+pub const SERVICE_SCOPES: &str = "accounts:read transfers:read";
 
 pub struct Issuer {
     pub base: String,
@@ -36,6 +49,8 @@ pub struct Issuer {
     pub control: ControlChannel,
     /// `(username, sub)`.
     pub users: HashMap<String, String>,
+    /// The private key of [`SVC_JWT`], whose public half is registered.
+    pub client_key: SigningKey,
     http: Client<HttpConnector, Full<Bytes>>,
     _dir: tempfile::TempDir,
 }
@@ -69,7 +84,7 @@ pub fn demo_client() -> ClientRegistration {
         name: "Argus demo app".into(),
         redirect_uris: vec!["http://127.0.0.1/callback".into(), "http://[::1]/callback".into()],
         allowed_scopes: DEMO_SCOPES.split(' ').map(str::to_owned).collect(),
-        public: true,
+        ..ClientRegistration::default()
     }
 }
 
@@ -79,8 +94,61 @@ pub fn web_client() -> ClientRegistration {
         name: "Web app".into(),
         redirect_uris: vec!["https://app.example/cb".into()],
         allowed_scopes: vec!["openid".into(), "accounts:read".into()],
-        public: true,
+        ..ClientRegistration::default()
     }
+}
+
+/// A confidential client of the client_credentials grant.
+pub fn service_client(client_id: &str, method: TokenEndpointAuthMethod, key: &SigningKey) -> ClientRegistration {
+    let (client_secret_hash, jwks) = match method {
+        TokenEndpointAuthMethod::PrivateKeyJwt => (None, Some(JwkSet { keys: vec![key.public_jwk().clone()] })),
+        _ => (Some(hash_client_secret(SECRET)), None),
+    };
+    ClientRegistration {
+        client_id: client_id.into(),
+        name: client_id.into(),
+        allowed_scopes: SERVICE_SCOPES.split(' ').map(str::to_owned).collect(),
+        public: false,
+        token_endpoint_auth_method: method,
+        client_secret_hash,
+        jwks,
+        grant_types: vec![GrantType::ClientCredentials],
+        ..ClientRegistration::default()
+    }
+}
+
+fn resource_server() -> ClientRegistration {
+    ClientRegistration {
+        client_id: RS.into(),
+        name: "Resource server".into(),
+        allowed_scopes: vec![INTROSPECT_SCOPE.into()],
+        public: false,
+        token_endpoint_auth_method: TokenEndpointAuthMethod::ClientSecretBasic,
+        client_secret_hash: Some(hash_client_secret(SECRET)),
+        grant_types: vec![GrantType::ClientCredentials],
+        ..ClientRegistration::default()
+    }
+}
+
+/// A confidential app of the code flow, with refresh tokens.
+pub fn confidential_web_client() -> ClientRegistration {
+    ClientRegistration {
+        client_id: WEB_CONF.into(),
+        name: "Confidential web app".into(),
+        redirect_uris: vec!["http://127.0.0.1/callback".into()],
+        allowed_scopes: vec!["openid".into(), "accounts:read".into()],
+        public: false,
+        token_endpoint_auth_method: TokenEndpointAuthMethod::ClientSecretBasic,
+        client_secret_hash: Some(hash_client_secret(SECRET)),
+        ..ClientRegistration::default()
+    }
+}
+
+/// An `Authorization: Basic` value (RFC 6749 §2.3.1: each part form-urlencoded first).
+pub fn basic(client_id: &str, secret: &str) -> String {
+    use base64::Engine;
+    let enc = |s: &str| url::form_urlencoded::byte_serialize(s.as_bytes()).collect::<String>();
+    format!("Basic {}", base64::engine::general_purpose::STANDARD.encode(format!("{}:{}", enc(client_id), enc(secret))))
 }
 
 impl Issuer {
@@ -97,25 +165,35 @@ impl Issuer {
             let sub = provision::ensure_user(&store, name, PASSWORD, clock.now()).await.unwrap();
             users.insert(name.to_owned(), sub);
         }
-        provision::ensure_client(&store, demo_client()).await.unwrap();
-        provision::ensure_client(&store, web_client()).await.unwrap();
+        let client_key = SigningKey::generate_es256().unwrap();
+        for client in [
+            demo_client(),
+            web_client(),
+            service_client(SVC_BASIC, TokenEndpointAuthMethod::ClientSecretBasic, &client_key),
+            service_client(SVC_POST, TokenEndpointAuthMethod::ClientSecretPost, &client_key),
+            service_client(SVC_JWT, TokenEndpointAuthMethod::PrivateKeyJwt, &client_key),
+            resource_server(),
+            confidential_web_client(),
+        ] {
+            provision::ensure_client(&store, client).await.unwrap();
+        }
 
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let base = format!("http://{}", listener.local_addr().unwrap());
         let events = EventBus::new(1024);
         let control = ControlChannel::new(1024);
-        let deps = IssuerDeps {
-            store: Arc::new(store.clone()),
-            events: events.clone(),
-            control: control.clone(),
-            clock: clock.clone(),
-        };
+        let deps = deps(&store, &events, &control, &clock);
         let router = argus_issuer::router(&config, &base, AUDIENCE, deps).await.unwrap();
         tokio::spawn(async move {
             axum::serve(listener, router.into_make_service_with_connect_info::<SocketAddr>()).await.unwrap();
         });
         let http = Client::builder(TokioExecutor::new()).build_http();
-        Self { base, clock, store, events, control, users, http, _dir: dir }
+        Self { base, clock, store, events, control, users, client_key, http, _dir: dir }
+    }
+
+    /// Dependencies for another issuer over this one's store, bus and clock.
+    pub fn deps(&self) -> IssuerDeps {
+        deps(&self.store, &self.events, &self.control, &self.clock)
     }
 
     pub async fn request(&self, method: &str, path: &str, headers: &[(&str, &str)], body: Option<String>) -> Resp {
@@ -129,6 +207,34 @@ impl Issuer {
         let headers = res.headers().clone();
         let body = String::from_utf8(res.into_body().collect().await.unwrap().to_bytes().to_vec()).unwrap();
         Resp { status, headers, body }
+    }
+
+    /// A form POST with extra headers (client authentication, DPoP).
+    pub async fn post_form_with(&self, path: &str, headers: &[(&str, &str)], pairs: &[(&str, &str)]) -> Resp {
+        let mut all = vec![("content-type", "application/x-www-form-urlencoded")];
+        all.extend_from_slice(headers);
+        self.request("POST", path, &all, Some(form(pairs))).await
+    }
+
+    /// An endpoint's absolute URL (what `htu` and a client assertion's `aud` name).
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    /// A client assertion of [`SVC_JWT`] (RFC 7523) for `aud`, valid for a minute, with a fresh `jti`.
+    pub fn client_assertion(&self, aud: &str) -> String {
+        let now = self.clock.now().as_secs();
+        let claims = serde_json::json!({
+            "iss": SVC_JWT, "sub": SVC_JWT, "aud": aud, "iat": now, "exp": now + 60, "jti": argus_model::id::new_id(),
+        });
+        self.client_key.sign("JWT", &claims).unwrap()
+    }
+
+    /// A client_credentials token request of `client_id` with Basic authentication.
+    pub async fn client_credentials(&self, client_id: &str, extra: &[(&str, &str)]) -> Resp {
+        let mut pairs = vec![("grant_type", "client_credentials")];
+        pairs.extend_from_slice(extra);
+        self.post_form_with("/token", &[("authorization", &basic(client_id, SECRET))], &pairs).await
     }
 
     pub async fn get(&self, path: &str) -> Resp {
@@ -167,8 +273,18 @@ impl Issuer {
     /// Sign in as `user` in a new browser (a new session) and return the code. The consent page is answered when
     /// it comes; after the user's first consent to these scopes the login goes straight back with a code.
     pub async fn code_for(&self, user: &str) -> String {
+        self.code_with(user, &[]).await
+    }
+
+    /// [`Issuer::code_for`] with authorization request parameters changed (see [`authorize_path`]).
+    pub async fn code_with(&self, user: &str, overrides: &[(&str, &str)]) -> String {
+        self.code_at(user, &authorize_path(overrides)).await
+    }
+
+    /// Sign in as `user` in a new browser starting at the authorization request `path`, and return the code.
+    pub async fn code_at(&self, user: &str, path: &str) -> String {
         let mut b = Browser::default();
-        let page = b.get(self, &authorize_path(&[])).await;
+        let page = b.get(self, path).await;
         assert_eq!(page.status, 200, "{}", page.body);
         let mut done = b.submit(self, &page, "/login", &[("username", user), ("password", PASSWORD)]).await;
         if done.status == 200 {
@@ -191,6 +307,17 @@ impl Issuer {
     pub async fn stored_rows(&self) -> u64 {
         use argus_oauth::IssuerStore;
         self.store.purge_expired(argus_model::Timestamp::from_millis(i64::MAX)).await.unwrap()
+    }
+}
+
+fn deps(store: &Store, events: &EventBus, control: &ControlChannel, clock: &Arc<FakeClock>) -> IssuerDeps {
+    IssuerDeps {
+        store: Arc::new(store.clone()),
+        events: events.clone(),
+        control: control.clone(),
+        clock: clock.clone(),
+        replay: Arc::new(MemoryReplayCache::default()),
+        dpop_nonce_secret: vec![7; 32],
     }
 }
 

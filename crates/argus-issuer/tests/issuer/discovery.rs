@@ -1,5 +1,3 @@
-use std::sync::Arc;
-
 use argus_issuer::{IssuerConfig, IssuerDeps};
 use argus_oauth::IssuerStore;
 
@@ -20,6 +18,8 @@ async fn discovery_documents_describe_the_issuer() {
             ("jwks_uri", "/jwks"),
             ("userinfo_endpoint", "/userinfo"),
             ("revocation_endpoint", "/revoke"),
+            ("introspection_endpoint", "/introspect"),
+            ("pushed_authorization_request_endpoint", "/par"),
         ] {
             assert_eq!(m[key], format!("{}{path}", i.base), "{key}");
         }
@@ -28,10 +28,24 @@ async fn discovery_documents_describe_the_issuer() {
         };
         assert_eq!(list("response_types_supported"), ["code"]);
         assert_eq!(list("response_modes_supported"), ["query"]);
-        assert_eq!(list("grant_types_supported"), ["authorization_code", "refresh_token"]);
+        assert_eq!(list("grant_types_supported"), ["authorization_code", "refresh_token", "client_credentials"]);
         assert_eq!(list("code_challenge_methods_supported"), ["S256"]);
-        assert_eq!(list("token_endpoint_auth_methods_supported"), ["none"]);
-        assert_eq!(list("revocation_endpoint_auth_methods_supported"), ["none"]);
+        let methods = ["none", "client_secret_basic", "client_secret_post", "private_key_jwt"];
+        assert_eq!(list("token_endpoint_auth_methods_supported"), methods);
+        assert_eq!(list("revocation_endpoint_auth_methods_supported"), methods);
+        assert_eq!(list("introspection_endpoint_auth_methods_supported"), methods[1..]);
+        for k in [
+            "token_endpoint_auth_signing_alg_values_supported",
+            "revocation_endpoint_auth_signing_alg_values_supported",
+            "introspection_endpoint_auth_signing_alg_values_supported",
+            "dpop_signing_alg_values_supported",
+        ] {
+            let algs = list(k);
+            assert!(algs.iter().any(|a| a == "ES256") && algs.iter().any(|a| a == "EdDSA"), "{k}: {algs:?}");
+            assert!(!algs.iter().any(|a| a == "none" || a.starts_with("HS")), "{k}: {algs:?}");
+        }
+        assert_eq!(m["require_pushed_authorization_requests"], false);
+        assert_eq!(m["request_uri_parameter_supported"], false);
         assert_eq!(list("subject_types_supported"), ["public"]);
         assert_eq!(list("id_token_signing_alg_values_supported"), ["ES256"]);
         assert_eq!(m["authorization_response_iss_parameter_supported"], true);
@@ -65,12 +79,7 @@ async fn jwks_publishes_the_public_key_and_the_key_survives_a_restart() {
     }
 
     // A second issuer over the same store signs with the same key instead of creating one.
-    let deps = IssuerDeps {
-        store: Arc::new(i.store.clone()),
-        events: i.events.clone(),
-        control: i.control.clone(),
-        clock: i.clock.clone(),
-    };
+    let deps = i.deps();
     let _second = argus_issuer::router(&IssuerConfig::default(), &i.base, AUDIENCE, deps).await.unwrap();
     let stored = i.store.signing_keys().await.unwrap();
     assert_eq!(stored.len(), 1);
@@ -80,14 +89,11 @@ async fn jwks_publishes_the_public_key_and_the_key_survives_a_restart() {
 #[tokio::test]
 async fn bad_configuration_is_refused_at_start() {
     let i = Issuer::start().await;
-    let deps = || IssuerDeps {
-        store: Arc::new(i.store.clone()),
-        events: i.events.clone(),
-        control: i.control.clone(),
-        clock: i.clock.clone(),
-    };
+    let deps = || i.deps();
     let zero = IssuerConfig { code_ttl_secs: 0, ..IssuerConfig::default() };
     assert!(argus_issuer::router(&zero, &i.base, AUDIENCE, deps()).await.is_err());
     assert!(argus_issuer::router(&IssuerConfig::default(), "not a url", AUDIENCE, deps()).await.is_err());
     assert!(argus_issuer::router(&IssuerConfig::default(), &i.base, " ", deps()).await.is_err());
+    let short_secret = IssuerDeps { dpop_nonce_secret: vec![1; 31], ..deps() };
+    assert!(argus_issuer::router(&IssuerConfig::default(), &i.base, AUDIENCE, short_secret).await.is_err());
 }

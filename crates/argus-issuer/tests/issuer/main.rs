@@ -2,8 +2,11 @@
 //! One test binary (modules below) so the heavy link happens once.
 
 mod authorize;
+mod clients;
 mod common;
 mod discovery;
+mod dpop;
 mod login;
+mod par;
 mod revocation;
 mod tokens;

@@ -1,0 +1,108 @@
+//! `/admin/v1/users`: create (with a password), list, show (by `sub` or user name), update (password, disabled),
+//! disable (which ends the user's sessions and revokes every token of theirs).
+
+use argus_model::RevocationScope;
+use argus_model::id::new_id;
+use argus_oauth::admin::{AdminError, NewUser, UserPatch, UserView};
+use argus_oauth::{UserRecord, hash_password};
+use axum::Json;
+use axum::extract::State;
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde_json::{Value, json};
+
+use super::auth::Admin;
+use super::extract::{Id, JsonBody};
+use super::problem::Problem;
+use crate::state::{Issuer, Shared};
+
+/// `POST /admin/v1/users`: 201 with the user.
+pub(crate) async fn create(
+    State(s): State<Shared>,
+    admin: Admin,
+    JsonBody(input): JsonBody<NewUser>,
+) -> Result<Response, Problem> {
+    input.validate()?;
+    let user = UserRecord {
+        sub: new_id(),
+        username: input.username,
+        password_hash: hashed(input.password).await?,
+        disabled: false,
+    };
+    if !s.store.insert_user(&user, s.now()).await? {
+        return Err(AdminError::Conflict("a user with this username exists").into());
+    }
+    s.emit_admin_change(&admin, "user.create", &user.sub, Vec::new());
+    let location = format!("/admin/v1/users/{}", user.sub);
+    Ok((StatusCode::CREATED, [(header::LOCATION, location)], Json(json!({ "user": UserView::from(&user) })))
+        .into_response())
+}
+
+/// `GET /admin/v1/users`.
+pub(crate) async fn list(State(s): State<Shared>, _admin: Admin) -> Result<Json<Value>, Problem> {
+    let users: Vec<UserView> = s.store.users().await?.iter().map(UserView::from).collect();
+    Ok(Json(json!({ "users": users })))
+}
+
+/// `GET /admin/v1/users/{sub or username}`.
+pub(crate) async fn show(State(s): State<Shared>, _admin: Admin, Id(id): Id) -> Result<Json<Value>, Problem> {
+    let user = existing(&s, &id).await?;
+    Ok(Json(json!({ "user": UserView::from(&user) })))
+}
+
+/// `PATCH /admin/v1/users/{sub or username}`: `password` and/or `disabled`. Disabling revokes as `disable` does.
+pub(crate) async fn update(
+    State(s): State<Shared>,
+    admin: Admin,
+    Id(id): Id,
+    JsonBody(patch): JsonBody<UserPatch>,
+) -> Result<Json<Value>, Problem> {
+    patch.validate()?;
+    let user = existing(&s, &id).await?;
+    let fields = patch.fields();
+    let disables = patch.disabled == Some(true) && !user.disabled;
+    let password_hash = match patch.password {
+        Some(p) => Some(hashed(p).await?),
+        None => None,
+    };
+    if !s.store.update_user(&user.sub, password_hash.as_deref(), patch.disabled, s.now()).await? {
+        return Err(AdminError::NotFound.into());
+    }
+    s.emit_admin_change(&admin, "user.update", &user.sub, fields);
+    let mut body = json!({ "user": UserView::from(&existing(&s, &user.sub).await?) });
+    if disables {
+        body["revoked"] = s.revoke_everywhere(&admin, RevocationScope::User { sub: user.sub }).await?;
+    }
+    Ok(Json(body))
+}
+
+/// `POST /admin/v1/users/{sub or username}/disable`: the user can no longer sign in or refresh; their sessions end
+/// and every token of theirs is revoked at every gate. Idempotent.
+pub(crate) async fn disable(State(s): State<Shared>, admin: Admin, Id(id): Id) -> Result<Json<Value>, Problem> {
+    let user = existing(&s, &id).await?;
+    if !s.store.update_user(&user.sub, None, Some(true), s.now()).await? {
+        return Err(AdminError::NotFound.into());
+    }
+    s.emit_admin_change(&admin, "user.disable", &user.sub, vec!["disabled".to_owned()]);
+    let revoked = s.revoke_everywhere(&admin, RevocationScope::User { sub: user.sub.clone() }).await?;
+    let user = existing(&s, &user.sub).await?;
+    Ok(Json(json!({ "user": UserView::from(&user), "revoked": revoked })))
+}
+
+/// The user with this `sub`, else with this user name.
+pub(super) async fn existing(s: &Issuer, id: &str) -> Result<UserRecord, Problem> {
+    if let Some(u) = s.store.user_by_sub(id).await? {
+        return Ok(u);
+    }
+    s.store.user_by_username(id).await?.ok_or_else(|| Problem::not_found("no user with this sub or username"))
+}
+
+/// argon2id on the blocking pool, so hashing does not stall other requests.
+async fn hashed(password: String) -> Result<String, Problem> {
+    let joined = tokio::task::spawn_blocking(move || hash_password(&password)).await;
+    match joined {
+        Ok(Ok(hash)) => Ok(hash),
+        Ok(Err(e)) => Err(Problem::invalid_request(e.to_string())),
+        Err(e) => Err(AdminError::Storage(argus_oauth::StorageError(format!("password hashing task: {e}"))).into()),
+    }
+}
