@@ -4,8 +4,8 @@
 #   bench/token-endpoint/run.sh
 #
 # Environment (all optional): ROUNDS (default 5), DURATION seconds per measurement (5), WARMUP seconds (3),
-# CONNECTIONS (64), GRANTS ("client_credentials refresh_token"), SKIP_BUILD=1 to use the existing
-# target/release/argus.
+# CONNECTIONS (64), GRANTS ("client_credentials refresh_token"), ARGUS_BIN (default target/release/argus, built
+# by this script; when set, nothing is built).
 #
 # Method (see bench/README.md): both servers run at once, each pinned to core 0; the load generator (wrk) and the
 # token minting run on core 1. For each grant (client_credentials, refresh_token), every round measures Argus, then
@@ -26,6 +26,9 @@ LOAD_CPU=1
 SCOPE='accounts:read'
 # Each refresh chain is one connection's; wrk takes one extra token before the run (see refresh-token.lua).
 CHAINS=$((CONNECTIONS + 8))
+BUILD=1
+[ -n "${ARGUS_BIN:-}" ] && BUILD=0
+ARGUS_BIN=${ARGUS_BIN:-$ROOT/target/release/argus}
 
 say() { printf '%s\n' "$*" >&2; }
 die() { say "run.sh: $*"; exit 1; }
@@ -43,11 +46,11 @@ ensure_tools() {
     apt-get install -y -qq wrk >/dev/null 2>&1 || { apt-get update -qq && apt-get install -y -qq wrk >/dev/null; }
   fi
   (cd "$HERE" && npm ci --no-audit --no-fund --loglevel=error >/dev/null)
-  if [ "${SKIP_BUILD:-}" != 1 ]; then
+  if [ "$BUILD" = 1 ]; then
     say "building target/release/argus"
     (cd "$ROOT" && cargo build --release --locked -q -p argus --bin argus)
   fi
-  [ -x "$ROOT/target/release/argus" ] || die "no target/release/argus"
+  [ -x "$ARGUS_BIN" ] || die "no $ARGUS_BIN"
 }
 
 # --- servers -------------------------------------------------------------------------------------------------------
@@ -94,16 +97,32 @@ listen = "127.0.0.1:0"
 [demo]
 listen = "127.0.0.1:0"
 EOF
-  taskset -c "$SERVER_CPU" "$ROOT/target/release/argus" up --demo --config "$TMP/argus.toml" \
+  taskset -c "$SERVER_CPU" "$ARGUS_BIN" up --demo --config "$TMP/argus.toml" \
     --data-dir "$TMP/argus-data" --demo-password "$ARGUS_PASSWORD" >"$TMP/argus.out" 2>"$TMP/argus.out.err" &
   PIDS+=($!)
   ARGUS_URL=$(wait_for "$TMP/argus.out" '^ +issuer +(http://[^ ]+).*$' $!)
   argus_service_client
 }
 
-# The confidential client of the client_credentials runs, created through Argus's admin API.
+# The confidential client of the client_credentials runs (`bench-service`, client_secret_basic, scope
+# accounts:read), created through Argus's admin API with the admin client `argus up --demo` prints in its banner.
 argus_service_client() {
-  ARGUS_BASIC=""
+  local admin_secret admin_token created
+  admin_secret=$(wait_for "$TMP/argus.out" '^ +admin +argus-admin .*secret: ([^ ]+)$' "${PIDS[-1]}")
+  admin_token=$(curl -sS --max-time 10 -u "argus-admin:$admin_secret" \
+    -d 'grant_type=client_credentials&scope=argus:admin' "$ARGUS_URL/token" | json_field access_token) ||
+    die "no admin token"
+  created=$(curl -sS --max-time 10 -H "Authorization: Bearer $admin_token" -H 'Content-Type: application/json' \
+    -d '{"client_id": "bench-service", "name": "Benchmark service", "allowed_scopes": ["accounts:read"],
+         "token_endpoint_auth_method": "client_secret_basic", "grant_types": ["client_credentials"]}' \
+    "$ARGUS_URL/admin/v1/clients")
+  ARGUS_BASIC=$(printf '%s' "bench-service:$(json_field client_secret <<<"$created")" | base64 -w0) ||
+    die "cannot create the benchmark client: $created"
+}
+
+# json_field NAME: the string member NAME of the JSON object on stdin.
+json_field() {
+  python3 -c 'import json, sys; print(json.load(sys.stdin)[sys.argv[1]])' "$1"
 }
 
 # --- measurements --------------------------------------------------------------------------------------------------

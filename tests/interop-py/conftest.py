@@ -29,6 +29,8 @@ STARTUP_TIMEOUT_S = 30
 HTTP_TIMEOUT_S = 10
 PART_LINE = re.compile(r"^\s+(issuer|gate|watch|demo-api)\s+(http://\S+)", re.MULTILINE)
 PARTS = ("issuer", "gate", "watch", "demo-api")
+# `argus up --demo` creates the admin client `argus-admin` with a new secret and prints it in its banner, once.
+ADMIN_LINE = re.compile(r"^\s+admin\s+(\S+)\s.*secret:\s+(\S+)\s*$", re.MULTILINE)
 CONFIG_TOML = """[issuer]
 listen = "127.0.0.1:0"
 [gate]
@@ -78,22 +80,6 @@ def _pump(stream, sink: list[str]) -> None:
     stream.close()
 
 
-def _bootstrap_admin(data_dir: Path) -> tuple[str, str]:
-    """Create the first admin client in the fresh data directory (`argus admin bootstrap`); its id and secret."""
-    done = subprocess.run(
-        [ARGUS_BIN, "admin", "bootstrap", "--data-dir", str(data_dir)],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
-    assert done.returncode == 0, f"argus admin bootstrap failed ({done.returncode}):\n{done.stdout}\n{done.stderr}"
-    client_id = re.search(r"client[_ ]id:?\s+(\S+)", done.stdout, re.IGNORECASE)
-    secret = re.search(r"client[_ ]secret:?\s+(\S+)", done.stdout, re.IGNORECASE)
-    assert client_id and secret, f"no client id and secret in the bootstrap output:\n{done.stdout}"
-    return client_id.group(1), secret.group(1)
-
-
 def start_argus() -> Argus:
     tmp = Path(tempfile.mkdtemp(prefix="argus-interop-py-"))
     config = tmp / "argus.toml"
@@ -101,7 +87,6 @@ def start_argus() -> Argus:
     data_dir = tmp / "data"
     password = os.urandom(16).hex()
     try:
-        admin_id, admin_secret = _bootstrap_admin(data_dir)
         process = subprocess.Popen(
             [ARGUS_BIN, "up", "--demo", "--data-dir", str(data_dir), "--demo-password", password, "--config", str(config)],
             stdin=subprocess.DEVNULL,
@@ -112,14 +97,17 @@ def start_argus() -> Argus:
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
-    argus = Argus(process=process, tmp=tmp, admin_client_id=admin_id, admin_client_secret=admin_secret)
+    argus = Argus(process=process, tmp=tmp)
     for stream, sink in ((process.stdout, argus.stdout), (process.stderr, argus.stderr)):
         threading.Thread(target=_pump, args=(stream, sink), daemon=True).start()
     deadline = time.monotonic() + STARTUP_TIMEOUT_S
     while time.monotonic() < deadline:
-        for part, url in PART_LINE.findall("".join(argus.stdout)):
+        banner = "".join(argus.stdout)
+        for part, url in PART_LINE.findall(banner):
             argus.urls[part] = url.rstrip("/")
-        if all(p in argus.urls for p in PARTS):
+        admin = ADMIN_LINE.search(banner)
+        if all(p in argus.urls for p in PARTS) and admin:
+            argus.admin_client_id, argus.admin_client_secret = admin.groups()
             return argus
         if process.poll() is not None:
             break
@@ -152,3 +140,36 @@ def metadata(argus) -> dict:
     reply = requests.get(f"{argus.issuer}/.well-known/oauth-authorization-server", timeout=HTTP_TIMEOUT_S)
     reply.raise_for_status()
     return reply.json()
+
+
+@dataclass
+class AdminApi:
+    """Argus's admin API (`/admin/v1`), called with an `argus:admin` token of the bootstrap admin client."""
+
+    issuer: str
+    session: requests.Session
+
+    def create_client(self, **registration) -> tuple[dict, str | None]:
+        """POST /admin/v1/clients; the stored client and its secret (shown once; None without one)."""
+        reply = self.session.post(f"{self.issuer}/admin/v1/clients", json=registration, timeout=HTTP_TIMEOUT_S)
+        assert reply.status_code == 201, f"creating client {registration}: {reply.status_code} {reply.text}"
+        body = reply.json()
+        return body["client"], body.get("client_secret")
+
+
+@pytest.fixture(scope="session")
+def admin(argus, metadata) -> AdminApi:
+    """The admin API, authenticated the way `argus admin` does it: authlib client credentials, client_secret_basic."""
+    from authlib.integrations.requests_client import OAuth2Session
+
+    client = OAuth2Session(
+        argus.admin_client_id,
+        argus.admin_client_secret,
+        token_endpoint_auth_method="client_secret_basic",
+        scope="argus:admin",
+    )
+    token = client.fetch_token(metadata["token_endpoint"], grant_type="client_credentials", timeout=HTTP_TIMEOUT_S)
+    assert "argus:admin" in token["scope"].split()
+    session = requests.Session()
+    session.headers["Authorization"] = f"Bearer {token['access_token']}"
+    return AdminApi(issuer=argus.issuer, session=session)

@@ -39,6 +39,7 @@ use axum::routing::{get, post};
 
 pub use config::IssuerConfig;
 pub use error::IssuerError;
+pub use keys::key_timing;
 
 /// What the issuer needs from the process that runs it.
 pub struct IssuerDeps {

@@ -51,6 +51,7 @@ pub(crate) async fn par(State(s): State<Shared>, headers: HeaderMap, body: Bytes
 
 async fn run(s: &Issuer, headers: &HeaderMap, body: &[u8]) -> Result<ParResponse, Fail> {
     let mut params = read_form(headers, body)?;
+    let proof = dpop::checked_proof(s, headers, "/par")?;
     let client = authenticated_client(s, headers, &params, "/par").await?;
     if params.get("request_uri").is_some() {
         return Err(OAuthError::invalid_request("request_uri cannot be pushed").into());
@@ -65,7 +66,8 @@ async fn run(s: &Issuer, headers: &HeaderMap, body: &[u8]) -> Result<ParResponse
         Some(_) => {}
     }
     // A proof at PAR binds the code to its key, as `dpop_jkt` would (RFC 9449 §10.1); both must then agree.
-    if let Some(proof) = dpop::verified_proof(s, headers, "/par").await? {
+    dpop::record_proof(s, proof.as_ref()).await?;
+    if let Some(proof) = &proof {
         match params.get("dpop_jkt") {
             None => params.push("dpop_jkt", &proof.jkt),
             Some(jkt) if jkt != proof.jkt => {

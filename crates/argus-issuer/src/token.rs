@@ -189,6 +189,7 @@ impl GrantRequest<'_> {
 
 async fn run(s: &Issuer, caller: &Caller, headers: &HeaderMap, body: &[u8]) -> Result<TokenResponse, Fail> {
     let params = read_form(headers, body)?;
+    let proof = dpop::checked_proof(s, headers, "/token")?;
     let client = authenticated_client(s, headers, &params, "/token").await?;
     let grant = match params.get("grant_type") {
         None => return Err(OAuthError::invalid_request("grant_type is required").into()),
@@ -200,10 +201,10 @@ async fn run(s: &Issuer, caller: &Caller, headers: &HeaderMap, body: &[u8]) -> R
     if !client.allows_grant(grant) {
         return Err(OAuthError::unauthorized_client("this client may not use this grant type").into());
     }
-    let proof = dpop::verified_proof(s, headers, "/token").await?;
     if client.dpop_bound_access_tokens && proof.is_none() {
         return Err(OAuthError::invalid_dpop_proof("this client must send a DPoP proof").into());
     }
+    dpop::record_proof(s, proof.as_ref()).await?;
     let request = GrantRequest { s, caller, client: &client, params: &params, proof: proof.as_ref() };
     match grant {
         GrantType::AuthorizationCode => code::code_grant(&request).await,

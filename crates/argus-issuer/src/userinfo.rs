@@ -1,13 +1,15 @@
-//! `GET|POST /userinfo` (OIDC Core §5.3), protected by a Bearer access token (RFC 6750).
+//! `GET|POST /userinfo` (OIDC Core §5.3), a protected resource of the issuer itself: a Bearer access token
+//! (RFC 6750), or — for a DPoP-bound token — the `DPoP` scheme with a proof of the token's key (RFC 9449 §7).
 
-use argus_jose::{AccessClaims, verify_access_token};
+use argus_jose::{AccessClaims, DPOP_ALGORITHMS, DpopCheck, verify_access_token, verify_dpop_proof};
 use argus_model::Revocation;
 use axum::Json;
 use axum::extract::State;
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 
+use crate::dpop::{self, DPOP};
 use crate::state::{Issuer, Shared};
 
 #[derive(Serialize)]
@@ -17,28 +19,37 @@ struct UserInfo {
     preferred_username: Option<String>,
 }
 
-/// Why userinfo refused, as RFC 6750 §3 answers it.
+/// Why userinfo refused, as RFC 6750 §3 and RFC 9449 §7.1 answer it.
 enum Refusal {
-    /// No Bearer token at all: a bare challenge, no error code (RFC 6750 §3.1).
+    /// No token at all: a bare challenge, no error code (RFC 6750 §3.1).
     NoToken,
     InvalidToken(&'static str),
+    InvalidDpopProof(&'static str),
     InsufficientScope,
     Internal(String),
 }
 
+/// How the token was presented.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Scheme {
+    Bearer,
+    Dpop,
+}
+
 /// `GET|POST /userinfo`.
-pub(crate) async fn userinfo(State(s): State<Shared>, headers: HeaderMap) -> Response {
-    match run(&s, &headers).await {
+pub(crate) async fn userinfo(State(s): State<Shared>, method: Method, headers: HeaderMap) -> Response {
+    match run(&s, &method, &headers).await {
         Ok(info) => (no_store(), Json(info)).into_response(),
         Err(r) => refusal(r),
     }
 }
 
-async fn run(s: &Issuer, headers: &HeaderMap) -> Result<UserInfo, Refusal> {
-    let token = bearer(headers).ok_or(Refusal::NoToken)?;
+async fn run(s: &Issuer, method: &Method, headers: &HeaderMap) -> Result<UserInfo, Refusal> {
+    let (scheme, token) = authorization(headers).ok_or(Refusal::NoToken)?;
     let now = s.now();
     let claims = verify_access_token(token, &s.keys.jwks(), &s.issuer_url, &s.audience, now.as_secs())
         .map_err(|_| Refusal::InvalidToken("the access token is invalid"))?;
+    check_binding(s, method, headers, scheme, token, &claims).await?;
     let revocations = s.store.active_revocations(now).await.map_err(|e| Refusal::Internal(e.to_string()))?;
     if is_revoked(&claims, &revocations) {
         return Err(Refusal::InvalidToken("the access token was revoked"));
@@ -52,29 +63,87 @@ async fn run(s: &Issuer, headers: &HeaderMap) -> Result<UserInfo, Refusal> {
     Ok(UserInfo { sub: user.sub, preferred_username })
 }
 
+/// A token bound to a key (`cnf.jkt`) is only good with the `DPoP` scheme and a fresh proof of that key for this
+/// request; presented as Bearer it is refused, or whoever stole it could use it. An unbound token cannot be
+/// presented with the `DPoP` scheme.
+async fn check_binding(
+    s: &Issuer,
+    method: &Method,
+    headers: &HeaderMap,
+    scheme: Scheme,
+    token: &str,
+    claims: &AccessClaims,
+) -> Result<(), Refusal> {
+    let Some(cnf) = &claims.cnf else {
+        return match scheme {
+            Scheme::Bearer => Ok(()),
+            Scheme::Dpop => Err(Refusal::InvalidToken("the access token is not bound to a DPoP key")),
+        };
+    };
+    if scheme == Scheme::Bearer {
+        return Err(Refusal::InvalidToken("the access token is bound to a DPoP key: use the DPoP scheme"));
+    }
+    let mut proofs = headers.get_all(DPOP).iter();
+    let (Some(proof), None) = (proofs.next(), proofs.next()) else {
+        return Err(Refusal::InvalidDpopProof("exactly one DPoP proof is required"));
+    };
+    let proof = proof.to_str().map_err(|_| Refusal::InvalidDpopProof("the DPoP proof is invalid"))?;
+    let url = s.endpoint("/userinfo");
+    let check = DpopCheck {
+        method: method.as_str(),
+        url: &url,
+        now_secs: s.now().as_secs(),
+        max_age_secs: dpop::max_age(s),
+        access_token: Some(token),
+    };
+    let proof = verify_dpop_proof(proof, &check).map_err(|_| Refusal::InvalidDpopProof("the DPoP proof is invalid"))?;
+    if !argus_jose::ct_eq(proof.jkt.as_bytes(), cnf.jkt.as_bytes()) {
+        return Err(Refusal::InvalidDpopProof("the DPoP proof is not made with the token's key"));
+    }
+    if !dpop::first_use(s, &proof).await {
+        return Err(Refusal::InvalidDpopProof("the DPoP proof was used before"));
+    }
+    Ok(())
+}
+
 fn is_revoked(claims: &AccessClaims, revocations: &[Revocation]) -> bool {
     let keys = claims.revocation_keys();
     revocations.iter().any(|r| r.covers(&keys))
 }
 
-/// The token of an `Authorization: Bearer` header (scheme case-insensitive).
-fn bearer(headers: &HeaderMap) -> Option<&str> {
+/// The scheme and token of the `Authorization` header: `Bearer` or `DPoP` (case-insensitive).
+fn authorization(headers: &HeaderMap) -> Option<(Scheme, &str)> {
     let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
     let (scheme, token) = value.split_once(' ')?;
     let token = token.trim();
-    (scheme.eq_ignore_ascii_case("bearer") && !token.is_empty()).then_some(token)
+    let scheme = if scheme.eq_ignore_ascii_case("bearer") {
+        Scheme::Bearer
+    } else if scheme.eq_ignore_ascii_case("dpop") {
+        Scheme::Dpop
+    } else {
+        return None;
+    };
+    (!token.is_empty()).then_some((scheme, token))
 }
 
 fn refusal(r: Refusal) -> Response {
-    let (status, challenge) = match r {
-        Refusal::NoToken => (StatusCode::UNAUTHORIZED, "Bearer".to_owned()),
+    let dpop_algs = DPOP_ALGORITHMS.join(" ");
+    let (status, challenges) = match r {
+        // Both schemes are offered, one challenge per header (RFC 9449 §7.1 allows either).
+        Refusal::NoToken => (StatusCode::UNAUTHORIZED, vec!["Bearer".to_owned(), format!("DPoP algs=\"{dpop_algs}\"")]),
         Refusal::InvalidToken(why) => {
-            (StatusCode::UNAUTHORIZED, format!("Bearer error=\"invalid_token\", error_description=\"{why}\""))
+            (StatusCode::UNAUTHORIZED, vec![format!("Bearer error=\"invalid_token\", error_description=\"{why}\"")])
         }
+        Refusal::InvalidDpopProof(why) => (
+            StatusCode::UNAUTHORIZED,
+            vec![format!("DPoP algs=\"{dpop_algs}\", error=\"invalid_dpop_proof\", error_description=\"{why}\"")],
+        ),
         Refusal::InsufficientScope => (
             StatusCode::FORBIDDEN,
-            "Bearer error=\"insufficient_scope\", error_description=\"the openid scope is required\", scope=\"openid\""
-                .to_owned(),
+            vec![
+                "Bearer error=\"insufficient_scope\", error_description=\"the openid scope is required\", scope=\"openid\""
+                    .to_owned(),
+            ],
         ),
         Refusal::Internal(detail) => {
             tracing::error!(error = %detail, "userinfo failure");
@@ -82,8 +151,10 @@ fn refusal(r: Refusal) -> Response {
         }
     };
     let mut response = (status, no_store()).into_response();
-    if let Ok(v) = HeaderValue::from_str(&challenge) {
-        response.headers_mut().insert(header::WWW_AUTHENTICATE, v);
+    for challenge in challenges {
+        if let Ok(v) = HeaderValue::from_str(&challenge) {
+            response.headers_mut().append(header::WWW_AUTHENTICATE, v);
+        }
     }
     response
 }
@@ -97,14 +168,17 @@ mod tests {
     use super::*;
 
     #[test]
-    fn bearer_parsing() {
+    fn authorization_parsing() {
         let mut h = HeaderMap::new();
-        assert_eq!(bearer(&h), None);
+        let parsed = |h: &HeaderMap| authorization(h).map(|(s, t)| (s == Scheme::Dpop, t.to_owned()));
+        assert_eq!(parsed(&h), None);
         h.insert(header::AUTHORIZATION, HeaderValue::from_static("bearer abc"));
-        assert_eq!(bearer(&h), Some("abc"));
+        assert_eq!(parsed(&h), Some((false, "abc".into())));
+        h.insert(header::AUTHORIZATION, HeaderValue::from_static("DPoP abc"));
+        assert_eq!(parsed(&h), Some((true, "abc".into())));
         h.insert(header::AUTHORIZATION, HeaderValue::from_static("Basic abc"));
-        assert_eq!(bearer(&h), None);
+        assert_eq!(parsed(&h), None);
         h.insert(header::AUTHORIZATION, HeaderValue::from_static("Bearer "));
-        assert_eq!(bearer(&h), None);
+        assert_eq!(parsed(&h), None);
     }
 }

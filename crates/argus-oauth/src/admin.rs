@@ -19,6 +19,9 @@ pub use keys::{KeyState, KeyTiming, ScheduledKey, key_schedule, next_key_change}
 pub use revocation::{admin_revocation, backstop_revocations, validate_revocation_scope};
 pub use users::{MAX_PASSWORD_BYTES, NewUser, UserPatch, UserView, validate_password, validate_username};
 
+/// The scope an access token needs for the admin API. Only tokens of the client-credentials grant carry it there.
+pub const ADMIN_SCOPE: &str = "argus:admin";
+
 /// Why an admin operation was refused. Messages are for the administrator: they may name a field or echo a value
 /// the administrator sent, never a secret or a password.
 #[derive(Debug, thiserror::Error)]

@@ -180,7 +180,7 @@ pub enum ClientError {
     #[error("public must be true exactly when token_endpoint_auth_method is none")]
     PublicMismatch,
     #[error(
-        "client_secret_basic and client_secret_post need a client_secret_hash (SHA-256, base64url); other methods must not have one"
+        "client_secret_basic and client_secret_post need a client_secret_hash (SHA-256, base64url), other methods none"
     )]
     BadSecretHash,
     #[error("private_key_jwt needs a jwks of public signature keys (EC, RSA or OKP); other methods must not have one")]

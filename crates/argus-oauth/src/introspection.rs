@@ -164,7 +164,10 @@ mod tests {
         assert_eq!(serde_json::to_value(Introspection::inactive()).unwrap(), serde_json::json!({"active": false}));
         let a = serde_json::to_value(Introspection::of_access_token(&claims(None))).unwrap();
         assert_eq!(a["token_type"], "Bearer");
-        assert_eq!((a["exp"].as_i64(), a["iat"].as_i64(), a["aud"].as_str()), (Some(400), Some(100), Some("https://api")));
+        assert_eq!(
+            (a["exp"].as_i64(), a["iat"].as_i64(), a["aud"].as_str()),
+            (Some(400), Some(100), Some("https://api"))
+        );
         assert!(a.get("cnf").is_none());
         let d = serde_json::to_value(Introspection::of_access_token(&claims(Some("k")))).unwrap();
         assert_eq!((d["token_type"].as_str(), d["cnf"]["jkt"].as_str()), (Some("DPoP"), Some("k")));

@@ -572,8 +572,8 @@ impl IssuerStore for Store {
         }
         if let Some(first) = first {
             sqlx::query(
-                "INSERT INTO refresh_families (family_id, client_id, sub, sid, created_at, expires_at, revoked_at, jkt) \
-                 VALUES ($1, $2, $3, $4, $5, $6, NULL, $7)",
+                "INSERT INTO refresh_families (family_id, client_id, sub, sid, created_at, expires_at, revoked_at, \
+                 jkt) VALUES ($1, $2, $3, $4, $5, $6, NULL, $7)",
             )
             .bind(&first.family_id)
             .bind(&first.client_id)

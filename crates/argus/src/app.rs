@@ -182,14 +182,20 @@ fn spawn_housekeeping(
     mut stop: watch::Receiver<bool>,
 ) {
     use argus_oauth::IssuerStore;
+    use argus_oauth::admin::AdminStore;
     set.spawn(async move {
         let mut tick = tokio::time::interval(PURGE_EVERY);
         loop {
             tokio::select! {
-                _ = tick.tick() => match store.purge_expired(clock.now()).await {
-                    Ok(0) => {}
-                    Ok(n) => tracing::debug!(rows = n, "purged expired issuer records"),
-                    Err(error) => tracing::warn!(%error, "purging expired issuer records failed"),
+                _ = tick.tick() => {
+                    match store.purge_expired(clock.now()).await {
+                        Ok(0) => {}
+                        Ok(n) => tracing::debug!(rows = n, "purged expired issuer records"),
+                        Err(error) => tracing::warn!(%error, "purging expired issuer records failed"),
+                    }
+                    if let Err(error) = store.purge_expired_devices(clock.now()).await {
+                        tracing::warn!(%error, "purging expired devices failed");
+                    }
                 },
                 _ = stop.changed() => return Ok(()),
             }

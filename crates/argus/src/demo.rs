@@ -23,6 +23,8 @@ pub struct DemoInfo {
     /// `(username, sub)` of each demo user.
     pub users: Vec<(String, String)>,
     pub api: argus_demo::DemoApi,
+    /// The secret of the admin client `argus-admin`, new at every start (shown in the banner only).
+    pub admin_secret: String,
 }
 
 /// Create (or reset) the demo users and app, and seed the sample API with accounts owned by those users.
@@ -43,7 +45,10 @@ pub async fn provision(store: &Store, url: &str, password: Option<String>, now: 
         .map(|(username, sub)| argus_demo::DemoUser { sub: sub.clone(), username: username.clone() })
         .collect();
     let api = argus_demo::seed(&demo_users);
-    Ok(DemoInfo { url: url.to_owned(), password, users, api })
+    let admin_secret = crate::cli_admin::bootstrap_admin_client(store, crate::cli_admin::BOOTSTRAP_CLIENT_ID, now)
+        .await
+        .context("cannot provision the admin client")?;
+    Ok(DemoInfo { url: url.to_owned(), password, users, api, admin_secret })
 }
 
 fn demo_client() -> ClientRegistration {

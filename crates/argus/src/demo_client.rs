@@ -106,7 +106,31 @@ fn absolute(base: &str, action: &str) -> String {
 
 /// Run the flow and return the token response JSON.
 pub async fn token(issuer: &str, username: &str, password: &str, scope: &str) -> anyhow::Result<serde_json::Value> {
+    token_with_cookies(issuer, username, password, scope, HashMap::new()).await.map(|(tokens, _)| tokens)
+}
+
+/// [`token`] in a browser that starts with `cookies` (name to value), e.g. the `argus_device` cookie of an earlier
+/// sign-in to sign in again on the same device; returns the token response and the cookies the browser ends with.
+pub async fn token_with_cookies(
+    issuer: &str,
+    username: &str,
+    password: &str,
+    scope: &str,
+    cookies: HashMap<String, String>,
+) -> anyhow::Result<(serde_json::Value, HashMap<String, String>)> {
     let mut b = Browser::new();
+    b.cookies = cookies;
+    let tokens = flow(&mut b, issuer, username, password, scope).await?;
+    Ok((tokens, b.cookies))
+}
+
+async fn flow(
+    b: &mut Browser,
+    issuer: &str,
+    username: &str,
+    password: &str,
+    scope: &str,
+) -> anyhow::Result<serde_json::Value> {
     let disc =
         b.send("GET", &format!("{}/.well-known/openid-configuration", issuer.trim_end_matches('/')), None).await?;
     let disc: Discovery = serde_json::from_str(&disc.body).context("discovery document")?;
@@ -128,7 +152,7 @@ pub async fn token(issuer: &str, username: &str, password: &str, scope: &str) ->
     // Login form, then consent form, until the redirect back to the app.
     for _ in 0..4 {
         if let Some(loc) = page.location.clone().filter(|l| l.starts_with(REDIRECT_URI)) {
-            return redeem(&mut b, &disc, &loc, &state, &verifier).await;
+            return redeem(b, &disc, &loc, &state, &verifier).await;
         }
         if !page.status.is_success() {
             bail!("the issuer answered {}: {}", page.status, first_line(&page.body));

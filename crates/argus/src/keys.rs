@@ -4,7 +4,7 @@
 use std::path::PathBuf;
 
 use anyhow::{Context, bail};
-use argus_detect::WatchStore;
+use argus_detect::AuditLog;
 use argus_jose::{SIGNING_ALGORITHMS, SigningKey};
 use argus_model::{AdminChange, Clock, Event, EventKind, Principal, SystemClock};
 use argus_oauth::admin::{KeyState, key_schedule};
@@ -55,7 +55,8 @@ impl DataPlace {
         if must_exist && !dir.join(SQLITE_FILE).exists() {
             bail!("no Argus store in {} (give --data-dir or --config)", dir.display());
         }
-        let store = Store::open_dir(&dir).await.with_context(|| format!("cannot open the store in {}", dir.display()))?;
+        let store =
+            Store::open_dir(&dir).await.with_context(|| format!("cannot open the store in {}", dir.display()))?;
         Ok((config, store))
     }
 }
@@ -63,7 +64,8 @@ impl DataPlace {
 /// Record a change made from the command line in the audit log, as the admin API's changes are (through watch).
 /// The CLI runs beside the bus, so it appends directly; a failure is reported but does not undo the change.
 pub async fn audit_offline(store: &Store, action: &str, target: &str) {
-    let principal = Principal { user_agent: Some(format!("argus-cli/{}", env!("CARGO_PKG_VERSION"))), ..Principal::default() };
+    let principal =
+        Principal { user_agent: Some(format!("argus-cli/{}", env!("CARGO_PKG_VERSION"))), ..Principal::default() };
     let change = AdminChange { action: action.to_owned(), target: target.to_owned(), fields: Vec::new() };
     let event = Event::new(SystemClock.now(), "cli", principal, EventKind::AdminChange(change));
     if let Err(e) = store.append(&event).await {

@@ -3,9 +3,11 @@
 #![forbid(unsafe_code)]
 
 pub mod app;
+pub mod cli_admin;
 pub mod config;
 pub mod demo;
 pub mod demo_client;
+pub mod keys;
 
 pub use app::{Running, UpOptions, start};
 pub use config::Config;
@@ -29,6 +31,11 @@ pub fn banner(r: &Running) -> String {
         line(format!("  demo-api  {:<28} the sample API itself (OpenAPI: {}/openapi.yaml)", d.url, d.url));
         let names: Vec<&str> = d.users.iter().map(|(n, _)| n.as_str()).collect();
         line(format!("  users     {}   password: {}", names.join(", "), d.password));
+        line(format!(
+            "  admin     {} (client credentials, scope argus:admin), secret: {}",
+            cli_admin::BOOTSTRAP_CLIENT_ID,
+            d.admin_secret
+        ));
         line(format!(
             "  app       {} (public client, PKCE S256), redirect http://127.0.0.1/callback (any port)",
             demo::DEMO_CLIENT_ID

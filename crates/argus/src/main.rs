@@ -43,6 +43,14 @@ enum Command {
         #[command(subcommand)]
         command: DemoCommand,
     },
+    /// Administer a running issuer through its admin API (clients, users, revocations), or bootstrap the first
+    /// admin client.
+    Admin(argus::cli_admin::AdminArgs),
+    /// The issuer's signing keys, in the store: rotate, list.
+    Keys {
+        #[command(subcommand)]
+        command: argus::keys::KeysCommand,
+    },
 }
 
 #[derive(Subcommand)]
@@ -103,6 +111,8 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             }
             Ok(())
         }
+        Command::Admin(args) => argus::cli_admin::run(args),
+        Command::Keys { command } => argus::keys::run(command),
         Command::Up { demo, config, data_dir, demo_password } => {
             let config = match &config {
                 Some(path) => Config::load(path)?,

@@ -17,6 +17,8 @@ export const ARGUS_BIN = process.env.ARGUS_BIN || resolve(HERE, '../../../target
 const STARTUP_TIMEOUT_MS = 30_000;
 const PART_LINE = /^\s+(issuer|gate|watch|demo-api)\s+(http:\/\/\S+)/gm;
 const DEMO_PARTS = ['issuer', 'gate', 'watch', 'demo-api'];
+// `argus up --demo` creates the admin client with a new secret and prints it in its banner, once.
+const ADMIN_LINE = /^\s+admin\s+(\S+)\s.*secret:\s+(\S+)\s*$/m;
 const BASE_CONFIG = `[issuer]
 listen = "127.0.0.1:0"
 [gate]
@@ -38,29 +40,24 @@ export class Argus {
     this.stdout = '';
     this.stderr = '';
     this.urls = {};
+    /** The admin client of the banner: `{ clientId, clientSecret }`. */
+    this.admin = undefined;
     this.exited = new Promise((done) => child.once('exit', (code, signal) => done({ code, signal })));
     child.stdout.setEncoding('utf8').on('data', (chunk) => (this.stdout += chunk));
     child.stderr.setEncoding('utf8').on('data', (chunk) => (this.stderr += chunk));
   }
 
   /**
-   * Start `argus up --demo`. `config` is TOML appended to the base configuration (ephemeral listeners); give only
-   * tables the base does not have, or keys under a new `[table.sub]`. `before(dataDir)` runs before the start, e.g.
-   * to bootstrap an admin client into the fresh data directory.
+   * Start `argus up --demo`. `config` is TOML appended to the base configuration (ephemeral listeners): only tables
+   * the base does not have, or keys under a new `[table.sub]`.
    */
-  static async start({ config = '', before } = {}) {
+  static async start({ config = '' } = {}) {
     const tmp = await mkdtemp(join(tmpdir(), 'argus-interop-'));
     const configPath = join(tmp, 'argus.toml');
     await writeFile(configPath, BASE_CONFIG + config);
     // Hex, so it never starts with '-' (which the command line would read as a flag).
     const password = randomBytes(16).toString('hex');
     const dataDir = join(tmp, 'data');
-    try {
-      if (before) await before(dataDir);
-    } catch (err) {
-      await rm(tmp, { recursive: true, force: true });
-      throw err;
-    }
     const args = ['up', '--demo', '--data-dir', dataDir, '--demo-password', password, '--config', configPath];
     const child = spawn(ARGUS_BIN, args, { stdio: ['ignore', 'pipe', 'pipe'] });
     const argus = new Argus(child, tmp, password, DEMO_PARTS);
@@ -78,7 +75,7 @@ export class Argus {
     return argus;
   }
 
-  /** Resolve once the banner named every part; fail if argus exits first or takes longer than 30 s. */
+  /** Resolve once the banner named every part and the admin client; fail if argus exits first or after 30 s. */
   async waitForParts() {
     const deadline = performance.now() + STARTUP_TIMEOUT_MS;
     let exit;
@@ -87,7 +84,9 @@ export class Argus {
       for (const [, part, url] of this.stdout.matchAll(PART_LINE)) {
         this.urls[part] = url.replace(/\/+$/, '');
       }
-      if (this.parts.every((p) => this.urls[p])) return;
+      const admin = this.stdout.match(ADMIN_LINE);
+      if (admin) this.admin = { clientId: admin[1], clientSecret: admin[2] };
+      if (this.parts.every((p) => this.urls[p]) && this.admin) return;
       if (exit) {
         throw new Error(`argus exited (${exit.code ?? exit.signal}) before it was up\n${this.output()}`);
       }
@@ -118,19 +117,4 @@ export class Argus {
     }
     await rm(this.tmp, { recursive: true, force: true });
   }
-}
-
-/** Run `argus ARGS...` to completion (bounded); resolve `{ code, stdout, stderr }`. */
-export async function runArgus(args, { timeoutMs = 30_000, env } = {}) {
-  const child = spawn(ARGUS_BIN, args, { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...env } });
-  let stdout = '';
-  let stderr = '';
-  child.stdout.setEncoding('utf8').on('data', (c) => (stdout += c));
-  child.stderr.setEncoding('utf8').on('data', (c) => (stderr += c));
-  const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
-  const code = await new Promise((done, fail) => {
-    child.once('error', fail);
-    child.once('close', (c, signal) => done(c ?? signal));
-  }).finally(() => clearTimeout(timer));
-  return { code, stdout, stderr };
 }

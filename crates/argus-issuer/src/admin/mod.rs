@@ -28,8 +28,7 @@ use crate::state::{Issuer, Shared};
 use auth::Admin;
 use problem::Problem;
 
-/// The scope an access token needs for the admin API.
-pub const ADMIN_SCOPE: &str = "argus:admin";
+pub(crate) use argus_oauth::admin::ADMIN_SCOPE;
 
 /// The admin routes, merged into the issuer's router.
 pub(crate) fn routes() -> Router<Shared> {

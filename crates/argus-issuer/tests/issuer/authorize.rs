@@ -91,7 +91,30 @@ async fn other_errors_go_back_to_the_client() {
     assert_eq!(code_of(&r), "invalid_request", "repeated parameter");
     let r = i.get(&authorize_path(&[("prompt", "none")])).await;
     assert_eq!(code_of(&r), "login_required");
+    let r = i.get(&authorize_path(&[("request", "eyJhbGciOiJub25lIn0.e30.")])).await;
+    assert_eq!(code_of(&r), "request_not_supported");
+    let r = i.get(&authorize_path(&[("dpop_jkt", "not-a-thumbprint")])).await;
+    assert_eq!(code_of(&r), "invalid_request");
     assert_eq!(i.stored_rows().await, 0);
+}
+
+#[tokio::test]
+async fn client_registration_limits_the_flow() {
+    use argus_model::Clock;
+    use argus_oauth::IssuerStore;
+    let i = Issuer::start().await;
+    // A client without the code grant is known and its redirect URI trusted: the error goes back to it.
+    let r = i.get(&authorize_path(&[("client_id", crate::common::WEB_CONF), ("scope", "openid")])).await;
+    assert_eq!(r.status, 200, "the confidential web app may use the code flow: {}", r.body);
+    let mut web = i.store.client(crate::common::WEB_CONF).await.unwrap().unwrap();
+    web.grant_types = vec![argus_oauth::GrantType::ClientCredentials];
+    argus_issuer::provision::ensure_client(&i.store, web).await.unwrap();
+    let r = i.get(&authorize_path(&[("client_id", crate::common::WEB_CONF), ("scope", "openid")])).await;
+    assert_eq!(r.location_params()["error"], "unauthorized_client");
+
+    // A disabled client is unknown: an error page, never a redirect to it.
+    i.store.set_client_disabled("demo-app", true, i.clock.now()).await.unwrap();
+    assert_page_without_redirect(&i.get(&authorize_path(&[])).await, "disabled client");
 }
 
 #[tokio::test]

@@ -7,7 +7,7 @@ use argus_model::{Clock, EventKind};
 use argus_oauth::IssuerStore;
 use argus_testkit::DpopKey;
 
-use crate::common::{Issuer, Resp, SECRET, SVC_BASIC, VERIFIER, WEB_CONF, basic, events, jwt_claims, REDIRECT};
+use crate::common::{Issuer, REDIRECT, Resp, SECRET, SVC_BASIC, VERIFIER, WEB_CONF, basic, events, jwt_claims};
 
 fn s(v: &serde_json::Value) -> &str {
     v.as_str().unwrap_or_else(|| panic!("not a string: {v}"))
@@ -54,12 +54,14 @@ async fn the_nonce_dance_then_a_bound_token() {
     let key = DpopKey::es256();
     let auth = basic(SVC_BASIC, SECRET);
 
-    let no_nonce = i.post_form_with("/token", &[("authorization", &auth), ("dpop", &proof(&i, &key, None))], &cc()).await;
+    let no_nonce =
+        i.post_form_with("/token", &[("authorization", &auth), ("dpop", &proof(&i, &key, None))], &cc()).await;
     assert_eq!(error(&no_nonce), (400, "use_dpop_nonce".into()));
     let nonce = no_nonce.header("dpop-nonce").expect("DPoP-Nonce").to_owned();
     assert!(events(&mut bus).await.iter().all(|e| !matches!(e.kind, EventKind::TokenIssued(_))), "nothing issued");
 
-    let r = i.post_form_with("/token", &[("authorization", &auth), ("dpop", &proof(&i, &key, Some(&nonce)))], &cc()).await;
+    let r =
+        i.post_form_with("/token", &[("authorization", &auth), ("dpop", &proof(&i, &key, Some(&nonce)))], &cc()).await;
     assert_eq!(r.status, 200, "{}", r.body);
     assert!(r.header("dpop-nonce").is_some(), "the next nonce comes with every answer");
     let t = r.json();
@@ -68,13 +70,15 @@ async fn the_nonce_dance_then_a_bound_token() {
     let issued: Vec<_> = events(&mut bus)
         .await
         .iter()
-        .filter_map(|e| matches!(e.kind, EventKind::TokenIssued(_)).then(|| e.principal.jkt.clone()))
+        .filter(|e| matches!(e.kind, EventKind::TokenIssued(_)))
+        .map(|e| e.principal.jkt.clone())
         .collect();
     assert_eq!(issued, [Some(key.jkt())]);
 
     // A nonce lives for its window and the next (60 s each); then a new one is needed.
     i.clock.advance(Duration::from_secs(121));
-    let old = i.post_form_with("/token", &[("authorization", &auth), ("dpop", &proof(&i, &key, Some(&nonce)))], &cc()).await;
+    let old =
+        i.post_form_with("/token", &[("authorization", &auth), ("dpop", &proof(&i, &key, Some(&nonce)))], &cc()).await;
     assert_eq!(error(&old), (400, "use_dpop_nonce".into()));
     // Without DPoP nothing changes: a Bearer token.
     let bearer = i.client_credentials(SVC_BASIC, &[]).await;
@@ -111,7 +115,11 @@ async fn bad_proofs_are_invalid_dpop_proof_and_issue_nothing() {
         assert_eq!(error(&r), (400, "invalid_dpop_proof".into()), "{why}");
     }
     let two = i
-        .post_form_with("/token", &[("authorization", &auth), ("dpop", &good().build()), ("dpop", &good().build())], &cc())
+        .post_form_with(
+            "/token",
+            &[("authorization", &auth), ("dpop", &good().build()), ("dpop", &good().build())],
+            &cc(),
+        )
         .await;
     assert_eq!(error(&two), (400, "invalid_dpop_proof".into()), "two proofs");
 
@@ -160,7 +168,10 @@ async fn a_code_bound_with_dpop_jkt_needs_that_key() {
     let r = with_dpop(&i, &key, &[], &pairs).await;
     assert_eq!(r.status, 200, "the failures did not burn the code: {}", r.body);
     let t = r.json();
-    assert_eq!((s(&t["token_type"]), jwt_claims(s(&t["access_token"]))["cnf"]["jkt"].as_str()), ("DPoP", Some(jkt.as_str())));
+    assert_eq!(
+        (s(&t["token_type"]), jwt_claims(s(&t["access_token"]))["cnf"]["jkt"].as_str()),
+        ("DPoP", Some(jkt.as_str()))
+    );
 
     let malformed = i.get(&crate::common::authorize_path(&[("dpop_jkt", "short")])).await;
     assert_eq!(malformed.location_params()["error"], "invalid_request");
@@ -196,7 +207,77 @@ async fn a_confidential_clients_refresh_token_is_not_bound_to_a_key() {
     let rt = s(&t.json()["refresh_token"]).to_owned();
     // RFC 9449 §5: its refresh token is bound to its client authentication; a new key binds the new access token.
     let new_key = DpopKey::es384();
-    let r = with_dpop(&i, &new_key, &[("authorization", &auth)], &[("grant_type", "refresh_token"), ("refresh_token", &rt)]).await;
+    let r = with_dpop(
+        &i,
+        &new_key,
+        &[("authorization", &auth)],
+        &[("grant_type", "refresh_token"), ("refresh_token", &rt)],
+    )
+    .await;
     assert_eq!(r.status, 200, "{}", r.body);
     assert_eq!(jwt_claims(s(&r.json()["access_token"]))["cnf"]["jkt"], new_key.jkt());
+}
+
+#[tokio::test]
+async fn a_bound_token_at_userinfo_needs_a_proof_of_its_key() {
+    let i = Issuer::start().await;
+    let key = DpopKey::es256();
+    let code = i.code_for("alice").await;
+    let t = with_dpop(&i, &key, &[], &redeem_pairs("demo-app", &code)).await.json();
+    let access = s(&t["access_token"]).to_owned();
+    let url = i.url("/userinfo");
+    let now = i.clock.now().as_secs();
+    let call = |auth: String, proofs: Vec<String>| {
+        let i = &i;
+        async move {
+            let mut h = vec![("authorization", auth.as_str())];
+            h.extend(proofs.iter().map(|p| ("dpop", p.as_str())));
+            i.request("GET", "/userinfo", &h, None).await
+        }
+    };
+    let challenge = |r: &Resp| r.header("www-authenticate").unwrap_or("").to_owned();
+
+    let stolen = call(format!("Bearer {access}"), vec![]).await;
+    assert_eq!(stolen.status, 401, "a bound token presented as Bearer");
+    assert!(challenge(&stolen).contains("invalid_token"), "{}", challenge(&stolen));
+    let dpop = format!("DPoP {access}");
+    let cases = [
+        ("no proof", vec![]),
+        ("another key", vec![DpopKey::es256().proof("GET", &url, now).ath_for(&access).build()]),
+        ("no ath", vec![key.proof("GET", &url, now).build()]),
+        ("wrong method", vec![key.proof("POST", &url, now).ath_for(&access).build()]),
+        ("wrong url", vec![key.proof("GET", &i.url("/token"), now).ath_for(&access).build()]),
+    ];
+    for (why, proofs) in cases {
+        let r = call(dpop.clone(), proofs).await;
+        assert_eq!(r.status, 401, "{why}");
+        assert!(challenge(&r).starts_with("DPoP ") && challenge(&r).contains("invalid_dpop_proof"), "{why}");
+    }
+    let good = key.proof("GET", &url, now).ath_for(&access).build();
+    let ok = call(dpop.clone(), vec![good.clone()]).await;
+    assert_eq!(ok.status, 200, "{}", ok.body);
+    assert_eq!(ok.json()["sub"], i.users["alice"].as_str());
+    assert_eq!(call(dpop, vec![good]).await.status, 401, "a proof is good once");
+
+    let bearer_token = i.tokens_for("bob").await;
+    let unbound = call(format!("DPoP {}", s(&bearer_token["access_token"])), vec![]).await;
+    assert!(challenge(&unbound).contains("invalid_token"), "an unbound token with the DPoP scheme");
+}
+
+#[tokio::test]
+async fn fetching_a_nonce_spends_nothing() {
+    let i = Issuer::start().await;
+    let key = DpopKey::es256();
+    let assertion = i.client_assertion(&i.url("/token"));
+    let pairs = [
+        ("grant_type", "client_credentials"),
+        ("client_assertion_type", "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"),
+        ("client_assertion", assertion.as_str()),
+    ];
+    let first = i.post_form_with("/token", &[("dpop", &proof(&i, &key, None))], &pairs).await;
+    assert_eq!(error(&first), (400, "use_dpop_nonce".into()));
+    let nonce = first.header("dpop-nonce").unwrap().to_owned();
+    let again = i.post_form_with("/token", &[("dpop", &proof(&i, &key, Some(&nonce)))], &pairs).await;
+    assert_eq!(again.status, 200, "the client assertion was not spent on the nonce round trip: {}", again.body);
+    assert_eq!(again.json()["token_type"], "DPoP");
 }

@@ -6,6 +6,7 @@ mod clients;
 mod common;
 mod discovery;
 mod dpop;
+mod introspection;
 mod login;
 mod par;
 mod revocation;

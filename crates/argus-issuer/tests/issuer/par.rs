@@ -110,7 +110,8 @@ async fn a_request_uri_is_bound_to_its_client_and_short_lived() {
 #[tokio::test]
 async fn bad_pushes_get_the_standard_errors_and_store_nothing() {
     let i = Issuer::start().await;
-    let cases: Vec<(&str, Vec<(&str, &str)>, (u16, &str))> = vec![
+    type Case = (&'static str, Vec<(&'static str, &'static str)>, (u16, &'static str));
+    let cases: Vec<Case> = vec![
         ("request_uri pushed", request(&[("request_uri", "urn:x")]), (400, "invalid_request")),
         ("unregistered redirect", request(&[("redirect_uri", "https://evil.example/cb")]), (400, "invalid_request")),
         ("no redirect", request(&[("redirect_uri", "")]), (400, "invalid_request")),
@@ -157,12 +158,15 @@ async fn pushed_requests_can_be_required_per_client_or_everywhere() {
     assert_eq!((p["error"].as_str(), p["state"].as_str()), ("invalid_request", "st-1"));
     let uri = s(&push(&i, &[], &request(&[])).await.json()["request_uri"]).to_owned();
     assert_eq!(Browser::default().get(&i, &authorize_with("demo-app", &uri)).await.status, 200);
-    assert_eq!(i.get(&authorize_path(&[("client_id", "web-app"), ("redirect_uri", "https://app.example/cb")])).await.status, 200);
+    let web_app = [("client_id", "web-app"), ("redirect_uri", "https://app.example/cb"), ("scope", "openid")];
+    assert_eq!(i.get(&authorize_path(&web_app)).await.status, 200, "other clients are not affected");
 
-    let everywhere = Issuer::start_with(IssuerConfig { require_pushed_authorization_requests: true, ..IssuerConfig::default() }).await;
-    let web = everywhere.get(&authorize_path(&[("client_id", "web-app"), ("redirect_uri", "https://app.example/cb")])).await;
+    let config = IssuerConfig { require_pushed_authorization_requests: true, ..IssuerConfig::default() };
+    let everywhere = Issuer::start_with(config).await;
+    let web = everywhere.get(&authorize_path(&web_app)).await;
     assert_eq!(web.location_params()["error"], "invalid_request");
-    assert_eq!(everywhere.get("/.well-known/openid-configuration").await.json()["require_pushed_authorization_requests"], true);
+    let metadata = everywhere.get("/.well-known/openid-configuration").await.json();
+    assert_eq!(metadata["require_pushed_authorization_requests"], true);
 }
 
 #[tokio::test]
@@ -170,7 +174,8 @@ async fn a_dpop_proof_at_par_binds_the_code() {
     let i = Issuer::start().await;
     let key = DpopKey::es256();
     let par_url = i.url("/par");
-    let first = push(&i, &[("dpop", &key.proof("POST", &par_url, i.clock.now().as_secs()).build())], &request(&[])).await;
+    let first =
+        push(&i, &[("dpop", &key.proof("POST", &par_url, i.clock.now().as_secs()).build())], &request(&[])).await;
     assert_eq!(error(&first), (400, "use_dpop_nonce".into()));
     let nonce = first.header("dpop-nonce").unwrap().to_owned();
     let proof = || key.proof("POST", &par_url, i.clock.now().as_secs()).nonce(&nonce).build();

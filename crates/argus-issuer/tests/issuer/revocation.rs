@@ -94,3 +94,78 @@ async fn unknown_tokens_are_fine_and_unknown_clients_are_not() {
     assert_eq!(r.json()["error"], "invalid_request");
     assert!(drain(&mut control).await.is_empty());
 }
+
+#[tokio::test]
+async fn every_client_authentication_method_can_revoke_and_client_credentials_tokens_are_revocable() {
+    use crate::common::{RS, SECRET, SVC_BASIC, SVC_JWT, SVC_POST, basic};
+    let i = Issuer::start().await;
+    let mut control = i.control.subscribe();
+    let jti = |t: &serde_json::Value| s(&jwt_claims(s(&t["access_token"]))["jti"]).to_owned();
+    let introspected = |token: String| {
+        let i = &i;
+        async move {
+            let r =
+                i.post_form_with("/introspect", &[("authorization", &basic(RS, SECRET))], &[("token", &token)]).await;
+            r.json()["active"].as_bool().unwrap()
+        }
+    };
+
+    let basic_token = i.client_credentials(SVC_BASIC, &[]).await.json();
+    let wrong = i
+        .post_form_with(
+            "/revoke",
+            &[("authorization", &basic(SVC_BASIC, "nope"))],
+            &[("token", s(&basic_token["access_token"]))],
+        )
+        .await;
+    assert_eq!((wrong.status, wrong.json()["error"].as_str()), (401, Some("invalid_client")));
+    assert!(drain(&mut control).await.is_empty(), "a failed revocation changes nothing");
+    let r = i
+        .post_form_with(
+            "/revoke",
+            &[("authorization", &basic(SVC_BASIC, SECRET))],
+            &[("token", s(&basic_token["access_token"]))],
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(revoked_jtis(&mut control).await, [jti(&basic_token)]);
+    assert!(!introspected(s(&basic_token["access_token"]).to_owned()).await);
+
+    // svc-post may not revoke svc-basic's token: 200, nothing happens.
+    let other = i.client_credentials(SVC_BASIC, &[]).await.json();
+    let foreign = i
+        .post_form_with(
+            "/revoke",
+            &[],
+            &[("client_id", SVC_POST), ("client_secret", SECRET), ("token", s(&other["access_token"]))],
+        )
+        .await;
+    assert_eq!(foreign.status, 200);
+    assert!(drain(&mut control).await.is_empty());
+    assert!(introspected(s(&other["access_token"]).to_owned()).await);
+
+    // private_key_jwt, with the revocation endpoint as the assertion's audience.
+    let cc = [
+        ("grant_type", "client_credentials"),
+        ("client_assertion_type", "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"),
+    ];
+    let assertion = i.client_assertion(&i.url("/token"));
+    let mut pairs = cc.to_vec();
+    pairs.push(("client_assertion", &assertion));
+    let jwt_token = i.post_form_with("/token", &[], &pairs).await.json();
+    let assertion = i.client_assertion(&i.url("/revoke"));
+    let r = i
+        .post_form_with(
+            "/revoke",
+            &[],
+            &[
+                ("client_assertion_type", "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"),
+                ("client_assertion", &assertion),
+                ("token", s(&jwt_token["access_token"])),
+            ],
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(revoked_jtis(&mut control).await, [jti(&jwt_token)]);
+    assert_eq!(jwt_claims(s(&jwt_token["access_token"]))["client_id"], SVC_JWT);
+}

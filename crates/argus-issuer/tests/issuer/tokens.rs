@@ -2,6 +2,7 @@ use std::time::Duration;
 
 use argus_jose::{JwkSet, verify_access_token};
 use argus_model::{Clock, EventKind};
+use argus_oauth::IssuerStore;
 
 use crate::common::{
     AUDIENCE, Browser, Issuer, PASSWORD, REDIRECT, VERIFIER, authorize_path, events, jwt_claims, jwt_header,
@@ -309,4 +310,127 @@ async fn userinfo_needs_a_live_token_with_openid() {
     assert_eq!(i.userinfo(s(&t["access_token"])).await.status, 200);
     i.clock.advance(Duration::from_secs(300 + 31));
     assert_eq!(i.userinfo(s(&t["access_token"])).await.status, 401);
+}
+
+fn refresh_events(all: &[std::sync::Arc<argus_model::Event>]) -> usize {
+    all.iter().filter(|e| matches!(e.kind, EventKind::RefreshReuse(_))).count()
+}
+
+#[tokio::test]
+async fn a_just_rotated_token_within_the_leeway_is_refused_without_ending_the_family() {
+    let i = Issuer::start().await;
+    let mut bus = i.events.subscribe();
+    let mut control = i.control.subscribe();
+    let t1 = i.tokens_for("alice").await;
+    let rt1 = s(&t1["refresh_token"]).to_owned();
+    let t2 = i.refresh(&rt1).await.json();
+
+    // One second later the app, refreshing twice at once, presents the old token again.
+    i.clock.advance(Duration::from_secs(1));
+    let dup = i.refresh(&rt1).await;
+    assert_eq!((dup.status, dup.json()["error"].as_str()), (400, Some("invalid_grant")), "no second successor");
+    assert_eq!(refresh_events(&events(&mut bus).await), 0);
+    assert!(revoked_jtis(&mut control).await.is_empty(), "nothing revoked");
+    i.clock.advance(Duration::from_millis(500));
+    let t3 = i.refresh(s(&t2["refresh_token"])).await;
+    assert_eq!(t3.status, 200, "the family lives on: {}", t3.body);
+    let t3 = t3.json();
+
+    // Two requests with the same token at the same instant: one wins, the other is refused, the family lives.
+    let rt3 = s(&t3["refresh_token"]).to_owned();
+    let (a, b) = tokio::join!(i.refresh(&rt3), i.refresh(&rt3));
+    let mut statuses = [a.status, b.status];
+    statuses.sort_unstable();
+    assert_eq!(statuses, [200, 400]);
+    let winner = if a.status == 200 { a.json() } else { b.json() };
+    assert_eq!(refresh_events(&events(&mut bus).await), 0);
+    assert_eq!(i.refresh(s(&winner["refresh_token"])).await.status, 200);
+
+    // Past the leeway the same mistake is a replay: the family ends.
+    i.clock.advance(Duration::from_secs(3));
+    assert_eq!(i.refresh(&rt3).await.json()["error"], "invalid_grant");
+    assert_eq!(refresh_events(&events(&mut bus).await), 1);
+    assert!(!revoked_jtis(&mut control).await.is_empty());
+}
+
+#[tokio::test]
+async fn with_no_leeway_a_concurrent_duplicate_ends_the_family() {
+    let config = argus_issuer::IssuerConfig { refresh_reuse_leeway_secs: 0, ..argus_issuer::IssuerConfig::default() };
+    let i = Issuer::start_with(config).await;
+    let t1 = i.tokens_for("alice").await;
+    let t2 = i.refresh(s(&t1["refresh_token"])).await.json();
+    assert_eq!(i.refresh(s(&t1["refresh_token"])).await.json()["error"], "invalid_grant");
+    assert_eq!(i.refresh(s(&t2["refresh_token"])).await.json()["error"], "invalid_grant", "family revoked");
+}
+
+#[tokio::test]
+async fn refresh_tokens_have_an_idle_and_an_absolute_lifetime() {
+    let config = argus_issuer::IssuerConfig {
+        refresh_token_idle_ttl_secs: 100,
+        refresh_token_absolute_ttl_secs: 250,
+        ..argus_issuer::IssuerConfig::default()
+    };
+    let i = Issuer::start_with(config).await;
+    let idle = i.tokens_for("alice").await;
+    i.clock.advance(Duration::from_secs(100));
+    let r = i.refresh(s(&idle["refresh_token"])).await;
+    assert_eq!((r.status, r.json()["error"].as_str()), (400, Some("invalid_grant")), "idle too long");
+
+    let mut t = i.tokens_for("bob").await;
+    for _ in 0..2 {
+        i.clock.advance(Duration::from_secs(90));
+        let r = i.refresh(s(&t["refresh_token"])).await;
+        assert_eq!(r.status, 200, "each use restarts the idle time: {}", r.body);
+        t = r.json();
+    }
+    i.clock.advance(Duration::from_secs(71));
+    assert_eq!(i.refresh(s(&t["refresh_token"])).await.json()["error"], "invalid_grant", "250 s after sign-in");
+}
+
+#[tokio::test]
+async fn clients_have_their_own_lifetimes_and_grants() {
+    let i = Issuer::start().await;
+    let mut demo = i.store.client("demo-app").await.unwrap().unwrap();
+    demo.refresh_token_ttl_secs = Some(50);
+    demo.access_token_ttl_secs = Some(120);
+    argus_issuer::provision::ensure_client(&i.store, demo).await.unwrap();
+    let t = i.tokens_for("alice").await;
+    assert_eq!(t["expires_in"], 120);
+    i.clock.advance(Duration::from_secs(50));
+    assert_eq!(i.refresh(s(&t["refresh_token"])).await.json()["error"], "invalid_grant");
+
+    // A client without the refresh_token grant gets no refresh token, and cannot refresh.
+    let mut web = i.store.client("web-app").await.unwrap().unwrap();
+    web.grant_types = vec![argus_oauth::GrantType::AuthorizationCode];
+    argus_issuer::provision::ensure_client(&i.store, web).await.unwrap();
+    let web_redirect = "https://app.example/cb";
+    let path = authorize_path(&[("client_id", "web-app"), ("redirect_uri", web_redirect), ("scope", "openid")]);
+    let code = i.code_at("alice", &path).await;
+    let r = i
+        .token(&[
+            ("grant_type", "authorization_code"),
+            ("client_id", "web-app"),
+            ("code", &code),
+            ("redirect_uri", web_redirect),
+            ("code_verifier", VERIFIER),
+        ])
+        .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    let t = r.json();
+    assert!(t.get("refresh_token").is_none() && t.get("id_token").is_some());
+    let refresh = i.token(&[("grant_type", "refresh_token"), ("client_id", "web-app"), ("refresh_token", "x")]).await;
+    assert_eq!(refresh.json()["error"], "unauthorized_client");
+    // A reused code still revokes the one access token it issued.
+    let mut control = i.control.subscribe();
+    let again = i
+        .token(&[
+            ("grant_type", "authorization_code"),
+            ("client_id", "web-app"),
+            ("code", &code),
+            ("redirect_uri", web_redirect),
+            ("code_verifier", VERIFIER),
+        ])
+        .await;
+    assert_eq!(again.json()["error"], "invalid_grant");
+    assert_eq!(revoked_jtis(&mut control).await, [jwt_claims(s(&t["access_token"]))["jti"].as_str().unwrap()]);
 }

@@ -199,3 +199,37 @@ fn each_bad_assertion_is_refused() {
         format!("{}.{}.", URL_SAFE_NO_PAD.encode(r#"{"alg":"none"}"#), URL_SAFE_NO_PAD.encode(claims().to_string()));
     assert!(verify(&none).is_err());
 }
+
+/// A compact JWS signed with an RSA key by aws-lc-rs directly, as a client library would make it.
+fn rsa_signed(pair: &aws_lc_rs::rsa::KeyPair, alg: &str, claims: &serde_json::Value) -> String {
+    use aws_lc_rs::signature::{RSA_PKCS1_SHA256, RSA_PSS_SHA256, RsaEncoding};
+    let encoding: &'static dyn RsaEncoding = if alg == "PS256" { &RSA_PSS_SHA256 } else { &RSA_PKCS1_SHA256 };
+    let input = format!(
+        "{}.{}",
+        URL_SAFE_NO_PAD.encode(json!({"alg": alg, "typ": "JWT"}).to_string()),
+        URL_SAFE_NO_PAD.encode(claims.to_string())
+    );
+    let mut sig = vec![0; pair.public_modulus_len()];
+    pair.sign(encoding, &aws_lc_rs::rand::SystemRandom::new(), input.as_bytes(), &mut sig).unwrap();
+    format!("{input}.{}", URL_SAFE_NO_PAD.encode(sig))
+}
+
+#[test]
+fn rsa_assertions_verify_as_common_libraries_send_them() {
+    use aws_lc_rs::signature::{KeyPair, RsaPublicKeyComponents};
+    // authlib's private_key_jwt default: RS256, no kid, valid for an hour.
+    let pair = aws_lc_rs::rsa::KeyPair::generate(aws_lc_rs::rsa::KeySize::Rsa2048).unwrap();
+    let parts = RsaPublicKeyComponents::<Vec<u8>>::from(pair.public_key());
+    let jwk = json!({"kty": "RSA", "n": URL_SAFE_NO_PAD.encode(&parts.n), "e": URL_SAFE_NO_PAD.encode(&parts.e)});
+    let jwks: JwkSet = serde_json::from_value(json!({ "keys": [jwk] })).unwrap();
+    let mut c = claims();
+    c["exp"] = json!(NOW + 3600);
+    for alg in ["RS256", "PS256"] {
+        assert!(verify_client_assertion(&rsa_signed(&pair, alg, &c), "svc", &jwks, &check()).is_ok(), "{alg}");
+    }
+    // An EC key does not verify an RS256 assertion, nor the RSA key an ES256 one.
+    let ec = SigningKey::generate_es256().unwrap();
+    let ec_only = JwkSet { keys: vec![ec.public_jwk().clone()] };
+    assert!(verify_client_assertion(&rsa_signed(&pair, "RS256", &c), "svc", &ec_only, &check()).is_err());
+    assert!(verify_client_assertion(&assertion(&ec, &claims()), "svc", &jwks, &check()).is_err());
+}

@@ -228,7 +228,8 @@ fn confidential() -> ClientRegistration {
         client_secret_hash: None,
         jwks: Some(
             serde_json::from_value(serde_json::json!({"keys": [{"kty": "EC", "crv": "P-256", "kid": "k1",
-                "x": "f83OJ3D2xF1Bg8vub9tLe1gHMzV76e8Tus9uPHvRVEU", "y": "x_FEzRu9m36HLN_tue659LNpXW6pCyStikYjKIWI5a0"}]}))
+                "x": "f83OJ3D2xF1Bg8vub9tLe1gHMzV76e8Tus9uPHvRVEU",
+                "y": "x_FEzRu9m36HLN_tue659LNpXW6pCyStikYjKIWI5a0"}]}))
             .unwrap(),
         ),
         grant_types: vec![GrantType::ClientCredentials],
