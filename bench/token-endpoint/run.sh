@@ -4,14 +4,17 @@
 #   bench/token-endpoint/run.sh
 #
 # Environment (all optional): ROUNDS (default 5), DURATION seconds per measurement (5), WARMUP seconds (3),
-# CONNECTIONS (64), GRANTS ("client_credentials refresh_token"), ARGUS_BIN (default target/release/argus, built
-# by this script; when set, nothing is built).
+# DRAIN_LIMIT seconds (60), CONNECTIONS (64), GRANTS ("client_credentials refresh_token"), ARGUS_BIN (default
+# target/release/argus, built by this script; when set, nothing is built).
 #
 # Method (see bench/README.md): both servers run at once, each pinned to core 0; the load generator (wrk) and the
 # token minting run on core 1. For each grant (client_credentials, refresh_token), every round measures Argus, then
 # oidc-provider, back to back, and the ratio of that pair is the round's figure: the machine's speed drifts within
-# minutes, so only figures taken side by side are compared. Everything listens on 127.0.0.1; every wrk run is
-# bounded by DURATION. A run with any failed request is invalid and the script exits non-zero.
+# minutes, so only figures taken side by side are compared. Work a server defers past the end of a run (Argus
+# appends every event to its audit log in the background) is waited for before the next measurement and counted:
+# "sustained" = requests / (run + time until the server is idle again); the ratio is taken on sustained figures.
+# Everything listens on 127.0.0.1; every wrk run is bounded by DURATION and every drain by DRAIN_LIMIT seconds.
+# A run with any failed request, or a server still busy after DRAIN_LIMIT, is invalid and the script exits non-zero.
 set -euo pipefail
 
 HERE=$(cd "$(dirname "$0")" && pwd)
@@ -19,6 +22,7 @@ ROOT=$(cd "$HERE/../.." && pwd)
 ROUNDS=${ROUNDS:-5}
 DURATION=${DURATION:-5}
 WARMUP=${WARMUP:-3}
+DRAIN_LIMIT=${DRAIN_LIMIT:-60}
 CONNECTIONS=${CONNECTIONS:-64}
 GRANTS=${GRANTS:-client_credentials refresh_token}
 SERVER_CPU=0
@@ -80,8 +84,9 @@ wait_for() {
 start_oidc_provider() {
   NODE_ENV=production taskset -c "$SERVER_CPU" node "$HERE/oidc-provider-server.mjs" \
     >"$TMP/oidc-provider.out" 2>"$TMP/oidc-provider.out.err" &
-  PIDS+=($!)
-  OP_URL=$(wait_for "$TMP/oidc-provider.out" '^listening (http://[^ ]+)$' $!)
+  OP_PID=$!
+  PIDS+=("$OP_PID")
+  OP_URL=$(wait_for "$TMP/oidc-provider.out" '^listening (http://[^ ]+)$' "$OP_PID")
   OP_BASIC=$(printf '%s' 'bench-service:bench-service-secret' | base64 -w0)
 }
 
@@ -99,16 +104,17 @@ listen = "127.0.0.1:0"
 EOF
   taskset -c "$SERVER_CPU" "$ARGUS_BIN" up --demo --config "$TMP/argus.toml" \
     --data-dir "$TMP/argus-data" --demo-password "$ARGUS_PASSWORD" >"$TMP/argus.out" 2>"$TMP/argus.out.err" &
-  PIDS+=($!)
-  ARGUS_URL=$(wait_for "$TMP/argus.out" '^ +issuer +(http://[^ ]+).*$' $!)
+  ARGUS_PID=$!
+  PIDS+=("$ARGUS_PID")
+  ARGUS_URL=$(wait_for "$TMP/argus.out" '^ +issuer +(http://[^ ]+).*$' "$ARGUS_PID")
   argus_service_client
 }
 
 # The confidential client of the client_credentials runs (`bench-service`, client_secret_basic, scope
 # accounts:read), created through Argus's admin API with the admin client `argus up --demo` prints in its banner.
 argus_service_client() {
-  local admin_secret admin_token created
-  admin_secret=$(wait_for "$TMP/argus.out" '^ +admin +argus-admin .*secret: ([^ ]+)$' "${PIDS[-1]}")
+  local admin_secret admin_token created secret
+  admin_secret=$(wait_for "$TMP/argus.out" '^ +admin +argus-admin .*secret: ([^ ]+)$' "$ARGUS_PID")
   admin_token=$(curl -sS --max-time 10 -u "argus-admin:$admin_secret" \
     -d 'grant_type=client_credentials&scope=argus:admin' "$ARGUS_URL/token" | json_field access_token) ||
     die "no admin token"
@@ -116,8 +122,8 @@ argus_service_client() {
     -d '{"client_id": "bench-service", "name": "Benchmark service", "allowed_scopes": ["accounts:read"],
          "token_endpoint_auth_method": "client_secret_basic", "grant_types": ["client_credentials"]}' \
     "$ARGUS_URL/admin/v1/clients")
-  ARGUS_BASIC=$(printf '%s' "bench-service:$(json_field client_secret <<<"$created")" | base64 -w0) ||
-    die "cannot create the benchmark client: $created"
+  secret=$(json_field client_secret <<<"$created") || die "cannot create the benchmark client: $created"
+  ARGUS_BASIC=$(printf '%s' "bench-service:$secret" | base64 -w0)
 }
 
 # json_field NAME: the string member NAME of the JSON object on stdin.
@@ -151,30 +157,63 @@ mint() {
     --password "${ARGUS_PASSWORD:-}" --count "$CHAINS" >"$file"
 }
 
-# measure GRANT SERVER ROUND SECONDS: one wrk run; appends a row to results.tsv unless ROUND is "warmup".
+# cpu_ticks PID: user + system CPU time of the whole process (every thread), in clock ticks.
+cpu_ticks() {
+  awk '{ print $14 + $15 }' "/proc/$1/stat"
+}
+
+# drain PID: wait until the process is idle (under 5% of a core over 200 ms); print the seconds it took, the idle
+# window not counted. Dies after DRAIN_LIMIT seconds.
+drain() {
+  local pid=$1 hz start now before after
+  hz=$(getconf CLK_TCK)
+  start=$(date +%s.%N)
+  while true; do
+    before=$(cpu_ticks "$pid")
+    sleep 0.2
+    after=$(cpu_ticks "$pid")
+    now=$(date +%s.%N)
+    # Idle: at most 5% of 200 ms of CPU, i.e. ticks * 100 <= hz.
+    if [ $(((after - before) * 100)) -le "$hz" ]; then
+      awk -v s="$start" -v n="$now" 'BEGIN { d = n - s - 0.2; printf "%.2f", d < 0 ? 0 : d }'
+      return
+    fi
+    if awk -v s="$start" -v n="$now" -v l="$DRAIN_LIMIT" 'BEGIN { exit !(n - s > l) }'; then
+      die "pid $pid still busy ${DRAIN_LIMIT}s after the run"
+    fi
+  done
+}
+
+# measure GRANT SERVER ROUND SECONDS: one wrk run and the drain after it; appends a row to results.tsv unless ROUND
+# is "warmup".
 measure() {
-  local grant=$1 server=$2 round=$3 seconds=$4 url basic client out
+  local grant=$1 server=$2 round=$3 seconds=$4 url basic client pid out
   case $server in
-    argus) url=$ARGUS_URL basic=$ARGUS_BASIC client=demo-app ;;
-    oidc-provider) url=$OP_URL basic=$OP_BASIC client=bench-app ;;
+    argus) url=$ARGUS_URL basic=$ARGUS_BASIC client=demo-app pid=$ARGUS_PID ;;
+    oidc-provider) url=$OP_URL basic=$OP_BASIC client=bench-app pid=$OP_PID ;;
   esac
   local wrk=(taskset -c "$LOAD_CPU" wrk -t1 -c"$CONNECTIONS" -d"${seconds}s" --timeout 5s)
   if [ "$grant" = client_credentials ]; then
     out=$(BENCH_DIR=$HERE BENCH_BASIC=$basic BENCH_SCOPE=$SCOPE "${wrk[@]}" -s "$HERE/client-credentials.lua" "$url")
   else
     mint "$server" "$url" "$TMP/chains"
+    drain "$pid" >/dev/null
     out=$(BENCH_DIR=$HERE "${wrk[@]}" -s "$HERE/refresh-token.lua" "$url" -- "$TMP/chains" "$client")
   fi
-  local result
+  local result drained
+  drained=$(drain "$pid")
   result=$(grep '^RESULT ' <<<"$out") || die "no result from wrk: $out"
-  # RESULT rps=.. requests=.. errors=.. lost=.. p50_ms=.. p99_ms=..
+  # RESULT rps=.. requests=.. seconds=.. errors=.. lost=.. p50_ms=.. p99_ms=..
   field() { sed -nE "s/.* $1=([^ ]+).*/\1/p" <<<" $result"; }
-  local rps errors lost p50 p99
-  rps=$(field rps) errors=$(field errors) lost=$(field lost) p50=$(field p50_ms) p99=$(field p99_ms)
-  printf '  %-18s %-14s %-7s %9s req/s  p50 %7s ms  p99 %7s ms\n' "$grant" "$server" "$round" "$rps" "$p50" "$p99" >&2
+  local rps requests secs errors lost p50 p99 sustained
+  rps=$(field rps) requests=$(field requests) secs=$(field seconds) errors=$(field errors) lost=$(field lost)
+  p50=$(field p50_ms) p99=$(field p99_ms)
+  sustained=$(awk -v r="$requests" -v s="$secs" -v d="$drained" 'BEGIN { printf "%.1f", r / (s + d) }')
+  printf '  %-18s %-13s %-6s %8s req/s answered %8s sustained (drain %5s s)  p50 %6s ms  p99 %7s ms\n' \
+    "$grant" "$server" "$round" "$rps" "$sustained" "$drained" "$p50" "$p99" >&2
   [ "$errors" = 0 ] && [ "$lost" = 0 ] || die "$grant on $server: $errors failed requests, $lost lost chains"
-  [ "$round" = warmup ] || printf '%s\t%s\t%s\t%s\t%s\t%s\n' "$grant" "$round" "$server" "$rps" "$p50" "$p99" \
-    >>"$TMP/results.tsv"
+  [ "$round" = warmup ] || printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$grant" "$round" "$server" "$rps" \
+    "$sustained" "$drained" "$p50" "$p99" >>"$TMP/results.tsv"
 }
 
 summarise() {
@@ -182,20 +221,22 @@ summarise() {
 import statistics, sys
 rows = [line.rstrip("\n").split("\t") for line in open(sys.argv[1])]
 print()
-print("grant               rounds   Argus req/s   oidc-provider req/s   ratio (median of paired rounds, min..max)")
+print("Medians over the rounds, req/s. Ratio: Argus / oidc-provider, sustained, per round; median (min..max).")
+print(f"{'grant':<19}{'rounds':>7}{'Argus answered':>16}{'sustained':>11}{'oidc-provider':>15}   ratio")
 for grant in ("client_credentials", "refresh_token"):
     by_round = {}
-    for g, rnd, server, rps, _p50, _p99 in rows:
+    for g, rnd, server, rps, sustained, _drain, _p50, _p99 in rows:
         if g == grant:
-            by_round.setdefault(rnd, {})[server] = float(rps)
+            by_round.setdefault(rnd, {})[server] = (float(rps), float(sustained))
     pairs = [r for r in by_round.values() if "argus" in r and "oidc-provider" in r]
     if not pairs:
         continue
-    ratios = [p["argus"] / p["oidc-provider"] for p in pairs]
-    a = statistics.median(p["argus"] for p in pairs)
-    o = statistics.median(p["oidc-provider"] for p in pairs)
-    print(f"{grant:<19} {len(pairs):>6} {a:>13.0f} {o:>21.0f}   {statistics.median(ratios):.1f}x "
-          f"({min(ratios):.1f}..{max(ratios):.1f})")
+    ratios = [p["argus"][1] / p["oidc-provider"][1] for p in pairs]
+    answered = statistics.median(p["argus"][0] for p in pairs)
+    sustained = statistics.median(p["argus"][1] for p in pairs)
+    peer = statistics.median(p["oidc-provider"][1] for p in pairs)
+    print(f"{grant:<19}{len(pairs):>7}{answered:>16.0f}{sustained:>11.0f}{peer:>15.0f}   "
+          f"{statistics.median(ratios):.1f}x ({min(ratios):.1f}..{max(ratios):.1f})")
 EOF
 }
 

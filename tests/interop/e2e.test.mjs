@@ -7,71 +7,20 @@
 
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { randomInt } from 'node:crypto';
 import { performance } from 'node:perf_hooks';
 import { setTimeout as sleep } from 'node:timers/promises';
 import * as client from 'openid-client';
 
 import { Argus } from './lib/argus.mjs';
-import { CookieJar, authorizeInBrowser } from './lib/browser.mjs';
+import { DEMO_CLIENT_ID as CLIENT_ID, callGate, isInvalidGrant, signIn } from './lib/oauth.mjs';
 
-const CLIENT_ID = 'demo-app';
 const REVOCATION_DEADLINE_MS = 5_000;
-
-/**
- * Sign `username` in through the HTML forms and exchange the code with openid-client. A fresh `jar` is a new
- * browser. Returns the token response, the id_token claims and the kinds of page the browser went through.
- */
-async function signIn(config, { username, password, scope, jar = new CookieJar() }) {
-  const redirectUri = new URL(`http://127.0.0.1:${randomInt(20_000, 60_000)}/callback`);
-  const pkceCodeVerifier = client.randomPKCECodeVerifier();
-  const codeChallenge = await client.calculatePKCECodeChallenge(pkceCodeVerifier);
-  const expectedState = client.randomState();
-  const expectedNonce = client.randomNonce();
-  const authorizationUrl = client.buildAuthorizationUrl(config, {
-    redirect_uri: redirectUri.href,
-    scope,
-    code_challenge: codeChallenge,
-    code_challenge_method: 'S256',
-    state: expectedState,
-    nonce: expectedNonce,
-  });
-
-  const { callback, pages } = await authorizeInBrowser(jar, authorizationUrl, redirectUri, { username, password });
-  assert.equal(callback.searchParams.get('state'), expectedState);
-  assert.ok(callback.searchParams.get('code'), `no code in ${callback}`);
-  assert.equal(callback.searchParams.get('iss'), config.serverMetadata().issuer);
-
-  const tokens = await client.authorizationCodeGrant(config, callback, {
-    pkceCodeVerifier,
-    expectedState,
-    expectedNonce,
-  });
-  return { tokens, claims: tokens.claims(), pages };
-}
 
 // ---------------------------------------------------------------------------------------------------------------
 // Calls through the gate
 
-/**
- * GET `path` at the gate with openid-client. A refusal with a `WWW-Authenticate` challenge makes openid-client
- * throw; it is turned back into `{ status, challenge }` so callers can assert on it.
- */
-async function callGate(config, gate, accessToken, path) {
-  try {
-    const response = await client.fetchProtectedResource(config, accessToken, new URL(path, gate), 'GET');
-    return { status: response.status, body: await response.text(), challenge: undefined };
-  } catch (err) {
-    if (err instanceof client.WWWAuthenticateChallengeError) {
-      const challenge = err.cause.find((c) => c.scheme === 'bearer');
-      return { status: err.status, body: await err.response.text().catch(() => ''), challenge };
-    }
-    throw err;
-  }
-}
-
-async function accountsOf(config, gate, accessToken) {
-  const reply = await callGate(config, gate, accessToken, '/accounts');
+async function accountsOf(config, argus, accessToken) {
+  const reply = await callGate(config, argus, accessToken, '/accounts');
   assert.equal(reply.status, 200, `GET /accounts through the gate: ${reply.status} ${reply.body}`);
   const accounts = JSON.parse(reply.body);
   assert.ok(Array.isArray(accounts), `not an array: ${reply.body}`);
@@ -81,10 +30,6 @@ async function accountsOf(config, gate, accessToken) {
     assert.ok(Number.isSafeInteger(account.balance), `balance ${account.balance}`);
   }
   return accounts;
-}
-
-function isInvalidGrant(err) {
-  return err instanceof client.ResponseBodyError && err.error === 'invalid_grant';
 }
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -146,7 +91,7 @@ describe('argus up --demo with openid-client', { timeout: 120_000 }, () => {
 
   step('calls the demo API through the gate', async () => {
     assert.ok(alice.tokens, 'needs the sign-in');
-    const accounts = await accountsOf(config, argus.urls.gate, alice.tokens.access_token);
+    const accounts = await accountsOf(config, argus, alice.tokens.access_token);
     assert.ok(accounts.every((a) => a.owner === 'alice'), JSON.stringify(accounts));
     alice.accountIds = accounts.map((a) => a.id);
 
@@ -160,7 +105,7 @@ describe('argus up --demo with openid-client', { timeout: 120_000 }, () => {
     assert.ok(alice.accountIds, 'needs alice’s accounts');
     const bob = await signIn(config, { username: 'bob', password: argus.password, scope: 'openid profile accounts:read' });
     assert.notEqual(bob.claims.sub, alice.sub);
-    const accounts = await accountsOf(config, argus.urls.gate, bob.tokens.access_token);
+    const accounts = await accountsOf(config, argus, bob.tokens.access_token);
     assert.ok(accounts.every((a) => a.owner === 'bob'), JSON.stringify(accounts));
     const shared = accounts.filter((a) => alice.accountIds.includes(a.id));
     assert.deepEqual(shared, [], 'bob’s list holds none of alice’s account ids');
@@ -174,7 +119,7 @@ describe('argus up --demo with openid-client', { timeout: 120_000 }, () => {
     assert.notEqual(fresh.access_token, old.access_token);
     assert.equal(typeof fresh.refresh_token, 'string');
     assert.notEqual(fresh.refresh_token, old.refresh_token, 'refresh tokens rotate');
-    const accounts = await accountsOf(config, argus.urls.gate, fresh.access_token);
+    const accounts = await accountsOf(config, argus, fresh.access_token);
     assert.deepEqual(accounts.map((a) => a.id), alice.accountIds);
 
     await assert.rejects(client.refreshTokenGrant(config, old.refresh_token), isInvalidGrant);
@@ -185,7 +130,7 @@ describe('argus up --demo with openid-client', { timeout: 120_000 }, () => {
     // A new browser, so this token set is independent of the family the reuse above may have revoked.
     const { tokens, claims } = await signIn(config, { username: 'alice', password: argus.password, scope: 'openid profile accounts:read' });
     assert.equal(claims.sub, alice.sub);
-    const beforeRevocation = await callGate(config, argus.urls.gate, tokens.access_token, '/accounts');
+    const beforeRevocation = await callGate(config, argus, tokens.access_token, '/accounts');
     assert.equal(beforeRevocation.status, 200, 'the token works before it is revoked');
 
     const userinfo = await client.fetchUserInfo(config, tokens.access_token, claims.sub);
@@ -196,7 +141,7 @@ describe('argus up --demo with openid-client', { timeout: 120_000 }, () => {
     await client.tokenRevocation(config, tokens.access_token, { token_type_hint: 'access_token' });
     let refusal;
     while (!refusal) {
-      const reply = await callGate(config, argus.urls.gate, tokens.access_token, '/accounts');
+      const reply = await callGate(config, argus, tokens.access_token, '/accounts');
       const elapsed = performance.now() - start;
       if (reply.status !== 200) refusal = { ...reply, elapsed };
       else if (elapsed > REVOCATION_DEADLINE_MS) assert.fail(`the gate still accepts the token ${elapsed.toFixed(0)} ms after revocation`);
