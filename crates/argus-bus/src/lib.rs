@@ -87,6 +87,19 @@ impl<T: Send + Sync + 'static> Subscriber<T> {
             Err(broadcast::error::RecvError::Closed) => None,
         }
     }
+
+    /// The next message if one is already queued, without waiting: `None` when nothing is queued right now or
+    /// every publisher is gone. Lets a consumer drain a burst in one batch and go back to [`Self::recv`] when idle.
+    pub fn try_recv(&mut self) -> Option<Received<T>> {
+        match self.rx.try_recv() {
+            Ok(m) => Some(Received::Message(m)),
+            Err(broadcast::error::TryRecvError::Lagged(n)) => {
+                self.stats.lagged.fetch_add(n, Ordering::Relaxed);
+                Some(Received::Lagged(n))
+            }
+            Err(broadcast::error::TryRecvError::Empty | broadcast::error::TryRecvError::Closed) => None,
+        }
+    }
 }
 
 /// The event bus: every part publishes, watch (and tests) subscribe.
@@ -113,5 +126,24 @@ mod tests {
         assert!(matches!(b.recv().await, Some(Received::Message(m)) if *m == 4));
         assert_eq!(ch.published(), 6);
         assert_eq!(ch.lagged(), 3);
+    }
+
+    #[tokio::test]
+    async fn try_recv_drains_what_is_queued_without_waiting() {
+        let ch: Channel<u32> = Channel::new(4);
+        let mut sub = ch.subscribe();
+        assert!(sub.try_recv().is_none(), "nothing queued: returns at once");
+        for i in 0..6 {
+            ch.publish(i);
+        }
+        assert!(matches!(sub.try_recv(), Some(Received::Lagged(2))));
+        let drained: Vec<u32> = std::iter::from_fn(|| match sub.try_recv() {
+            Some(Received::Message(m)) => Some(*m),
+            _ => None,
+        })
+        .collect();
+        assert_eq!(drained, [2, 3, 4, 5]);
+        assert!(sub.try_recv().is_none());
+        assert_eq!(ch.lagged(), 2);
     }
 }

@@ -20,6 +20,9 @@ pub enum Attack {
     BruteForce,
     /// Leaked username/password pairs tried from one IP across many accounts.
     CredentialStuffing,
+    /// Not an attack seen but one that may have been missed: events were lost before watch could audit them or
+    /// run the detectors (watch fell behind the event bus). The audit log has a hole here.
+    AuditGap,
 }
 
 /// The kind of key an alert is about.
@@ -30,6 +33,8 @@ pub enum KeyType {
     Ip,
     /// An account, by the user name as typed (trimmed, lower-cased).
     Account,
+    /// A part of Argus, by node name (`watch`, ...): for alerts about Argus itself.
+    Node,
 }
 
 /// How urgent an alert is. Ordered: `Low < Medium < High < Critical`.
@@ -83,8 +88,8 @@ macro_rules! names {
     };
 }
 
-names!(Attack { BruteForce => "brute_force", CredentialStuffing => "credential_stuffing" });
-names!(KeyType { Ip => "ip", Account => "account" });
+names!(Attack { BruteForce => "brute_force", CredentialStuffing => "credential_stuffing", AuditGap => "audit_gap" });
+names!(KeyType { Ip => "ip", Account => "account", Node => "node" });
 names!(Severity { Low => "low", Medium => "medium", High => "high", Critical => "critical" });
 names!(AlertStatus { Open => "open", Resolved => "resolved" });
 
@@ -131,6 +136,13 @@ pub struct AlertDraft {
     pub feature: Feature,
     /// Ids of the events behind it, oldest first, at most [`EVIDENCE_MAX`].
     pub evidence: Vec<String>,
+}
+
+impl AlertDraft {
+    /// The key open alerts are unique on: a draft with the same key merges into the open alert.
+    pub fn alert_key(&self) -> (Attack, KeyType, &str) {
+        (self.attack, self.key_type, &self.key)
+    }
 }
 
 /// An alert as stored and served by the watch API.
@@ -238,6 +250,23 @@ pub enum AlertChange {
 }
 
 impl AlertChange {
+    /// Records `draft` against `open`, the open alert for the draft's key if there is one: opens an alert with the
+    /// id `new_id` gives, or merges the draft into the open one ([`Alert::absorb`]). `open` holds the alert after
+    /// the change, so a store can apply several drafts in order and write each alert once.
+    pub fn apply(open: &mut Option<Alert>, draft: AlertDraft, new_id: impl FnOnce() -> String) -> Self {
+        match open {
+            None => {
+                let alert = Alert::open(new_id(), draft);
+                *open = Some(alert.clone());
+                Self::Opened(alert)
+            }
+            Some(alert) => match alert.absorb(draft) {
+                Some(from) => Self::Escalated { alert: alert.clone(), from },
+                None => Self::Updated(alert.clone()),
+            },
+        }
+    }
+
     /// The alert after the change.
     pub fn alert(&self) -> &Alert {
         match self {
@@ -327,6 +356,19 @@ mod tests {
     }
 
     #[test]
+    fn apply_opens_then_merges_in_order() {
+        let mut open = None;
+        let opened = AlertChange::apply(&mut open, draft(10, Severity::Medium, &["e1"]), || "a1".into());
+        assert!(matches!(&opened, AlertChange::Opened(a) if a.id == "a1" && a.count == 1));
+        let updated = AlertChange::apply(&mut open, draft(20, Severity::Medium, &["e2"]), || unreachable!());
+        assert!(matches!(&updated, AlertChange::Updated(a) if a.count == 2));
+        let escalated = AlertChange::apply(&mut open, draft(30, Severity::High, &[]), || unreachable!());
+        assert!(matches!(&escalated, AlertChange::Escalated { from: Severity::Medium, alert } if alert.count == 3));
+        assert_eq!(open.as_ref(), Some(escalated.alert()));
+        assert_eq!(opened.alert().count, 1, "each change keeps the alert as of that draft");
+    }
+
+    #[test]
     fn names_round_trip_like_serde() {
         for s in [Severity::Low, Severity::Medium, Severity::High, Severity::Critical] {
             assert_eq!(serde_json::to_value(s).unwrap(), s.as_str());
@@ -334,6 +376,8 @@ mod tests {
         }
         assert_eq!("credential_stuffing".parse::<Attack>().unwrap(), Attack::CredentialStuffing);
         assert!("Ip".parse::<KeyType>().is_err());
+        assert_eq!((Attack::AuditGap.as_str(), KeyType::Node.as_str()), ("audit_gap", "node"));
+        assert_eq!(serde_json::to_value(Attack::AuditGap).unwrap(), "audit_gap");
         assert!(Severity::Medium < Severity::High);
     }
 

@@ -44,21 +44,86 @@ impl AuditRecord {
     /// The record for `event` that follows `head` (`None` for an empty log).
     pub fn next(head: Option<ChainHead<'_>>, event: &Event) -> Result<Self, serde_json::Error> {
         let json = serde_json::to_string(event)?;
+        Ok(Self::chained(head, event.id.clone(), event.time, event.type_name().to_owned(), json))
+    }
+
+    /// The same event as `self`, linked after `head` instead: new `seq`, `prev_hash` and `hash`.
+    pub fn relinked(&self, head: Option<ChainHead<'_>>) -> Self {
+        Self::chained(head, self.event_id.clone(), self.time, self.event_type.clone(), self.json.clone())
+    }
+
+    fn chained(
+        head: Option<ChainHead<'_>>,
+        event_id: String,
+        time: Timestamp,
+        event_type: String,
+        json: String,
+    ) -> Self {
         let (seq, prev_hash) = match head {
             Some(h) => (h.seq.saturating_add(1), h.hash.to_owned()),
             None => (1, GENESIS_HASH.to_owned()),
         };
         let hash = chain_hash(&prev_hash, &json);
-        Ok(Self {
-            seq,
-            event_id: event.id.clone(),
-            time: event.time,
-            event_type: event.type_name().to_owned(),
-            json,
-            prev_hash,
-            hash,
-        })
+        Self { seq, event_id, time, event_type, json, prev_hash, hash }
     }
+
+    /// This record as the head of its chain.
+    pub fn as_head(&self) -> ChainHead<'_> {
+        ChainHead { seq: self.seq, hash: &self.hash }
+    }
+}
+
+/// Extends a chain in memory. A writer that keeps one between appends computes a whole batch of records without
+/// reading the log; it must start from the log's real head (and go back to it after a failed write).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ChainLinker {
+    head: Option<(u64, String)>,
+}
+
+impl ChainLinker {
+    /// A linker whose next record follows `head`, the log's newest `(seq, hash)` (`None` for an empty log).
+    pub fn after(head: Option<(u64, String)>) -> Self {
+        Self { head }
+    }
+
+    /// The record the next one links to.
+    pub fn head(&self) -> Option<ChainHead<'_>> {
+        self.head.as_ref().map(|(seq, hash)| ChainHead { seq: *seq, hash })
+    }
+
+    /// The head as an owned `(seq, hash)`.
+    pub fn into_head(self) -> Option<(u64, String)> {
+        self.head
+    }
+
+    /// The record for `event` after the head, which then moves to it.
+    pub fn link(&mut self, event: &Event) -> Result<AuditRecord, serde_json::Error> {
+        let record = AuditRecord::next(self.head(), event)?;
+        self.advance(&record);
+        Ok(record)
+    }
+
+    /// `record`'s event linked after the head, which does not move: call [`Self::advance`] once it is written.
+    /// For the records after one that was not written (a duplicate), so the chain links only records that exist.
+    pub fn relinked(&self, record: &AuditRecord) -> AuditRecord {
+        record.relinked(self.head())
+    }
+
+    /// Moves the head to `record`, the record just written after it.
+    pub fn advance(&mut self, record: &AuditRecord) {
+        self.head = Some((record.seq, record.hash.clone()));
+    }
+}
+
+/// What one batched append wrote.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct BatchAppended {
+    /// Records added to the log.
+    pub appended: u64,
+    /// Records skipped because their event was already logged (a bus may deliver an event more than once).
+    pub duplicates: u64,
+    /// The log's head after the batch: `(seq, hash)` of its newest record, `None` if it is still empty.
+    pub head: Option<(u64, String)>,
 }
 
 /// `SHA-256(prev_hash || json)` as lower-case hex.
@@ -229,6 +294,30 @@ mod tests {
         }
         let ChainVerdict::Broken(b) = verify_records(&records) else { panic!("deletion not detected") };
         assert_eq!((b.seq, b.reason), (2, BreakReason::PrevHashMismatch));
+    }
+
+    #[test]
+    fn the_linker_chains_like_next_and_relinks_after_a_skipped_record() {
+        let records = chain(3);
+        let events: Vec<Event> = records.iter().map(|r| serde_json::from_str(&r.json).unwrap()).collect();
+        let mut linker = ChainLinker::default();
+        let linked: Vec<AuditRecord> = events.iter().map(|e| linker.link(e).unwrap()).collect();
+        assert_eq!(linked, records);
+        assert_eq!(linker.clone().into_head(), Some((3, records[2].hash.clone())));
+
+        // Record 2 was not written: record 3 is re-linked after record 1 and the chain holds.
+        let mut linker = ChainLinker::after(Some((1, records[0].hash.clone())));
+        let relinked = linker.relinked(&records[2]);
+        assert_eq!(linker.head().map(|h| h.seq), Some(1), "not written yet");
+        linker.advance(&relinked);
+        assert_eq!((relinked.seq, relinked.event_id.as_str()), (2, records[2].event_id.as_str()));
+        assert_eq!(
+            (relinked.prev_hash.as_str(), relinked.json.as_str()),
+            (records[0].hash.as_str(), records[2].json.as_str())
+        );
+        assert!(verify_records(&[records[0].clone(), relinked.clone()]).is_intact());
+        assert_eq!(linker.head().map(|h| h.seq), Some(2));
+        assert_eq!(relinked.as_head().hash, relinked.hash);
     }
 
     #[test]

@@ -9,6 +9,7 @@ pub mod alert;
 pub mod audit;
 pub mod bucket;
 pub mod failed_login;
+pub mod gap;
 pub mod pipeline;
 pub mod rate;
 pub mod store;
@@ -18,10 +19,12 @@ pub use alert::{
     MAX_ALERT_LIMIT, Severity, UnknownName,
 };
 pub use audit::{
-    AuditRecord, BreakReason, ChainBreak, ChainHead, ChainVerdict, ChainVerifier, GENESIS_HASH, chain_hash,
+    AuditRecord, BatchAppended, BreakReason, ChainBreak, ChainHead, ChainLinker, ChainVerdict, ChainVerifier,
+    GENESIS_HASH, chain_hash,
 };
 pub use bucket::{BucketConfig, EVIDENCE_MAX};
 pub use failed_login::{FailedLogin, FailedLoginConfig};
+pub use gap::EventLoss;
 pub use pipeline::{ConfigError, Detector, Detectors, DetectorsConfig, is_watch_output};
 pub use rate::{LeakRate, LeakRateError, RatePeriod};
 pub use store::{AlertStore, AuditLog, WatchStore, WatchStoreError};

@@ -1,6 +1,7 @@
 //! Client authentication as the token, PAR, introspection and revocation endpoints share it: read the credentials,
 //! find the client, check them (`argus_oauth`), and refuse a replayed client assertion.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use argus_oauth::{AssertionCheck, ClientRegistration, OAuthError, Params, authenticate_client, read_credentials};
@@ -16,12 +17,12 @@ pub(crate) async fn authenticated_client(
     headers: &HeaderMap,
     params: &Params,
     path: &str,
-) -> Result<ClientRegistration, Fail> {
+) -> Result<Arc<ClientRegistration>, Fail> {
     let authorization = authorization_header(headers)?;
     let credentials = read_credentials(authorization, params)?;
     // An unknown client gets the same answer as a wrong secret: client ids are not secret, but there is no reason
     // to confirm which exist.
-    let client = s.store.client(credentials.client_id()).await?.ok_or(FAILED)?;
+    let client = s.client(credentials.client_id()).await?.ok_or(FAILED)?;
     let token_endpoint = s.endpoint("/token");
     let this_endpoint = s.endpoint(path);
     let audiences = [s.issuer_url.as_str(), token_endpoint.as_str(), this_endpoint.as_str()];

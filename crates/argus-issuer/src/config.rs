@@ -61,6 +61,11 @@ pub struct IssuerConfig {
     /// How long a user has to sign in and consent after the app sent them to `/authorize`, in seconds.
     /// Default 600 (10 minutes).
     pub authorization_request_ttl_secs: u64,
+    /// How long a request may be answered from the issuer's in-memory copy of a client registration or of a user's
+    /// enabled flag, in seconds. Default 5. A change through this issuer's admin API applies at once; a change made
+    /// elsewhere (another issuer process, `argus admin` on the database) applies within this time. 0 reads the
+    /// store on every request; at most 300.
+    pub registry_cache_secs: u64,
 }
 
 impl Default for IssuerConfig {
@@ -82,6 +87,7 @@ impl Default for IssuerConfig {
             code_ttl_secs: 60,
             session_ttl_secs: 12 * 3600,
             authorization_request_ttl_secs: 600,
+            registry_cache_secs: 5,
         }
     }
 }
@@ -109,6 +115,9 @@ impl IssuerConfig {
                  not {} and {}",
                 self.key_publish_lead_secs, self.key_reload_secs
             ));
+        }
+        if self.registry_cache_secs > 300 {
+            return Err(format!("issuer.registry_cache_secs must be at most 300 seconds, not {}", self.registry_cache_secs));
         }
         for (name, v) in [
             ("access_token_ttl_secs", self.access_token_ttl_secs),
@@ -148,6 +157,9 @@ mod tests {
         let c = IssuerConfig { dpop_proof_max_age_secs: 0, ..IssuerConfig::default() };
         assert!(c.validate().unwrap_err().contains("dpop_proof_max_age_secs"));
         assert_eq!(IssuerConfig { refresh_reuse_leeway_secs: 0, ..IssuerConfig::default() }.validate(), Ok(()));
+        assert_eq!(IssuerConfig { registry_cache_secs: 0, ..IssuerConfig::default() }.validate(), Ok(()));
+        let c = IssuerConfig { registry_cache_secs: 301, ..IssuerConfig::default() };
+        assert!(c.validate().unwrap_err().contains("registry_cache_secs"));
         // The earlier name of the absolute lifetime still reads.
         let c: IssuerConfig = serde_json::from_str(r#"{"refresh_token_ttl_secs": 60}"#).unwrap();
         assert_eq!(c.refresh_token_absolute_ttl_secs, 60);

@@ -66,11 +66,11 @@ async fn holders_enabled(s: &Issuer, claims: &AccessClaims) -> Result<bool, Fail
     if !is_user_token(claims) {
         return Ok(true);
     }
-    Ok(s.store.user_by_sub(&claims.sub).await?.is_some_and(|u| !u.disabled))
+    Ok(s.user_enabled(&claims.sub).await?)
 }
 
 async fn client_enabled(s: &Issuer, client_id: &str) -> Result<bool, Fail> {
-    Ok(s.store.client(client_id).await?.is_some_and(|c| !c.disabled))
+    Ok(s.client(client_id).await?.is_some_and(|c| !c.disabled))
 }
 
 /// `None` if `token` is not one of our refresh tokens; otherwise its state.
@@ -80,6 +80,6 @@ async fn refresh_token(s: &Issuer, token: &str) -> Result<Option<Introspection>,
     };
     let live = refresh_token_is_active(&stored, s.now())
         && client_enabled(s, &stored.client_id).await?
-        && s.store.user_by_sub(&stored.sub).await?.is_some_and(|u| !u.disabled);
+        && s.user_enabled(&stored.sub).await?;
     Ok(Some(if live { Introspection::of_refresh_token(&stored, &s.issuer_url) } else { Introspection::inactive() }))
 }

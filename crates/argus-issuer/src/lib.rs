@@ -22,6 +22,7 @@ mod keys;
 mod pages;
 mod par;
 pub mod provision;
+mod registry;
 mod revoke;
 mod state;
 mod token;

@@ -7,12 +7,13 @@ use argus_bus::{ControlChannel, EventBus};
 use argus_cache::ReplayCache;
 use argus_jose::NonceIssuer;
 use argus_model::{Clock, Timestamp};
-use argus_oauth::{ClientRegistration, IssuerStore};
+use argus_oauth::{ClientRegistration, IssuerStore, StorageError};
 
 use crate::IssuerDeps;
 use crate::config::IssuerConfig;
 use crate::error::IssuerError;
 use crate::keys::Keys;
+use crate::registry::Registry;
 
 /// Everything a handler needs, shared by all of them.
 pub(crate) struct Issuer {
@@ -31,6 +32,8 @@ pub(crate) struct Issuer {
     pub replay: Arc<dyn ReplayCache>,
     /// The server nonces DPoP proofs must carry at the token and PAR endpoints.
     pub nonces: NonceIssuer,
+    /// Client registrations and users' enabled flags, as token requests read them.
+    pub registry: Registry,
 }
 
 /// How long a DPoP server nonce is handed out before the next one; each is accepted for one more window after.
@@ -66,6 +69,7 @@ impl Issuer {
             keys,
             replay: deps.replay,
             nonces: NonceIssuer::new(&deps.dpop_nonce_secret, DPOP_NONCE_WINDOW_SECS),
+            registry: Registry::new(Duration::from_secs(config.registry_cache_secs)),
         })
     }
 
@@ -76,6 +80,16 @@ impl Issuer {
     /// An endpoint's absolute URL.
     pub fn endpoint(&self, path: &str) -> String {
         format!("{}{path}", self.issuer_url)
+    }
+
+    /// The registration of `client_id` (disabled or not), as the token endpoints read it: from the registry.
+    pub async fn client(&self, client_id: &str) -> Result<Option<Arc<ClientRegistration>>, StorageError> {
+        self.registry.client(self.store.as_ref(), client_id, self.now()).await
+    }
+
+    /// Whether the user `sub` exists and is enabled, as the token endpoints read it: from the registry.
+    pub async fn user_enabled(&self, sub: &str) -> Result<bool, StorageError> {
+        self.registry.user_enabled(self.store.as_ref(), sub, self.now()).await
     }
 
     /// The access-token lifetime for `client`: its own or the issuer's.

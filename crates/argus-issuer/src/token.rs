@@ -11,7 +11,7 @@ use argus_model::id::new_id;
 use argus_model::{EventKind, Principal, Timestamp, TokenIssued};
 use argus_oauth::{
     ClientRegistration, ErrorCode, GrantType, IssuedAccess, OAuthError, Params, Scopes, StorageError, TokenSubject,
-    UserRecord, access_claims,
+    access_claims,
 };
 use axum::body::Bytes;
 use axum::extract::State;
@@ -230,8 +230,10 @@ pub(crate) fn read_form(headers: &HeaderMap, body: &[u8]) -> Result<Params, OAut
     Ok(params)
 }
 
-/// The user a grant is for, if it still exists and is enabled.
-pub(crate) async fn enabled_user(s: &Issuer, sub: &str) -> Result<UserRecord, Fail> {
-    let user = s.store.user_by_sub(sub).await?.filter(|u| !u.disabled);
-    Ok(user.ok_or(OAuthError::invalid_grant("the grant's user is no longer active"))?)
+/// Refuse a grant whose user no longer exists or is disabled.
+pub(crate) async fn check_user_enabled(s: &Issuer, sub: &str) -> Result<(), Fail> {
+    if !s.user_enabled(sub).await? {
+        return Err(OAuthError::invalid_grant("the grant's user is no longer active").into());
+    }
+    Ok(())
 }

@@ -92,11 +92,18 @@ pub struct Block {
 #[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(tag = "kind", content = "value", rename_all = "snake_case")]
 pub enum BlockTarget {
+    /// One client address, e.g. `203.0.113.7` or `2001:db8::1`.
     Ip(String),
+    /// An app, by `client_id`.
     Client(String),
+    /// A user, by `sub`.
     User(String),
+    /// A sign-in session, by `sid`.
     Session(String),
+    /// One access token, by `jti`.
     Token(String),
+    /// A range of client addresses in CIDR notation, e.g. `198.51.100.0/24` or `2001:db8::/48`.
+    IpRange(String),
 }
 
 #[cfg(test)]

@@ -188,6 +188,7 @@ mod tests {
             jkt: Some("k".into()),
             consumed_at: None,
             family_revoked_at: None,
+            device: None,
             access: IssuedAccess { jti: "j".into(), expires_at: Timestamp::from_secs(50) },
         }
     }

@@ -171,6 +171,9 @@ pub struct RefreshToken {
     pub consumed_at: Option<Timestamp>,
     /// Set when the whole family was revoked. Read-only: set by [`IssuerStore::revoke_family`].
     pub family_revoked_at: Option<Timestamp>,
+    /// The device the family was started on (`did` of its access tokens), if known. Read-only: the store copies it
+    /// from the sign-in session when the family is created.
+    pub device: Option<String>,
     /// The access token issued together with this refresh token.
     pub access: IssuedAccess,
 }
@@ -263,8 +266,11 @@ pub trait IssuerStore: crate::admin::AdminStore + Send + Sync + 'static {
         first_refresh: Option<&RefreshToken>,
     ) -> Result<RedeemOutcome, StorageError>;
 
+    /// The refresh token with this hash, with what its family adds (end, key, revocation, device): everything a
+    /// refresh needs, in one read.
     async fn refresh_token(&self, token_hash: &str) -> Result<Option<RefreshToken>, StorageError>;
-    /// Atomically: consume `old_hash` (only if unconsumed and its family not revoked) and store `next`.
+    /// Atomically: consume `old_hash` at `now` (only if unconsumed, of `next`'s family and that family not revoked)
+    /// and store `next`, created at `now`. The hot path of every refresh: one round trip where the store can.
     async fn rotate_refresh(
         &self,
         old_hash: &str,

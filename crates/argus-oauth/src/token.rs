@@ -345,6 +345,7 @@ mod tests {
             jkt: None,
             consumed_at: None,
             family_revoked_at: None,
+            device: None,
             access: IssuedAccess { jti: "j".into(), expires_at: Timestamp::from_secs(300) },
         }
     }

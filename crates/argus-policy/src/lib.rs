@@ -4,8 +4,13 @@
 //! turns their answers into responses. OpenAPI operations, input validation and rate-limit math come here later.
 #![forbid(unsafe_code)]
 
+pub mod blocklist;
 mod config;
+pub mod openapi;
 mod path;
+pub mod ratelimit;
+pub mod rules;
+pub mod stepup;
 mod table;
 
 pub use config::{AuthMode, RouteConfig, RuleConfig};

@@ -195,6 +195,7 @@ fn refresh_from_row(row: &SqliteRow) -> Result<RefreshToken, StorageError> {
         jkt: opt_text(row, "family_jkt")?,
         consumed_at: opt_ts(row, "consumed_at")?,
         family_revoked_at: opt_ts(row, "revoked_at")?,
+        device: opt_text(row, "family_device")?,
         access: IssuedAccess { jti: text(row, "access_jti")?, expires_at: ts(row, "access_expires_at")? },
     })
 }
@@ -207,6 +208,16 @@ fn revocation_from_row(row: &SqliteRow) -> Result<Revocation, StorageError> {
 const INSERT_REFRESH: &str = "INSERT INTO refresh_tokens (token_hash, family_id, client_id, sub, sid, scope, auth_time, \
      created_at, expires_at, consumed_at, access_jti, access_expires_at) \
      VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, NULL, $10, $11)";
+
+/// A rotation in one statement, so in one implicit transaction and one round trip: the successor is inserted only
+/// while its predecessor (`$12`) is unconsumed, of the same family and that family unrevoked, and the trigger
+/// `refresh_tokens_consume_predecessor` (migration 0006) consumes the predecessor as the row goes in. The changed
+/// row count is the successor's alone (SQLite does not count a trigger's changes): 1 rotated, 0 not.
+const ROTATE_REFRESH: &str = "INSERT INTO refresh_tokens (token_hash, family_id, client_id, sub, sid, scope, auth_time, \
+     created_at, expires_at, consumed_at, access_jti, access_expires_at, rotated_from) \
+     SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, NULL, $10, $11, t.token_hash \
+     FROM refresh_tokens t JOIN refresh_families f ON f.family_id = t.family_id \
+     WHERE t.token_hash = $12 AND t.consumed_at IS NULL AND t.family_id = $2 AND f.revoked_at IS NULL";
 
 async fn insert_refresh<'c, E>(executor: E, t: &RefreshToken) -> Result<(), StorageError>
 where
@@ -553,7 +564,7 @@ impl IssuerStore for Store {
         access: &IssuedAccess,
         first: Option<&RefreshToken>,
     ) -> Result<RedeemOutcome, StorageError> {
-        let mut tx = self.pool.begin().await.map_err(db)?;
+        let mut tx = self.writer.begin().await.map_err(db)?;
         // The write comes first so the transaction holds the write lock from its first statement on.
         let used = sqlx::query(
             "UPDATE authorization_codes SET used_at = $1, family_id = $2, access_jti = $3, access_expires_at = $4 \
@@ -593,7 +604,8 @@ impl IssuerStore for Store {
 
     async fn refresh_token(&self, token_hash: &str) -> Result<Option<RefreshToken>, StorageError> {
         let row = sqlx::query(
-            "SELECT t.*, f.revoked_at, f.expires_at AS family_expires_at, f.jkt AS family_jkt \
+            "SELECT t.*, f.revoked_at, f.expires_at AS family_expires_at, f.jkt AS family_jkt, \
+             f.device_id AS family_device \
              FROM refresh_tokens t JOIN refresh_families f ON f.family_id = t.family_id WHERE t.token_hash = $1",
         )
         .bind(token_hash)
@@ -609,24 +621,24 @@ impl IssuerStore for Store {
         now: Timestamp,
         next: &RefreshToken,
     ) -> Result<RotateOutcome, StorageError> {
-        let mut tx = self.pool.begin().await.map_err(db)?;
-        let consumed = sqlx::query(
-            "UPDATE refresh_tokens SET consumed_at = $1 \
-             WHERE token_hash = $2 AND consumed_at IS NULL AND family_id = $3 \
-             AND family_id IN (SELECT family_id FROM refresh_families WHERE revoked_at IS NULL)",
-        )
-        .bind(now.as_millis())
-        .bind(old_hash)
-        .bind(&next.family_id)
-        .execute(&mut *tx)
-        .await
-        .map_err(db)?;
-        if consumed.rows_affected() != 1 {
-            return Ok(RotateOutcome::NotRotatable);
-        }
-        insert_refresh(&mut *tx, next).await?;
-        tx.commit().await.map_err(db)?;
-        Ok(RotateOutcome::Rotated)
+        // The trigger of migration 0006 consumes the predecessor at the successor's creation time: `now`.
+        let inserted = sqlx::query(ROTATE_REFRESH)
+            .bind(&next.token_hash)
+            .bind(&next.family_id)
+            .bind(&next.client_id)
+            .bind(&next.sub)
+            .bind(&next.sid)
+            .bind(&next.scope)
+            .bind(next.auth_time.map(Timestamp::as_millis))
+            .bind(now.as_millis())
+            .bind(next.expires_at.as_millis())
+            .bind(&next.access.jti)
+            .bind(next.access.expires_at.as_millis())
+            .bind(old_hash)
+            .execute(&self.writer)
+            .await
+            .map_err(db)?;
+        Ok(if inserted.rows_affected() == 1 { RotateOutcome::Rotated } else { RotateOutcome::NotRotatable })
     }
 
     async fn revoke_family(&self, family_id: &str, now: Timestamp) -> Result<Vec<IssuedAccess>, StorageError> {

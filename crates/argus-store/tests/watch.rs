@@ -3,8 +3,8 @@
 use std::sync::Arc;
 
 use argus_detect::{
-    AlertChange, AlertDraft, AlertFilter, AlertStatus, AlertStore, Attack, AuditLog, BreakReason, ChainVerdict,
-    Feature, KeyType, Severity, chain_hash,
+    AlertChange, AlertDraft, AlertFilter, AlertStatus, AlertStore, Attack, AuditLog, AuditRecord, BatchAppended,
+    BreakReason, ChainLinker, ChainVerdict, Feature, KeyType, Severity, WatchStoreError, chain_hash,
 };
 use argus_model::{Event, EventKind, Login, LoginFailure, LoginOutcome, Principal, Timestamp};
 use argus_store::Store;
@@ -116,6 +116,119 @@ async fn concurrent_appends_do_not_fork_the_chain() {
     seqs.sort_unstable();
     assert_eq!(seqs, (1..=40).collect::<Vec<u64>>());
     assert!(store.verify_chain().await.unwrap().is_intact());
+}
+
+/// Records for `events` chained after the store's current head, as watch's writer makes them.
+async fn chained(store: &Store, events: &[Event]) -> Vec<AuditRecord> {
+    let mut linker = ChainLinker::after(store.head().await.unwrap());
+    events.iter().map(|e| linker.link(e).unwrap()).collect()
+}
+
+fn failures(from: i64, n: i64) -> Vec<Event> {
+    (from..from + n).map(|i| failure(1_000 + i, &format!("user{i}"))).collect()
+}
+
+#[tokio::test]
+async fn a_batch_is_appended_in_order_and_the_chain_verifies() {
+    let (_dir, store) = store().await;
+    assert_eq!(store.head().await.unwrap(), None);
+    // 700 rows: several multi-row statements (256 + 256 + 128 + 32 + 16 + 8 + 4) in one transaction.
+    let events = failures(0, 700);
+    let records = chained(&store, &events).await;
+    let done = store.append_batch(&records).await.unwrap();
+    let head = Some((700, records[699].hash.clone()));
+    assert_eq!(done, BatchAppended { appended: 700, duplicates: 0, head: head.clone() });
+    assert_eq!(store.head().await.unwrap(), head);
+    assert_eq!(store.records_after(0, 1_000).await.unwrap(), records);
+
+    // The next batch continues the chain, and a single append after it too.
+    let more = chained(&store, &failures(700, 3)).await;
+    assert_eq!(store.append_batch(&more).await.unwrap().appended, 3);
+    assert_eq!(store.append(&failure(5, "single")).await.unwrap().seq, 704);
+    assert_eq!(
+        store.verify_chain().await.unwrap(),
+        ChainVerdict::Intact { records: 704, head: store.head().await.unwrap() }
+    );
+    let empty = store.append_batch(&[]).await.unwrap();
+    assert_eq!((empty.appended, empty.head.map(|h| h.0)), (0, Some(704)));
+}
+
+#[tokio::test]
+async fn duplicates_in_a_batch_are_skipped_and_the_chain_links_only_written_rows() {
+    let (_dir, store) = store().await;
+    let logged = failures(0, 2);
+    store.append_batch(&chained(&store, &logged).await).await.unwrap();
+
+    // A batch that repeats an event already logged and, further on, one of its own.
+    let fresh = failures(2, 3);
+    let batch = [fresh[0].clone(), logged[1].clone(), fresh[1].clone(), fresh[0].clone(), fresh[2].clone()];
+    let records = chained(&store, &batch).await;
+    let done = store.append_batch(&records).await.unwrap();
+    assert_eq!((done.appended, done.duplicates), (3, 2));
+
+    let rows = store.records_after(0, 100).await.unwrap();
+    let ids: Vec<&str> = rows.iter().map(|r| r.event_id.as_str()).collect();
+    let expected: Vec<&str> = logged.iter().chain(&fresh).map(|e| e.id.as_str()).collect();
+    assert_eq!(ids, expected, "each event once, in batch order");
+    assert_eq!(done.head, Some((5, rows[4].hash.clone())));
+    assert!(store.verify_chain().await.unwrap().is_intact());
+
+    // Only duplicates: nothing written, the head stays.
+    let again = store.append_batch(&chained(&store, &logged).await).await.unwrap();
+    assert_eq!((again.appended, again.duplicates, again.head), (0, 2, done.head));
+    assert_eq!(store.records_after(0, 100).await.unwrap().len(), 5);
+}
+
+#[tokio::test]
+async fn a_batch_chained_after_a_stale_head_writes_nothing() {
+    let (_dir, store) = store().await;
+    let records = chained(&store, &failures(0, 3)).await;
+    // Another writer appends first: the batch's head (the empty log) is stale.
+    store.append(&failure(1, "other writer")).await.unwrap();
+    let err = store.append_batch(&records).await.unwrap_err();
+    assert!(matches!(err, WatchStoreError::StaleHead { expected: 0, found: 1 }), "{err}");
+    assert_eq!(store.records_after(0, 10).await.unwrap().len(), 1);
+
+    // A head the log never had (ahead of it) is refused too: no gap.
+    let mut ahead = chained(&store, &failures(3, 1)).await;
+    ahead[0] = ahead[0].relinked(Some(argus_detect::ChainHead { seq: 5, hash: &ahead[0].hash }));
+    assert!(matches!(store.append_batch(&ahead).await, Err(WatchStoreError::StaleHead { expected: 5, found: 1 })));
+
+    let fresh = chained(&store, &failures(0, 3)).await;
+    assert_eq!(store.append_batch(&fresh).await.unwrap().appended, 3);
+    assert!(store.verify_chain().await.unwrap().is_intact());
+}
+
+#[tokio::test]
+async fn recording_drafts_in_one_go_gives_the_changes_of_one_at_a_time() {
+    let (_dir, store) = store().await;
+    store.record_alert(draft(1, "198.51.100.1", Severity::Medium, &["e0"])).await.unwrap();
+    let drafts = vec![
+        draft(10, "203.0.113.7", Severity::Medium, &["e1"]),
+        draft(11, "198.51.100.1", Severity::Medium, &["e2"]),
+        draft(12, "203.0.113.7", Severity::Medium, &["e3"]),
+        draft(13, "203.0.113.7", Severity::High, &["e4"]),
+    ];
+    let changes = store.record_alerts(drafts).await.unwrap();
+    let kinds: Vec<&str> = changes
+        .iter()
+        .map(|c| match c {
+            AlertChange::Opened(_) => "opened",
+            AlertChange::Updated(_) => "updated",
+            AlertChange::Escalated { .. } => "escalated",
+        })
+        .collect();
+    assert_eq!(kinds, ["opened", "updated", "updated", "escalated"]);
+    assert_eq!(changes[0].alert().count, 1, "each change is the alert as of its draft");
+    assert_eq!(changes[3].alert().evidence, ["e1", "e3", "e4"]);
+
+    // What was stored is the last state of each key.
+    let stored = store.alert(&changes[3].alert().id).await.unwrap().unwrap();
+    assert_eq!(stored, *changes[3].alert());
+    let older = store.alert(&changes[1].alert().id).await.unwrap().unwrap();
+    assert_eq!((older.count, older.evidence.as_slice()), (2, &["e0".to_owned(), "e2".to_owned()][..]));
+    assert_eq!(store.alerts(&AlertFilter::default()).await.unwrap().len(), 2);
+    assert!(store.record_alerts(Vec::new()).await.unwrap().is_empty());
 }
 
 fn draft(secs: i64, key: &str, severity: Severity, evidence: &[&str]) -> AlertDraft {

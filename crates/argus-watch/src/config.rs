@@ -1,8 +1,9 @@
 //! `[watch]` in `argus.toml`.
 
 use std::net::SocketAddr;
+use std::num::NonZeroUsize;
 
-use argus_detect::DetectorsConfig;
+use argus_detect::{ConfigError, DetectorsConfig};
 use serde::{Deserialize, Serialize};
 
 use crate::WatchError;
@@ -14,6 +15,10 @@ pub struct WatchConfig {
     /// Address of the watch API (`/api/alerts`, `/healthz`). Default `127.0.0.1:7490`. The API has no
     /// authentication yet and alerts name IPs and user names: keep it on loopback.
     pub listen: SocketAddr,
+    /// Most events taken from the bus and appended to the audit log in one transaction. Default `1024`, at most
+    /// `65536`. Watch never waits to fill a batch: a lone event is written at once, a backlog in full batches,
+    /// which is what lets the audit log keep up with bursts.
+    pub max_batch: NonZeroUsize,
     /// `[watch.detectors.*]`: which detectors run and their thresholds, e.g.
     /// `[watch.detectors.failed_login.per_ip]` with `threshold = 20` and `leak = "10/min"`.
     pub detectors: DetectorsConfig,
@@ -22,15 +27,27 @@ pub struct WatchConfig {
 /// The default `watch.listen`.
 pub const DEFAULT_LISTEN: SocketAddr = SocketAddr::new(std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST), 7490);
 
+/// The default `watch.max_batch`.
+pub const DEFAULT_MAX_BATCH: NonZeroUsize = NonZeroUsize::new(1024).unwrap();
+
+/// The largest `watch.max_batch` accepted: beyond it a batch only holds the database's write lock longer.
+pub const MAX_BATCH_LIMIT: usize = 65_536;
+
 impl Default for WatchConfig {
     fn default() -> Self {
-        Self { listen: DEFAULT_LISTEN, detectors: DetectorsConfig::default() }
+        Self { listen: DEFAULT_LISTEN, max_batch: DEFAULT_MAX_BATCH, detectors: DetectorsConfig::default() }
     }
 }
 
 impl WatchConfig {
     /// Checks what serde cannot express (run by [`crate::Watch::start`] too).
     pub fn validate(&self) -> Result<(), WatchError> {
+        if self.max_batch.get() > MAX_BATCH_LIMIT {
+            return Err(WatchError::Config(ConfigError::new(
+                "watch.max_batch",
+                format!("must be at most {MAX_BATCH_LIMIT}"),
+            )));
+        }
         self.detectors.validate().map_err(WatchError::Config)
     }
 }
@@ -44,6 +61,7 @@ mod tests {
         let c: WatchConfig = toml::from_str("").unwrap();
         assert_eq!(c, WatchConfig::default());
         assert_eq!(c.listen.to_string(), "127.0.0.1:7490");
+        assert_eq!(c.max_batch.get(), 1024);
         let login = &c.detectors.failed_login;
         assert_eq!((login.per_ip.threshold.get(), login.per_ip.leak.to_string().as_str()), (20, "10/min"));
         assert_eq!((login.per_account.threshold.get(), login.per_account.leak.to_string().as_str()), (10, "6/h"));
@@ -54,6 +72,7 @@ mod tests {
     fn a_full_table_parses_and_round_trips() {
         let text = r#"
             listen = "127.0.0.1:9999"
+            max_batch = 64
             [detectors.failed_login]
             stuffing_accounts = 3
             max_keys = 500
@@ -66,7 +85,7 @@ mod tests {
         "#;
         let c: WatchConfig = toml::from_str(text).unwrap();
         c.validate().unwrap();
-        assert_eq!(c.detectors.failed_login.per_ip.threshold.get(), 50);
+        assert_eq!((c.max_batch.get(), c.detectors.failed_login.per_ip.threshold.get()), (64, 50));
         assert_eq!(c.detectors.failed_login.per_account.leak.to_string(), "1/h");
         let again: WatchConfig = toml::from_str(&toml::to_string(&c).unwrap()).unwrap();
         assert_eq!(again, c);
@@ -85,5 +104,9 @@ mod tests {
         }
         let c: WatchConfig = toml::from_str("[detectors.failed_login]\nstuffing_accounts = 40").unwrap();
         assert!(c.validate().unwrap_err().to_string().contains("stuffing_accounts"));
+        assert!(toml::from_str::<WatchConfig>("max_batch = 0").is_err());
+        let c: WatchConfig = toml::from_str("max_batch = 65537").unwrap();
+        assert!(c.validate().unwrap_err().to_string().contains("watch.max_batch"));
+        toml::from_str::<WatchConfig>("max_batch = 65536").unwrap().validate().unwrap();
     }
 }

@@ -7,6 +7,10 @@
 //! source (bus) ──> audit sink (store) ──> detectors (argus-detect) ──> alert sink (store, then bus)
 //! ```
 //!
+//! It moves batches: whatever the bus has queued, up to `watch.max_batch`, is audited in one transaction, so the
+//! audit log keeps up with the issuer's peak. Events the bus drops anyway (watch fell behind) are counted
+//! (`events_lost` on `/healthz`) and raise an `audit_gap` alert: never lost silently.
+//!
 //! HTTP: `GET /api/alerts` (newest first; `?attack=&key_type=&key=&status=&limit=`), `GET /api/alerts/{id}`,
 //! `GET /healthz`. Errors are RFC 9457 `application/problem+json`.
 #![forbid(unsafe_code)]
@@ -28,7 +32,7 @@ use tokio::sync::Notify;
 use tokio::task::JoinHandle;
 
 pub use argus_detect::DetectorsConfig;
-pub use config::{DEFAULT_LISTEN, WatchConfig};
+pub use config::{DEFAULT_LISTEN, DEFAULT_MAX_BATCH, MAX_BATCH_LIMIT, WatchConfig};
 pub use problem::{PROBLEM_TYPE_PREFIX, Problem};
 pub use sink::NODE;
 pub use stats::WatchStats;
@@ -82,10 +86,12 @@ impl Watch {
         let detector_names = detectors.names();
         let stats = Arc::new(Stats::default());
         let pipeline = Pipeline {
-            source: BusSource::new(deps.events.subscribe(), stats.clone()),
+            source: BusSource::new(deps.events.subscribe(), stats.clone(), config.max_batch.get()),
             audit: AuditSink::new(deps.store.clone(), stats.clone()),
             detectors,
             alerts: AlertSink::new(deps.store.clone(), deps.events, deps.clock, stats.clone()),
+            stats: stats.clone(),
+            last_event: None,
         };
         let stop = Arc::new(Notify::new());
         let running = Running::mark(stats.clone());
@@ -104,7 +110,7 @@ impl Watch {
         self.api.stats.snapshot()
     }
 
-    /// Stops the consumer after the event in hand and waits for it. Events still queued on the bus are left there.
+    /// Stops the consumer after the batch in hand and waits for it. Events still queued on the bus are left there.
     pub async fn stop(self) {
         self.stop.notify_one();
         if let Err(error) = self.task.await {

@@ -1,16 +1,17 @@
-//! The consumer: source (bus) -> audit sink -> detectors -> alert sink, one event at a time.
+//! The consumer: source (bus) -> audit sink -> detectors -> alert sink, one batch at a time.
 //!
 //! One task runs the pipeline, so events are audited in the order the bus delivered them and the detectors (which
-//! keep state) see them in that order too.
+//! keep state) see them in that order too. A batch is what the bus had queued (see [`BusSource::next_batch`]): its
+//! events are audited in one transaction, then run through the detectors in order, then the alerts they raised are
+//! stored in one transaction, after the audit rows their evidence names.
 
 use std::sync::Arc;
 
-use argus_detect::Detectors;
-use argus_model::Event;
+use argus_detect::{Detectors, EventLoss};
 use tokio::sync::Notify;
 
-use crate::sink::{AlertSink, AuditSink};
-use crate::source::BusSource;
+use crate::sink::{AlertSink, AuditSink, NODE};
+use crate::source::{Batch, BusSource};
 use crate::stats::Stats;
 
 pub(crate) struct Pipeline {
@@ -18,29 +19,50 @@ pub(crate) struct Pipeline {
     pub(crate) audit: AuditSink,
     pub(crate) detectors: Detectors,
     pub(crate) alerts: AlertSink,
+    pub(crate) stats: Arc<Stats>,
+    /// The id of the last event received: where a later loss sits in the audit log.
+    pub(crate) last_event: Option<String>,
 }
 
 impl Pipeline {
     /// Every event is audited, watch's own `Alert` events included; [`Detectors::observe`] skips those.
-    async fn process(&mut self, event: &Event) {
-        self.audit.write(event).await;
-        for draft in self.detectors.observe(event) {
-            self.alerts.write(draft).await;
+    async fn process(&mut self, batch: Batch) {
+        self.stats.batch();
+        self.audit.write(&batch.events).await;
+        let mut drafts: Vec<_> = batch.events.iter().flat_map(|event| self.detectors.observe(event)).collect();
+        if let Some(last) = batch.events.last() {
+            self.last_event = Some(last.id.clone());
         }
+        if batch.lost > 0 {
+            drafts.push(self.loss_draft(batch.lost));
+        }
+        self.alerts.write(drafts).await;
     }
 
-    /// Runs until the bus closes or `stop` is notified. The event in hand is always finished first.
+    /// The `audit_gap` alert for `lost` events dropped after the last one received.
+    fn loss_draft(&self, lost: u64) -> argus_detect::AlertDraft {
+        EventLoss {
+            node: NODE,
+            lost,
+            lost_total: self.stats.events_lost(),
+            time: self.alerts.clock().now(),
+            last_before: self.last_event.as_deref(),
+        }
+        .draft()
+    }
+
+    /// Runs until the bus closes or `stop` is notified. The batch in hand is always finished first.
     pub(crate) async fn run(mut self, stop: Arc<Notify>, running: Running) {
         // Held for the task's whole life, so a panic inside also reports "stopped".
         let _running = running;
         loop {
-            let event = tokio::select! {
+            let batch = tokio::select! {
                 biased;
                 () = stop.notified() => break,
-                event = self.source.next() => event,
+                batch = self.source.next_batch() => batch,
             };
-            let Some(event) = event else { break };
-            self.process(&event).await;
+            let Some(batch) = batch else { break };
+            self.process(batch).await;
         }
     }
 }

@@ -5,8 +5,13 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use argus_bus::{EventBus, Received, Subscriber};
-use argus_detect::{AuditLog, WatchStore};
-use argus_model::{Clock, Event, EventKind, Login, LoginFailure, LoginOutcome, Principal, Timestamp};
+use argus_detect::{
+    Alert, AlertChange, AlertDraft, AlertFilter, AlertStore, AuditLog, AuditRecord, BatchAppended, ChainVerdict,
+    WatchStore, WatchStoreError,
+};
+use argus_model::{
+    ApiCall, Clock, Decision, Event, EventKind, Login, LoginFailure, LoginOutcome, Principal, Timestamp,
+};
 use argus_store::Store;
 use argus_watch::{Watch, WatchConfig, WatchDeps};
 use http_body_util::{BodyExt, Empty};
@@ -35,11 +40,19 @@ struct Harness {
 }
 
 async fn start(config: WatchConfig) -> Harness {
+    start_with(config, 1024, |store| store).await
+}
+
+/// Watch over a bus of `capacity` and the store `wrap` makes of a fresh SQLite one.
+async fn start_with(
+    config: WatchConfig,
+    capacity: usize,
+    wrap: impl FnOnce(Arc<Store>) -> Arc<dyn WatchStore>,
+) -> Harness {
     let dir = tempfile::tempdir().unwrap();
     let store = Arc::new(Store::open_dir(dir.path()).await.unwrap());
-    let bus = EventBus::new(1024);
-    let deps =
-        WatchDeps { store: store.clone() as Arc<dyn WatchStore>, events: bus.clone(), clock: Arc::new(FixedClock) };
+    let bus = EventBus::new(capacity);
+    let deps = WatchDeps { store: wrap(store.clone()), events: bus.clone(), clock: Arc::new(FixedClock) };
     let watch = Watch::start(&config, deps).await.unwrap();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());
@@ -239,4 +252,196 @@ async fn start_refuses_an_unusable_configuration() {
     let deps = WatchDeps { store, events: EventBus::new(8), clock: Arc::new(FixedClock) };
     let err = Watch::start(&config, deps).await.unwrap_err();
     assert!(err.to_string().contains("stuffing_accounts"), "{err}");
+}
+
+fn api_call(ms_after: i64, n: usize) -> Event {
+    Event::new(
+        Timestamp::from_millis(T0 + ms_after),
+        "gate",
+        Principal { ip: Some("198.51.100.20".into()), sub: Some("alice".into()), ..Default::default() },
+        EventKind::ApiCall(ApiCall {
+            request_id: format!("req-{n}"),
+            method: "GET".into(),
+            path: format!("/orders/{n}"),
+            route: Some("orders".into()),
+            operation_id: Some("getOrder".into()),
+            status: 200,
+            decision: Decision::Allowed,
+            reason: None,
+            bytes_in: 0,
+            bytes_out: 512,
+            latency_us: 800,
+        }),
+    )
+}
+
+/// Waits until watch has consumed `n` events and finished the batch they came in.
+async fn drained(h: &Harness, n: u64) -> argus_watch::WatchStats {
+    eventually(|| async {
+        let stats = h.watch.stats();
+        (stats.events + stats.events_lost >= n
+            && stats.audited + stats.audit_failures + stats.audit_duplicates >= stats.events)
+            .then_some(stats)
+    })
+    .await
+}
+
+#[tokio::test]
+async fn a_burst_is_audited_in_batches_in_bus_order_and_the_chain_verifies() {
+    let h = start(WatchConfig::default()).await;
+    let events: Vec<Event> = (0..1000).map(|i| api_call(i, i as usize)).collect();
+    for e in &events {
+        h.bus.publish(e.clone());
+    }
+    let stats = drained(&h, 1000).await;
+    assert_eq!((stats.events, stats.audited, stats.events_lost, stats.audit_failures), (1000, 1000, 0, 0));
+    assert!(stats.batches < 100, "a burst is appended in batches, not one by one: {stats:?}");
+    let records = h.store.records_after(0, 2000).await.unwrap();
+    let logged: Vec<&str> = records.iter().map(|r| r.event_id.as_str()).collect();
+    let published: Vec<&str> = events.iter().map(|e| e.id.as_str()).collect();
+    assert_eq!(logged, published);
+    assert_eq!(
+        h.store.verify_chain().await.unwrap(),
+        ChainVerdict::Intact { records: 1000, head: h.store.head().await.unwrap() }
+    );
+}
+
+#[tokio::test]
+async fn an_event_delivered_twice_is_audited_once_and_the_chain_verifies() {
+    let h = start(WatchConfig::default()).await;
+    let (a, b) = (api_call(0, 1), api_call(1, 2));
+    for e in [&a, &b, &a] {
+        h.bus.publish(e.clone());
+    }
+    let stats = drained(&h, 3).await;
+    assert_eq!((stats.audited, stats.audit_duplicates, stats.audit_failures), (2, 1, 0));
+    // Delivered again in a later batch: skipped as well.
+    h.bus.publish(b.clone());
+    let stats = drained(&h, 4).await;
+    assert_eq!((stats.audited, stats.audit_duplicates), (2, 2));
+    let records = h.store.records_after(0, 10).await.unwrap();
+    assert_eq!(records.iter().map(|r| r.event_id.as_str()).collect::<Vec<_>>(), [a.id.as_str(), b.id.as_str()]);
+    assert!(h.store.verify_chain().await.unwrap().is_intact());
+}
+
+#[tokio::test]
+async fn the_writer_reloads_the_head_after_another_writer_appended() {
+    let h = start(WatchConfig::default()).await;
+    h.bus.publish(api_call(0, 1));
+    drained(&h, 1).await;
+    // The command line appends directly (argus keys rotate): watch's cached head is now stale.
+    h.store.append(&api_call(1, 2)).await.unwrap();
+    h.bus.publish(api_call(2, 3));
+    let stats = drained(&h, 2).await;
+    assert_eq!((stats.audited, stats.audit_failures), (2, 0));
+    let ChainVerdict::Intact { records, .. } = h.store.verify_chain().await.unwrap() else { panic!("chain broken") };
+    assert_eq!(records, 3);
+}
+
+/// A store whose audit appends are slow, or fail: what watch meets when the database falls behind or goes away.
+struct Troubled {
+    inner: Arc<Store>,
+    append_delay: Duration,
+    appends_fail: bool,
+}
+
+#[async_trait::async_trait]
+impl AuditLog for Troubled {
+    async fn append(&self, event: &Event) -> Result<AuditRecord, WatchStoreError> {
+        self.inner.append(event).await
+    }
+
+    async fn head(&self) -> Result<Option<(u64, String)>, WatchStoreError> {
+        self.inner.head().await
+    }
+
+    async fn append_batch(&self, records: &[AuditRecord]) -> Result<BatchAppended, WatchStoreError> {
+        tokio::time::sleep(self.append_delay).await;
+        if self.appends_fail {
+            return Err(WatchStoreError::Backend("disk I/O error".into()));
+        }
+        self.inner.append_batch(records).await
+    }
+
+    async fn records_after(&self, after: u64, limit: u32) -> Result<Vec<AuditRecord>, WatchStoreError> {
+        self.inner.records_after(after, limit).await
+    }
+
+    async fn verify_chain(&self) -> Result<ChainVerdict, WatchStoreError> {
+        self.inner.verify_chain().await
+    }
+}
+
+#[async_trait::async_trait]
+impl AlertStore for Troubled {
+    async fn record_alert(&self, draft: AlertDraft) -> Result<AlertChange, WatchStoreError> {
+        self.inner.record_alert(draft).await
+    }
+
+    async fn record_alerts(&self, drafts: Vec<AlertDraft>) -> Result<Vec<AlertChange>, WatchStoreError> {
+        self.inner.record_alerts(drafts).await
+    }
+
+    async fn alerts(&self, filter: &AlertFilter) -> Result<Vec<Alert>, WatchStoreError> {
+        self.inner.alerts(filter).await
+    }
+
+    async fn alert(&self, id: &str) -> Result<Option<Alert>, WatchStoreError> {
+        self.inner.alert(id).await
+    }
+}
+
+#[tokio::test]
+async fn a_burst_beyond_the_bus_capacity_with_a_slow_store_raises_an_audit_gap_alert() {
+    let slow = |inner| Arc::new(Troubled { inner, append_delay: Duration::from_millis(200), appends_fail: false }) as _;
+    let h = start_with(WatchConfig::default(), 16, slow).await;
+    let first: Vec<Event> = (0..10).map(|i| api_call(i, i as usize)).collect();
+    for e in &first {
+        h.bus.publish(e.clone());
+    }
+    // Watch takes these ten and is held up by the store while a burst of 100 arrives on a bus of 16.
+    eventually(|| async { (h.watch.stats().events == 10).then_some(()) }).await;
+    for i in 10..110 {
+        h.bus.publish(api_call(i, i as usize));
+    }
+
+    // Every event published is either audited or counted lost, and an alert says how many were lost. Each
+    // further loss (here the alert's own announcement can push one more event out of a bus this small) merges into
+    // the one open alert of the node.
+    let (stats, gap) = eventually(|| async {
+        let s = h.watch.stats();
+        let consistent = s.events + s.events_lost == h.bus.published() && s.audited == s.events;
+        let alerts = get(&h.base, "/api/alerts?attack=audit_gap").await.2;
+        let gap = alerts.as_array().unwrap().first().cloned()?;
+        let total = format!("({} lost since start)", s.events_lost);
+        (consistent && gap["feature"]["explanation"].as_str()?.ends_with(&total)).then_some((s, gap))
+    })
+    .await;
+    assert!(stats.events_lost >= 84, "at least the burst beyond capacity: {stats:?}");
+    assert_eq!(stats.audit_failures, 0);
+    assert_eq!(get(&h.base, "/api/alerts?attack=audit_gap").await.2.as_array().unwrap().len(), 1);
+    assert_eq!((gap["key_type"].as_str(), gap["key"].as_str()), (Some("node"), Some("watch")));
+    assert_eq!((gap["severity"].as_str(), gap["detector"].as_str()), (Some("high"), Some("event_loss")));
+    assert_eq!(gap["evidence"][0], first[9].id, "the first gap follows the last event received before it");
+    let (status, _, health) = get(&h.base, "/healthz").await;
+    assert_eq!((status, health["consumer"]["events_lost"].as_u64()), (200, Some(stats.events_lost)));
+    assert!(stats.alerts_announced >= 1);
+    assert!(h.store.verify_chain().await.unwrap().is_intact());
+}
+
+#[tokio::test]
+async fn detection_goes_on_while_the_audit_log_cannot_be_written() {
+    let failing = |inner| Arc::new(Troubled { inner, append_delay: Duration::ZERO, appends_fail: true }) as _;
+    let h = start_with(WatchConfig::default(), 1024, failing).await;
+    for i in 0..25 {
+        h.bus.publish(failure(i * 10, "alice"));
+    }
+    eventually(|| async {
+        let alerts = get(&h.base, "/api/alerts?key_type=ip").await.2;
+        (alerts.as_array().unwrap().first().is_some_and(|a| a["count"] == 5)).then_some(())
+    })
+    .await;
+    let stats = h.watch.stats();
+    assert_eq!((stats.audited, stats.audit_failures), (0, stats.events), "each failed event counted once");
+    assert!(stats.events >= 25);
 }

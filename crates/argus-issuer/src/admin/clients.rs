@@ -27,6 +27,7 @@ pub(crate) async fn create(
         return Err(AdminError::Conflict("a client with this client_id exists").into());
     }
     s.store.upsert_client(&client, s.now()).await?;
+    s.registry.forget_client(&client.client_id);
     s.emit_admin_change(&admin, "client.create", &client.client_id, Vec::new());
     let location = format!("/admin/v1/clients/{}", client.client_id);
     let mut body = json!({ "client": ClientView::from(&client) });
@@ -59,6 +60,7 @@ pub(crate) async fn update(
     let current = existing(&s, &id).await?;
     let outcome = patch.apply(&current)?;
     s.store.upsert_client(&outcome.client, s.now()).await?;
+    s.registry.forget_client(&id);
     s.emit_admin_change(&admin, "client.update", &id, outcome.fields);
     let mut body = json!({ "client": ClientView::from(&outcome.client) });
     if let Some(secret) = outcome.new_secret {
@@ -77,6 +79,7 @@ pub(crate) async fn disable(State(s): State<Shared>, admin: Admin, Id(id): Id) -
     if !s.store.set_client_disabled(&id, true, s.now()).await? {
         return Err(AdminError::NotFound.into());
     }
+    s.registry.forget_client(&id);
     s.emit_admin_change(&admin, "client.disable", &id, vec!["disabled".to_owned()]);
     let revoked = s.revoke_everywhere(&admin, RevocationScope::Client { client_id: id.clone() }).await?;
     let client = existing(&s, &id).await?;
@@ -89,6 +92,7 @@ pub(crate) async fn rotate_secret(State(s): State<Shared>, admin: Admin, Id(id):
     let current = existing(&s, &id).await?;
     let (client, secret) = rotate_client_secret(&current)?;
     s.store.upsert_client(&client, s.now()).await?;
+    s.registry.forget_client(&id);
     s.emit_admin_change(&admin, "client.rotate_secret", &id, vec!["client_secret".to_owned()]);
     Ok((no_store(), Json(json!({ "client_id": id, "client_secret": secret }))).into_response())
 }

@@ -68,6 +68,7 @@ pub(crate) async fn update(
     if !s.store.update_user(&user.sub, password_hash.as_deref(), patch.disabled, s.now()).await? {
         return Err(AdminError::NotFound.into());
     }
+    s.registry.forget_user(&user.sub);
     s.emit_admin_change(&admin, "user.update", &user.sub, fields);
     let mut body = json!({ "user": UserView::from(&existing(&s, &user.sub).await?) });
     if disables {
@@ -83,6 +84,7 @@ pub(crate) async fn disable(State(s): State<Shared>, admin: Admin, Id(id): Id) -
     if !s.store.update_user(&user.sub, None, Some(true), s.now()).await? {
         return Err(AdminError::NotFound.into());
     }
+    s.registry.forget_user(&user.sub);
     s.emit_admin_change(&admin, "user.disable", &user.sub, vec!["disabled".to_owned()]);
     let revoked = s.revoke_everywhere(&admin, RevocationScope::User { sub: user.sub.clone() }).await?;
     let user = existing(&s, &user.sub).await?;

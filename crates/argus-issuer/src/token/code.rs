@@ -11,7 +11,7 @@ use argus_oauth::{
     token_revocation,
 };
 
-use super::{Fail, GrantRequest, TokenResponse, enabled_user};
+use super::{Fail, GrantRequest, TokenResponse, check_user_enabled};
 use crate::state::Issuer;
 
 const INVALID: OAuthError = OAuthError::invalid_grant("the authorization code is invalid");
@@ -31,14 +31,14 @@ pub(super) async fn code_grant(g: &GrantRequest<'_>) -> Result<TokenResponse, Fa
         revoke_code_issue(s, &stored, &principal, now).await?;
         return Err(INVALID.into());
     }
-    let user = enabled_user(s, &stored.sub).await?;
+    check_user_enabled(s, &stored.sub).await?;
     let scope = Scopes::parse(&stored.scope).unwrap_or_default();
     // A refresh family only for clients that may refresh.
     let family_id = client.allows_grant(GrantType::RefreshToken).then(new_id);
     // The device the user signed in on (`did`), so revoking the device reaches this token at the gates.
     let device = s.store.session_device(&stored.sid).await?;
     let who = TokenSubject {
-        sub: &user.sub,
+        sub: &stored.sub,
         client_id: &client.client_id,
         scope: &scope,
         sid: Some(&stored.sid),
@@ -96,6 +96,7 @@ fn first_refresh(
         jkt: if g.client.public { g.jkt().map(str::to_owned) } else { None },
         consumed_at: None,
         family_revoked_at: None,
+        device: None,
         access: access.clone(),
     };
     (token, secret)

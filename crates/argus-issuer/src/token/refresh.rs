@@ -10,7 +10,7 @@ use argus_oauth::{
     hash_secret, live_accesses, narrow_scope, refresh_expiry, rotated_check,
 };
 
-use super::{Fail, GrantRequest, TokenResponse, enabled_user};
+use super::{Fail, GrantRequest, TokenResponse, check_user_enabled};
 use crate::state::Issuer;
 
 const INVALID: OAuthError = OAuthError::invalid_grant("the refresh token is invalid");
@@ -34,16 +34,15 @@ pub(super) async fn refresh_grant(g: &GrantRequest<'_>) -> Result<TokenResponse,
         }
     }
     let scope = narrow_scope(&old.scope, params.get("scope"))?;
-    let user = enabled_user(s, &old.sub).await?;
-    let device = s.store.family_device(&old.family_id).await?;
+    check_user_enabled(s, &old.sub).await?;
     let who = TokenSubject {
-        sub: &user.sub,
+        sub: &old.sub,
         client_id: &client.client_id,
         scope: &scope,
         sid: old.sid.as_deref(),
         auth_time: old.auth_time,
         family: Some(&old.family_id),
-        device: device.as_deref(),
+        device: old.device.as_deref(),
     };
     let (access_token, access) = g.mint_access(who, now)?;
     let secret = random_secret(32);

@@ -129,8 +129,10 @@ async fn failed_client_authentication_is_invalid_client_and_issues_nothing() {
 
     // A disabled client cannot authenticate at all, until enabled again.
     assert!(i.store.set_client_disabled(SVC_BASIC, true, i.clock.now()).await.unwrap());
+    i.outlive_registry();
     assert_eq!(error(&i.client_credentials(SVC_BASIC, &[]).await), (401, "invalid_client".into()));
     i.store.set_client_disabled(SVC_BASIC, false, i.clock.now()).await.unwrap();
+    i.outlive_registry();
     assert_eq!(i.client_credentials(SVC_BASIC, &[]).await.status, 200);
 
     let issued = events(&mut bus).await.iter().filter(|e| matches!(e.kind, EventKind::TokenIssued(_))).count();
@@ -171,6 +173,7 @@ async fn client_credentials_rules() {
     let mut short = i.store.client(SVC_BASIC).await.unwrap().unwrap();
     short.access_token_ttl_secs = Some(60);
     argus_issuer::provision::ensure_client(&i.store, short).await.unwrap();
+    i.outlive_registry();
     let t = i.client_credentials(SVC_BASIC, &[]).await.json();
     assert_eq!(t["expires_in"], 60);
     let c = jwt_claims(s(&t["access_token"]));

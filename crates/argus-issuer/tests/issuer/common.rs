@@ -303,6 +303,14 @@ impl Issuer {
         res.json()
     }
 
+    /// Let the issuer see a change made directly in the store, as it sees one made by another process: it answers
+    /// token requests from its copy of client registrations and users' enabled flags for `registry_cache_secs`
+    /// (changes through its own admin API apply at once).
+    pub fn outlive_registry(&self) {
+        let ttl = IssuerConfig::default().registry_cache_secs;
+        self.clock.advance(std::time::Duration::from_secs(ttl));
+    }
+
     /// Rows the store would purge if everything expired: zero means nothing was stored.
     pub async fn stored_rows(&self) -> u64 {
         use argus_oauth::IssuerStore;

@@ -113,9 +113,11 @@ async fn dead_tokens_are_inactive() {
     // A disabled client's tokens.
     let t = i.tokens_for("alice").await;
     i.store.set_client_disabled("demo-app", true, i.clock.now()).await.unwrap();
+    i.outlive_registry();
     assert_eq!(answer(&i, RS, s(&t["access_token"])).await, inactive());
     assert_eq!(answer(&i, RS, s(&t["refresh_token"])).await, inactive());
     i.store.set_client_disabled("demo-app", false, i.clock.now()).await.unwrap();
+    i.outlive_registry();
     assert_eq!(answer(&i, RS, s(&t["access_token"])).await["active"], true);
     // Expired.
     i.clock.advance(Duration::from_secs(301));

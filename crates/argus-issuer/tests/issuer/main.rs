@@ -9,5 +9,6 @@ mod dpop;
 mod introspection;
 mod login;
 mod par;
+mod registry;
 mod revocation;
 mod tokens;

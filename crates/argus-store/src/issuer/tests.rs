@@ -55,6 +55,7 @@ fn refresh(hash: &str, family: &str, jti: &str, created: i64) -> RefreshToken {
         jkt: None,
         consumed_at: None,
         family_revoked_at: None,
+        device: None,
         access: IssuedAccess { jti: jti.into(), expires_at: t(created + 300) },
     }
 }
@@ -318,4 +319,86 @@ async fn families_keep_their_key_and_end_and_rotated_tokens_outlive_their_idle_t
     // Long after r1's idle lifetime, it is still known as rotated, so its reuse can still end the family.
     s.purge_expired(t(5_000)).await.unwrap();
     assert!(s.refresh_token("r1").await.unwrap().unwrap().consumed_at.is_some());
+}
+
+#[tokio::test]
+async fn a_refresh_token_carries_its_familys_device() {
+    use argus_oauth::admin::{AdminStore, DeviceRecord};
+    let s = Store::in_memory().await.unwrap();
+    s.upsert_user("u1", "alice", "h", t(0)).await.unwrap();
+    let session = SessionRecord {
+        sid: "s1".into(),
+        cookie_hash: "c".into(),
+        sub: "u1".into(),
+        auth_time: t(10),
+        expires_at: t(5000),
+    };
+    s.insert_session(&session).await.unwrap();
+    let device =
+        DeviceRecord { device_id: "d1".into(), cookie_hash: "dc".into(), created_at: t(0), expires_at: t(9000) };
+    s.insert_device(&device).await.unwrap();
+    s.attach_device("s1", "d1").await.unwrap();
+    s.insert_code(&code("c1")).await.unwrap();
+    let r1 = refresh("r1", "f1", "j1", 20);
+    s.redeem_code("c1", t(20), &r1.access, Some(&r1)).await.unwrap();
+    assert_eq!(s.refresh_token("r1").await.unwrap().unwrap().device.as_deref(), Some("d1"));
+    s.rotate_refresh("r1", t(30), &refresh("r2", "f1", "j2", 30)).await.unwrap();
+    assert_eq!(
+        s.refresh_token("r2").await.unwrap().unwrap().device.as_deref(),
+        Some("d1"),
+        "the family's, not the row's"
+    );
+}
+
+#[tokio::test]
+async fn a_rotation_writes_the_successor_and_consumes_only_its_predecessor() {
+    let s = Store::in_memory().await.unwrap();
+    s.insert_code(&code("c1")).await.unwrap();
+    let r1 = refresh("r1", "f1", "j1", 20);
+    s.redeem_code("c1", t(20), &r1.access, Some(&r1)).await.unwrap();
+    assert_eq!(s.refresh_token("r1").await.unwrap().unwrap().consumed_at, None, "a first token consumes nothing");
+    let r2 = refresh("r2", "f1", "j2", 30);
+    assert_eq!(s.rotate_refresh("r1", t(30), &r2).await.unwrap(), RotateOutcome::Rotated);
+    assert_eq!(s.refresh_token("r2").await.unwrap(), Some(r2.clone()), "stored as given, unconsumed");
+    let r3 = refresh("r3", "f1", "j3", 40);
+    assert_eq!(s.rotate_refresh("r2", t(40), &r3).await.unwrap(), RotateOutcome::Rotated);
+    let consumed = |h: &'static str| {
+        let s = s.clone();
+        async move { s.refresh_token(h).await.unwrap().unwrap().consumed_at }
+    };
+    assert_eq!((consumed("r1").await, consumed("r2").await, consumed("r3").await), (Some(t(30)), Some(t(40)), None));
+    // A token that does not exist rotates nothing and stores nothing.
+    let r4 = refresh("r4", "f1", "j4", 50);
+    assert_eq!(s.rotate_refresh("missing", t(50), &r4).await.unwrap(), RotateOutcome::NotRotatable);
+    assert!(s.refresh_token("r4").await.unwrap().is_none());
+}
+
+/// Many connections race to rotate one token, each with its own successor: exactly one wins, on a database file
+/// with the store's real pools (an in-memory database has a single connection and cannot race).
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_rotations_of_one_token_yield_one_successor() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = Store::open_dir(dir.path()).await.unwrap();
+    s.insert_code(&code("c1")).await.unwrap();
+    let r1 = refresh("r1", "f1", "j1", 20);
+    s.redeem_code("c1", t(20), &r1.access, Some(&r1)).await.unwrap();
+    let racers: Vec<_> = (0..16)
+        .map(|i| {
+            let s = s.clone();
+            tokio::spawn(async move {
+                let next = refresh(&format!("next-{i}"), "f1", &format!("j-{i}"), 30);
+                s.rotate_refresh("r1", t(30), &next).await.unwrap()
+            })
+        })
+        .collect();
+    let mut rotated = 0;
+    for racer in racers {
+        rotated += usize::from(racer.await.unwrap() == RotateOutcome::Rotated);
+    }
+    assert_eq!(rotated, 1);
+    let successors: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM refresh_tokens WHERE rotated_from = 'r1'")
+        .fetch_one(s.pool())
+        .await
+        .unwrap();
+    assert_eq!(successors, 1);
 }
