@@ -3,8 +3,8 @@
 //! Each key (an IP, an account) has a level that rises by one per observation and leaks at a constant rate. Time is
 //! the observed events' time, never the wall clock, so replaying recorded events yields the same levels. Memory is
 //! bounded two ways: buckets that have drained to empty are dropped by a periodic sweep, and the number of keys is
-//! capped; at the cap the emptiest bucket is evicted, so a flood of one-off keys cannot push out the key that is
-//! actually attacking.
+//! capped; at the cap the emptiest eighth of the buckets is evicted, so a flood of one-off keys cannot push out the
+//! key that is actually attacking.
 
 use std::collections::hash_map::DefaultHasher;
 use std::collections::{HashMap, VecDeque};
@@ -26,6 +26,9 @@ pub const DISTINCT_MAX: usize = 32;
 
 /// How often, in event time, drained buckets are swept away.
 const SWEEP_EVERY: Duration = Duration::from_secs(60);
+
+/// A full table frees `1 / EVICT_FRACTION` of its cap at once.
+const EVICT_FRACTION: usize = 8;
 
 /// One bucket's parameters: `[watch.detectors.<detector>.<bucket>]`. Both keys are required when the table is
 /// written, since the defaults differ per bucket.
@@ -242,22 +245,30 @@ impl KeyedBuckets {
         }
     }
 
-    /// Frees one slot if the table is full: drained buckets first, else the emptiest one.
+    /// Frees slots if the table is full: drained buckets first, then the emptiest live ones, until an eighth of
+    /// the cap is free. Each round is linear in the cap, and freeing an eighth at once means a flood of new keys
+    /// pays it once per `max_keys / 8` keys, not on every key.
     fn make_room(&mut self, now: Timestamp) {
         if self.buckets.len() < self.max_keys {
             return;
         }
-        if self.sweep(now) > 0 {
+        self.sweep(now);
+        let target = self.max_keys - (self.max_keys / EVICT_FRACTION).max(1);
+        let excess = self.buckets.len().saturating_sub(target);
+        if excess == 0 {
             return;
         }
         let leak = self.config.leak;
-        // Linear in the cap, and only paid for a new key while the table is full of live buckets.
-        let emptiest = self
-            .buckets
-            .iter()
-            .min_by(|a, b| a.1.level_at(now, &leak).total_cmp(&b.1.level_at(now, &leak)))
-            .map(|(key, _)| key.clone());
-        if let Some(key) = emptiest {
+        let mut by_level: Vec<(f64, &String)> =
+            self.buckets.iter().map(|(key, state)| (state.level_at(now, &leak), key)).collect();
+        // Ties are broken by key, so the same events evict the same keys on every run (replay gives the same
+        // alerts).
+        let emptiest_first = |a: &(f64, &String), b: &(f64, &String)| a.0.total_cmp(&b.0).then_with(|| a.1.cmp(b.1));
+        if excess < by_level.len() {
+            by_level.select_nth_unstable_by(excess, emptiest_first);
+        }
+        let evicted: Vec<String> = by_level.iter().take(excess).map(|(_, key)| (*key).clone()).collect();
+        for key in evicted {
             self.buckets.remove(&key);
         }
     }
@@ -365,5 +376,28 @@ mod tests {
         assert_eq!(b.get("busy").map(BucketState::hits), Some(5));
         assert_eq!(b.get("a").map(BucketState::hits), Some(2));
         assert!(b.get("flood999").is_some());
+    }
+
+    #[test]
+    fn a_full_table_frees_an_eighth_of_its_cap_emptiest_first() {
+        let mut b = buckets(100, "1/h", 80);
+        for i in 0..80 {
+            // Key i has i + 1 hits: the emptiest are the lowest numbers.
+            for _ in 0..=i {
+                b.hit(hit(&format!("k{i:02}"), 0, "e"));
+            }
+        }
+        assert_eq!(b.len(), 80);
+        b.hit(hit("new", 1, "e"));
+        // 10 evicted (k00..k09), then the new key added.
+        assert_eq!(b.len(), 71);
+        assert!((0..10).all(|i| b.get(&format!("k{i:02}")).is_none()));
+        assert!((10..80).all(|i| b.get(&format!("k{i:02}")).is_some()));
+        // The next nine new keys fit without another eviction.
+        for i in 0..9 {
+            b.hit(hit(&format!("more{i}"), 1, "e"));
+        }
+        assert_eq!(b.len(), 80);
+        assert!(b.get("k10").is_some());
     }
 }

@@ -46,7 +46,7 @@ pub struct FailedLoginConfig {
     pub stuffing_accounts: NonZeroU32,
     /// Keys tracked per bucket table (IPs, accounts). Default `10000`. Each key costs at most about 2 KB (20
     /// evidence ids, 32 distinct-value hashes), so both tables stay under about 40 MB; when a table is full the
-    /// emptiest bucket is evicted, which keeps the keys that are close to alerting.
+    /// emptiest eighth of its buckets is evicted, which keeps the keys that are close to alerting.
     pub max_keys: NonZeroUsize,
 }
 

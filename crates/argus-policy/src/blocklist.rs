@@ -139,15 +139,14 @@ impl BlockList {
     /// The block that applies to a call at `now`, if any. The narrowest key is reported first (token, session,
     /// user, client, address, range).
     pub fn check(&self, keys: &BlockKeys<'_>, now: Timestamp) -> Option<BlockHit<'_>> {
-        let live = |kind, entry: Option<&Entry>| entry.filter(|e| e.until > now).map(|e| hit(kind, e));
         keys.token
-            .and_then(|k| live(BlockKind::Token, self.tokens.get(k)))
-            .or_else(|| keys.session.and_then(|k| live(BlockKind::Session, self.sessions.get(k))))
-            .or_else(|| keys.user.and_then(|k| live(BlockKind::User, self.users.get(k))))
-            .or_else(|| keys.client.and_then(|k| live(BlockKind::Client, self.clients.get(k))))
+            .and_then(|k| live_hit(BlockKind::Token, self.tokens.get(k), now))
+            .or_else(|| keys.session.and_then(|k| live_hit(BlockKind::Session, self.sessions.get(k), now)))
+            .or_else(|| keys.user.and_then(|k| live_hit(BlockKind::User, self.users.get(k), now)))
+            .or_else(|| keys.client.and_then(|k| live_hit(BlockKind::Client, self.clients.get(k), now)))
             .or_else(|| {
                 let ip = keys.ip?.to_canonical();
-                live(BlockKind::Ip, self.ips.get(&ip)).or_else(|| self.check_ranges(ip, now))
+                live_hit(BlockKind::Ip, self.ips.get(&ip), now).or_else(|| self.check_ranges(ip, now))
             })
     }
 
@@ -167,15 +166,14 @@ impl BlockList {
     /// Forget the blocks expired at `now`; returns how many.
     pub fn prune(&mut self, now: Timestamp) -> usize {
         let before = self.len();
-        let keep = |_: &_, e: &mut Entry| e.until > now;
-        self.ips.retain(keep);
-        self.clients.retain(keep);
-        self.users.retain(keep);
-        self.sessions.retain(keep);
-        self.tokens.retain(keep);
-        self.v4_ranges.values_mut().for_each(|nets| nets.retain(keep));
+        self.ips.retain(unexpired(now));
+        self.clients.retain(unexpired(now));
+        self.users.retain(unexpired(now));
+        self.sessions.retain(unexpired(now));
+        self.tokens.retain(unexpired(now));
+        self.v4_ranges.values_mut().for_each(|nets| nets.retain(unexpired(now)));
         self.v4_ranges.retain(|_, nets| !nets.is_empty());
-        self.v6_ranges.values_mut().for_each(|nets| nets.retain(keep));
+        self.v6_ranges.values_mut().for_each(|nets| nets.retain(unexpired(now)));
         self.v6_ranges.retain(|_, nets| !nets.is_empty());
         before - self.len()
     }
@@ -193,8 +191,16 @@ impl BlockList {
     }
 }
 
+fn live_hit(kind: BlockKind, entry: Option<&Entry>, now: Timestamp) -> Option<BlockHit<'_>> {
+    entry.filter(|e| e.until > now).map(|e| hit(kind, e))
+}
+
 fn hit(kind: BlockKind, e: &Entry) -> BlockHit<'_> {
     BlockHit { kind, id: &e.id, reason: &e.reason, until: e.until }
+}
+
+fn unexpired<K>(now: Timestamp) -> impl FnMut(&K, &mut Entry) -> bool {
+    move |_, e| e.until > now
 }
 
 fn keep_latest<K>(slot: std::collections::hash_map::Entry<'_, K, Entry>, entry: Entry) {

@@ -188,7 +188,10 @@ impl<'o> Builder<'o> {
         };
         if style == Style::Matrix {
             // The gate matches on canonical paths, which drop `;` segment parameters (see `canonical_path`).
-            return Err(invalid(&self.docs, format!("parameter {name:?}: matrix-style path parameters are not supported")));
+            return Err(invalid(
+                &self.docs,
+                format!("parameter {name:?}: matrix-style path parameters are not supported"),
+            ));
         }
         let explode = map.get("explode").and_then(Value::as_bool).unwrap_or(style == Style::Form);
         let required = location == ParamLocation::Path || map.get("required").and_then(Value::as_bool).unwrap_or(false);

@@ -158,10 +158,11 @@ impl fmt::Display for ValidationError {
 
 impl std::error::Error for ValidationError {}
 
-/// A caller-chosen name, cut to [`MAX_ECHO`] bytes and reduced to printable ASCII, so that an error never carries
-/// a payload back (or into a log) in full.
+/// A caller-chosen name, cut to [`MAX_ECHO`] characters, with everything but identifier and pointer characters
+/// replaced by `?`, so that an error never carries a payload back (or into a log) as it came.
 fn safe_echo(name: &str) -> String {
-    name.chars().take(MAX_ECHO).map(|c| if c.is_ascii_graphic() || c == ' ' { c } else { '?' }).collect()
+    let plain = |c: char| c.is_ascii_alphanumeric() || "_-./~[]$@:".contains(c);
+    name.chars().take(MAX_ECHO).map(|c| if plain(c) { c } else { '?' }).collect()
 }
 
 #[cfg(test)]
@@ -174,7 +175,7 @@ mod tests {
         let e = ValidationError::new(Location::Query, &long, ErrorKind::Unknown);
         assert_eq!(e.name_or_pointer.len(), MAX_ECHO);
         let e = ValidationError::new(Location::Body, "/a\u{0}<script>\n", ErrorKind::Unknown);
-        assert_eq!(e.name_or_pointer, "/a?<script>?");
-        assert_eq!(e.to_string(), "body field \"/a?<script>?\" is not part of this operation");
+        assert_eq!(e.name_or_pointer, "/a??script??");
+        assert_eq!(e.to_string(), "body field \"/a??script??\" is not part of this operation");
     }
 }

@@ -6,7 +6,10 @@
 //!
 //! YAML goes through `serde_yaml_ng`, the maintained fork of `serde_yaml` (already in the workspace lock). It keeps
 //! `serde_yaml`'s alias-expansion guard, which refuses a document whose aliases would replay more events than a
-//! fixed multiple of its size (the billion-laughs case); a test below holds it to that.
+//! fixed multiple of its size (the billion-laughs case); a test below holds it to that. Its parser is
+//! `unsafe-libyaml` (libyaml machine-translated to Rust, fuzzed upstream): the pure-Rust alternatives (`saphyr`)
+//! are younger and have no serde front end in the lock. Specs are operator files read once at load, after the size
+//! cap, which bounds that exposure; swapping the parser touches only `parse_document`.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -38,7 +41,8 @@ impl Documents {
         let display = path.display().to_string();
         let file = path.canonicalize().map_err(|e| LoadError::new(&display, "", LoadErrorKind::Io(e.kind())))?;
         let folder = file.parent().map(Path::to_path_buf).unwrap_or_else(|| PathBuf::from("/"));
-        let mut docs = Documents { folder, files: Vec::new(), values: Vec::new(), by_path: HashMap::new(), max_file_bytes };
+        let mut docs =
+            Documents { folder, files: Vec::new(), values: Vec::new(), by_path: HashMap::new(), max_file_bytes };
         docs.load(file)?;
         Ok(docs)
     }
@@ -96,7 +100,7 @@ impl Documents {
             return Err(self.error(from, at, LoadErrorKind::BadRef));
         }
         if file_part.is_empty() {
-            self.target(from, at, from, pointer)?;
+            self.target(from, at, from, &pointer)?;
             return Ok((from, pointer));
         }
         if has_uri_scheme(file_part) || file_part.starts_with("//") {
@@ -108,18 +112,19 @@ impl Documents {
         let relative = percent_decode(file_part).ok_or_else(|| self.error(from, at, LoadErrorKind::BadRef))?;
         let base = self.files[from].parent().map(Path::to_path_buf).unwrap_or_default();
         let candidate = base.join(&relative);
-        let canonical =
-            candidate.canonicalize().map_err(|e| self.error(from, at, LoadErrorKind::Io(e.kind())))?;
+        let canonical = candidate.canonicalize().map_err(|e| self.error(from, at, LoadErrorKind::Io(e.kind())))?;
         if !canonical.starts_with(&self.folder) {
             return Err(self.error(from, at, LoadErrorKind::OutsideSpecFolder));
         }
         let doc = self.load(canonical)?;
-        self.target(from, at, doc, pointer.clone())?;
+        self.target(from, at, doc, &pointer)?;
         Ok((doc, pointer))
     }
 
-    fn target(&self, from: DocId, at: &str, doc: DocId, pointer: String) -> Result<&Value, LoadError> {
-        self.values[doc].pointer(&pointer).ok_or_else(|| self.error(from, at, LoadErrorKind::DanglingRef(pointer)))
+    fn target(&self, from: DocId, at: &str, doc: DocId, pointer: &str) -> Result<&Value, LoadError> {
+        self.values[doc]
+            .pointer(pointer)
+            .ok_or_else(|| self.error(from, at, LoadErrorKind::DanglingRef(pointer.into())))
     }
 
     /// Follow `$ref`s from the object at (`doc`, `pointer`) until one that is not a reference (OpenAPI reference
@@ -270,10 +275,11 @@ mod tests {
 
     #[test]
     fn billion_laughs_is_refused() {
-        let mut doc = String::from("a0: &a0 [\"lol\",\"lol\",\"lol\",\"lol\",\"lol\",\"lol\",\"lol\",\"lol\",\"lol\"]\n");
+        let mut doc =
+            String::from("a0: &a0 [\"lol\",\"lol\",\"lol\",\"lol\",\"lol\",\"lol\",\"lol\",\"lol\",\"lol\"]\n");
         for i in 1..10 {
             let prev = format!("*a{}", i - 1);
-            let items = vec![prev.as_str(); 9].join(",");
+            let items = [prev.as_str(); 9].join(",");
             doc.push_str(&format!("a{i}: &a{i} [{items}]\n"));
         }
         let started = std::time::Instant::now();

@@ -83,8 +83,11 @@ impl Matcher {
         let rest = template.strip_prefix('/').ok_or(TemplateError::Malformed)?;
         let mut node = 0;
         if !rest.is_empty() {
-            for segment in rest.split('/') {
-                node = self.child(node, segment)?;
+            let segments: Vec<&str> = rest.split('/').collect();
+            for (i, segment) in segments.iter().enumerate() {
+                // A trailing slash is a path of its own (`/a/` is not `/a`), as in the canonical request path.
+                let trailing_slash = segment.is_empty() && i + 1 == segments.len();
+                node = if trailing_slash { self.static_child(node, "") } else { self.child(node, segment)? };
             }
         }
         let ops = &mut self.nodes[node].operations;
@@ -100,14 +103,10 @@ impl Matcher {
             return Err(TemplateError::Malformed);
         }
         let pieces = parse_segment(segment)?;
-        let next = self.nodes.len();
         if let [Piece::Literal(literal)] = pieces.as_slice() {
-            let entry = *self.nodes[node].statics.entry(literal.clone()).or_insert(next);
-            if entry == next {
-                self.nodes.push(Node::default());
-            }
-            return Ok(entry);
+            return Ok(self.static_child(node, literal));
         }
+        let next = self.nodes.len();
         // `{a}` and `{b}` at the same place are one path to OpenAPI: share the node, keep the first names.
         let shape = |p: &[Piece]| p.iter().map(|x| matches!(x, Piece::Literal(_))).collect::<Vec<_>>();
         let same = self.nodes[node].templated.iter().find(|(p, _)| {
@@ -125,6 +124,15 @@ impl Matcher {
         templated.push((pieces, next));
         templated.sort_by_key(|(p, _)| std::cmp::Reverse(literal_len(p)));
         Ok(next)
+    }
+
+    fn static_child(&mut self, node: usize, literal: &str) -> usize {
+        let next = self.nodes.len();
+        let entry = *self.nodes[node].statics.entry(literal.to_owned()).or_insert(next);
+        if entry == next {
+            self.nodes.push(Node::default());
+        }
+        entry
     }
 
     /// The operation registered for `path` and `method` (`None`: a method OpenAPI cannot describe).

@@ -6,7 +6,7 @@
 //! let spec = Spec::load("api/openapi.yaml".as_ref(), &LoadOptions::default())?;
 //! let headers: &[(&str, &str)] = &[("content-type", "application/json")];
 //! if let Match::Found(op, params) = spec.match_request("POST", "/transfers") {
-//!     let parts = RequestParts { path_params: &params, query: None, headers, body: br#"{"amount":1}"# };
+//!     let parts = RequestParts { path_params: &params, query: None, headers: &headers, body: br#"{"amount":1}"# };
 //!     if let Err(refusal) = op.validate_request(&parts) {
 //!         println!("{} {refusal}", refusal.status());
 //!     }

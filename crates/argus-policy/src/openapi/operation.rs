@@ -108,10 +108,7 @@ impl Operation {
     /// OAuth2/OpenID scheme of the spec.
     pub fn security_satisfied_by(&self, has_scope: impl Fn(&str) -> bool) -> bool {
         self.security.is_empty()
-            || self
-                .security
-                .iter()
-                .any(|alt| alt.schemes.iter().all(|s| s.scopes.iter().all(|scope| has_scope(scope))))
+            || self.security.iter().any(|alt| alt.schemes.iter().all(|s| s.scopes.iter().all(|scope| has_scope(scope))))
     }
 
     /// Whether the operation can be called without any credential.

@@ -192,12 +192,9 @@ pub(crate) fn insert_property(object: &mut Map<String, Value>, key: &str, value:
 /// The declared type of property `key` of an object shape; undeclared ones read as text (the schema decides).
 pub(crate) fn property_types(shape: &Shape, key: &str) -> Types {
     match shape {
-        Shape::Object { properties, additional } => properties
-            .iter()
-            .find(|(name, _)| name == key)
-            .map(|(_, t)| *t)
-            .or(*additional)
-            .unwrap_or(Types::STRING),
+        Shape::Object { properties, additional } => {
+            properties.iter().find(|(name, _)| name == key).map(|(_, t)| *t).or(*additional).unwrap_or(Types::STRING)
+        }
         _ => Types::STRING,
     }
 }
@@ -251,6 +248,10 @@ fn parse_integer(text: &str) -> Option<Number> {
 fn parse_number(text: &str) -> Option<Number> {
     if let Some(n) = parse_integer(text) {
         return Some(n);
+    }
+    // serde_json would skip surrounding whitespace; a parameter is read exactly.
+    if !text.starts_with(|c: char| c == '-' || c.is_ascii_digit()) || !text.ends_with(|c: char| c.is_ascii_digit()) {
+        return None;
     }
     match serde_json::from_str::<Value>(text) {
         Ok(Value::Number(n)) => Some(n),

@@ -4,7 +4,7 @@
 use std::borrow::Cow;
 
 use jsonschema::Validator;
-use serde::de::{self, DeserializeSeed, Deserializer as _, MapAccess, SeqAccess, Visitor};
+use serde::de::{self, DeserializeSeed, MapAccess, SeqAccess, Visitor};
 use serde_json::{Map, Value};
 
 use super::error::{ErrorKind, Location, ValidationError};
@@ -20,9 +20,10 @@ pub trait HeaderSource {
     fn for_each_value(&self, name: &str, each: &mut dyn FnMut(&[u8]));
 }
 
-impl HeaderSource for [(&str, &str)] {
+/// Name/value pairs, for tests and simple callers: pass `&pairs` where `pairs: &[(&str, &str)]`.
+impl HeaderSource for &[(&str, &str)] {
     fn for_each_value(&self, name: &str, each: &mut dyn FnMut(&[u8])) {
-        for (n, v) in self {
+        for (n, v) in self.iter() {
             if n.eq_ignore_ascii_case(name) {
                 each(v.as_bytes());
             }
@@ -146,7 +147,9 @@ impl Operation {
             match joined {
                 None if param.required => return Err(fail(ErrorKind::Missing)),
                 None => {}
-                Some(value) => param.checker.check_text(Style::Simple, param.explode, &param.name, &value).map_err(fail)?,
+                Some(value) => {
+                    param.checker.check_text(Style::Simple, param.explode, &param.name, &value).map_err(fail)?
+                }
             }
         }
         Ok(())
@@ -228,18 +231,30 @@ fn body_error(error: &jsonschema::ValidationError<'_>) -> ValidationError {
     match error.kind() {
         K::UnevaluatedProperties { unexpected } | K::AdditionalProperties { unexpected } => {
             let field = unexpected.first().map(String::as_str).unwrap_or("");
-            ValidationError::new(Location::Body, &format!("{at}/{}", super::schema::escape_pointer(field)), ErrorKind::Unknown)
+            ValidationError::new(
+                Location::Body,
+                &format!("{at}/{}", super::schema::escape_pointer(field)),
+                ErrorKind::Unknown,
+            )
         }
         K::Required { property } => {
             let field = property.as_str().unwrap_or("");
-            ValidationError::new(Location::Body, &format!("{at}/{}", super::schema::escape_pointer(field)), ErrorKind::Missing)
+            ValidationError::new(
+                Location::Body,
+                &format!("{at}/{}", super::schema::escape_pointer(field)),
+                ErrorKind::Missing,
+            )
         }
         kind => ValidationError::new(Location::Body, at, ErrorKind::Constraint(keyword_of(kind))),
     }
 }
 
 /// Collect and check one query parameter, marking the pairs it consumed.
-fn check_query_param(param: &Parameter, pairs: &[(Cow<'_, str>, Cow<'_, str>)], used: &mut [bool]) -> Result<(), ErrorKind> {
+fn check_query_param(
+    param: &Parameter,
+    pairs: &[(Cow<'_, str>, Cow<'_, str>)],
+    used: &mut [bool],
+) -> Result<(), ErrorKind> {
     let shape = &param.checker.shape;
     if param.style == Style::DeepObject {
         return check_deep_object(param, pairs, used);
@@ -257,7 +272,12 @@ fn check_query_param(param: &Parameter, pairs: &[(Cow<'_, str>, Cow<'_, str>)], 
         if found.is_empty() {
             return if param.required { Err(ErrorKind::Missing) } else { Ok(()) };
         }
-        let value = object_from_pairs(found.into_iter(), shape).ok_or(ErrorKind::Duplicate)?;
+        let repeated =
+            found.iter().enumerate().any(|(i, a)| found[..i].iter().any(|b| a.map(|p| p.0) == b.map(|p| p.0)));
+        if repeated {
+            return Err(ErrorKind::Duplicate);
+        }
+        let value = object_from_pairs(found.into_iter(), shape).ok_or(ErrorKind::Malformed)?;
         return param.checker.check_value(&value);
     }
     let mut values = Vec::new();
@@ -276,8 +296,7 @@ fn check_occurrences(param: &Parameter, values: &[&str]) -> Result<(), ErrorKind
         [] if param.required => Err(ErrorKind::Missing),
         [] => Ok(()),
         [one] if !(param.explode && matches!(param.checker.shape, Shape::Array(_))) || param.checker.json_content => {
-            let style = if param.style == Style::Form { Style::Form } else { param.style };
-            param.checker.check_text(style, param.explode, &param.name, one)
+            param.checker.check_text(param.style, param.explode, &param.name, one)
         }
         many => match (&param.checker.shape, param.explode && !param.checker.json_content) {
             (Shape::Array(items), true) => {
@@ -291,7 +310,11 @@ fn check_occurrences(param: &Parameter, values: &[&str]) -> Result<(), ErrorKind
 }
 
 /// `?filter[status]=open&filter[owner]=me`.
-fn check_deep_object(param: &Parameter, pairs: &[(Cow<'_, str>, Cow<'_, str>)], used: &mut [bool]) -> Result<(), ErrorKind> {
+fn check_deep_object(
+    param: &Parameter,
+    pairs: &[(Cow<'_, str>, Cow<'_, str>)],
+    used: &mut [bool],
+) -> Result<(), ErrorKind> {
     let shape = &param.checker.shape;
     let mut object = Map::new();
     for (i, (k, v)) in pairs.iter().enumerate() {

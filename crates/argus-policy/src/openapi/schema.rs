@@ -77,7 +77,13 @@ impl Bundle {
     }
 
     /// Compile `root` (a converted schema) with the `$defs` it reaches. `doc`/`pointer` name it in errors.
-    pub(crate) fn compile(&self, root: &Value, docs: &Documents, doc: DocId, pointer: &str) -> Result<Validator, LoadError> {
+    pub(crate) fn compile(
+        &self,
+        root: &Value,
+        docs: &Documents,
+        doc: DocId,
+        pointer: &str,
+    ) -> Result<Validator, LoadError> {
         let document = self.self_contained(root);
         compile_options().build(&document).map_err(|e| {
             let message = e.to_string();
@@ -178,8 +184,12 @@ impl Bundle {
                 "$ref" => continue,
                 "properties" | "patternProperties" => self.convert_map(docs, doc, &at, value, Position::Instance)?,
                 "dependentSchemas" => self.convert_map(docs, doc, &at, value, Position::Branch)?,
-                "additionalProperties" | "unevaluatedProperties" | "items" | "additionalItems"
-                | "unevaluatedItems" | "contains" => self.convert(docs, doc, &at, value, Position::Instance)?,
+                "additionalProperties"
+                | "unevaluatedProperties"
+                | "items"
+                | "additionalItems"
+                | "unevaluatedItems"
+                | "contains" => self.convert(docs, doc, &at, value, Position::Instance)?,
                 "prefixItems" => self.convert_list(docs, doc, &at, value, Position::Instance)?,
                 "allOf" | "anyOf" | "oneOf" => self.convert_list(docs, doc, &at, value, Position::Branch)?,
                 "not" | "if" | "then" | "else" | "propertyNames" => {
@@ -276,7 +286,12 @@ impl Bundle {
     }
 
     /// Strict mode closes an object schema that declares fields and says nothing about extra ones.
-    fn should_close(&self, docs: &mut Documents, map: &Map<String, Value>, ref_target: Option<(DocId, String)>) -> bool {
+    fn should_close(
+        &self,
+        docs: &mut Documents,
+        map: &Map<String, Value>,
+        ref_target: Option<(DocId, String)>,
+    ) -> bool {
         if map.contains_key("additionalProperties") || map.contains_key("unevaluatedProperties") {
             return false;
         }
@@ -313,7 +328,7 @@ fn compile_options() -> jsonschema::ValidationOptions<'static> {
 /// OpenAPI's `byte` format: standard base64 with padding.
 fn is_base64(s: &str) -> bool {
     let bytes = s.as_bytes();
-    if bytes.len() % 4 != 0 {
+    if !bytes.len().is_multiple_of(4) {
         return false;
     }
     let body = s.trim_end_matches('=');
@@ -341,14 +356,14 @@ fn convert_oas30_only(map: &Map<String, Value>, out: &mut Map<String, Value>) {
     }
     // 3.0.3: `nullable` "adds null to the allowed types specified by the type keyword, only if type is explicitly
     // defined within the same Schema Object".
-    if map.get("nullable") == Some(&Value::Bool(true)) {
-        if let Some(Value::String(t)) = out.get("type").cloned() {
-            out.insert("type".to_owned(), json!([t, "null"]));
-            if let Some(Value::Array(values)) = out.get_mut("enum")
-                && !values.contains(&Value::Null)
-            {
-                values.push(Value::Null);
-            }
+    if map.get("nullable") == Some(&Value::Bool(true))
+        && let Some(Value::String(t)) = out.get("type").cloned()
+    {
+        out.insert("type".to_owned(), json!([t, "null"]));
+        if let Some(Value::Array(values)) = out.get_mut("enum")
+            && !values.contains(&Value::Null)
+        {
+            values.push(Value::Null);
         }
     }
 }
@@ -422,6 +437,12 @@ impl Types {
     pub(crate) const OBJECT: Types = Types(64);
     pub(crate) const ANY: Types = Types(127);
 
+    /// Both sets together.
+    #[cfg(test)]
+    pub(crate) fn or(self, other: Types) -> Types {
+        Types(self.0 | other.0)
+    }
+
     pub(crate) fn has(self, other: Types) -> bool {
         self.0 & other.0 != 0
     }
@@ -478,7 +499,9 @@ impl Bundle {
     pub(crate) fn types_of(&self, schema: &Value) -> Types {
         match self.find(schema, "type") {
             Some(Value::String(t)) => Types::from_name(t),
-            Some(Value::Array(ts)) => Types(ts.iter().filter_map(Value::as_str).fold(0, |acc, t| acc | Types::from_name(t).0)),
+            Some(Value::Array(ts)) => {
+                Types(ts.iter().filter_map(Value::as_str).fold(0, |acc, t| acc | Types::from_name(t).0))
+            }
             _ => Types::ANY,
         }
     }
@@ -518,6 +541,111 @@ impl Bundle {
             for branch in branches {
                 self.collect_properties(branch, out, depth + 1);
             }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    fn convert(dialect: Dialect, strict: bool, doc: Value) -> (Value, Map<String, Value>) {
+        let mut docs = Documents::in_memory(doc);
+        let mut bundle = Bundle::new(dialect, strict);
+        let root = bundle.convert_at(&mut docs, 0, "/schema").unwrap();
+        (root, bundle.defs)
+    }
+
+    #[test]
+    fn oas30_keywords_become_2020_12() {
+        let doc = json!({"schema": {
+            "type": "object",
+            "properties": {
+                "a": {"type": "string", "nullable": true, "enum": ["x"], "example": "x", "x-foo": 1},
+                "b": {"type": "number", "minimum": 1, "exclusiveMinimum": true, "maximum": 9, "exclusiveMaximum": false},
+                "c": {"$ref": "#/components/schemas/C", "description": "ignored in 3.0"},
+                "d": {"allOf": [{"$ref": "#/components/schemas/C"}], "nullable": true},
+                "e": {"type": "integer", "format": "int32"},
+            },
+            "discriminator": {"propertyName": "a"},
+            "xml": {"name": "x"},
+        }, "components": {"schemas": {"C": {"type": "object", "properties": {"id": {"type": "string"}}}}}});
+        let (root, defs) = convert(Dialect::Oas30, false, doc);
+        assert_eq!(
+            root,
+            json!({"type": "object", "properties": {
+                "a": {"type": ["string", "null"], "enum": ["x", null]},
+                "b": {"type": "number", "exclusiveMinimum": 1, "maximum": 9},
+                "c": {"$ref": "#/$defs/C"},
+                "d": {"allOf": [{"$ref": "#/$defs/C"}]},
+                "e": {"type": "integer", "format": "int32", "allOf": [{"minimum": -2147483648, "maximum": 2147483647}]},
+            }})
+        );
+        assert_eq!(defs["C"], json!({"type": "object", "properties": {"id": {"type": "string"}}}));
+    }
+
+    #[test]
+    fn oas31_keeps_ref_siblings_and_numeric_exclusives() {
+        let doc = json!({"schema": {
+            "$ref": "#/components/schemas/C", "description": "kept", "exclusiveMinimum": 3,
+            "type": ["integer", "null"], "$defs": {"x": {}}, "$schema": "https://json-schema.org/draft/2020-12/schema",
+        }, "components": {"schemas": {"C": true}}});
+        let (root, _) = convert(Dialect::Oas31, false, doc);
+        assert_eq!(
+            root,
+            json!({"$ref": "#/$defs/C", "description": "kept", "exclusiveMinimum": 3, "type": ["integer", "null"]})
+        );
+    }
+
+    #[test]
+    fn strict_mode_closes_instance_positions_only() {
+        let doc = json!({"schema": {
+            "type": "object",
+            "properties": {
+                "composed": {"allOf": [{"$ref": "#/components/schemas/C"}, {"properties": {"x": {}}}]},
+                "open": {"type": "object", "additionalProperties": true},
+                "map": {"type": "object"},
+                "list": {"type": "array", "items": {"$ref": "#/components/schemas/C"}},
+                "text": {"type": "string"},
+            },
+        }, "components": {"schemas": {"C": {"type": "object", "properties": {"id": {"type": "string"}}}}}});
+        let (root, defs) = convert(Dialect::Oas30, true, doc);
+        let closed = json!(false);
+        assert_eq!(root["unevaluatedProperties"], closed);
+        let props = &root["properties"];
+        assert_eq!(props["composed"]["unevaluatedProperties"], closed);
+        assert!(props["composed"]["allOf"][0].get("unevaluatedProperties").is_none(), "branches stay open");
+        assert!(props["composed"]["allOf"][1].get("unevaluatedProperties").is_none());
+        assert!(props["open"].get("unevaluatedProperties").is_none(), "the schema's own answer wins");
+        assert!(props["map"].get("unevaluatedProperties").is_none(), "a free-form map");
+        assert_eq!(props["list"]["items"], json!({"$ref": "#/$defs/C", "unevaluatedProperties": false}));
+        assert!(props["text"].get("unevaluatedProperties").is_none());
+        assert!(defs["C"].get("unevaluatedProperties").is_none(), "a definition is closed where it is used");
+    }
+
+    #[test]
+    fn only_reached_defs_are_attached() {
+        let doc = json!({"schema": {"$ref": "#/components/schemas/A"}, "other": {"$ref": "#/components/schemas/B"},
+            "components": {"schemas": {"A": {"properties": {"a": {"$ref": "#/components/schemas/A"}}}, "B": {}}}});
+        let mut docs = Documents::in_memory(doc);
+        let mut bundle = Bundle::new(Dialect::Oas30, false);
+        let root = bundle.convert_at(&mut docs, 0, "/schema").unwrap();
+        bundle.convert_at(&mut docs, 0, "/other").unwrap();
+        let contained = bundle.self_contained(&root);
+        let defs = contained["$defs"].as_object().unwrap();
+        assert_eq!(defs.keys().collect::<Vec<_>>(), ["A"]);
+        assert!(bundle.compile(&root, &docs, 0, "/schema").is_ok());
+    }
+
+    #[test]
+    fn base64_is_checked() {
+        for ok in ["", "aGk=", "aGk/", "YQ=="] {
+            assert!(is_base64(ok), "{ok}");
+        }
+        for bad in ["a", "a===", "aGk", "aG k", "aGk-", "=aGk"] {
+            assert!(!is_base64(bad), "{bad}");
         }
     }
 }

@@ -5,7 +5,7 @@
 
 use std::collections::HashMap;
 use std::fmt;
-use std::future::{Future, Ready, ready};
+use std::future::{Future, ready};
 use std::hash::{BuildHasher, BuildHasherDefault, Hash, Hasher, RandomState};
 use std::net::IpAddr;
 use std::sync::{Mutex, MutexGuard, PoisonError};
@@ -175,11 +175,11 @@ impl MemoryStore {
 }
 
 impl RateLimitStore for MemoryStore {
-    fn acquire(&self, key: BucketKey<'_>, quota: &Quota, now: Timestamp) -> Ready<Cell> {
+    fn acquire(&self, key: BucketKey<'_>, quota: &Quota, now: Timestamp) -> impl Future<Output = Cell> + Send {
         ready(self.acquire_now(key, quota, now))
     }
 
-    fn release(&self, key: BucketKey<'_>, quota: &Quota, now: Timestamp) -> Ready<()> {
+    fn release(&self, key: BucketKey<'_>, quota: &Quota, now: Timestamp) -> impl Future<Output = ()> + Send {
         self.release_now(key, quota, now);
         ready(())
     }

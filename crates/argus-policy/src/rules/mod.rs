@@ -12,7 +12,8 @@
 //! spec declares), `query`, `headers` (lower-case names), `body` (the parsed JSON body) and `request` (`method`,
 //! `path`, `ip`). It allows the call only if it evaluates to `true`: `false`, a value of another type, a missing
 //! field, a type error or any other evaluation error deny. A rule that cannot be compiled, or that exceeds the
-//! cost limits of [`analysis`], is a load error naming the operation.
+//! cost limits (source size, node count, nested comprehensions, non-literal regular expressions), is a load error
+//! naming the operation; at run time a rule converts at most 4096 request values, or denies.
 
 mod analysis;
 mod extensions;
@@ -29,7 +30,7 @@ use serde_json::{Map, Value};
 pub use analysis::Root;
 pub use extensions::{ExtensionError, OperationPolicy, Sensitive};
 
-use analysis::{Fields, Usage};
+use analysis::Usage;
 
 /// Compiles rules. One per loaded configuration: it holds CEL's standard library, which every rule shares.
 #[derive(Clone)]
@@ -130,6 +131,8 @@ pub enum DenyReason {
     ArithmeticError,
     /// Any other evaluation error, a panic inside the interpreter included.
     EvaluationError,
+    /// The rule reads more request data than one evaluation may convert (4096 values).
+    InputTooLarge,
 }
 
 impl DenyReason {
@@ -142,6 +145,7 @@ impl DenyReason {
             DenyReason::TypeError => "rule-type-error",
             DenyReason::ArithmeticError => "rule-arithmetic-error",
             DenyReason::EvaluationError => "rule-evaluation-error",
+            DenyReason::InputTooLarge => "rule-input-too-large",
         }
     }
 }
@@ -197,26 +201,28 @@ impl RuleProgram {
         }
     }
 
-    /// Bind the roots the rule reads, converting only the fields it names.
+    /// Bind the roots the rule reads, converting only the fields it names, within the input budget.
     fn bind<'v>(&self, ctx: &mut Context<'_, 'v>, input: &RuleInput<'v>) -> Result<(), DenyReason> {
+        let mut budget = values::Budget::new();
+        let too_large = |_| DenyReason::InputTooLarge;
         for root in Root::ALL {
             let fields = self.usage.of(root);
             if !fields.is_used() {
                 continue;
             }
             let value = match root {
-                Root::Token => values::claims(input.claims.ok_or(DenyReason::MissingField)?, fields),
-                Root::Params => values::optional_object(input.params, fields),
-                Root::Query => values::optional_object(input.query, fields),
-                Root::Headers => values::headers(input.headers, fields),
+                Root::Token => budget.claims(input.claims.ok_or(DenyReason::MissingField)?, fields),
+                Root::Params => budget.optional_object(input.params, fields),
+                Root::Query => budget.optional_object(input.query, fields),
+                Root::Headers => budget.headers(input.headers, fields),
                 Root::Body => match input.body {
-                    Some(Value::Object(map)) => values::object(map, fields),
-                    Some(other) => values::json(other),
-                    None => values::null(),
+                    Some(Value::Object(map)) => budget.object(map, fields),
+                    Some(other) => budget.json(other),
+                    None => Ok(values::null()),
                 },
-                Root::Request => values::request(input.method, input.path, input.ip),
+                Root::Request => Ok(values::request(input.method, input.path, input.ip)),
             };
-            ctx.add_variable_as_val(root.name(), value);
+            ctx.add_variable_as_val(root.name(), value.map_err(too_large)?);
         }
         Ok(())
     }
