@@ -153,12 +153,14 @@ impl BlockList {
     fn check_ranges(&self, ip: IpAddr, now: Timestamp) -> Option<BlockHit<'_>> {
         let live = |e: &Entry| e.until > now;
         let entry = match ip {
-            IpAddr::V4(v4) => self.v4_ranges.iter().find_map(|(&len, nets)| {
-                nets.get(&Ipv4Net::new(v4, len).ok()?.trunc()).filter(|e| live(e))
-            }),
-            IpAddr::V6(v6) => self.v6_ranges.iter().find_map(|(&len, nets)| {
-                nets.get(&Ipv6Net::new(v6, len).ok()?.trunc()).filter(|e| live(e))
-            }),
+            IpAddr::V4(v4) => self
+                .v4_ranges
+                .iter()
+                .find_map(|(&len, nets)| nets.get(&Ipv4Net::new(v4, len).ok()?.trunc()).filter(|e| live(e))),
+            IpAddr::V6(v6) => self
+                .v6_ranges
+                .iter()
+                .find_map(|(&len, nets)| nets.get(&Ipv6Net::new(v6, len).ok()?.trunc()).filter(|e| live(e))),
         };
         entry.map(|e| hit(BlockKind::IpRange, e))
     }

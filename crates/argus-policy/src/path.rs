@@ -42,19 +42,22 @@ pub fn canonical_path(raw: &str) -> Result<Cow<'_, str>, PathError> {
     if raw.contains('\\') {
         return Err(PathError::Backslash);
     }
-    let decoded = percent_decode(raw)?;
-    let mut canonical = String::with_capacity(decoded.len());
-    let segments: Vec<&str> = decoded[1..].split('/').collect();
+    // Split on the literal separators first and decode each segment afterwards: an escaped `;` (`%3B`) is data
+    // that belongs to the segment (and to the path parameter the spec validates), not a segment parameter.
+    let mut canonical = String::with_capacity(raw.len());
+    let segments: Vec<&str> = raw[1..].split('/').collect();
     let last = segments.len() - 1;
     let mut changed = false;
     for (i, segment) in segments.iter().enumerate() {
-        let name = match segment.split_once(';') {
+        let raw_name = match segment.split_once(';') {
             Some((name, _params)) => {
                 changed = true;
                 name
             }
             None => segment,
         };
+        let name = percent_decode(raw_name)?;
+        changed |= matches!(name, Cow::Owned(_));
         if name == "." || name == ".." {
             return Err(PathError::DotSegment);
         }
@@ -62,12 +65,9 @@ pub fn canonical_path(raw: &str) -> Result<Cow<'_, str>, PathError> {
             return Err(PathError::EmptySegment);
         }
         canonical.push('/');
-        canonical.push_str(name);
+        canonical.push_str(&name);
     }
-    match decoded {
-        Cow::Borrowed(_) if !changed => Ok(Cow::Borrowed(raw)),
-        _ => Ok(Cow::Owned(canonical)),
-    }
+    if changed { Ok(Cow::Owned(canonical)) } else { Ok(Cow::Borrowed(raw)) }
 }
 
 /// Decode `%XX` escapes once. Escapes that would introduce a separator or a control character are refused, as is a
@@ -125,6 +125,17 @@ pub fn segment_prefix_matches(prefix: &str, path: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_escaped_semicolon_is_data_not_a_segment_parameter() {
+        // The upstream reads the id `1234; domain=x`; the gate must validate that, not `1234`.
+        assert_eq!(canonical_path("/orders/1234%3B%20domain=x").unwrap(), "/orders/1234; domain=x");
+        assert_eq!(canonical_path("/orders/1234;v=1").unwrap(), "/orders/1234");
+        assert_eq!(canonical_path("/orders/1234").unwrap(), Cow::Borrowed("/orders/1234"));
+        assert_eq!(canonical_path("/a%2E%2E/b").unwrap(), "/a../b");
+        assert!(canonical_path("/a/%2E%2E/b").is_err());
+        assert!(canonical_path("/a/..;x/b").is_err());
+    }
 
     #[test]
     fn segment_boundaries() {

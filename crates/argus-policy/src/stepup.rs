@@ -5,6 +5,8 @@
 //! x-argus-step-up: {acr: "urn:argus:acr:mfa", max_age: 300}
 //! ```
 
+use std::fmt::Write;
+
 use argus_model::Timestamp;
 use serde::Deserialize;
 use serde_json::{Map, Value};
@@ -142,7 +144,8 @@ impl StepUpPolicy {
         }
         if let Some(max_age) = self.max_age {
             // An auth_time ahead of our clock (skew) counts as "just now", never as negative age.
-            let fresh = claims.auth_time.is_some_and(|t| now.as_secs().saturating_sub(t).max(0).unsigned_abs() <= max_age);
+            let fresh =
+                claims.auth_time.is_some_and(|t| now.as_secs().saturating_sub(t).max(0).unsigned_abs() <= max_age);
             if !fresh {
                 return StepUpDecision::Required(StepUpChallenge { policy: self, unmet: Unmet::MaxAge });
             }
@@ -191,14 +194,14 @@ impl StepUpChallenge<'_> {
         );
         if let Some(acr_values) = self.acr_values() {
             // Checked at load to contain no quote or backslash.
-            out.push_str(&format!(r#", acr_values="{acr_values}""#));
+            let _ = write!(out, r#", acr_values="{acr_values}""#);
         }
         if let Some(max_age) = self.max_age() {
             // An auth-param value may be a token (RFC 9110 §11.2); digits are one.
-            out.push_str(&format!(", max_age={max_age}"));
+            let _ = write!(out, ", max_age={max_age}");
         }
         if let ChallengeScheme::Dpop { algs } = scheme {
-            out.push_str(&format!(r#", algs="{}""#, algs.join(" ")));
+            let _ = write!(out, r#", algs="{}""#, algs.join(" "));
         }
         out
     }

@@ -189,7 +189,9 @@ async fn insert_records(tx: &mut Transaction<'static, Sqlite>, rows: &[AuditReco
 }
 
 /// The common case, every event new: all rows in a few statements. Returns `false`, having written rows that
-/// must be rolled back, if any event was already logged (the rows after it link to a row that was not written).
+/// must be rolled back, if any row was skipped because its event was already logged. Usually the rows after such
+/// a row make the statement fail instead, as they link to a row that was not written (the table refuses them): the
+/// caller treats a failure the same way.
 async fn insert_all_new(
     tx: &mut Transaction<'static, Sqlite>,
     records: &[AuditRecord],
@@ -264,11 +266,13 @@ impl AuditLog for Store {
         let expected = head_before(first);
         let mut tx = write_transaction(self).await?;
         check_head(&mut tx, &expected).await?;
-        if insert_all_new(&mut tx, records).await? {
+        if let Ok(true) = insert_all_new(&mut tx, records).await {
             tx.commit().await.map_err(db)?;
             let appended = records.len() as u64;
             return Ok(BatchAppended { appended, duplicates: 0, head: Some((last.seq, last.hash.clone())) });
         }
+        // Some event was logged already (or the batch failed for another reason, which the row-by-row path meets
+        // again and reports): start over, one row at a time.
         tx.rollback().await.map_err(db)?;
         let mut tx = write_transaction(self).await?;
         check_head(&mut tx, &expected).await?;

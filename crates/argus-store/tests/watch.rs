@@ -81,6 +81,74 @@ async fn the_log_refuses_edits_and_an_edit_behind_its_back_is_detected() {
 }
 
 #[tokio::test]
+async fn the_log_refuses_a_row_that_does_not_link_to_the_one_before() {
+    let (_dir, store) = store().await;
+    let records = chained(&store, &failures(0, 3)).await;
+    store.append_batch(&records[..2]).await.unwrap();
+    let insert = |seq: i64, event_id: &str, prev_hash: &str| {
+        sqlx::query(
+            "INSERT INTO audit_log (seq, event_id, time_ms, event_type, event_json, prev_hash, hash) \
+             VALUES ($1, $2, 0, 'Login', '{}', $3, 'h')",
+        )
+        .bind(seq)
+        .bind(event_id.to_owned())
+        .bind(prev_hash.to_owned())
+        .execute(store.pool())
+    };
+    // A fork (a second row after record 1) and a gap (a row after a record that does not exist).
+    for (seq, prev_hash) in [(3, records[0].hash.as_str()), (4, records[1].hash.as_str())] {
+        let refused = insert(seq, "forged", prev_hash).await.unwrap_err();
+        assert!(refused.to_string().contains("must link to the record before it"), "{refused}");
+    }
+    // A second first record (the primary key refuses it).
+    assert!(insert(1, "forged", argus_detect::GENESIS_HASH).await.is_err());
+    // A row that does link is accepted, whoever writes it.
+    insert(3, "linked", &records[1].hash).await.unwrap();
+    assert_eq!(store.records_after(0, 10).await.unwrap().len(), 3);
+}
+
+/// A log written before migration 0005 is carried over intact, and watch's appends continue its chain.
+#[tokio::test]
+async fn an_existing_log_survives_the_upgrade_to_batched_appends() {
+    let dir = tempfile::tempdir().unwrap();
+    let options = sqlx::sqlite::SqliteConnectOptions::new()
+        .filename(dir.path().join(argus_store::SQLITE_FILE))
+        .create_if_missing(true);
+    let pool = sqlx::sqlite::SqlitePoolOptions::new().max_connections(1).connect_with(options).await.unwrap();
+    sqlx::migrate!("./migrations").run_to(4, &pool).await.unwrap();
+    let mut linker = ChainLinker::default();
+    let old: Vec<AuditRecord> = failures(0, 300).iter().map(|e| linker.link(e).unwrap()).collect();
+    for r in &old {
+        sqlx::query(
+            "INSERT INTO audit_log (seq, event_id, time_ms, event_type, event_json, prev_hash, hash) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7)",
+        )
+        .bind(r.seq as i64)
+        .bind(&r.event_id)
+        .bind(r.time.as_millis())
+        .bind(&r.event_type)
+        .bind(&r.json)
+        .bind(&r.prev_hash)
+        .bind(&r.hash)
+        .execute(&pool)
+        .await
+        .unwrap();
+    }
+    pool.close().await;
+
+    let store = Store::open_dir(dir.path()).await.unwrap();
+    assert_eq!(store.records_after(0, 1_000).await.unwrap(), old);
+    let more = chained(&store, &failures(300, 10)).await;
+    assert_eq!(store.append_batch(&more).await.unwrap().appended, 10);
+    assert_eq!(
+        store.verify_chain().await.unwrap(),
+        ChainVerdict::Intact { records: 310, head: Some((310, more[9].hash.clone())) }
+    );
+    let refused = sqlx::query("DELETE FROM audit_log WHERE seq = 1").execute(store.pool()).await.unwrap_err();
+    assert!(refused.to_string().contains("append-only"), "{refused}");
+}
+
+#[tokio::test]
 async fn a_deleted_row_is_detected() {
     let (_dir, store) = store().await;
     append_n(&store, 5).await;

@@ -241,7 +241,9 @@ impl RateLimitConfig {
             let op_limit = config_op.and_then(|o| o.get(kind)).or_else(|| spec.get(kind));
             let route_limit = route_config.and_then(|r| r.get(kind));
             let (limit, name) = match (op_limit, route_limit, operation) {
-                (Some(limit), _, Some(op)) => (limit, format!("{}.{}.{}", policy_part(route), policy_part(op), kind.as_str())),
+                (Some(limit), _, Some(op)) => {
+                    (limit, format!("{}.{}.{}", policy_part(route), policy_part(op), kind.as_str()))
+                }
                 (_, Some(limit), _) => (limit, format!("{}.{}", policy_part(route), kind.as_str())),
                 _ => (self.default_for(kind), kind.as_str().to_owned()),
             };

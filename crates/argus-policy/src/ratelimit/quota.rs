@@ -27,7 +27,9 @@ pub struct Quota {
 
 /// A malformed quota.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
-#[error("{value:?} is not a rate limit: {why} (write \"N/unit\", \"N/unit burst B\" or \"off\"; unit s, min, h or day)")]
+#[error(
+    "{value:?} is not a rate limit: {why} (write \"N/unit\", \"N/unit burst B\" or \"off\"; unit s, min, h or day)"
+)]
 pub struct QuotaError {
     value: String,
     why: &'static str,
@@ -42,7 +44,10 @@ impl Quota {
         if burst == 0 || burst > MAX_BURST {
             return Err("the burst must be between 1 and 1000000");
         }
-        let period_ns = i64::try_from(period_ms).ok().and_then(|ms| ms.checked_mul(NANOS_PER_MS)).ok_or("the period is too long")?;
+        let period_ns = i64::try_from(period_ms)
+            .ok()
+            .and_then(|ms| ms.checked_mul(NANOS_PER_MS))
+            .ok_or("the period is too long")?;
         let interval_ns = period_ns / i64::from(count);
         if interval_ns == 0 {
             return Err("more than one call per nanosecond");

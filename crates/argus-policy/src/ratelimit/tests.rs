@@ -28,7 +28,8 @@ fn config(toml_text: &str) -> RateLimitConfig {
 
 /// Only the token kind limited, at `q`.
 fn token_only(q: &str) -> LimitSet {
-    config(&format!("per_ip = \"off\"\nper_user = \"off\"\nper_client = \"off\"\nper_token = \"{q}\"")).resolve_route("r")
+    config(&format!("per_ip = \"off\"\nper_user = \"off\"\nper_client = \"off\"\nper_token = \"{q}\""))
+        .resolve_route("r")
 }
 
 const JTI: RateKeys<'static> = RateKeys { token: Some("jti-1"), user: None, client: None, ip: None };
@@ -62,7 +63,18 @@ fn quotas_parse_and_print() {
     assert_eq!(quota("1/day").to_string(), "1/day");
     assert_eq!(quota("5/hour").window_secs(), 3_600);
     assert_eq!("off".parse::<Limit>(), Ok(Limit::Off));
-    for bad in ["", "600", "0/min", "10/fortnight", "10/min burst", "10/min burst 0", "x/min", "10/min 5", "-1/s", "10/s burst 2 3"] {
+    for bad in [
+        "",
+        "600",
+        "0/min",
+        "10/fortnight",
+        "10/min burst",
+        "10/min burst 0",
+        "x/min",
+        "10/min 5",
+        "-1/s",
+        "10/s burst 2 3",
+    ] {
         assert!(bad.parse::<Limit>().is_err(), "{bad:?}");
     }
     assert!("2000000000/s".parse::<Quota>().is_err());
@@ -141,15 +153,19 @@ fn headers_have_the_draft_syntax() {
     let none = RateDecision::Unlimited;
     assert_eq!((none.policy_header(), none.rate_limit_header(), none.retry_after_header()), (None, None, None));
     // Policy names from configuration are sanitized into a valid sf-string.
-    let odd = config("[routes.'my \"api\"'.operations.'get item']\nper_user = \"1/s\"")
-        .resolve("my \"api\"", Some("get item"), &LimitOverrides::default());
+    let odd = config("[routes.'my \"api\"'.operations.'get item']\nper_user = \"1/s\"").resolve(
+        "my \"api\"",
+        Some("get item"),
+        &LimitOverrides::default(),
+    );
     assert_eq!(odd.get(KeyKind::User).unwrap().header(), r#""my__api_.get_item.user";q=1;w=1"#);
 }
 
 #[test]
 fn a_refused_call_charges_no_bucket() {
     let limiter = RateLimiter::in_memory(1_000);
-    let limits = config("per_token = \"5/min\"\nper_ip = \"2/min\"\nper_user = \"off\"\nper_client = \"off\"").resolve_route("r");
+    let limits = config("per_token = \"5/min\"\nper_ip = \"2/min\"\nper_user = \"off\"\nper_client = \"off\"")
+        .resolve_route("r");
     let ip = Some("198.51.100.1".parse().unwrap());
     let keys = RateKeys { token: Some("t"), ip, ..Default::default() };
     let first = check(&limiter, &limits, &keys, 0);
@@ -189,7 +205,8 @@ fn no_keys_or_no_limits_is_unlimited() {
     let limiter = RateLimiter::in_memory(10);
     let limits = RateLimitConfig::default().resolve_route("r");
     assert_eq!(check(&limiter, &limits, &RateKeys::default(), 0), RateDecision::Unlimited);
-    let off = config("per_ip = \"off\"\nper_user = \"off\"\nper_client = \"off\"\nper_token = \"off\"").resolve_route("r");
+    let off =
+        config("per_ip = \"off\"\nper_user = \"off\"\nper_client = \"off\"\nper_token = \"off\"").resolve_route("r");
     assert!(off.is_empty());
     assert_eq!(check(&limiter, &off, &JTI, 0), RateDecision::Unlimited);
     assert!(limiter.store().is_empty());
@@ -211,7 +228,10 @@ fn idle_buckets_are_evicted_losslessly() {
     assert_eq!(store.prune(at(100)), 2);
     assert_eq!(store.len(), 1);
     // Forgetting a full bucket changes nothing: a starts again with the whole burst.
-    assert_eq!(store.acquire_now(key("a"), &q, at(100)), Cell::Allowed { tat: (T0 + 200) * 1_000_000, remaining: 9, reset_ns: 100_000_000 });
+    assert_eq!(
+        store.acquire_now(key("a"), &q, at(100)),
+        Cell::Allowed { tat: (T0 + 200) * 1_000_000, remaining: 9, reset_ns: 100_000_000 }
+    );
     assert_eq!(store.prune(at(1_000)), 2);
     assert!(store.is_empty());
 }
@@ -276,7 +296,8 @@ fn overrides_resolve_operation_then_spec_then_route_then_default() {
         per_user = "5/min"
         "#,
     );
-    let spec: LimitOverrides = LimitOverrides::deserialize_value(&serde_json::json!({"per_user": "7/min", "per_token": "3/min"})).unwrap();
+    let spec: LimitOverrides =
+        LimitOverrides::deserialize_value(&serde_json::json!({"per_user": "7/min", "per_token": "3/min"})).unwrap();
     let name_quota = |set: &LimitSet, kind| set.get(kind).map(|p| (p.name().to_owned(), p.quota().to_string()));
     let transfer = cfg.resolve("pay", Some("transfer"), &spec);
     assert_eq!(name_quota(&transfer, KeyKind::User), Some(("pay.transfer.user".into(), "5/min".into())));

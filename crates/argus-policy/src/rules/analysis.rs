@@ -37,7 +37,8 @@ pub enum Root {
 }
 
 impl Root {
-    pub(crate) const ALL: [Root; 6] = [Root::Token, Root::Params, Root::Query, Root::Headers, Root::Body, Root::Request];
+    pub(crate) const ALL: [Root; 6] =
+        [Root::Token, Root::Params, Root::Query, Root::Headers, Root::Body, Root::Request];
 
     /// The variable's name in CEL.
     pub fn name(self) -> &'static str {

@@ -13,6 +13,7 @@
 use serde_json::Value;
 
 use super::{RuleEngine, RuleError, RuleProgram};
+use crate::openapi::Operation;
 use crate::ratelimit::LimitOverrides;
 use crate::stepup::{StepUpError, StepUpPolicy};
 
@@ -34,7 +35,9 @@ pub enum ExtensionError {
     Sensitive { operation: String },
     #[error("operation {operation:?}: x-argus-rate-limit: {message}")]
     RateLimit { operation: String, message: String },
-    #[error("operation {operation:?}: unknown extension {name:?} (known: x-argus-rule, x-argus-step-up, x-argus-decoy, x-argus-sensitive, x-argus-rate-limit)")]
+    #[error(
+        "operation {operation:?}: unknown extension {name:?} (known: x-argus-rule, x-argus-step-up, x-argus-decoy, x-argus-sensitive, x-argus-rate-limit)"
+    )]
     Unknown { operation: String, name: String },
 }
 
@@ -77,6 +80,11 @@ impl Sensitive {
 }
 
 impl OperationPolicy {
+    /// Parse and compile the `x-argus-*` extensions of a loaded OpenAPI operation.
+    pub fn for_operation(engine: &RuleEngine, operation: &Operation) -> Result<Self, ExtensionError> {
+        Self::from_extensions(engine, &operation.id, operation.extensions.iter().map(|(k, v)| (k.as_str(), v)))
+    }
+
     /// Parse and compile the extensions of the operation named `operation` (its `operationId`, or
     /// `METHOD /path` when it has none). Members not starting with `x-argus-` are ignored.
     pub fn from_extensions<'a>(
@@ -90,8 +98,11 @@ impl OperationPolicy {
             let Some(kind) = name.strip_prefix(EXTENSION_PREFIX) else { continue };
             match kind {
                 "rule" => {
-                    let Value::String(source) = value else { return Err(ExtensionError::RuleNotString { operation: op() }) };
-                    let rule = engine.compile(source).map_err(|error| ExtensionError::Rule { operation: op(), error })?;
+                    let Value::String(source) = value else {
+                        return Err(ExtensionError::RuleNotString { operation: op() });
+                    };
+                    let rule =
+                        engine.compile(source).map_err(|error| ExtensionError::Rule { operation: op(), error })?;
                     policy.rule = Some(rule);
                 }
                 "step-up" => {
@@ -103,7 +114,8 @@ impl OperationPolicy {
                     policy.decoy = value.as_bool().ok_or_else(|| ExtensionError::Decoy { operation: op() })?;
                 }
                 "sensitive" => {
-                    policy.sensitive = parse_sensitive(value).ok_or_else(|| ExtensionError::Sensitive { operation: op() })?;
+                    policy.sensitive =
+                        parse_sensitive(value).ok_or_else(|| ExtensionError::Sensitive { operation: op() })?;
                 }
                 "rate-limit" => {
                     policy.rate_limit = LimitOverrides::deserialize_value(value)

@@ -166,7 +166,12 @@ impl RuleEngine {
             .parse(source)
             .map_err(|e| RuleError::Syntax(first_line(&e.to_string())))?;
         let usage = analysis::analyse(&expr)?;
-        Ok(RuleProgram { env: Arc::clone(&self.env), expr: Arc::new(expr), usage: Arc::new(usage), source: source.into() })
+        Ok(RuleProgram {
+            env: Arc::clone(&self.env),
+            expr: Arc::new(expr),
+            usage: Arc::new(usage),
+            source: source.into(),
+        })
     }
 }
 

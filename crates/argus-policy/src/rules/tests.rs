@@ -140,7 +140,10 @@ fn non_boolean_results_and_arithmetic_errors_deny() {
     let call = Call::new().body(json!({"items": []}));
     assert_eq!(call.eval(&compile("params.owner")), RuleDecision::Deny(DenyReason::NotBoolean));
     assert_eq!(call.eval(&compile("1 / size(body.items) == 1")), RuleDecision::Deny(DenyReason::ArithmeticError));
-    assert_eq!(call.eval(&compile("9223372036854775807 + params.id > 0")), RuleDecision::Deny(DenyReason::ArithmeticError));
+    assert_eq!(
+        call.eval(&compile("9223372036854775807 + params.id > 0")),
+        RuleDecision::Deny(DenyReason::ArithmeticError)
+    );
     assert_eq!(call.eval(&compile("[1][params.id] == 1")), RuleDecision::Deny(DenyReason::ArithmeticError));
 }
 
@@ -296,4 +299,43 @@ fn json_numbers_compare_across_int_double_and_uint() {
     }
     // Values of different kinds are simply unequal (CEL heterogeneous equality), which denies.
     assert_eq!(call.eval(&compile("params.owner == 1")), DENY_FALSE);
+}
+
+mod from_spec {
+    use super::*;
+    use crate::openapi::{LoadOptions, Spec};
+
+    const SPEC: &str = r#"
+openapi: 3.1.0
+info: {title: t, version: '1'}
+paths:
+  /accounts/{owner}:
+    x-argus-sensitive: true
+    get:
+      operationId: getAccount
+      x-argus-rule: params.owner == token.sub
+      x-argus-step-up: {acr: urn:argus:acr:mfa}
+      parameters: [{name: owner, in: path, required: true, schema: {type: string}}]
+      responses: {}
+  /admin/export:
+    get:
+      operationId: exportAll
+      x-argus-decoy: true
+      x-argus-rate-limit: {per_user: 1/h}
+      responses: {}
+"#;
+
+    #[test]
+    fn operations_of_a_loaded_spec_compile_their_extensions() {
+        let spec = Spec::parse(SPEC, &LoadOptions::default()).unwrap();
+        let engine = RuleEngine::new();
+        let get = OperationPolicy::for_operation(&engine, spec.operation("getAccount").unwrap()).unwrap();
+        assert_eq!(Call::new().eval(get.rule.as_ref().unwrap()), RuleDecision::Allow);
+        assert_eq!(get.step_up.unwrap().acr(), ["urn:argus:acr:mfa"]);
+        // Inherited from the path item.
+        assert_eq!(get.sensitive, Some(Sensitive { records: None }));
+        let export = OperationPolicy::for_operation(&engine, spec.operation("exportAll").unwrap()).unwrap();
+        assert!(export.decoy && export.rule.is_none());
+        assert_eq!(export.rate_limit.per_user.unwrap().to_string(), "1/h");
+    }
 }

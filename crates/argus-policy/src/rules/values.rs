@@ -80,7 +80,11 @@ impl Budget {
 
     /// Access-token claims. `scope` becomes a list of scope tokens (a missing claim, the empty list), so
     /// `'admin' in token.scope` works whatever form the issuer used.
-    pub(crate) fn claims<'v>(&mut self, claims: &'v Map<String, Value>, fields: &Fields) -> Result<BoxVal<'v>, TooLarge> {
+    pub(crate) fn claims<'v>(
+        &mut self,
+        claims: &'v Map<String, Value>,
+        fields: &Fields,
+    ) -> Result<BoxVal<'v>, TooLarge> {
         let mut entries: HashMap<CelMapKey<'v>, BoxVal<'v>> = HashMap::new();
         for (k, v) in claims.iter().filter(|(k, _)| k.as_str() != "scope" && fields.wants(k)) {
             entries.insert(CelMapKey::from(k.as_str()), self.json(v)?);
@@ -106,7 +110,11 @@ impl Budget {
     }
 
     /// Headers by lower-case name. A repeated header reads as its values joined with ", " (RFC 9110 §5.3).
-    pub(crate) fn headers<'v>(&mut self, headers: &[(&'v str, &'v str)], fields: &Fields) -> Result<BoxVal<'v>, TooLarge> {
+    pub(crate) fn headers<'v>(
+        &mut self,
+        headers: &[(&'v str, &'v str)],
+        fields: &Fields,
+    ) -> Result<BoxVal<'v>, TooLarge> {
         let mut values: HashMap<&'v str, Cow<'v, str>> = HashMap::new();
         for &(name, value) in headers.iter().filter(|(name, _)| fields.wants(name)) {
             self.spend(1)?;
