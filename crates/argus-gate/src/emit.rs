@@ -27,6 +27,8 @@ pub(crate) const NODE: &str = "gate";
 const MAX_USER_AGENT: usize = 256;
 /// The status recorded for a call whose caller left before the gate answered (nginx's convention).
 const CLIENT_CLOSED: u16 = 499;
+/// Object ids (path parameter values) are cut to this many bytes: the caller chooses them.
+const MAX_OBJECT_ID: usize = 128;
 
 /// What the gate learns about one call as it goes through the phases. Dropping it publishes the event once.
 pub(crate) struct CallRecord {
@@ -72,6 +74,10 @@ impl CallRecord {
                 bytes_in: 0,
                 bytes_out: 0,
                 latency_us: 0,
+                path_template: None,
+                object_ids: Vec::new(),
+                records: None,
+                decoy: false,
             },
             bytes_in: Arc::new(AtomicU64::new(0)),
             emitted: false,
@@ -80,6 +86,28 @@ impl CallRecord {
 
     pub(crate) fn set_route(&mut self, name: &str) {
         self.call.route = Some(name.to_owned());
+    }
+
+    /// The OpenAPI operation the call matched, and the object ids its path names.
+    pub(crate) fn set_operation<'a>(
+        &mut self,
+        operation_id: &str,
+        path_template: &str,
+        object_ids: impl Iterator<Item = (&'a str, &'a str)>,
+    ) {
+        self.call.operation_id = Some(operation_id.to_owned());
+        self.call.path_template = Some(path_template.to_owned());
+        self.call.object_ids = object_ids.map(|(n, v)| (n.to_owned(), truncate(v, MAX_OBJECT_ID).to_owned())).collect();
+    }
+
+    /// The call hit a decoy operation.
+    pub(crate) fn set_decoy(&mut self) {
+        self.call.decoy = true;
+    }
+
+    /// The number of records a sensitive operation returned.
+    pub(crate) fn set_records(&mut self, records: u64) {
+        self.call.records = Some(records);
     }
 
     /// The principal of a token that verified (also when it is then refused as revoked or short of scope).
@@ -99,7 +127,7 @@ impl CallRecord {
 
     pub(crate) fn refuse(&mut self, refusal: &Refusal) {
         self.call.decision = Decision::Refused;
-        self.call.reason = Some(refusal.slug().to_owned());
+        self.call.reason = Some(refusal.event_reason().to_owned());
     }
 
     /// The counter the request body adds to as it streams upstream.
@@ -122,6 +150,7 @@ impl CallRecord {
         let c = &self.call;
         tracing::debug!(
             request_id = %c.request_id, method = %c.method, path = %c.path, route = c.route.as_deref(),
+            operation = c.operation_id.as_deref(), decoy = c.decoy,
             status = c.status, reason = c.reason.as_deref(), sub = self.principal.sub.as_deref(),
             bytes_in = c.bytes_in, bytes_out = c.bytes_out, latency_us = c.latency_us, "api call"
         );

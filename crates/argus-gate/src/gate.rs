@@ -5,17 +5,25 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use argus_bus::EventBus;
+use argus_jose::AccessClaims;
 use argus_model::Clock;
+use argus_policy::ratelimit::RateLimiter;
+use argus_policy::rules::{Root, RuleInput, Sensitive};
 use argus_policy::{AuthMode, Route, RouteTable};
 use axum::body::Body;
 use axum::extract::{ConnectInfo, Request, State};
 use axum::response::Response;
-use http::HeaderValue;
+use http::{HeaderValue, header};
 use hyper::body::Incoming;
 
+use crate::api::Apis;
 use crate::dpop::{DPOP_NONCE, DpopGuard, DpopRequest, dpop_phase};
 use crate::emit::CallRecord;
 use crate::jwks::JwksCache;
+use crate::operation_phases::{
+    Matched, RateHeaders, RuleData, block_keys, block_phase, operation_phase, rate_limit_phase, read_body, rule_params,
+    rule_phase, security_phase, step_up_phase, text_headers, validate_phase,
+};
 use crate::phases::{presented_token, revocation_phase, route_phase, scope_phase, token_phase};
 use crate::proxy::{Forward, Upstream, UpstreamClient, X_REQUEST_ID, downstream_response, proxy_phase, request_id};
 use crate::refusal::{Refusal, TokenScheme};
@@ -24,6 +32,9 @@ use crate::revocation::Revocations;
 /// Everything the gate holds, shared by all calls.
 pub(crate) struct Gate {
     pub(crate) table: RouteTable,
+    /// The OpenAPI spec, operation policies and rate limits of each route.
+    pub(crate) apis: Apis,
+    pub(crate) limiter: RateLimiter,
     /// By [`argus_policy::Route::index`].
     pub(crate) upstreams: Vec<Upstream>,
     pub(crate) issuer: String,
@@ -37,6 +48,9 @@ pub(crate) struct Gate {
     pub(crate) events: EventBus,
     pub(crate) clock: Arc<dyn Clock>,
 }
+
+const RATE_LIMIT: header::HeaderName = header::HeaderName::from_static("ratelimit");
+const RATE_LIMIT_POLICY: header::HeaderName = header::HeaderName::from_static("ratelimit-policy");
 
 /// The parts of the request the decision phases read (the body is left alone for the proxy).
 struct CallHead<'a> {
@@ -53,6 +67,16 @@ struct Answer {
     scheme: TokenScheme,
     /// A server nonce the caller should use from now on (`DPoP-Nonce`).
     dpop_nonce: Option<String>,
+    /// The rate-limit state, on allowed and refused answers alike.
+    rate: RateHeaders,
+}
+
+/// What the decision phases hand to the proxy.
+struct Verdict {
+    route: usize,
+    body: Body,
+    /// The operation is `x-argus-sensitive`: count the records of the answer.
+    sensitive: Option<Sensitive>,
 }
 
 /// The axum handler for every method and path.
@@ -71,7 +95,16 @@ pub(crate) async fn handle(State(gate): State<Arc<Gate>>, request: Request) -> R
     );
     let mut answer = Answer::default();
     let mut response = match gate.decide_and_forward(request, peer, &request_id, &mut record, &mut answer).await {
-        Ok(upstream) => downstream_response(upstream),
+        Ok((upstream, None)) => downstream_response(upstream),
+        Ok((upstream, Some(sensitive))) => {
+            match count_records(downstream_response(upstream), &sensitive, &mut record).await {
+                Ok(response) => response,
+                Err(refusal) => {
+                    record.refuse(&refusal);
+                    refusal.to_response(&request_id, answer.scheme)
+                }
+            }
+        }
         Err(refusal) => {
             record.refuse(&refusal);
             refusal.to_response(&request_id, answer.scheme)
@@ -84,11 +117,52 @@ pub(crate) async fn handle(State(gate): State<Arc<Gate>>, request: Request) -> R
         // Ours replaces any the upstream sent: at the gate, nonces are the gate's business.
         response.headers_mut().insert(DPOP_NONCE, nonce);
     }
+    if let Some(state) = answer.rate.state {
+        response.headers_mut().insert(RATE_LIMIT, state);
+    }
+    if let Some(policy) = answer.rate.policy {
+        response.headers_mut().insert(RATE_LIMIT_POLICY, policy);
+    }
     record.attach(response)
 }
 
+/// Largest sensitive response whose records the gate counts; larger ones stream through uncounted.
+const MAX_COUNTED_BYTES: u64 = 4 << 20;
+
+/// Emit's helper for `x-argus-sensitive`: a successful JSON answer of declared length is read whole, its records
+/// counted for the event, and passed on unchanged. Anything else streams through as it is.
+async fn count_records(
+    response: Response,
+    sensitive: &Sensitive,
+    record: &mut CallRecord,
+) -> Result<Response, Refusal> {
+    let declared: Option<u64> =
+        response.headers().get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse().ok());
+    let json = response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.split(';').next().is_some_and(|t| t.trim().eq_ignore_ascii_case("application/json")));
+    if !response.status().is_success() || !json || declared.is_none_or(|n| n > MAX_COUNTED_BYTES) {
+        return Ok(response);
+    }
+    let (parts, body) = response.into_parts();
+    match http_body_util::BodyExt::collect(body).await {
+        Ok(collected) => {
+            let bytes = collected.to_bytes();
+            if let Some(n) = serde_json::from_slice(&bytes).ok().and_then(|v| sensitive.count_records(&v)) {
+                record.set_records(n);
+            }
+            Ok(Response::from_parts(parts, Body::from(bytes)))
+        }
+        // Nothing was sent yet, so a broken upstream body can still be answered properly.
+        Err(_) => Err(Refusal::UpstreamUnavailable),
+    }
+}
+
 impl Gate {
-    /// Phases 1 to 6: route, token, revocation, DPoP, scopes, proxy.
+    /// The phases in order, then the proxy: route -> operation -> token -> revocation -> DPoP -> scopes -> rule ->
+    /// step-up -> block list -> rate limit -> validate -> proxy. (Emit follows in `handle`.)
     async fn decide_and_forward(
         &self,
         request: Request<Body>,
@@ -96,36 +170,145 @@ impl Gate {
         request_id: &str,
         record: &mut CallRecord,
         answer: &mut Answer,
-    ) -> Result<http::Response<Incoming>, Refusal> {
-        let (route, path) = route_phase(&self.table, request.uri().path())?;
-        record.set_route(route.name());
-        if route.auth() == AuthMode::Argus {
-            let head =
-                CallHead { headers: request.headers(), method: request.method(), raw_path: request.uri().path() };
-            self.authorize(&head, route, &path, record, answer).await?;
-        }
+    ) -> Result<(http::Response<Incoming>, Option<Sensitive>), Refusal> {
+        let (parts, body) = request.into_parts();
+        let verdict = self.decide(&parts, body, peer, record, answer).await?;
         record.allow();
         let forward = Forward {
             client: &self.client,
-            upstream: &self.upstreams[route.index()],
+            upstream: &self.upstreams[verdict.route],
             peer,
             request_id,
             max_body_bytes: self.max_body_bytes,
             timeout: self.upstream_timeout,
             bytes_in: record.bytes_in_counter(),
         };
-        proxy_phase(request, forward).await
+        let response = proxy_phase(Request::from_parts(parts, verdict.body), forward).await?;
+        Ok((response, verdict.sensitive))
     }
 
-    /// Phases 2 to 5, for routes that need a token: token, revocation, DPoP, scopes.
-    async fn authorize(
+    /// Every decision phase; the body comes back to be proxied (buffered when the route has a spec).
+    async fn decide(
+        &self,
+        parts: &http::request::Parts,
+        body: Body,
+        peer: Option<IpAddr>,
+        record: &mut CallRecord,
+        answer: &mut Answer,
+    ) -> Result<Verdict, Refusal> {
+        let (route, path) = route_phase(&self.table, parts.uri.path())?;
+        record.set_route(route.name());
+        let matched = match self.apis.spec_of(route) {
+            Some(api) => Some(operation_phase(api, route.prefix(), &parts.method, &path)?),
+            None => None,
+        };
+        if let Some(m) = &matched {
+            record.set_operation(&m.operation.id, &m.operation.path_template, m.params.iter());
+            if m.runtime.policy.decoy {
+                // Before the token phase: a decoy must answer exactly as an absent operation, to anyone.
+                record.set_decoy();
+                return Err(Refusal::Decoy);
+            }
+        }
+        let head = CallHead { headers: &parts.headers, method: &parts.method, raw_path: parts.uri.path() };
+        let claims = self.authenticate(&head, route, matched.as_ref(), record, answer).await?;
+        let Some(m) = matched else {
+            if let Some(claims) = &claims {
+                scope_phase(route, &parts.method, &path, claims)?;
+            }
+            self.admission(claims.as_ref(), peer, self.apis.route_limits(route), answer).await?;
+            return Ok(Verdict { route: route.index(), body, sensitive: None });
+        };
+        security_phase(m.operation, claims.as_ref())?;
+        let bytes = read_body(&parts.headers, body, self.max_body_bytes).await?;
+        self.rules(&m, parts, &path, &bytes, claims.as_ref(), peer, answer.scheme)?;
+        self.admission(claims.as_ref(), peer, Some(&m.runtime.limits), answer).await?;
+        validate_phase(m.operation, &m.params, parts.uri.query(), &parts.headers, &bytes)?;
+        let sensitive = m.runtime.policy.sensitive.clone();
+        Ok(Verdict { route: route.index(), body: Body::from(bytes), sensitive })
+    }
+
+    /// Token, revocation and DPoP, on routes that take Argus tokens. An operation that allows anonymous calls
+    /// needs no token, but one that comes is checked like any other.
+    async fn authenticate(
         &self,
         head: &CallHead<'_>,
         route: &Route,
-        path: &str,
+        matched: Option<&Matched<'_, '_>>,
         record: &mut CallRecord,
         answer: &mut Answer,
+    ) -> Result<Option<AccessClaims>, Refusal> {
+        if route.auth() != AuthMode::Argus {
+            return Ok(None);
+        }
+        let anonymous_ok = matched.is_some_and(|m| m.operation.allows_anonymous());
+        if anonymous_ok && !head.headers.contains_key(header::AUTHORIZATION) {
+            return Ok(None);
+        }
+        self.authorize(head, record, answer).await.map(Some)
+    }
+
+    /// Scopes are checked; now the operation's own rule and step-up requirement.
+    #[allow(clippy::too_many_arguments)]
+    fn rules(
+        &self,
+        m: &Matched<'_, '_>,
+        parts: &http::request::Parts,
+        path: &str,
+        body: &[u8],
+        claims: Option<&AccessClaims>,
+        peer: Option<IpAddr>,
+        scheme: TokenScheme,
     ) -> Result<(), Refusal> {
+        if let Some(rule) = &m.runtime.policy.rule {
+            let data = RuleData {
+                claims: claims
+                    .filter(|_| rule.reads(Root::Token))
+                    .and_then(|c| serde_json::to_value(c).ok())
+                    .and_then(|v| if let serde_json::Value::Object(map) = v { Some(map) } else { None }),
+                params: rule_params(&m.params),
+                headers: if rule.reads(Root::Headers) { text_headers(&parts.headers) } else { Vec::new() },
+                body: if rule.reads(Root::Body) { serde_json::from_slice(body).ok() } else { None },
+            };
+            let input = RuleInput {
+                claims: data.claims.as_ref(),
+                params: Some(&data.params),
+                query: None,
+                headers: &data.headers,
+                body: data.body.as_ref(),
+                method: parts.method.as_str(),
+                path,
+                ip: peer,
+            };
+            rule_phase(m.runtime, &input)?;
+        }
+        step_up_phase(m.runtime.policy.step_up.as_ref(), claims, scheme, self.clock.now())
+    }
+
+    /// Block list, then rate limit: whether this caller may be served at all right now.
+    async fn admission(
+        &self,
+        claims: Option<&AccessClaims>,
+        peer: Option<IpAddr>,
+        limits: Option<&argus_policy::ratelimit::LimitSet>,
+        answer: &mut Answer,
+    ) -> Result<(), Refusal> {
+        block_phase(&self.revocations, &block_keys(claims, peer)).await?;
+        match limits {
+            Some(limits) => {
+                rate_limit_phase(&self.limiter, limits, claims, peer, self.clock.now(), &mut answer.rate).await
+            }
+            None => Ok(()),
+        }
+    }
+
+    /// Token, revocation and DPoP for a call that presents (or must present) a token.
+    async fn authorize(
+        &self,
+        head: &CallHead<'_>,
+        record: &mut CallRecord,
+        answer: &mut Answer,
+    ) -> Result<AccessClaims, Refusal> {
         let (scheme, token) = presented_token(head.headers)?;
         answer.scheme = scheme;
         let now = self.clock.now();
@@ -140,6 +323,6 @@ impl Gate {
             answer.dpop_nonce = self.dpop.current_nonce(now.as_secs());
         }
         answer.dpop_nonce = dpop?;
-        scope_phase(route, head.method, path, &claims)
+        Ok(claims)
     }
 }

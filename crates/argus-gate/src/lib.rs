@@ -10,19 +10,29 @@
 //! 4. **DPoP** (`dpop`): a token bound to a key (`cnf.jkt`) needs the `DPoP` scheme and a fresh, single-use proof
 //!    of that key for this request (RFC 9449), with server nonces when configured; other tokens need `Bearer`;
 //! 5. **scopes** (`phases`): the route's first matching rule;
-//! 6. **proxy** (`proxy`): a keep-alive pool to the upstream, hop-by-hop headers stripped, forwarding headers set,
+//! 6. **block list, rate limit** (`operation_phases`): blocks from the control channel; GCRA limits per token,
+//!    user, client and address, with `RateLimit` / `RateLimit-Policy` headers and 429 + `Retry-After`;
+//! 7. **proxy** (`proxy`): a keep-alive pool to the upstream, hop-by-hop headers stripped, forwarding headers set,
 //!    bodies streamed and the request body limited;
-//! 7. **emit** (`emit`): one `ApiCall` event per call, allowed or refused, after the response body is sent.
+//! 8. **emit** (`emit`): one `ApiCall` event per call, allowed or refused, after the response body is sent.
+//!
+//! A route with an `openapi` spec (`api`, `operation_phases`) runs the API's own description: after the route,
+//! the **operation** is matched (404 / 405 with `Allow`; a decoy answers 404 and is flagged in the event); the
+//! scopes come from the operation's `security`, then its `x-argus-rule` (CEL) and `x-argus-step-up` (RFC 9470)
+//! apply; after block list and rate limit, the whole request is **validated** before the (buffered) body is
+//! proxied.
 //!
 //! Every refusal is one [`Refusal`], which alone decides status, RFC 9457 problem `type`, `WWW-Authenticate` and
 //! the event's `reason`. Challenges answer in the scheme the token came with (`Bearer` or `DPoP`).
 #![forbid(unsafe_code)]
 
+mod api;
 mod config;
 mod dpop;
 mod emit;
 mod gate;
 mod jwks;
+mod operation_phases;
 mod phases;
 mod proxy;
 mod refusal;
@@ -31,15 +41,19 @@ mod revocation;
 use std::sync::Arc;
 use std::time::Duration;
 
+pub use api::ApiError;
 pub use argus_cache::{MemoryReplayCache, ReplayCache};
-pub use argus_policy::{AuthMode, PolicyError, RouteConfig, RuleConfig};
-pub use config::{DEFAULT_LISTEN, GateConfig};
+pub use argus_policy::ratelimit::RateLimitConfig;
+pub use argus_policy::{AuthMode, PolicyError, RuleConfig};
+pub use config::{DEFAULT_LISTEN, GateConfig, RouteConfig};
 pub use refusal::{PROBLEM_TYPE_PREFIX, Refusal, TokenScheme};
 pub use revocation::RevocationSet;
 
 use argus_jose::{NonceIssuer, normalize_htu};
 use argus_policy::RouteTable;
+use argus_policy::ratelimit::RateLimiter;
 
+use crate::api::Apis;
 use crate::dpop::DpopGuard;
 use crate::gate::Gate;
 use crate::jwks::{JwksCache, http_uri};
@@ -73,6 +87,8 @@ const MIN_NONCE_SECRET_BYTES: usize = 16;
 pub enum GateError {
     #[error("gate routes: {0}")]
     Routes(#[from] PolicyError),
+    #[error(transparent)]
+    Api(#[from] Box<ApiError>),
     #[error("gate route {route:?}: upstream {url:?} {reason}")]
     Upstream { route: String, url: String, reason: &'static str },
     #[error("gate issuer {0:?} must be an absolute http:// URL (https comes with TLS support)")]
@@ -93,7 +109,7 @@ impl GateConfig {
         self.compile().map(|_| ())
     }
 
-    fn compile(&self) -> Result<(RouteTable, Vec<Upstream>), GateError> {
+    fn compile(&self) -> Result<(RouteTable, Vec<Upstream>, Apis), GateError> {
         for (key, value) in [
             ("upstream_timeout_secs", self.upstream_timeout_secs),
             ("dpop_nonce_window_secs", self.dpop_nonce_window_secs),
@@ -108,7 +124,8 @@ impl GateConfig {
         {
             return Err(GateError::PublicUrl(url.clone()));
         }
-        let table = RouteTable::new(&self.routes)?;
+        let entries: Vec<argus_policy::RouteConfig> = self.routes.iter().map(RouteConfig::table_entry).collect();
+        let table = RouteTable::new(&entries)?;
         let upstreams = table
             .routes()
             .iter()
@@ -120,7 +137,8 @@ impl GateConfig {
                 })
             })
             .collect::<Result<Vec<_>, _>>()?;
-        Ok((table, upstreams))
+        let apis = Apis::load(&self.routes, &table, &self.rate_limits, self.max_body_bytes).map_err(Box::new)?;
+        Ok((table, upstreams, apis))
     }
 }
 
@@ -135,7 +153,7 @@ pub async fn router(
     audience: &str,
     deps: GateDeps,
 ) -> Result<axum::Router, GateError> {
-    let (table, upstreams) = config.compile()?;
+    let (table, upstreams, apis) = config.compile()?;
     if audience.is_empty() {
         return Err(GateError::EmptyAudience);
     }
@@ -144,6 +162,8 @@ pub async fn router(
     let upstream_timeout = Duration::from_secs(config.upstream_timeout_secs);
     let gate = Gate {
         table,
+        apis,
+        limiter: RateLimiter::in_memory(config.rate_limits.max_keys),
         upstreams,
         issuer: issuer_url.to_owned(),
         audience: audience.to_owned(),

@@ -43,6 +43,24 @@ pub enum Refusal {
     InvalidDpopProof,
     /// The DPoP proof lacks the current server nonce (RFC 9449 §9); the answer carries one in `DPoP-Nonce`.
     UseDpopNonce,
+    /// The route's OpenAPI spec has no operation at this path.
+    NoOperation,
+    /// The path is the spec's, but not with this method; `allow` is the `Allow` header value.
+    MethodNotAllowed { allow: String },
+    /// An `x-argus-decoy` operation: answered exactly like [`Refusal::NoOperation`], but recorded as a decoy.
+    Decoy,
+    /// The operation's `x-argus-rule` denied the call; `reason` is the stable deny reason, for the event only.
+    RuleDenied { reason: &'static str },
+    /// The token's authentication does not meet the operation's `x-argus-step-up` (RFC 9470); `challenge` is the
+    /// whole `WWW-Authenticate` value, in the scheme the token came with.
+    StepUpRequired { challenge: String },
+    /// A block of the control channel covers the call's address, app, user, session or token.
+    Blocked,
+    /// A rate limit is exhausted; the answer carries `Retry-After`.
+    RateLimited { retry_after_secs: u64 },
+    /// An input does not match the operation (parameters, content type, body): 400, 413 or 415. The fields are
+    /// safe to echo (the policy core strips names of anything but identifier characters) and never carry the value.
+    InvalidInput { status: u16, location: &'static str, name: String, reason: &'static str },
 }
 
 /// The scheme a token was presented with; a refusal's challenge answers in the same scheme (RFC 9449 §7.1).
@@ -77,6 +95,9 @@ struct Spec {
 impl Refusal {
     fn spec(&self) -> Spec {
         use Challenge::{Dpop, Error, NoToken};
+        if let Some(spec) = self.policy_spec() {
+            return spec;
+        }
         let (status, slug, title, detail, challenge) = match self {
             Self::NoRoute => (StatusCode::NOT_FOUND, "no-route", "No route", "No API is served at this path.", None),
             Self::InvalidPath => (
@@ -170,8 +191,63 @@ impl Refusal {
                 "Make a new DPoP proof with the nonce of the DPoP-Nonce header.",
                 Some(Dpop { code: "use_dpop_nonce", description: "Resource server requires nonce in DPoP proof" }),
             ),
+            // Answered by `policy_spec` above.
+            _ => (StatusCode::INTERNAL_SERVER_ERROR, "internal", "Internal error", "Internal error.", None),
         };
         Spec { status, slug, title, detail, challenge }
+    }
+
+    /// The refusals of the OpenAPI and policy phases.
+    fn policy_spec(&self) -> Option<Spec> {
+        let (status, slug, title, detail) = match self {
+            // A decoy must be indistinguishable from an absent operation.
+            Self::NoOperation | Self::Decoy => {
+                (StatusCode::NOT_FOUND, "no-operation", "No such operation", "This API has no operation at this path.")
+            }
+            Self::MethodNotAllowed { .. } => (
+                StatusCode::METHOD_NOT_ALLOWED,
+                "method-not-allowed",
+                "Method not allowed",
+                "This path does not support this method; the Allow header lists those it does.",
+            ),
+            Self::RuleDenied { .. } => (
+                StatusCode::FORBIDDEN,
+                "rule-denied",
+                "Access denied",
+                "The access rule of this operation denies the call.",
+            ),
+            Self::StepUpRequired { .. } => (
+                StatusCode::UNAUTHORIZED,
+                "step-up-required",
+                "Stronger authentication required",
+                "This operation needs a token from a stronger or more recent authentication (see WWW-Authenticate).",
+            ),
+            Self::Blocked => (StatusCode::FORBIDDEN, "blocked", "Blocked", "Calls from this client are blocked."),
+            Self::RateLimited { .. } => (
+                StatusCode::TOO_MANY_REQUESTS,
+                "rate-limited",
+                "Too many requests",
+                "A rate limit is exhausted; retry after the number of seconds in Retry-After.",
+            ),
+            Self::InvalidInput { status, .. } => (
+                StatusCode::from_u16(*status).unwrap_or(StatusCode::BAD_REQUEST),
+                "invalid-request",
+                "Invalid request",
+                "The request does not match the API's description; see invalid_params.",
+            ),
+            _ => return None,
+        };
+        Some(Spec { status, slug, title, detail, challenge: None })
+    }
+
+    /// What the call's event records as `reason`: the problem slug, except where the caller must not learn the
+    /// real reason (a decoy) or the event deserves more detail than the caller gets (which rule outcome).
+    pub fn event_reason(&self) -> &'static str {
+        match self {
+            Self::Decoy => "decoy",
+            Self::RuleDenied { reason } => reason,
+            other => other.slug(),
+        }
     }
 
     /// The HTTP status of the answer.
@@ -192,6 +268,9 @@ impl Refusal {
     /// The `WWW-Authenticate` challenges (one header field each) for refusals about the token, in the scheme the
     /// token was presented with. DPoP challenges name the accepted proof algorithms (RFC 9449 §7.1).
     pub fn www_authenticate(&self, scheme: TokenScheme) -> Vec<String> {
+        if let Self::StepUpRequired { challenge } = self {
+            return vec![challenge.clone()];
+        }
         let Some(challenge) = self.spec().challenge else { return Vec::new() };
         let (scheme, code, description) = match challenge {
             Challenge::NoToken => return vec![r#"Bearer realm="argus""#.to_owned(), dpop_challenge("")],
@@ -212,18 +291,33 @@ impl Refusal {
     /// The RFC 9457 `application/problem+json` answer, challenging in the scheme the token came with.
     pub fn to_response(&self, request_id: &str, scheme: TokenScheme) -> Response {
         let spec = self.spec();
-        let body = serde_json::json!({
+        let mut body = serde_json::json!({
             "type": self.problem_type(),
             "title": spec.title,
             "status": spec.status.as_u16(),
             "detail": spec.detail,
             "request_id": request_id,
         });
+        if let Self::InvalidInput { location, name, reason, .. } = self {
+            // RFC 9457 §3 example extension: where and why, never the value itself.
+            body["invalid_params"] = serde_json::json!([{ "in": location, "name": name, "reason": reason }]);
+        }
         let mut response = Response::new(Body::from(body.to_string()));
         *response.status_mut() = spec.status;
         let headers = response.headers_mut();
         headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/problem+json"));
         headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+        match self {
+            Self::MethodNotAllowed { allow } => {
+                if let Ok(value) = HeaderValue::from_str(allow) {
+                    headers.insert(header::ALLOW, value);
+                }
+            }
+            Self::RateLimited { retry_after_secs } => {
+                headers.insert(header::RETRY_AFTER, HeaderValue::from(*retry_after_secs));
+            }
+            _ => {}
+        }
         for challenge in self.www_authenticate(scheme) {
             if let Ok(value) = HeaderValue::from_str(&challenge) {
                 headers.append(header::WWW_AUTHENTICATE, value);

@@ -1,4 +1,5 @@
 //! The revocation set: what the control channel says is revoked, indexed for a constant-time check per request.
+//! The same task applies the channel's blocks to the gate's block list.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -7,6 +8,7 @@ use std::time::Duration;
 
 use argus_bus::{ControlChannel, Received, Subscriber};
 use argus_model::{Clock, ControlMessage, Revocation, RevocationScope, Timestamp, TokenKeys};
+use argus_policy::blocklist::{BlockKeys, BlockKind, BlockList};
 use tokio::sync::Notify;
 
 /// How often expired entries are dropped even when no message arrives.
@@ -102,9 +104,10 @@ impl RevocationSet {
     }
 }
 
-/// The gate's live revocation set, fed by a task subscribed to the control channel.
+/// The gate's live revocation set and block list, fed by a task subscribed to the control channel.
 pub(crate) struct Revocations {
     set: RwLock<RevocationSet>,
+    blocks: RwLock<BlockList>,
     control: ControlChannel,
     /// `control.published()` when the gate subscribed: messages counted before are none of its business.
     published_before: u64,
@@ -131,6 +134,7 @@ impl Revocations {
         }
         let this = Arc::new(Self {
             set: RwLock::new(set),
+            blocks: RwLock::new(BlockList::new()),
             control,
             published_before,
             applied: AtomicU64::new(0),
@@ -145,6 +149,14 @@ impl Revocations {
     pub(crate) async fn covers(&self, token: &TokenKeys<'_>) -> bool {
         self.catch_up().await;
         self.set.read().unwrap_or_else(PoisonError::into_inner).covers(token)
+    }
+
+    /// The kind of the live block covering a call with these keys, after applying every block published before
+    /// this call.
+    pub(crate) async fn blocked(&self, keys: &BlockKeys<'_>) -> Option<BlockKind> {
+        self.catch_up().await;
+        let now = self.clock.now();
+        self.blocks.read().unwrap_or_else(PoisonError::into_inner).check(keys, now).map(|hit| hit.kind)
     }
 
     /// Read-your-writes across the channel: a revocation whose `publish` returned before this request arrived
@@ -179,8 +191,13 @@ impl Revocations {
                 self.set.write().unwrap_or_else(PoisonError::into_inner).insert(revocation.clone(), now);
                 tracing::debug!(id = %revocation.id, "revocation applied");
             }
-            // Blocks are enforced by a later phase (issue: block list); nothing to do yet.
-            ControlMessage::Block(_) => {}
+            ControlMessage::Block(block) => {
+                let now = self.clock.now();
+                match self.blocks.write().unwrap_or_else(PoisonError::into_inner).apply(block, now) {
+                    Ok(_) => tracing::debug!(id = %block.id, "block applied"),
+                    Err(error) => tracing::warn!(%error, "block refused"),
+                }
+            }
         }
     }
 
@@ -192,6 +209,7 @@ impl Revocations {
     fn prune(&self) {
         let now = self.clock.now();
         self.set.write().unwrap_or_else(PoisonError::into_inner).prune(now);
+        self.blocks.write().unwrap_or_else(PoisonError::into_inner).prune(now);
     }
 }
 

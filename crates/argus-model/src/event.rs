@@ -140,6 +140,18 @@ pub struct ApiCall {
     pub bytes_out: u64,
     /// Total time spent in the gate, including the upstream, in microseconds.
     pub latency_us: u64,
+    /// The OpenAPI path template of the operation (e.g. `/accounts/{id}`), when known.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub path_template: Option<String>,
+    /// The object ids the call names: its path parameters, `(name, value)` in template order, values cut short.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub object_ids: Vec<(String, String)>,
+    /// How many records an `x-argus-sensitive` operation returned, when the gate could count them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub records: Option<u64>,
+    /// The call hit an `x-argus-decoy` operation, which no legitimate client calls: high severity.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub decoy: bool,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -246,6 +258,10 @@ mod tests {
                 bytes_in: 0,
                 bytes_out: 42,
                 latency_us: 900,
+                path_template: None,
+                object_ids: Vec::new(),
+                records: None,
+                decoy: false,
             }),
         };
         let json = serde_json::to_value(&ev).unwrap();

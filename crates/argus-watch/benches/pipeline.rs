@@ -118,6 +118,10 @@ fn api_call(time: Timestamp, rng: &mut Lcg) -> Event {
             bytes_in: 0,
             bytes_out: 300 + rng.below(4_000),
             latency_us: 400 + rng.below(2_000),
+            path_template: None,
+            object_ids: Vec::new(),
+            records: None,
+            decoy: false,
         }),
     )
 }

@@ -42,8 +42,10 @@ impl AuditSink {
             if attempt == 1 {
                 tracing::warn!(%error, "audit append failed: reloading the chain head and retrying once");
             } else {
-                self.stats.audit_failures(events.len() as u64);
-                tracing::error!(%error, events = events.len(), first_event_id = %first.id, "audit append failed");
+                // Events that did not even serialise were counted already.
+                let failed = records.as_ref().map_or(events.len(), Vec::len);
+                self.stats.audit_failures(failed as u64);
+                tracing::error!(%error, events = failed, first_event_id = %first.id, "audit append failed");
             }
         }
     }
@@ -55,14 +57,13 @@ impl AuditSink {
         events: &[Arc<Event>],
         records: &mut Option<Vec<AuditRecord>>,
     ) -> Result<(), WatchStoreError> {
-        let stats = self.stats.clone();
         let mut linker = self.linker().await?;
         let records = match records {
             Some(earlier) => {
                 relink_all(&mut linker, earlier);
                 earlier
             }
-            None => records.insert(link_all(&mut linker, events, &stats)),
+            None => records.insert(link_all(&mut linker, events, &self.stats)),
         };
         let BatchAppended { appended, duplicates, head } = self.store.append_batch(records).await?;
         self.linker = Some(ChainLinker::after(head));

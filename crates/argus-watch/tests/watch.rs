@@ -271,6 +271,10 @@ fn api_call(ms_after: i64, n: usize) -> Event {
             bytes_in: 0,
             bytes_out: 512,
             latency_us: 800,
+            path_template: None,
+            object_ids: Vec::new(),
+            records: None,
+            decoy: false,
         }),
     )
 }

@@ -130,7 +130,8 @@ pub async fn start(mut config: Config, opts: UpOptions) -> anyhow::Result<Runnin
             let demo_url = format!("http://{}", l.local_addr()?);
             let info = demo::provision(&store, &demo_url, opts.demo_password.clone(), clock.now()).await?;
             if config.gate.routes.is_empty() {
-                config.gate.routes = demo::gate_routes(&demo_url)?;
+                let openapi = demo::write_openapi(&opts.data_dir)?;
+                config.gate.routes = demo::gate_routes(&demo_url, &openapi)?;
             }
             Some(info)
         }

@@ -56,7 +56,13 @@ impl Config {
     /// Read and parse a configuration file.
     pub fn load(path: &Path) -> anyhow::Result<Self> {
         let text = std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
-        Self::parse(&text, &path.display().to_string())
+        let origin = path.display().to_string();
+        let mut config: Self =
+            toml::from_str(&text).map_err(|e| anyhow::anyhow!("{origin}: {}", e.to_string().trim_end()))?;
+        // Files the configuration names (OpenAPI specs) are relative to its folder, not to the working directory.
+        config.gate.resolve_paths(path.parent().unwrap_or(Path::new(".")));
+        config.validate().with_context(|| format!("{origin}: invalid configuration"))?;
+        Ok(config)
     }
 
     /// Checks serde cannot express: URLs that must parse, listeners that must not collide.

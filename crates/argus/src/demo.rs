@@ -63,8 +63,18 @@ fn demo_client() -> ClientRegistration {
     }
 }
 
-/// The gate routes for the demo API at `demo_url`, from `demo.toml`.
-pub fn gate_routes(demo_url: &str) -> anyhow::Result<Vec<RouteConfig>> {
+/// The file name, in the data directory, of the demo API's OpenAPI description the gate loads.
+pub const DEMO_OPENAPI_FILE: &str = "demo-openapi.yaml";
+
+/// Write the demo API's OpenAPI description into `data_dir` for the gate; returns its path.
+pub fn write_openapi(data_dir: &std::path::Path) -> anyhow::Result<std::path::PathBuf> {
+    let path = data_dir.join(DEMO_OPENAPI_FILE);
+    std::fs::write(&path, argus_demo::OPENAPI_YAML).with_context(|| format!("cannot write {}", path.display()))?;
+    Ok(path)
+}
+
+/// The gate routes for the demo API at `demo_url`, described by the spec at `openapi`, from `demo.toml`.
+pub fn gate_routes(demo_url: &str, openapi: &std::path::Path) -> anyhow::Result<Vec<RouteConfig>> {
     #[derive(Deserialize)]
     #[serde(deny_unknown_fields)]
     struct File {
@@ -75,7 +85,9 @@ pub fn gate_routes(demo_url: &str) -> anyhow::Result<Vec<RouteConfig>> {
     struct Gate {
         routes: Vec<RouteConfig>,
     }
-    let text = include_str!("demo.toml").replace("{demo_url}", demo_url);
+    // A TOML basic string: escape what it cannot hold as is (Windows paths, quotes).
+    let openapi = openapi.display().to_string().replace('\\', "\\\\").replace('"', "\\\"");
+    let text = include_str!("demo.toml").replace("{demo_url}", demo_url).replace("{openapi}", &openapi);
     let file: File = toml::from_str(&text).context("demo.toml")?;
     Ok(file.gate.routes)
 }
@@ -86,8 +98,10 @@ mod tests {
 
     #[test]
     fn demo_routes_parse() {
-        let routes = gate_routes("http://127.0.0.1:7401").unwrap();
+        let routes = gate_routes("http://127.0.0.1:7401", std::path::Path::new("/data/demo-openapi.yaml")).unwrap();
         assert_eq!(routes.len(), 1);
         assert_eq!(routes[0].upstream, "http://127.0.0.1:7401");
+        assert_eq!(routes[0].openapi.as_deref(), Some(std::path::Path::new("/data/demo-openapi.yaml")));
+        assert!(routes[0].require.is_empty() && routes[0].strict);
     }
 }

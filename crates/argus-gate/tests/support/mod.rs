@@ -54,6 +54,7 @@ pub fn routes(upstream: &str) -> Vec<RouteConfig> {
                     scopes: vec!["transfers:write".into()],
                 },
             ],
+            ..RouteConfig::default()
         },
         RouteConfig {
             name: "public".into(),
@@ -61,6 +62,7 @@ pub fn routes(upstream: &str) -> Vec<RouteConfig> {
             upstream: upstream.into(),
             auth: AuthMode::None,
             require: vec![],
+            ..RouteConfig::default()
         },
     ]
 }
