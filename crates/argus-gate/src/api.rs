@@ -30,10 +30,6 @@ pub enum ApiError {
     RateLimits(#[from] UnknownRoute),
 }
 
-/// `x-argus-*` extensions that document and enforce nothing (the demo spec's `x-argus-note`). The policy core
-/// refuses unknown `x-argus-*` names so that a misspelt rule cannot vanish; these are known, and skipped.
-const DOCUMENTATION_EXTENSIONS: [&str; 1] = ["x-argus-note"];
-
 /// What one operation asks of each call, besides its validation (which the [`Operation`] does).
 #[derive(Debug)]
 pub(crate) struct OperationRuntime {
@@ -129,11 +125,10 @@ fn load_route_api(
         .operations()
         .iter()
         .map(|op| {
-            let enforced = op.extensions.iter().filter(|(k, _)| !DOCUMENTATION_EXTENSIONS.contains(&k.as_str()));
-            let policy =
-                OperationPolicy::from_extensions(engine, &op.id, enforced.map(|(k, v)| (k.as_str(), v))).map_err(
-                    |error| ApiError::Extension { route: route_name(), file: file_name(), error: Box::new(error) },
-                )?;
+            let extensions = op.extensions.iter().map(|(k, v)| (k.as_str(), v));
+            let policy = OperationPolicy::from_extensions(engine, &op.id, extensions).map_err(|error| {
+                ApiError::Extension { route: route_name(), file: file_name(), error: Box::new(error) }
+            })?;
             let limits = rate_limits.resolve(route.name(), Some(&op.id), &policy.rate_limit);
             Ok(OperationRuntime { policy, limits })
         })

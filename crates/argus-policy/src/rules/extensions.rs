@@ -7,6 +7,7 @@
 //! | `x-argus-decoy` | `true`: never proxied, every call raises a high-severity event |
 //! | `x-argus-sensitive` | `true`, or `{records: "/json/pointer/to/array"}`: responses whose record count feeds the exfiltration features |
 //! | `x-argus-rate-limit` | `{per_ip, per_user, per_client, per_token}`, each `"N/unit"`, `"N/unit burst B"` or `"off"` |
+//! | `x-argus-note` | free text for people (why an operation is as it is); enforces nothing |
 //!
 //! Any other `x-argus-` name is a load error: a misspelt `x-argus-rul` must not silently drop a rule.
 
@@ -36,7 +37,7 @@ pub enum ExtensionError {
     #[error("operation {operation:?}: x-argus-rate-limit: {message}")]
     RateLimit { operation: String, message: String },
     #[error(
-        "operation {operation:?}: unknown extension {name:?} (known: x-argus-rule, x-argus-step-up, x-argus-decoy, x-argus-sensitive, x-argus-rate-limit)"
+        "operation {operation:?}: unknown extension {name:?} (known: x-argus-rule, x-argus-step-up, x-argus-decoy, x-argus-sensitive, x-argus-rate-limit, x-argus-note)"
     )]
     Unknown { operation: String, name: String },
 }
@@ -121,6 +122,8 @@ impl OperationPolicy {
                     policy.rate_limit = LimitOverrides::deserialize_value(value)
                         .map_err(|message| ExtensionError::RateLimit { operation: op(), message })?;
                 }
+                // Documentation for people (e.g. why an operation is deliberately open); enforces nothing.
+                "note" => {}
                 _ => return Err(ExtensionError::Unknown { operation: op(), name: name.to_owned() }),
             }
         }
