@@ -16,6 +16,10 @@ use sqlx::sqlite::SqliteRow;
 
 use crate::{Store, StoreError};
 
+mod rotation;
+
+pub(crate) use rotation::RotationQueue;
+
 impl From<StoreError> for StorageError {
     fn from(e: StoreError) -> Self {
         StorageError(e.to_string())
@@ -208,16 +212,6 @@ fn revocation_from_row(row: &SqliteRow) -> Result<Revocation, StorageError> {
 const INSERT_REFRESH: &str = "INSERT INTO refresh_tokens (token_hash, family_id, client_id, sub, sid, scope, auth_time, \
      created_at, expires_at, consumed_at, access_jti, access_expires_at) \
      VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, NULL, $10, $11)";
-
-/// A rotation in one statement, so in one implicit transaction and one round trip: the successor is inserted only
-/// while its predecessor (`$12`) is unconsumed, of the same family and that family unrevoked, and the trigger
-/// `refresh_tokens_consume_predecessor` (migration 0006) consumes the predecessor as the row goes in. The changed
-/// row count is the successor's alone (SQLite does not count a trigger's changes): 1 rotated, 0 not.
-const ROTATE_REFRESH: &str = "INSERT INTO refresh_tokens (token_hash, family_id, client_id, sub, sid, scope, auth_time, \
-     created_at, expires_at, consumed_at, access_jti, access_expires_at, rotated_from) \
-     SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, NULL, $10, $11, t.token_hash \
-     FROM refresh_tokens t JOIN refresh_families f ON f.family_id = t.family_id \
-     WHERE t.token_hash = $12 AND t.consumed_at IS NULL AND t.family_id = $2 AND f.revoked_at IS NULL";
 
 async fn insert_refresh<'c, E>(executor: E, t: &RefreshToken) -> Result<(), StorageError>
 where
@@ -564,7 +558,7 @@ impl IssuerStore for Store {
         access: &IssuedAccess,
         first: Option<&RefreshToken>,
     ) -> Result<RedeemOutcome, StorageError> {
-        let mut tx = self.writer.begin().await.map_err(db)?;
+        let mut tx = self.pool.begin().await.map_err(db)?;
         // The write comes first so the transaction holds the write lock from its first statement on.
         let used = sqlx::query(
             "UPDATE authorization_codes SET used_at = $1, family_id = $2, access_jti = $3, access_expires_at = $4 \
@@ -621,24 +615,7 @@ impl IssuerStore for Store {
         now: Timestamp,
         next: &RefreshToken,
     ) -> Result<RotateOutcome, StorageError> {
-        // The trigger of migration 0006 consumes the predecessor at the successor's creation time: `now`.
-        let inserted = sqlx::query(ROTATE_REFRESH)
-            .bind(&next.token_hash)
-            .bind(&next.family_id)
-            .bind(&next.client_id)
-            .bind(&next.sub)
-            .bind(&next.sid)
-            .bind(&next.scope)
-            .bind(next.auth_time.map(Timestamp::as_millis))
-            .bind(now.as_millis())
-            .bind(next.expires_at.as_millis())
-            .bind(&next.access.jti)
-            .bind(next.access.expires_at.as_millis())
-            .bind(old_hash)
-            .execute(&self.writer)
-            .await
-            .map_err(db)?;
-        Ok(if inserted.rows_affected() == 1 { RotateOutcome::Rotated } else { RotateOutcome::NotRotatable })
+        self.rotations.rotate(old_hash, now, next).await
     }
 
     async fn revoke_family(&self, family_id: &str, now: Timestamp) -> Result<Vec<IssuedAccess>, StorageError> {

@@ -27,14 +27,18 @@ pub enum StoreError {
     Corrupt(String),
 }
 
-/// The database, cheap to clone (two pools).
+/// The database, cheap to clone (a pool, and the queue of refresh-token rotations).
 #[derive(Clone, Debug)]
 pub struct Store {
-    /// Connections for reads (and, for now, the writes of the admin and watch modules).
     pool: SqlitePool,
-    /// The one connection the issuer's writes go through.
-    writer: SqlitePool,
+    /// Rotations are written in batches: see `issuer::rotation`.
+    rotations: issuer::RotationQueue,
 }
+
+/// Connections of the pool of a database file. Each SQLite connection of sqlx runs on its own thread, and every
+/// commit empties the page cache of every other connection: on a small machine a few connections serve as many
+/// requests as many do (see bench/README.md).
+const MAX_CONNECTIONS: u32 = 8;
 
 /// The file name of the SQLite database inside the data directory.
 pub const SQLITE_FILE: &str = "argus.db";
@@ -54,26 +58,18 @@ impl Store {
 
     async fn open_with(opts: SqliteConnectOptions) -> Result<Self, StoreError> {
         let in_memory = opts.get_filename().to_string_lossy().contains(":memory:");
-        let env = |k: &str, d: u32| std::env::var(k).ok().and_then(|v| v.parse().ok()).unwrap_or(d);
-        let mut opts = opts
+        let opts = opts
             .create_if_missing(true)
             .journal_mode(SqliteJournalMode::Wal)
             .synchronous(SqliteSynchronous::Normal)
             .foreign_keys(true)
             .busy_timeout(Duration::from_secs(5));
-        if env("ARGUS_TMP_PRAGMAS", 0) == 1 {
-            opts = opts.pragma("mmap_size", "268435456").pragma("cache_size", "-16384").pragma("temp_store", "memory");
-        }
         // An in-memory database exists per connection: keep exactly one.
-        let max = if in_memory { 1 } else { env("ARGUS_TMP_READERS", 8) };
-        let pool = SqlitePoolOptions::new().max_connections(max).min_connections(1).connect_with(opts.clone()).await?;
+        let max = if in_memory { 1 } else { MAX_CONNECTIONS };
+        let pool = SqlitePoolOptions::new().max_connections(max).min_connections(1).connect_with(opts).await?;
         sqlx::migrate!("./migrations").run(&pool).await?;
-        let writer = if in_memory || env("ARGUS_TMP_WRITER", 0) == 0 {
-            pool.clone()
-        } else {
-            SqlitePoolOptions::new().max_connections(1).min_connections(1).connect_with(opts).await?
-        };
-        Ok(Self { pool, writer })
+        let rotations = issuer::RotationQueue::start(pool.clone());
+        Ok(Self { pool, rotations })
     }
 
     /// A private database in memory, for tests.

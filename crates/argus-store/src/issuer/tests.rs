@@ -5,6 +5,7 @@ use argus_oauth::{
     TokenEndpointAuthMethod,
 };
 
+use super::rotation;
 use crate::Store;
 
 fn t(s: i64) -> Timestamp {
@@ -401,4 +402,78 @@ async fn concurrent_rotations_of_one_token_yield_one_successor() {
         .await
         .unwrap();
     assert_eq!(successors, 1);
+}
+
+/// Families `f1`..`f5` (from codes `c1`..`c5`), each with its first token `r1`..`r5`.
+async fn five_families() -> Store {
+    let s = Store::in_memory().await.unwrap();
+    for i in 1..=5 {
+        s.insert_code(&code(&format!("c{i}"))).await.unwrap();
+        let first = refresh(&format!("r{i}"), &format!("f{i}"), &format!("j{i}"), 20);
+        s.redeem_code(&format!("c{i}"), t(20), &first.access, Some(&first)).await.unwrap();
+    }
+    s
+}
+
+#[tokio::test]
+async fn a_batch_of_rotations_answers_each_by_its_own_predecessor() {
+    use RotateOutcome::{NotRotatable, Rotated};
+    let s = five_families().await;
+    s.rotate_refresh("r2", t(25), &refresh("r2-next", "f2", "j", 25)).await.unwrap();
+    s.revoke_family("f3", t(25)).await.unwrap();
+    let batch = vec![
+        ("r1", t(30), refresh("n1", "f1", "k1", 30)),
+        ("r1", t(30), refresh("n1-again", "f1", "k1b", 30)), // the same token twice in one batch
+        ("r2", t(30), refresh("n2", "f2", "k2", 30)),        // rotated before
+        ("r3", t(30), refresh("n3", "f3", "k3", 30)),        // family revoked
+        ("r4", t(30), refresh("n4", "f9", "k4", 30)),        // not its family
+        ("missing", t(30), refresh("n6", "f5", "k6", 30)),   // no such token
+        ("r5", t(31), refresh("n5", "f5", "k5", 31)),
+    ];
+    let outcomes: Vec<_> = rotation::write_together(s.pool(), batch).await.into_iter().map(Result::unwrap).collect();
+    assert_eq!(outcomes, [Rotated, NotRotatable, NotRotatable, NotRotatable, NotRotatable, NotRotatable, Rotated]);
+    let stored = |h: &'static str| {
+        let s = s.clone();
+        async move { s.refresh_token(h).await.unwrap() }
+    };
+    assert_eq!(stored("r1").await.unwrap().consumed_at, Some(t(30)));
+    assert_eq!(stored("r5").await.unwrap().consumed_at, Some(t(31)), "each at its own time");
+    assert_eq!(stored("n5").await, Some(refresh("n5", "f5", "k5", 31)));
+    for (h, why) in [("n1-again", "duplicate"), ("n2", "rotated"), ("n3", "revoked"), ("n4", "family"), ("n6", "none")]
+    {
+        assert!(stored(h).await.is_none(), "{why}");
+    }
+    assert_eq!(stored("r4").await.unwrap().consumed_at, None, "a refused rotation consumes nothing");
+}
+
+#[tokio::test]
+async fn a_failing_batch_is_written_one_rotation_at_a_time() {
+    use RotateOutcome::Rotated;
+    let s = five_families().await;
+    // Two successors with one hash: the batch statement fails on the primary key, so each is tried alone.
+    let batch = vec![
+        ("r1", t(30), refresh("same", "f1", "k1", 30)),
+        ("r2", t(30), refresh("same", "f2", "k2", 30)),
+        ("r3", t(30), refresh("n3", "f3", "k3", 30)),
+    ];
+    let outcomes = rotation::write_together(s.pool(), batch).await;
+    assert_eq!(outcomes[0].as_ref().ok(), Some(&Rotated));
+    assert!(outcomes[1].is_err(), "the clash is the second one's alone");
+    assert_eq!(outcomes[2].as_ref().ok(), Some(&Rotated));
+    assert_eq!(s.refresh_token("r2").await.unwrap().unwrap().consumed_at, None, "its predecessor is untouched");
+}
+
+#[tokio::test]
+async fn the_batch_statement_finds_predecessors_by_index() {
+    let s = five_families().await;
+    let sql = format!("EXPLAIN QUERY PLAN {}", rotation::batch_sql(3));
+    let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
+    for _ in 0..36 {
+        q = q.bind("x");
+    }
+    let plan: Vec<String> =
+        q.fetch_all(s.pool()).await.unwrap().iter().map(|r| sqlx::Row::get::<String, _>(r, "detail")).collect();
+    // The VALUES list is walked; both tables are searched by key, never scanned.
+    assert!(plan.iter().all(|d| d.starts_with("SEARCH") || d.ends_with("VALUES CLAUSE")), "{plan:?}");
+    assert!(plan.iter().any(|d| d.starts_with("SEARCH t USING INDEX")), "{plan:?}");
 }
