@@ -16,9 +16,23 @@ use sqlx::sqlite::SqliteRow;
 
 use crate::{Store, StoreError};
 
+mod batch;
+mod lookup;
 mod rotation;
 
-pub(crate) use rotation::RotationQueue;
+/// The batching queues of the refresh hot path ([`batch`]).
+#[derive(Clone, Debug)]
+pub(crate) struct RefreshQueues {
+    lookups: batch::Queue<lookup::Lookups>,
+    rotations: batch::Queue<rotation::Rotations>,
+}
+
+impl RefreshQueues {
+    /// Start the batching tasks on the current tokio runtime.
+    pub fn start(pool: &sqlx::SqlitePool) -> Self {
+        Self { lookups: batch::Queue::start(pool.clone()), rotations: batch::Queue::start(pool.clone()) }
+    }
+}
 
 impl From<StoreError> for StorageError {
     fn from(e: StoreError) -> Self {
@@ -597,16 +611,7 @@ impl IssuerStore for Store {
     }
 
     async fn refresh_token(&self, token_hash: &str) -> Result<Option<RefreshToken>, StorageError> {
-        let row = sqlx::query(
-            "SELECT t.*, f.revoked_at, f.expires_at AS family_expires_at, f.jkt AS family_jkt, \
-             f.device_id AS family_device \
-             FROM refresh_tokens t JOIN refresh_families f ON f.family_id = t.family_id WHERE t.token_hash = $1",
-        )
-        .bind(token_hash)
-        .fetch_optional(&self.pool)
-        .await
-        .map_err(db)?;
-        row.as_ref().map(refresh_from_row).transpose()
+        self.refresh.lookups.call(token_hash.to_owned()).await?
     }
 
     async fn rotate_refresh(
@@ -615,7 +620,8 @@ impl IssuerStore for Store {
         now: Timestamp,
         next: &RefreshToken,
     ) -> Result<RotateOutcome, StorageError> {
-        self.rotations.rotate(old_hash, now, next).await
+        let rotation = rotation::Rotation { old_hash: old_hash.to_owned(), now, next: next.clone() };
+        self.refresh.rotations.call(rotation).await?
     }
 
     async fn revoke_family(&self, family_id: &str, now: Timestamp) -> Result<Vec<IssuedAccess>, StorageError> {

@@ -27,12 +27,12 @@ pub enum StoreError {
     Corrupt(String),
 }
 
-/// The database, cheap to clone (a pool, and the queue of refresh-token rotations).
+/// The database, cheap to clone (a pool, and the queues of the refresh hot path).
 #[derive(Clone, Debug)]
 pub struct Store {
     pool: SqlitePool,
-    /// Rotations are written in batches: see `issuer::rotation`.
-    rotations: issuer::RotationQueue,
+    /// Refresh-token lookups and rotations are done in batches: see `issuer::batch`.
+    refresh: issuer::RefreshQueues,
 }
 
 /// Connections of the pool of a database file. Each SQLite connection of sqlx runs on its own thread, and every
@@ -68,8 +68,8 @@ impl Store {
         let max = if in_memory { 1 } else { MAX_CONNECTIONS };
         let pool = SqlitePoolOptions::new().max_connections(max).min_connections(1).connect_with(opts).await?;
         sqlx::migrate!("./migrations").run(&pool).await?;
-        let rotations = issuer::RotationQueue::start(pool.clone());
-        Ok(Self { pool, rotations })
+        let refresh = issuer::RefreshQueues::start(&pool);
+        Ok(Self { pool, refresh })
     }
 
     /// A private database in memory, for tests.

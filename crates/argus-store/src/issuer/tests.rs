@@ -5,7 +5,9 @@ use argus_oauth::{
     TokenEndpointAuthMethod,
 };
 
-use super::rotation;
+use super::batch::Batch;
+use super::lookup::Lookups;
+use super::rotation::{self, Rotation, Rotations};
 use crate::Store;
 
 fn t(s: i64) -> Timestamp {
@@ -404,6 +406,15 @@ async fn concurrent_rotations_of_one_token_yield_one_successor() {
     assert_eq!(successors, 1);
 }
 
+/// Write `rotations` as one batch, as the rotation task would had they all been queued at once.
+async fn write_together(
+    s: &Store,
+    rotations: Vec<(&str, Timestamp, RefreshToken)>,
+) -> Vec<Result<RotateOutcome, argus_oauth::StorageError>> {
+    let batch = rotations.into_iter().map(|(old, now, next)| Rotation { old_hash: old.into(), now, next }).collect();
+    Rotations::run(s.pool(), batch).await
+}
+
 /// Families `f1`..`f5` (from codes `c1`..`c5`), each with its first token `r1`..`r5`.
 async fn five_families() -> Store {
     let s = Store::in_memory().await.unwrap();
@@ -430,7 +441,7 @@ async fn a_batch_of_rotations_answers_each_by_its_own_predecessor() {
         ("missing", t(30), refresh("n6", "f5", "k6", 30)),   // no such token
         ("r5", t(31), refresh("n5", "f5", "k5", 31)),
     ];
-    let outcomes: Vec<_> = rotation::write_together(s.pool(), batch).await.into_iter().map(Result::unwrap).collect();
+    let outcomes: Vec<_> = write_together(&s, batch).await.into_iter().map(Result::unwrap).collect();
     assert_eq!(outcomes, [Rotated, NotRotatable, NotRotatable, NotRotatable, NotRotatable, NotRotatable, Rotated]);
     let stored = |h: &'static str| {
         let s = s.clone();
@@ -456,7 +467,7 @@ async fn a_failing_batch_is_written_one_rotation_at_a_time() {
         ("r2", t(30), refresh("same", "f2", "k2", 30)),
         ("r3", t(30), refresh("n3", "f3", "k3", 30)),
     ];
-    let outcomes = rotation::write_together(s.pool(), batch).await;
+    let outcomes = write_together(&s, batch).await;
     assert_eq!(outcomes[0].as_ref().ok(), Some(&Rotated));
     assert!(outcomes[1].is_err(), "the clash is the second one's alone");
     assert_eq!(outcomes[2].as_ref().ok(), Some(&Rotated));
@@ -476,4 +487,18 @@ async fn the_batch_statement_finds_predecessors_by_index() {
     // The VALUES list is walked; both tables are searched by key, never scanned.
     assert!(plan.iter().all(|d| d.starts_with("SEARCH") || d.ends_with("VALUES CLAUSE")), "{plan:?}");
     assert!(plan.iter().any(|d| d.starts_with("SEARCH t USING INDEX")), "{plan:?}");
+}
+
+#[tokio::test]
+async fn a_batch_of_lookups_answers_each_by_its_own_hash() {
+    let s = five_families().await;
+    s.rotate_refresh("r2", t(25), &refresh("r2-next", "f2", "j", 25)).await.unwrap();
+    let hashes = ["r1", "missing", "r2", "r1", "r2-next"].map(str::to_owned).to_vec();
+    let found: Vec<_> = Lookups::run(s.pool(), hashes).await.into_iter().map(Result::unwrap).collect();
+    let summary: Vec<_> = found.iter().map(|t| t.as_ref().map(|t| (t.token_hash.as_str(), t.consumed_at))).collect();
+    assert_eq!(
+        summary,
+        [Some(("r1", None)), None, Some(("r2", Some(t(25)))), Some(("r1", None)), Some(("r2-next", None))]
+    );
+    assert_eq!(found[0], s.refresh_token("r1").await.unwrap(), "the same record as a lookup alone");
 }
