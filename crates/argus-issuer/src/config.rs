@@ -117,7 +117,10 @@ impl IssuerConfig {
             ));
         }
         if self.registry_cache_secs > 300 {
-            return Err(format!("issuer.registry_cache_secs must be at most 300 seconds, not {}", self.registry_cache_secs));
+            return Err(format!(
+                "issuer.registry_cache_secs must be at most 300 seconds, not {}",
+                self.registry_cache_secs
+            ));
         }
         for (name, v) in [
             ("access_token_ttl_secs", self.access_token_ttl_secs),

@@ -68,6 +68,22 @@ impl<B: Batch> Queue<B> {
     }
 }
 
+/// The number of parameter rows a statement for `n` items has: `n` rounded up to a power of two. sqlx keeps a
+/// prepared statement per SQL text (up to 100 per connection); a text per batch size would evict them all, and
+/// preparing a statement of hundreds of parameters costs more than running it. Rows beyond `n` bind NULLs, which
+/// match nothing.
+pub(crate) fn padded(n: usize) -> usize {
+    n.next_power_of_two()
+}
+
+/// `rows` parenthesised lists of `width` anonymous parameters (`(?, ?), (?, ?)`), the `VALUES` of a batch. `?`
+/// rather than `$n`: sqlx looks each parameter's name up, and SQLite finds a name by a linear search, which makes
+/// numbered parameters quadratic in their count.
+pub(crate) fn parameter_rows(rows: usize, width: usize) -> String {
+    let row = format!("({})", vec!["?"; width].join(", "));
+    vec![row; rows].join(", ")
+}
+
 fn no_answer() -> StorageError {
     StorageError("a batched statement gave no answer".into())
 }

@@ -2,13 +2,12 @@
 //! hand-off to SQLite's thread ([`super::batch`]). Every refresh starts with one.
 
 use std::collections::HashMap;
-use std::fmt::Write as _;
 
 use argus_oauth::{RefreshToken, StorageError};
 use sqlx::AssertSqlSafe;
 use sqlx::sqlite::SqlitePool;
 
-use super::batch::Batch;
+use super::batch::{Batch, padded, parameter_rows};
 use super::{db, refresh_from_row};
 
 /// Lookups by token hash, as a [`Batch`].
@@ -53,20 +52,23 @@ async fn read_one(pool: &SqlitePool, hash: &str) -> Result<Option<RefreshToken>,
     row.as_ref().map(refresh_from_row).transpose()
 }
 
+/// The statement for `n` lookups ([`padded`] parameters).
+pub(super) fn batch_sql(n: usize) -> String {
+    format!(concat!(select_refresh!(), " WHERE t.token_hash IN (VALUES {})"), parameter_rows(padded(n), 1))
+}
+
 /// The tokens found among `hashes`, by hash; a row that cannot be read is an error for its hash alone.
 async fn read_many(
     pool: &SqlitePool,
     hashes: &[String],
 ) -> Result<HashMap<String, Result<RefreshToken, StorageError>>, StorageError> {
-    let mut sql = concat!(select_refresh!(), " WHERE t.token_hash IN (").to_owned();
-    for i in 1..=hashes.len() {
-        let _ = write!(sql, "{}${i}", if i == 1 { "" } else { ", " });
-    }
-    sql.push(')');
-    // The SQL is built from parameter numbers only; every value is bound.
-    let mut query = sqlx::query(AssertSqlSafe(sql));
+    // The SQL is built from parameter counts only; every value is bound. Padding binds NULL, which matches nothing.
+    let mut query = sqlx::query(AssertSqlSafe(batch_sql(hashes.len())));
     for h in hashes {
         query = query.bind(h);
+    }
+    for _ in hashes.len()..padded(hashes.len()) {
+        query = query.bind(None::<String>);
     }
     let rows = query.fetch_all(pool).await.map_err(db)?;
     Ok(rows

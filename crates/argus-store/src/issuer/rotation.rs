@@ -9,14 +9,13 @@
 //! rotations is tried alone, so one bad row cannot fail the others.
 
 use std::collections::HashSet;
-use std::fmt::Write as _;
 
 use argus_model::Timestamp;
 use argus_oauth::{RefreshToken, RotateOutcome, StorageError};
 use sqlx::sqlite::SqlitePool;
 use sqlx::{AssertSqlSafe, Row};
 
-use super::batch::Batch;
+use super::batch::{Batch, padded, parameter_rows};
 use super::db;
 
 /// One rotation: consume `old_hash` at `now`, store `next`.
@@ -71,27 +70,20 @@ fn first_per_predecessor(rotations: &[Rotation]) -> Vec<usize> {
     (0..rotations.len()).filter(|&i| seen.insert(rotations[i].old_hash.as_str())).collect()
 }
 
-/// The statement for `n` rotations: the successors as a `VALUES` list, each joined to its predecessor and family.
-/// Parameters `12k+1 ..= 12k+12` are rotation `k`'s, as [`bind_rotation`] binds them.
+/// The statement for `n` rotations ([`padded`] rows): the successors as a `VALUES` list, each joined to its
+/// predecessor and family. Each row holds the twelve parameters [`bind_rotation`] binds.
 pub(super) fn batch_sql(n: usize) -> String {
-    let mut values = String::with_capacity(n * 72);
-    for k in 0..n {
-        values.push_str(if k == 0 { "(" } else { ", (" });
-        for i in 1..=12 {
-            let _ = write!(values, "{}${}", if i == 1 { "" } else { ", " }, 12 * k + i);
-        }
-        values.push(')');
-    }
     format!(
         "INSERT INTO refresh_tokens (token_hash, family_id, client_id, sub, sid, scope, auth_time, created_at, \
          expires_at, consumed_at, access_jti, access_expires_at, rotated_from) \
          SELECT v.column1, v.column2, v.column3, v.column4, v.column5, v.column6, v.column7, v.column8, v.column9, \
          NULL, v.column10, v.column11, t.token_hash \
-         FROM (VALUES {values}) AS v \
+         FROM (VALUES {}) AS v \
          JOIN refresh_tokens t ON t.token_hash = v.column12 \
          JOIN refresh_families f ON f.family_id = t.family_id \
          WHERE t.consumed_at IS NULL AND t.family_id = v.column2 AND f.revoked_at IS NULL \
-         RETURNING rotated_from"
+         RETURNING rotated_from",
+        parameter_rows(padded(n), 12)
     )
 }
 
@@ -105,6 +97,9 @@ async fn write_many(
     let mut query = sqlx::query(AssertSqlSafe(batch_sql(positions.len())));
     for &i in positions {
         query = bind_rotation(query, &rotations[i]);
+    }
+    for _ in positions.len()..padded(positions.len()) {
+        query = bind_nothing(query);
     }
     let rows = query.fetch_all(pool).await.map_err(db)?;
     let rotated = rows.iter().map(|row| row.try_get::<String, _>("rotated_from")).collect::<Result<HashSet<_>, _>>();
@@ -146,15 +141,23 @@ fn bind_rotation<'q>(query: Query<'q>, r: &'q Rotation) -> Query<'q> {
         .bind(&r.old_hash)
 }
 
+/// A padding row: twelve NULLs, whose predecessor (NULL) is no token.
+fn bind_nothing(mut query: Query<'_>) -> Query<'_> {
+    for _ in 0..12 {
+        query = query.bind(None::<String>);
+    }
+    query
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
-    fn the_batch_statement_numbers_twelve_parameters_per_rotation() {
-        let sql = batch_sql(2);
-        assert!(sql.contains("VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12), ($13, "), "{sql}");
-        assert!(sql.contains("$24)) AS v"), "{sql}");
-        assert!(!sql.contains("$25"));
+    fn the_batch_statement_has_twelve_parameters_per_padded_row() {
+        let twelve = "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)";
+        assert!(batch_sql(2).contains(&format!("VALUES {twelve}, {twelve}) AS v")));
+        assert_eq!(batch_sql(3).matches('?').count(), 4 * 12, "three rotations take four rows");
+        assert_eq!(batch_sql(3), batch_sql(4), "one statement text per power of two");
     }
 }

@@ -474,19 +474,27 @@ async fn a_failing_batch_is_written_one_rotation_at_a_time() {
     assert_eq!(s.refresh_token("r2").await.unwrap().unwrap().consumed_at, None, "its predecessor is untouched");
 }
 
-#[tokio::test]
-async fn the_batch_statement_finds_predecessors_by_index() {
-    let s = five_families().await;
-    let sql = format!("EXPLAIN QUERY PLAN {}", rotation::batch_sql(3));
-    let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
-    for _ in 0..36 {
+/// The query plan of a batch statement of three, its parameters bound to `x`.
+async fn plan(s: &Store, sql: String, parameters: usize) -> Vec<String> {
+    let mut q = sqlx::query(sqlx::AssertSqlSafe(format!("EXPLAIN QUERY PLAN {sql}")));
+    for _ in 0..parameters {
         q = q.bind("x");
     }
-    let plan: Vec<String> =
-        q.fetch_all(s.pool()).await.unwrap().iter().map(|r| sqlx::Row::get::<String, _>(r, "detail")).collect();
-    // The VALUES list is walked; both tables are searched by key, never scanned.
-    assert!(plan.iter().all(|d| d.starts_with("SEARCH") || d.ends_with("VALUES CLAUSE")), "{plan:?}");
-    assert!(plan.iter().any(|d| d.starts_with("SEARCH t USING INDEX")), "{plan:?}");
+    q.fetch_all(s.pool()).await.unwrap().iter().map(|r| sqlx::Row::get::<String, _>(r, "detail")).collect()
+}
+
+#[tokio::test]
+async fn batch_statements_find_tokens_by_index() {
+    let s = five_families().await;
+    for (what, plan) in [
+        ("rotation", plan(&s, rotation::batch_sql(3), 48).await),
+        ("lookup", plan(&s, super::lookup::batch_sql(3), 4).await),
+    ] {
+        // The VALUES list is walked; the tables are searched by key, never scanned.
+        let table_scan = |d: &&String| d.starts_with("SCAN") && !d.ends_with("VALUES CLAUSE");
+        assert_eq!(plan.iter().find(table_scan), None, "{what}: {plan:?}");
+        assert!(plan.iter().any(|d| d.starts_with("SEARCH t USING INDEX")), "{what}: {plan:?}");
+    }
 }
 
 #[tokio::test]
