@@ -1,11 +1,10 @@
 //! The `[gate]` table of `argus.toml`.
 
 use std::net::{Ipv4Addr, SocketAddr};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
-use argus_policy::openapi::Strictness;
+pub use argus_policy::RouteConfig;
 use argus_policy::ratelimit::RateLimitConfig;
-use argus_policy::{AuthMode, RuleConfig};
 use serde::{Deserialize, Serialize};
 
 /// The gate: the reverse proxy that enforces Argus access tokens in front of an API.
@@ -61,74 +60,6 @@ pub struct GateConfig {
     /// Rate limits per token, user, client and address, `[gate.rate_limits]`; on by default with limits that stop
     /// floods, never a person (see [`RateLimitConfig`]).
     pub rate_limits: RateLimitConfig,
-}
-
-/// One route of the gate, `[[gate.routes]]`: requests whose path starts with `prefix` (on whole path segments) go
-/// to `upstream`.
-///
-/// With `openapi`, the route is driven by the API's own description: an operation the spec lacks is 404/405, the
-/// scopes of each operation come from its `security`, `x-argus-*` extensions add rules, step-up, decoys and limits,
-/// and every input is validated before it is proxied. Without it, `require` rules give scopes by path prefix.
-#[derive(Clone, Debug, PartialEq, Eq, Deserialize, Serialize)]
-#[serde(deny_unknown_fields)]
-pub struct RouteConfig {
-    /// A unique name; events, logs and `[gate.rate_limits.routes.<name>]` name the route by it.
-    pub name: String,
-    /// The path prefix this route serves, matched on whole segments: `/api` matches `/api` and `/api/x`, not
-    /// `/apix`. The longest matching prefix wins. `/` matches every path. Spec paths are matched after it.
-    pub prefix: String,
-    /// The upstream base URL, `http://host:port` (plain http for now). The request path is passed through unchanged.
-    pub upstream: String,
-    /// `argus` (default): calls need a valid Argus access token, except operations whose `security` allows
-    /// anonymous calls. `none`: the API keeps its own auth; calls are still validated, limited and observed.
-    #[serde(default)]
-    pub auth: AuthMode,
-    /// Scope rules by path prefix, for routes without `openapi` (with a spec, `security` gives the scopes).
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub require: Vec<RuleConfig>,
-    /// The API's OpenAPI 3.0/3.1 file (YAML or JSON), relative to the configuration file's folder or absolute.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub openapi: Option<PathBuf>,
-    /// With `openapi`: refuse query parameters and JSON fields the spec does not declare. Default `true`.
-    #[serde(default = "strict_default")]
-    pub strict: bool,
-}
-
-fn strict_default() -> bool {
-    true
-}
-
-/// An empty route (name, prefix and upstream still to fill in) with the file defaults: `argus` auth, strict.
-impl Default for RouteConfig {
-    fn default() -> Self {
-        Self {
-            name: String::new(),
-            prefix: String::new(),
-            upstream: String::new(),
-            auth: AuthMode::default(),
-            require: Vec::new(),
-            openapi: None,
-            strict: strict_default(),
-        }
-    }
-}
-
-impl RouteConfig {
-    /// The part of the route the policy core's route table compiles.
-    pub(crate) fn table_entry(&self) -> argus_policy::RouteConfig {
-        argus_policy::RouteConfig {
-            name: self.name.clone(),
-            prefix: self.prefix.clone(),
-            upstream: self.upstream.clone(),
-            auth: self.auth,
-            require: self.require.clone(),
-        }
-    }
-
-    /// How undeclared input is treated on this route.
-    pub(crate) fn strictness(&self) -> Strictness {
-        Strictness { allow_unknown_query_params: !self.strict, allow_unknown_fields: !self.strict }
-    }
 }
 
 impl GateConfig {
@@ -203,7 +134,7 @@ mod tests {
         assert_eq!(config.routes[1].openapi.as_deref(), Some(Path::new("/abs/b.json")));
         assert_eq!(
             config.routes[0].strictness(),
-            Strictness { allow_unknown_query_params: true, allow_unknown_fields: true }
+            argus_policy::openapi::Strictness { allow_unknown_query_params: true, allow_unknown_fields: true }
         );
     }
 }

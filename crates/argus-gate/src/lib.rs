@@ -124,8 +124,7 @@ impl GateConfig {
         {
             return Err(GateError::PublicUrl(url.clone()));
         }
-        let entries: Vec<argus_policy::RouteConfig> = self.routes.iter().map(RouteConfig::table_entry).collect();
-        let table = RouteTable::new(&entries)?;
+        let table = RouteTable::new(&self.routes)?;
         let upstreams = table
             .routes()
             .iter()

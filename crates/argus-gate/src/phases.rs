@@ -116,6 +116,7 @@ mod tests {
                 path: "/api/accounts".into(),
                 scopes: vec!["accounts:read".into(), "openid".into()],
             }],
+            ..RouteConfig::default()
         }])
         .unwrap()
     }

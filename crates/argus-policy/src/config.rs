@@ -21,13 +21,50 @@ pub struct RouteConfig {
     pub prefix: String,
     /// The upstream base URL, `http://host:port` (plain http for now). The request path is passed through unchanged.
     pub upstream: String,
-    /// `argus` (default): every call needs a valid Argus access token. `none`: the route is public.
+    /// `argus` (default): calls need a valid Argus access token, except operations whose `security` allows
+    /// anonymous calls. `none`: the API keeps its own auth; calls are still validated, limited and observed.
     #[serde(default)]
     pub auth: AuthMode,
-    /// Scope rules, tried in order; the first rule matching the method and path decides the scopes a call needs.
-    /// A call that matches no rule needs only a valid token.
+    /// Scope rules by path prefix, for routes without `openapi` (with a spec, `security` gives the scopes), tried
+    /// in order; the first rule matching the method and path decides. A call that matches no rule needs only a
+    /// valid token.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub require: Vec<RuleConfig>,
+    /// The API's OpenAPI 3.0/3.1 file (YAML or JSON), relative to the configuration file's folder or absolute.
+    /// With it, the route is driven by the API's own description: an operation the spec lacks is 404/405, the
+    /// scopes of each operation come from its `security`, `x-argus-*` extensions add rules, step-up, decoys and
+    /// limits, and every input is validated before it is proxied.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub openapi: Option<std::path::PathBuf>,
+    /// With `openapi`: refuse query parameters and JSON fields the spec does not declare. Default `true`.
+    #[serde(default = "strict_default")]
+    pub strict: bool,
+}
+
+fn strict_default() -> bool {
+    true
+}
+
+/// An empty route (name, prefix and upstream still to fill in) with the file defaults: `argus` auth, strict.
+impl Default for RouteConfig {
+    fn default() -> Self {
+        Self {
+            name: String::new(),
+            prefix: String::new(),
+            upstream: String::new(),
+            auth: AuthMode::default(),
+            require: Vec::new(),
+            openapi: None,
+            strict: strict_default(),
+        }
+    }
+}
+
+impl RouteConfig {
+    /// How undeclared input is treated on this route.
+    pub fn strictness(&self) -> crate::openapi::Strictness {
+        crate::openapi::Strictness { allow_unknown_query_params: !self.strict, allow_unknown_fields: !self.strict }
+    }
 }
 
 /// Whether a route requires an access token.

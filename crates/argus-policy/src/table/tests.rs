@@ -7,6 +7,7 @@ fn route(name: &str, prefix: &str) -> RouteConfig {
         upstream: "http://127.0.0.1:9".into(),
         auth: AuthMode::Argus,
         require: vec![],
+        ..RouteConfig::default()
     }
 }
 
