@@ -1,7 +1,9 @@
 use aws_lc_rs::rand::SystemRandom;
-use aws_lc_rs::signature::{ECDSA_P256_SHA256_FIXED_SIGNING, EcdsaKeyPair, Ed25519KeyPair};
+use aws_lc_rs::signature::{ECDSA_P256_SHA256_FIXED_SIGNING, EcdsaKeyPair, Ed25519KeyPair, Signature};
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use jsonwebtoken::jwk::{Jwk, KeyAlgorithm, PublicKeyUse, ThumbprintHash};
-use jsonwebtoken::{Algorithm, EncodingKey, Header};
+use jsonwebtoken::{Algorithm, EncodingKey};
 use serde::Serialize;
 
 /// The JWS `alg` of ES256 keys (ECDSA P-256 with SHA-256).
@@ -21,7 +23,7 @@ pub enum KeyError {
     #[error("signing algorithm {0:?} is not supported (use ES256 or EdDSA)")]
     UnsupportedAlgorithm(String),
     #[error("signing failed: {0}")]
-    Sign(#[from] jsonwebtoken::errors::Error),
+    Sign(&'static str),
 }
 
 /// A private signing key (ES256 or EdDSA/Ed25519) with its id and public JWK.
@@ -29,8 +31,25 @@ pub struct SigningKey {
     kid: String,
     alg: Algorithm,
     pkcs8_der: Vec<u8>,
-    encoding: EncodingKey,
+    /// The parsed key pair, kept: parsing PKCS#8 checks the key, which costs about as much as a signature, and
+    /// `jsonwebtoken::encode` would do it on every call.
+    pair: KeyPair,
+    rng: SystemRandom,
     public: Jwk,
+}
+
+/// A parsed private key, ready to sign.
+enum KeyPair {
+    Es256(EcdsaKeyPair),
+    Ed25519(Ed25519KeyPair),
+}
+
+/// The JOSE header Argus signs with; field order as jsonwebtoken writes it.
+#[derive(Serialize)]
+struct JwsHeader<'a> {
+    typ: &'a str,
+    alg: &'static str,
+    kid: &'a str,
 }
 
 impl std::fmt::Debug for SigningKey {
@@ -74,9 +93,10 @@ impl SigningKey {
 
     /// Load a stored ES256 key. With `kid` `None` the thumbprint is used.
     pub fn from_pkcs8_der(kid: Option<String>, pkcs8_der: Vec<u8>) -> Result<Self, KeyError> {
-        EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, &pkcs8_der).map_err(|_| KeyError::InvalidKey)?;
+        let pair =
+            EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, &pkcs8_der).map_err(|_| KeyError::InvalidKey)?;
         let encoding = EncodingKey::from_ec_der(&pkcs8_der);
-        Self::assemble(kid, Algorithm::ES256, pkcs8_der, encoding)
+        Self::assemble(kid, Algorithm::ES256, pkcs8_der, &encoding, KeyPair::Es256(pair))
     }
 
     /// Load a stored Ed25519 key, PKCS#8 v1 or v2. It is kept as v1: that is the form jsonwebtoken derives the
@@ -85,7 +105,7 @@ impl SigningKey {
         let pair = Ed25519KeyPair::from_pkcs8(&pkcs8_der).map_err(|_| KeyError::InvalidKey)?;
         let v1 = pair.to_pkcs8v1().map_err(|_| KeyError::InvalidKey)?.as_ref().to_vec();
         let encoding = EncodingKey::from_ed_der(&v1);
-        Self::assemble(kid, Algorithm::EdDSA, v1, encoding)
+        Self::assemble(kid, Algorithm::EdDSA, v1, &encoding, KeyPair::Ed25519(pair))
     }
 
     /// The public JWK (`kid`, `use: sig`, `alg`) of a validated private key.
@@ -93,9 +113,10 @@ impl SigningKey {
         kid: Option<String>,
         alg: Algorithm,
         pkcs8_der: Vec<u8>,
-        encoding: EncodingKey,
+        encoding: &EncodingKey,
+        pair: KeyPair,
     ) -> Result<Self, KeyError> {
-        let mut public = Jwk::from_encoding_key(&encoding, alg).map_err(|_| KeyError::InvalidKey)?;
+        let mut public = Jwk::from_encoding_key(encoding, alg).map_err(|_| KeyError::InvalidKey)?;
         let kid = match kid {
             Some(k) => k,
             None => jwk_thumbprint(&public).ok_or(KeyError::InvalidKey)?,
@@ -104,7 +125,7 @@ impl SigningKey {
         public.common.public_key_use = Some(PublicKeyUse::Signature);
         public.common.key_algorithm =
             Some(if alg == Algorithm::EdDSA { KeyAlgorithm::EdDSA } else { KeyAlgorithm::ES256 });
-        Ok(Self { kid, alg, pkcs8_der, encoding, public })
+        Ok(Self { kid, alg, pkcs8_der, pair, rng: SystemRandom::new(), public })
     }
 
     pub fn kid(&self) -> &str {
@@ -131,10 +152,25 @@ impl SigningKey {
 
     /// Sign `claims` as a compact JWS with this key's `kid` and the given `typ` header (`at+jwt`, `JWT`, ...).
     pub fn sign<T: Serialize>(&self, typ: &str, claims: &T) -> Result<String, KeyError> {
-        let mut header = Header::new(self.alg);
-        header.typ = Some(typ.to_owned());
-        header.kid = Some(self.kid.clone());
-        Ok(jsonwebtoken::encode(&header, claims, &self.encoding)?)
+        let header = JwsHeader { typ, alg: self.alg_name(), kid: &self.kid };
+        let header = serde_json::to_vec(&header).map_err(|_| KeyError::Sign("header"))?;
+        let claims = serde_json::to_vec(claims).map_err(|_| KeyError::Sign("claims are not JSON"))?;
+        let mut jws = String::with_capacity((header.len() + claims.len()) * 4 / 3 + 96);
+        URL_SAFE_NO_PAD.encode_string(&header, &mut jws);
+        jws.push('.');
+        URL_SAFE_NO_PAD.encode_string(&claims, &mut jws);
+        let signature = self.sign_bytes(jws.as_bytes())?;
+        jws.push('.');
+        URL_SAFE_NO_PAD.encode_string(signature.as_ref(), &mut jws);
+        Ok(jws)
+    }
+
+    /// The JWS signature of the signing input: ES256 as the fixed-size `r || s` of RFC 7518 §3.4.
+    fn sign_bytes(&self, input: &[u8]) -> Result<Signature, KeyError> {
+        match &self.pair {
+            KeyPair::Es256(pair) => pair.sign(&self.rng, input).map_err(|_| KeyError::Sign("ECDSA signing failed")),
+            KeyPair::Ed25519(pair) => Ok(pair.sign(input)),
+        }
     }
 }
 
@@ -206,6 +242,7 @@ mod tests {
             scope: "openid".into(),
             sid: None,
             auth_time: None,
+            acr: None,
             cnf: None,
             fid: Some("f1".into()),
             did: Some("d1".into()),
@@ -223,6 +260,28 @@ mod tests {
             verify_access_token(&forged, &jwks, "http://iss", "http://aud", 1010),
             Err(TokenError::WrongAlgorithm | TokenError::BadSignature)
         ));
+    }
+
+    #[test]
+    fn signed_tokens_are_compact_jws_with_our_header_and_verify_with_jsonwebtoken() {
+        use base64::Engine;
+        for key in [SigningKey::generate_es256().unwrap(), SigningKey::generate_ed25519().unwrap()] {
+            let jws = key.sign("at+jwt", &serde_json::json!({"sub": "alice", "n": 1})).unwrap();
+            let parts: Vec<&str> = jws.split('.').collect();
+            assert_eq!(parts.len(), 3);
+            let header: serde_json::Value = serde_json::from_slice(&URL_SAFE_NO_PAD.decode(parts[0]).unwrap()).unwrap();
+            assert_eq!(header, serde_json::json!({"typ": "at+jwt", "alg": key.alg_name(), "kid": key.kid()}));
+            let sig_len = URL_SAFE_NO_PAD.decode(parts[2]).unwrap().len();
+            assert_eq!(sig_len, 64, "ES256 r||s and Ed25519 signatures are both 64 bytes");
+            // An independent verifier accepts it.
+            let jwk = key.public_jwk();
+            let decoding = jsonwebtoken::DecodingKey::from_jwk(jwk).unwrap();
+            let mut validation = jsonwebtoken::Validation::new(key.alg);
+            validation.required_spec_claims.clear();
+            validation.validate_exp = false;
+            let data = jsonwebtoken::decode::<serde_json::Value>(&jws, &decoding, &validation).unwrap();
+            assert_eq!(data.claims["sub"], "alice");
+        }
     }
 
     #[test]
