@@ -33,6 +33,7 @@ CHAINS=$((CONNECTIONS + 8))
 BUILD=1
 [ -n "${ARGUS_BIN:-}" ] && BUILD=0
 ARGUS_BIN=${ARGUS_BIN:-$ROOT/target/release/argus}
+SIGN_BIN=${SIGN_BIN:-$(dirname "$ARGUS_BIN")/examples/sign_rate}
 
 say() { printf '%s\n' "$*" >&2; }
 die() { say "run.sh: $*"; exit 1; }
@@ -53,8 +54,10 @@ ensure_tools() {
   if [ "$BUILD" = 1 ]; then
     say "building target/release/argus"
     (cd "$ROOT" && cargo build --release --locked -q -p argus --bin argus)
+    (cd "$ROOT" && cargo build --release --locked -q -p argus-jose --example sign_rate)
   fi
   [ -x "$ARGUS_BIN" ] || die "no $ARGUS_BIN"
+  [ -x "$SIGN_BIN" ] || die "no $SIGN_BIN (cargo build --release -p argus-jose --example sign_rate)"
 }
 
 # --- servers -------------------------------------------------------------------------------------------------------
@@ -216,6 +219,16 @@ measure() {
     "$sustained" "$drained" "$p50" "$p99" >>"$TMP/results.tsv"
 }
 
+# measure_signing ROUND: ES256 signatures per second on the servers' core, while both servers are idle: the ceiling
+# of any token endpoint that signs one token per request, taken in the same run as the figures it bounds.
+measure_signing() {
+  local round=$1 rate
+  rate=$(taskset -c "$SERVER_CPU" "$SIGN_BIN" 1 | sed -nE 's/^ES256 ([0-9]+)$/\1/p')
+  [ -n "$rate" ] || die "sign_rate printed nothing"
+  say "  ES256 signing alone (core $SERVER_CPU)   $round  $rate signatures/s"
+  printf 'signing\t%s\tES256\t%s\t%s\t0\t0\t0\n' "$round" "$rate" "$rate" >>"$TMP/results.tsv"
+}
+
 summarise() {
   python3 - "$TMP/results.tsv" <<'EOF'
 import statistics, sys
@@ -237,6 +250,17 @@ for grant in ("client_credentials", "refresh_token"):
     peer = statistics.median(p["oidc-provider"][1] for p in pairs)
     print(f"{grant:<19}{len(pairs):>7}{answered:>16.0f}{sustained:>11.0f}{peer:>15.0f}   "
           f"{statistics.median(ratios):.1f}x ({min(ratios):.1f}..{max(ratios):.1f})")
+signing = [float(r[3]) for r in rows if r[0] == "signing"]
+peers = {g: statistics.median(float(r[4]) for r in rows if r[0] == g and r[2] == "oidc-provider")
+         for g in ("client_credentials", "refresh_token") if any(r[0] == g for r in rows)}
+if signing:
+    rate = statistics.median(signing)
+    print()
+    print(f"ES256 signing alone on the servers' core: {rate:.0f} signatures/s (median of {len(signing)}; "
+          f"{min(signing):.0f}..{max(signing):.0f}).")
+    for g, peer in peers.items():
+        print(f"  ceiling for {g}: a server doing nothing but sign one token per request would reach "
+              f"{rate / peer:.1f}x oidc-provider")
 EOF
 }
 
@@ -260,6 +284,7 @@ main() {
     for round in $(seq "$ROUNDS"); do
       measure "$grant" argus "$round" "$DURATION"
       measure "$grant" oidc-provider "$round" "$DURATION"
+      measure_signing "$round"
     done
   done
   summarise

@@ -63,7 +63,7 @@ async fn run(s: &Issuer, headers: &HeaderMap, query: &str) -> Result<Response, a
         Some(l) => s.consent_covers(&l.user.sub, &flow.client_id, &flow.scope).await?,
         None => false,
     };
-    match next_step_at_authorize(flow.prompt, live.is_some(), covers) {
+    match next_step_at_authorize(flow.prompt, live.as_ref().map(|l| l.auth()), &flow.auth, covers, s.now()) {
         NextStep::Fail(error) => Ok(s.redirect_error(&flow.redirect_uri, flow.state.as_deref(), error)),
         NextStep::IssueCode => match &live {
             Some(l) => s.issue_code(&flow, &l.session).await,

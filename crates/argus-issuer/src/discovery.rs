@@ -1,7 +1,7 @@
 //! Discovery (RFC 8414, OpenID Connect Discovery 1.0) and the JWKS.
 
 use argus_jose::DPOP_ALGORITHMS;
-use argus_oauth::{CLIENT_ASSERTION_ALGORITHMS, GrantType, TokenEndpointAuthMethod};
+use argus_oauth::{AuthLevel, CLIENT_ASSERTION_ALGORITHMS, GrantType, TokenEndpointAuthMethod};
 use axum::Json;
 use axum::extract::State;
 use axum::http::{HeaderValue, StatusCode, header};
@@ -14,8 +14,8 @@ use crate::state::Shared;
 const BASE_SCOPES: [&str; 2] = ["openid", "profile"];
 
 /// Claims that can appear in id_tokens and userinfo answers.
-const CLAIMS: [&str; 11] =
-    ["iss", "sub", "aud", "exp", "iat", "auth_time", "nonce", "sid", "azp", "at_hash", "preferred_username"];
+const CLAIMS: [&str; 12] =
+    ["iss", "sub", "aud", "exp", "iat", "auth_time", "acr", "nonce", "sid", "azp", "at_hash", "preferred_username"];
 
 /// `GET /.well-known/openid-configuration` and `GET /.well-known/oauth-authorization-server`.
 pub(crate) async fn metadata(State(s): State<Shared>) -> Response {
@@ -65,6 +65,8 @@ pub(crate) async fn metadata(State(s): State<Shared>) -> Response {
         "request_uri_parameter_supported": false,
         "request_parameter_supported": false,
         "claims_supported": CLAIMS,
+        // The levels a sign-in can reach, weakest first; `max_age` is honoured too (OIDC Core §3.1.2.1).
+        "acr_values_supported": AuthLevel::supported_acr_values(),
         "prompt_values_supported": ["none", "login", "consent"],
     });
     (short_cache(), Json(body)).into_response()

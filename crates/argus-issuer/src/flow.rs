@@ -7,9 +7,9 @@ use std::time::Duration;
 use argus_model::id::{new_id, random_secret};
 use argus_model::{EventKind, Login, LoginOutcome, Principal};
 use argus_oauth::{
-    AuthorizationCode, AuthorizationRequest, ClientRegistration, ConsentGrant, NextStep, OAuthError, Params,
-    PendingAuthorization, Scopes, SessionRecord, StorageError, UserRecord, authorization_response_url, describe_scope,
-    hash_secret, next_step_after_login,
+    AuthLevel, Authentication, AuthorizationCode, AuthorizationRequest, ClientRegistration, ConsentGrant, NextStep,
+    OAuthError, Params, PendingAuthorization, Scopes, SessionRecord, StorageError, UserRecord,
+    authorization_response_url, describe_scope, hash_secret, next_step_after_login,
 };
 use axum::body::Bytes;
 use axum::extract::State;
@@ -34,6 +34,13 @@ pub(crate) struct LiveSession {
     pub user: UserRecord,
 }
 
+impl LiveSession {
+    /// The session's sign-in, as step-up requirements see it.
+    pub fn auth(&self) -> Authentication<'_> {
+        Authentication { auth_time: self.session.auth_time, acr: &self.session.acr }
+    }
+}
+
 impl Issuer {
     /// The session named by the browser's session cookie, if it is live and its user still exists and is enabled.
     pub async fn current_session(&self, headers: &HeaderMap) -> Result<Option<LiveSession>, StorageError> {
@@ -53,7 +60,8 @@ impl Issuer {
         Ok(grant.is_some_and(|g| scope.is_subset_of(&Scopes::parse(&g.scope).unwrap_or_default())))
     }
 
-    /// Store a code for this flow and send the browser back to the client with it.
+    /// Store a code for this flow and send the browser back to the client with it. The code carries the session's
+    /// sign-in: its time, and the `acr` its tokens will state for this request.
     pub async fn issue_code(&self, flow: &FlowRequest, session: &SessionRecord) -> Result<Response, StorageError> {
         let code = random_secret(32);
         let now = self.now();
@@ -68,6 +76,7 @@ impl Issuer {
                 sub: session.sub.clone(),
                 sid: session.sid.clone(),
                 auth_time: session.auth_time,
+                acr: flow.auth.acr_claim(&session.acr),
                 expires_at: now.plus(Duration::from_secs(self.config.code_ttl_secs)),
                 used_at: None,
                 family_id: None,
@@ -118,6 +127,7 @@ impl Issuer {
         let request = random_secret(32);
         let csrf = random_secret(32);
         let now = self.now();
+        let (max_age, acr_values) = flow.auth.to_stored();
         self.store
             .insert_pending(&PendingAuthorization {
                 handle_hash: hash_secret(&request),
@@ -131,6 +141,8 @@ impl Issuer {
                 code_challenge: flow.code_challenge.clone(),
                 prompt: flow.prompt.to_param(),
                 dpop_jkt: flow.dpop_jkt.clone(),
+                max_age,
+                acr_values,
                 created_at: now,
                 expires_at: now.plus(Duration::from_secs(self.config.authorization_request_ttl_secs)),
             })
@@ -254,25 +266,17 @@ async fn check_credentials(
     Ok((user, outcome))
 }
 
-/// After a good password: a new session, then consent or straight a code.
+/// After a good password: a session that records this sign-in, then consent or straight a code.
 async fn signed_in(s: &Issuer, headers: &HeaderMap, bound: &Bound, user: UserRecord) -> Result<Response, StorageError> {
-    let now = s.now();
     let cookie = random_secret(32);
-    let session = SessionRecord {
-        sid: new_id(),
-        cookie_hash: hash_secret(&cookie),
-        sub: user.sub.clone(),
-        auth_time: now,
-        expires_at: now.plus(Duration::from_secs(s.config.session_ttl_secs)),
-    };
-    s.store.insert_session(&session).await?;
+    let session = record_sign_in(s, headers, &user, &cookie).await?;
     // The browser's device, so revoking the device reaches this session and what it issues.
     let device_cookie = crate::admin::devices::bind_device(s, headers, &session.sid).await?;
     let flow = FlowRequest::from(&bound.pending);
     let covers = s.consent_covers(&user.sub, &flow.client_id, &flow.scope).await?;
     let mut response = match next_step_after_login(flow.prompt, covers) {
         NextStep::IssueCode => {
-            if s.store.take_pending(&bound.pending.handle_hash, now).await? {
+            if s.store.take_pending(&bound.pending.handle_hash, s.now()).await? {
                 s.issue_code(&flow, &session).await?
             } else {
                 pages::error_page(StatusCode::BAD_REQUEST, FORM_INVALID)
@@ -287,6 +291,36 @@ async fn signed_in(s: &Issuer, headers: &HeaderMap, bound: &Bound, user: UserRec
         response.headers_mut().append(header::SET_COOKIE, v);
     }
     Ok(response)
+}
+
+/// Record a password sign-in of `user` behind the new session cookie `cookie`. The same user signing in again in
+/// the browser of a live session (step-up: `max_age`, `acr_values`, `prompt=login`) renews that session in place —
+/// new cookie, `auth_time` and `acr`, the same `sid` — so that revoking the session reaches every token it issued,
+/// before the new sign-in and after. Anyone else, or a browser without a live session, gets a new session.
+async fn record_sign_in(
+    s: &Issuer,
+    headers: &HeaderMap,
+    user: &UserRecord,
+    cookie: &str,
+) -> Result<SessionRecord, StorageError> {
+    let now = s.now();
+    let live = s.current_session(headers).await?.filter(|l| l.user.sub == user.sub);
+    let session = SessionRecord {
+        sid: live.as_ref().map_or_else(new_id, |l| l.session.sid.clone()),
+        cookie_hash: hash_secret(cookie),
+        sub: user.sub.clone(),
+        auth_time: now,
+        // A password is the only factor so far; second factors will raise the level here.
+        acr: AuthLevel::Password.acr().to_owned(),
+        expires_at: now.plus(Duration::from_secs(s.config.session_ttl_secs)),
+    };
+    // The session may have ended since it was read (revoked, expired): then this sign-in starts a new one.
+    if live.is_some() && s.store.renew_session(&session, now).await? {
+        return Ok(session);
+    }
+    let session = SessionRecord { sid: new_id(), ..session };
+    s.store.insert_session(&session).await?;
+    Ok(session)
 }
 
 /// `POST /consent`.
@@ -307,6 +341,10 @@ pub(crate) async fn consent(State(s): State<Shared>, headers: HeaderMap, body: B
         Some("deny") => false,
         _ => return pages::error_page(StatusCode::BAD_REQUEST, FORM_INVALID),
     };
+    // The request's max_age may have run out while the consent page was open: sign in again, same request.
+    if allow && !FlowRequest::from(&bound.pending).auth.is_met_by(live.auth(), s.now()) {
+        return login_page(&bound.client, &bound.request, &bound.csrf, None);
+    }
     match decide(&s, &bound, &live, allow).await {
         Ok(r) => r,
         Err(e) => pages::internal_error_page(&e),

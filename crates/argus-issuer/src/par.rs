@@ -82,6 +82,7 @@ async fn run(s: &Issuer, headers: &HeaderMap, body: &[u8]) -> Result<ParResponse
     })?;
     let secret = random_secret(32);
     let now = s.now();
+    let (max_age, acr_values) = request.auth.to_stored();
     s.store
         .insert_pushed_request(&PushedRequest {
             request_uri_hash: hash_secret(&secret),
@@ -93,6 +94,8 @@ async fn run(s: &Issuer, headers: &HeaderMap, body: &[u8]) -> Result<ParResponse
             code_challenge: request.code_challenge,
             prompt: request.prompt.to_param(),
             dpop_jkt: request.dpop_jkt,
+            max_age,
+            acr_values,
             created_at: now,
             expires_at: now.plus(Duration::from_secs(PUSHED_REQUEST_TTL_SECS)),
         })

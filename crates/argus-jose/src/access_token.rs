@@ -29,8 +29,13 @@ pub struct AccessClaims {
     /// The issuer's sign-in session; absent for tokens not tied to a user session.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sid: Option<String>,
+    /// When the user signed in (RFC 9068 §2.2.1), in seconds.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub auth_time: Option<i64>,
+    /// The authentication context class that sign-in satisfied (RFC 9068 §2.2.1, OIDC Core §2): what step-up
+    /// requirements (RFC 9470) compare with.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub acr: Option<String>,
     /// The key the token is bound to (RFC 9449 §6.1); a token with `cnf.jkt` is only usable with a DPoP proof of
     /// that key.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -216,6 +221,7 @@ mod tests {
             scope: "openid accounts:read".into(),
             sid: Some("s1".into()),
             auth_time: Some(now),
+            acr: Some("urn:argus:acr:pwd".into()),
             cnf: None,
             fid: None,
             did: None,

@@ -1,6 +1,9 @@
 //! The authorization endpoint's rules (RFC 6749 §4.1.1, RFC 7636, RFC 9700 §2.1): which requests are refused
 //! without a redirect, which errors go back to the client, and what the browser sees next.
 
+use argus_model::Timestamp;
+
+use crate::acr::{AuthRequirement, Authentication};
 use crate::client::{ClientRegistration, GrantType};
 use crate::error::{ErrorCode, OAuthError};
 use crate::params::Params;
@@ -23,6 +26,8 @@ pub struct AuthorizationRequest {
     pub prompt: Prompt,
     /// The thumbprint of the DPoP key the code is to be bound to (`dpop_jkt`, RFC 9449 §10).
     pub dpop_jkt: Option<String>,
+    /// What the sign-in must be: `max_age` and `acr_values` (OIDC Core §3.1.2.1, RFC 9470 §4).
+    pub auth: AuthRequirement,
 }
 
 /// Why an authorization request was refused.
@@ -58,6 +63,7 @@ impl From<&crate::store::PendingAuthorization> for AuthorizationRequest {
             code_challenge: p.code_challenge.clone(),
             prompt: Prompt::parse(Some(&p.prompt)).unwrap_or_default(),
             dpop_jkt: p.dpop_jkt.clone(),
+            auth: AuthRequirement::from_stored(p.max_age, p.acr_values.as_deref()),
         }
     }
 }
@@ -74,6 +80,7 @@ impl From<&crate::store::PushedRequest> for AuthorizationRequest {
             code_challenge: p.code_challenge.clone(),
             prompt: Prompt::parse(Some(&p.prompt)).unwrap_or_default(),
             dpop_jkt: p.dpop_jkt.clone(),
+            auth: AuthRequirement::from_stored(p.max_age, p.acr_values.as_deref()),
         }
     }
 }
@@ -142,6 +149,7 @@ pub fn validate_authorize(
         code_challenge: checked.code_challenge,
         prompt: checked.prompt,
         dpop_jkt: checked.dpop_jkt,
+        auth: checked.auth,
     })
 }
 
@@ -170,6 +178,7 @@ struct Checked {
     code_challenge: String,
     prompt: Prompt,
     dpop_jkt: Option<String>,
+    auth: AuthRequirement,
 }
 
 /// Everything after the redirect URI is trusted; each failure goes back to the client.
@@ -208,7 +217,8 @@ fn check_parameters(params: &Params, client: &ClientRegistration) -> Result<Chec
     if dpop_jkt.as_deref().is_some_and(|j| !is_sha256_b64url(j)) {
         return Err(OAuthError::invalid_request("dpop_jkt must be a SHA-256 JWK thumbprint"));
     }
-    Ok(Checked { scope, nonce, code_challenge, prompt, dpop_jkt })
+    let auth = AuthRequirement::parse(params.get("max_age"), params.get("acr_values"))?;
+    Ok(Checked { scope, nonce, code_challenge, prompt, dpop_jkt, auth })
 }
 
 /// The base64url form of a SHA-256 digest (a PKCE S256 challenge, an RFC 7638 thumbprint): exactly 43 characters.
@@ -270,9 +280,18 @@ pub enum NextStep {
     Fail(OAuthError),
 }
 
-/// At `/authorize`: given whether the browser has a live session and whether the user already granted the requested
-/// scopes to the client.
-pub fn next_step_at_authorize(prompt: Prompt, has_session: bool, consent_covers: bool) -> NextStep {
+/// At `/authorize`: given the sign-in of the browser's live session (if it has one), what the request asks of the
+/// sign-in, and whether the user already granted the requested scopes to the client. A session whose sign-in is
+/// too old or too weak for the request counts as none: the user signs in again (the login form, or
+/// `login_required` under `prompt=none`).
+pub fn next_step_at_authorize(
+    prompt: Prompt,
+    session: Option<Authentication<'_>>,
+    auth: &AuthRequirement,
+    consent_covers: bool,
+    now: Timestamp,
+) -> NextStep {
+    let has_session = session.is_some_and(|s| auth.is_met_by(s, now));
     if prompt.none {
         return match (has_session, consent_covers) {
             (false, _) => NextStep::Fail(OAuthError::new(ErrorCode::LoginRequired, "the user must sign in")),
@@ -416,26 +435,62 @@ mod tests {
         assert_eq!(u, "https://a.example/cb?x=1&code=c+d&state=s");
     }
 
+    /// The next step at `/authorize` with no session, or a fresh password session, and no requirement.
+    fn step(prompt: Prompt, has_session: bool, consent_covers: bool) -> NextStep {
+        let session = has_session.then_some(Authentication { auth_time: NOW, acr: crate::ACR_PASSWORD });
+        next_step_at_authorize(prompt, session, &AuthRequirement::default(), consent_covers, NOW)
+    }
+
+    const NOW: Timestamp = Timestamp::from_secs(1_700_000_000);
+
     #[test]
     fn next_steps() {
         let p = Prompt::default();
-        assert_eq!(next_step_at_authorize(p, false, true), NextStep::Login);
-        assert_eq!(next_step_at_authorize(p, true, false), NextStep::Consent);
-        assert_eq!(next_step_at_authorize(p, true, true), NextStep::IssueCode);
+        assert_eq!(step(p, false, true), NextStep::Login);
+        assert_eq!(step(p, true, false), NextStep::Consent);
+        assert_eq!(step(p, true, true), NextStep::IssueCode);
         let login = Prompt { login: true, ..p };
-        assert_eq!(next_step_at_authorize(login, true, true), NextStep::Login);
+        assert_eq!(step(login, true, true), NextStep::Login);
         let consent = Prompt { consent: true, ..p };
-        assert_eq!(next_step_at_authorize(consent, true, true), NextStep::Consent);
+        assert_eq!(step(consent, true, true), NextStep::Consent);
         assert_eq!(next_step_after_login(consent, true), NextStep::Consent);
         assert_eq!(next_step_after_login(p, true), NextStep::IssueCode);
         let none = Prompt { none: true, ..p };
-        assert!(
-            matches!(next_step_at_authorize(none, false, true), NextStep::Fail(e) if e.code == ErrorCode::LoginRequired)
-        );
-        assert!(
-            matches!(next_step_at_authorize(none, true, false), NextStep::Fail(e) if e.code == ErrorCode::ConsentRequired)
-        );
-        assert_eq!(next_step_at_authorize(none, true, true), NextStep::IssueCode);
+        assert!(matches!(step(none, false, true), NextStep::Fail(e) if e.code == ErrorCode::LoginRequired));
+        assert!(matches!(step(none, true, false), NextStep::Fail(e) if e.code == ErrorCode::ConsentRequired));
+        assert_eq!(step(none, true, true), NextStep::IssueCode);
         assert_eq!(Prompt::parse(Some("login consent select_account")).unwrap().to_param(), "login consent");
+    }
+
+    #[test]
+    fn a_session_too_old_or_too_weak_for_the_request_means_signing_in_again() {
+        let p = Prompt::default();
+        let ten_minutes_ago = Authentication { auth_time: NOW.minus(std::time::Duration::from_secs(600)), acr: "x" };
+        let at =
+            |prompt, auth: &AuthRequirement| next_step_at_authorize(prompt, Some(ten_minutes_ago), auth, true, NOW);
+        let max_age = |s: &str| AuthRequirement::parse(Some(s), None).unwrap();
+        assert_eq!(at(p, &max_age("600")), NextStep::IssueCode);
+        assert_eq!(at(p, &max_age("599")), NextStep::Login);
+        assert_eq!(at(p, &max_age("0")), NextStep::Login);
+        let none = Prompt { none: true, ..p };
+        assert!(matches!(at(none, &max_age("599")), NextStep::Fail(e) if e.code == ErrorCode::LoginRequired));
+        assert_eq!(at(none, &max_age("600")), NextStep::IssueCode);
+        // The session's level ("x") is not one this issuer knows: a request for the password level needs a sign-in.
+        let pwd = AuthRequirement::parse(None, Some(crate::ACR_PASSWORD)).unwrap();
+        assert_eq!(at(p, &pwd), NextStep::Login);
+        assert!(matches!(at(none, &pwd), NextStep::Fail(e) if e.code == ErrorCode::LoginRequired));
+        let strong = Authentication { acr: crate::ACR_PASSWORD, ..ten_minutes_ago };
+        assert_eq!(next_step_at_authorize(p, Some(strong), &pwd, true, NOW), NextStep::IssueCode);
+    }
+
+    #[test]
+    fn max_age_and_acr_values_are_read_and_checked() {
+        let r = run(&format!("{}&max_age=300&acr_values=urn%3Aargus%3Aacr%3Apwd%20urn%3Ax", base())).unwrap();
+        assert_eq!(r.auth.max_age, Some(300));
+        assert_eq!(r.auth.acr_values, ["urn:argus:acr:pwd", "urn:x"]);
+        assert_eq!(run(&base()).unwrap().auth, AuthRequirement::default());
+        let st = Some("st".to_owned());
+        assert_eq!(redirected_code(&format!("{}&max_age=-5", base())), (ErrorCode::InvalidRequest, st.clone()));
+        assert_eq!(redirected_code(&format!("{}&acr_values=a%22b", base())), (ErrorCode::InvalidRequest, st));
     }
 }

@@ -51,6 +51,11 @@ pub struct Introspection {
     pub iss: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub jti: Option<String>,
+    /// The sign-in the token comes from, where known: when (seconds) and at which level.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub auth_time: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub acr: Option<String>,
 }
 
 impl Introspection {
@@ -74,6 +79,8 @@ impl Introspection {
             aud: Some(claims.aud.clone()),
             iss: Some(claims.iss.clone()),
             jti: Some(claims.jti.clone()),
+            auth_time: claims.auth_time,
+            acr: claims.acr.clone(),
         }
     }
 
@@ -92,6 +99,8 @@ impl Introspection {
             aud: None,
             iss: Some(issuer.to_owned()),
             jti: None,
+            auth_time: token.auth_time.map(Timestamp::as_secs),
+            acr: token.acr.clone(),
         }
     }
 }
@@ -152,7 +161,8 @@ mod tests {
             client_id: "app".into(),
             scope: "openid".into(),
             sid: Some("s1".into()),
-            auth_time: None,
+            auth_time: Some(90),
+            acr: Some(crate::ACR_PASSWORD.into()),
             cnf: cnf.map(|jkt| Confirmation { jkt: jkt.into() }),
             fid: None,
             did: None,
@@ -169,6 +179,7 @@ mod tests {
             (Some(400), Some(100), Some("https://api"))
         );
         assert!(a.get("cnf").is_none());
+        assert_eq!((a["auth_time"].as_i64(), a["acr"].as_str()), (Some(90), Some(crate::ACR_PASSWORD)));
         let d = serde_json::to_value(Introspection::of_access_token(&claims(Some("k")))).unwrap();
         assert_eq!((d["token_type"].as_str(), d["cnf"]["jkt"].as_str()), (Some("DPoP"), Some("k")));
     }
@@ -189,6 +200,7 @@ mod tests {
             consumed_at: None,
             family_revoked_at: None,
             device: None,
+            acr: None,
             access: IssuedAccess { jti: "j".into(), expires_at: Timestamp::from_secs(50) },
         }
     }
@@ -202,6 +214,11 @@ mod tests {
         assert!(!refresh_token_is_active(&RefreshToken { family_revoked_at: Some(now), ..refresh() }, now));
         let i = Introspection::of_refresh_token(&refresh(), "https://id");
         assert_eq!((i.exp, i.iat, i.token_type, i.cnf.map(|c| c.jkt)), (Some(100), Some(10), None, Some("k".into())));
+        let signed_in = RefreshToken { auth_time: Some(Timestamp::from_secs(5)), acr: Some("a".into()), ..refresh() };
+        let j = serde_json::to_value(Introspection::of_refresh_token(&signed_in, "https://id")).unwrap();
+        assert_eq!((j["auth_time"].as_i64(), j["acr"].as_str()), (Some(5), Some("a")));
+        let unknown = serde_json::to_value(Introspection::of_refresh_token(&refresh(), "https://id")).unwrap();
+        assert!(unknown.get("acr").is_none() && unknown.get("auth_time").is_none());
     }
 
     #[test]

@@ -6,6 +6,7 @@
 //! storage is behind [`IssuerStore`], so every rule here is testable without I/O.
 #![forbid(unsafe_code)]
 
+mod acr;
 pub mod admin;
 mod authorize;
 mod client;
@@ -19,6 +20,7 @@ mod scope;
 mod store;
 mod token;
 
+pub use acr::{ACR_PASSWORD, AuthLevel, AuthRequirement, Authentication};
 pub use authorize::{
     AuthorizationRequest, AuthorizeRejection, MAX_STATE_LEN, NextStep, Prompt, authorization_response_url,
     next_step_after_login, next_step_at_authorize, validate_authorize,

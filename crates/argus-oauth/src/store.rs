@@ -71,6 +71,10 @@ pub struct PendingAuthorization {
     pub prompt: String,
     /// The DPoP key thumbprint the code will be bound to (RFC 9449 §10).
     pub dpop_jkt: Option<String>,
+    /// `max_age` of the request (see [`crate::AuthRequirement::to_stored`]).
+    pub max_age: Option<u64>,
+    /// `acr_values` of the request, space-separated.
+    pub acr_values: Option<String>,
     pub created_at: Timestamp,
     pub expires_at: Timestamp,
 }
@@ -91,6 +95,10 @@ pub struct PushedRequest {
     pub prompt: String,
     /// The DPoP key thumbprint the code will be bound to.
     pub dpop_jkt: Option<String>,
+    /// `max_age` of the request.
+    pub max_age: Option<u64>,
+    /// `acr_values` of the request, space-separated.
+    pub acr_values: Option<String>,
     pub created_at: Timestamp,
     pub expires_at: Timestamp,
 }
@@ -102,8 +110,10 @@ pub struct SessionRecord {
     /// Hash of the session cookie.
     pub cookie_hash: String,
     pub sub: String,
-    /// When the user entered the password.
+    /// When the user last signed in (a sign-in again in the same browser renews it: [`IssuerStore::renew_session`]).
     pub auth_time: Timestamp,
+    /// The level that sign-in reached, as its `acr` value ([`crate::AuthLevel::acr`]).
+    pub acr: String,
     pub expires_at: Timestamp,
 }
 
@@ -135,7 +145,10 @@ pub struct AuthorizationCode {
     pub nonce: Option<String>,
     pub sub: String,
     pub sid: String,
+    /// The session's sign-in when the code was issued.
     pub auth_time: Timestamp,
+    /// The `acr` the code's tokens state ([`crate::AuthRequirement::acr_claim`]).
+    pub acr: String,
     pub expires_at: Timestamp,
     /// Set when redeemed.
     pub used_at: Option<Timestamp>,
@@ -174,6 +187,9 @@ pub struct RefreshToken {
     /// The device the family was started on (`did` of its access tokens), if known. Read-only: the store copies it
     /// from the sign-in session when the family is created.
     pub device: Option<String>,
+    /// The `acr` of the sign-in the family came from, stated by every token of the family (`None` for families
+    /// created before it was recorded). Written when the family is created, read-only afterwards.
+    pub acr: Option<String>,
     /// The access token issued together with this refresh token.
     pub access: IssuedAccess,
 }
@@ -246,6 +262,11 @@ pub trait IssuerStore: crate::admin::AdminStore + Send + Sync + 'static {
     ) -> Result<Option<PushedRequest>, StorageError>;
 
     async fn insert_session(&self, session: &SessionRecord) -> Result<(), StorageError>;
+    /// A new sign-in in the browser of a live session of the same user: replace the session's cookie hash,
+    /// `auth_time`, `acr` and expiry with `renewed`'s, keeping its `sid` (so revoking the session still reaches
+    /// every token it issued, before and after). `false`, and nothing changed, if the session `renewed.sid` of
+    /// `renewed.sub` has ended or expired at `now`.
+    async fn renew_session(&self, renewed: &SessionRecord, now: Timestamp) -> Result<bool, StorageError>;
     /// The session with this cookie hash, if not expired at `now`.
     async fn session_by_cookie(&self, cookie_hash: &str, now: Timestamp)
     -> Result<Option<SessionRecord>, StorageError>;

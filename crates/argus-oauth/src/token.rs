@@ -169,7 +169,9 @@ pub struct TokenSubject<'a> {
     pub client_id: &'a str,
     pub scope: &'a Scopes,
     pub sid: Option<&'a str>,
+    /// The sign-in the token comes from: when, and the `acr` it states (RFC 9068 §2.2.1, OIDC Core §2).
     pub auth_time: Option<Timestamp>,
+    pub acr: Option<&'a str>,
     /// The refresh family the token is issued in (`fid`), so revoking the family reaches it at the gates.
     pub family: Option<&'a str>,
     /// The device the user signed in on (`did`).
@@ -197,6 +199,7 @@ pub fn access_claims(
         scope: who.scope.to_string(),
         sid: who.sid.map(str::to_owned),
         auth_time: who.auth_time.map(Timestamp::as_secs),
+        acr: who.acr.map(str::to_owned),
         cnf: jkt.map(|jkt| Confirmation { jkt: jkt.to_owned() }),
         fid: who.family.map(str::to_owned),
         did: who.device.map(str::to_owned),
@@ -214,6 +217,8 @@ pub struct IdTokenClaims {
     pub iat: i64,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub auth_time: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub acr: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub nonce: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -238,6 +243,7 @@ pub fn id_token_claims(
         exp: now.plus(ttl).as_secs(),
         iat: now.as_secs(),
         auth_time: who.auth_time.map(Timestamp::as_secs),
+        acr: who.acr.map(str::to_owned),
         nonce: nonce.map(str::to_owned),
         sid: who.sid.map(str::to_owned),
         at_hash: at_hash(access_token),
@@ -287,6 +293,7 @@ mod tests {
             sub: "u".into(),
             sid: "s".into(),
             auth_time: Timestamp::from_secs(90),
+            acr: crate::ACR_PASSWORD.into(),
             expires_at: Timestamp::from_secs(160),
             used_at: None,
             family_id: None,
@@ -346,6 +353,7 @@ mod tests {
             consumed_at: None,
             family_revoked_at: None,
             device: None,
+            acr: None,
             access: IssuedAccess { jti: "j".into(), expires_at: Timestamp::from_secs(300) },
         }
     }
@@ -423,18 +431,25 @@ mod tests {
             scope: &scope,
             sid: Some("s1"),
             auth_time: Some(Timestamp::from_secs(50)),
+            acr: Some(crate::ACR_PASSWORD),
             family: Some("f1"),
             device: None,
         };
         let now = Timestamp::from_secs(100);
         let a = access_claims("http://iss", "http://aud", who, "j1", None, now, Duration::from_secs(300));
         assert_eq!((a.iat, a.exp, a.scope.as_str(), a.auth_time), (100, 400, "openid profile", Some(50)));
+        assert_eq!(a.acr.as_deref(), Some(crate::ACR_PASSWORD));
         assert!(a.aud.contains("http://aud"));
         assert_eq!((a.cnf.as_ref(), a.fid.as_deref(), a.did.as_deref()), (None, Some("f1"), None));
         let bound = access_claims("http://iss", "http://aud", who, "j1", Some("k1"), now, Duration::from_secs(300));
         assert_eq!(bound.cnf.map(|c| c.jkt).as_deref(), Some("k1"));
         let id = id_token_claims("http://iss", who, Some("n"), "tok", now, Duration::from_secs(300));
         assert_eq!((id.aud.as_str(), id.azp.as_str(), id.nonce.as_deref()), ("app", "app", Some("n")));
+        assert_eq!((id.auth_time, id.acr.as_deref()), (Some(50), Some(crate::ACR_PASSWORD)));
+        let unknown = TokenSubject { acr: None, ..who };
+        let unknown = access_claims("http://iss", "http://aud", unknown, "j", None, now, Duration::from_secs(300));
+        let json = serde_json::to_value(unknown).unwrap();
+        assert!(json.get("acr").is_none(), "an unknown acr is left out, never null");
         // OIDC Core example values are for RS256 over a different token; check the definition instead.
         use base64::Engine;
         use sha2::Digest;

@@ -87,6 +87,11 @@ pub(crate) fn user_from_row(row: &SqliteRow) -> Result<UserRecord, StorageError>
     })
 }
 
+/// Seconds as a BIGINT column; a span beyond `i64` is stored as the longest one.
+fn secs_column(secs: u64) -> i64 {
+    i64::try_from(secs).unwrap_or(i64::MAX)
+}
+
 fn opt_secs(row: &SqliteRow, col: &str) -> Result<Option<u64>, StorageError> {
     row.try_get::<Option<i64>, _>(col).map_err(db)?.map(|v| u64::try_from(v).map_err(|_| corrupt(col))).transpose()
 }
@@ -142,6 +147,8 @@ fn pushed_from_row(row: &SqliteRow) -> Result<PushedRequest, StorageError> {
         code_challenge: text(row, "code_challenge")?,
         prompt: text(row, "prompt")?,
         dpop_jkt: opt_text(row, "dpop_jkt")?,
+        max_age: opt_secs(row, "max_age")?,
+        acr_values: opt_text(row, "acr_values")?,
         created_at: ts(row, "created_at")?,
         expires_at: ts(row, "expires_at")?,
     })
@@ -160,6 +167,8 @@ fn pending_from_row(row: &SqliteRow) -> Result<PendingAuthorization, StorageErro
         code_challenge: text(row, "code_challenge")?,
         prompt: text(row, "prompt")?,
         dpop_jkt: opt_text(row, "dpop_jkt")?,
+        max_age: opt_secs(row, "max_age")?,
+        acr_values: opt_text(row, "acr_values")?,
         created_at: ts(row, "created_at")?,
         expires_at: ts(row, "expires_at")?,
     })
@@ -171,6 +180,7 @@ fn session_from_row(row: &SqliteRow) -> Result<SessionRecord, StorageError> {
         cookie_hash: text(row, "cookie_hash")?,
         sub: text(row, "sub")?,
         auth_time: ts(row, "auth_time")?,
+        acr: text(row, "acr")?,
         expires_at: ts(row, "expires_at")?,
     })
 }
@@ -190,6 +200,7 @@ fn code_from_row(row: &SqliteRow) -> Result<AuthorizationCode, StorageError> {
         sub: text(row, "sub")?,
         sid: text(row, "sid")?,
         auth_time: ts(row, "auth_time")?,
+        acr: text(row, "acr")?,
         expires_at: ts(row, "expires_at")?,
         used_at: opt_ts(row, "used_at")?,
         family_id: opt_text(row, "family_id")?,
@@ -214,6 +225,7 @@ fn refresh_from_row(row: &SqliteRow) -> Result<RefreshToken, StorageError> {
         consumed_at: opt_ts(row, "consumed_at")?,
         family_revoked_at: opt_ts(row, "revoked_at")?,
         device: opt_text(row, "family_device")?,
+        acr: opt_text(row, "family_acr")?,
         access: IssuedAccess { jti: text(row, "access_jti")?, expires_at: ts(row, "access_expires_at")? },
     })
 }
@@ -385,8 +397,8 @@ impl IssuerStore for Store {
     async fn insert_pending(&self, p: &PendingAuthorization) -> Result<(), StorageError> {
         sqlx::query(
             "INSERT INTO pending_authorizations (handle_hash, browser_hash, csrf_hash, client_id, redirect_uri, \
-             scope, state, nonce, code_challenge, prompt, created_at, expires_at, dpop_jkt) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
+             scope, state, nonce, code_challenge, prompt, created_at, expires_at, dpop_jkt, max_age, acr_values) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)",
         )
         .bind(&p.handle_hash)
         .bind(&p.browser_hash)
@@ -401,6 +413,8 @@ impl IssuerStore for Store {
         .bind(p.created_at.as_millis())
         .bind(p.expires_at.as_millis())
         .bind(&p.dpop_jkt)
+        .bind(p.max_age.map(secs_column))
+        .bind(&p.acr_values)
         .execute(&self.pool)
         .await
         .map_err(db)?;
@@ -430,8 +444,8 @@ impl IssuerStore for Store {
     async fn insert_pushed_request(&self, r: &PushedRequest) -> Result<(), StorageError> {
         sqlx::query(
             "INSERT INTO pushed_requests (request_uri_hash, client_id, redirect_uri, scope, state, nonce, \
-             code_challenge, prompt, dpop_jkt, created_at, expires_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
+             code_challenge, prompt, dpop_jkt, created_at, expires_at, max_age, acr_values) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
         )
         .bind(&r.request_uri_hash)
         .bind(&r.client_id)
@@ -444,6 +458,8 @@ impl IssuerStore for Store {
         .bind(&r.dpop_jkt)
         .bind(r.created_at.as_millis())
         .bind(r.expires_at.as_millis())
+        .bind(r.max_age.map(secs_column))
+        .bind(&r.acr_values)
         .execute(&self.pool)
         .await
         .map_err(db)?;
@@ -471,16 +487,38 @@ impl IssuerStore for Store {
     }
 
     async fn insert_session(&self, s: &SessionRecord) -> Result<(), StorageError> {
-        sqlx::query("INSERT INTO sessions (sid, cookie_hash, sub, auth_time, expires_at) VALUES ($1, $2, $3, $4, $5)")
-            .bind(&s.sid)
-            .bind(&s.cookie_hash)
-            .bind(&s.sub)
-            .bind(s.auth_time.as_millis())
-            .bind(s.expires_at.as_millis())
-            .execute(&self.pool)
-            .await
-            .map_err(db)?;
+        sqlx::query(
+            "INSERT INTO sessions (sid, cookie_hash, sub, auth_time, acr, expires_at) VALUES ($1, $2, $3, $4, $5, $6)",
+        )
+        .bind(&s.sid)
+        .bind(&s.cookie_hash)
+        .bind(&s.sub)
+        .bind(s.auth_time.as_millis())
+        .bind(&s.acr)
+        .bind(s.expires_at.as_millis())
+        .execute(&self.pool)
+        .await
+        .map_err(db)?;
         Ok(())
+    }
+
+    async fn renew_session(&self, s: &SessionRecord, now: Timestamp) -> Result<bool, StorageError> {
+        // An ended session has `expires_at <= now` (admin revocations end sessions that way): never revived.
+        let done = sqlx::query(
+            "UPDATE sessions SET cookie_hash = $1, auth_time = $2, acr = $3, expires_at = $4 \
+             WHERE sid = $5 AND sub = $6 AND expires_at > $7",
+        )
+        .bind(&s.cookie_hash)
+        .bind(s.auth_time.as_millis())
+        .bind(&s.acr)
+        .bind(s.expires_at.as_millis())
+        .bind(&s.sid)
+        .bind(&s.sub)
+        .bind(now.as_millis())
+        .execute(&self.pool)
+        .await
+        .map_err(db)?;
+        Ok(done.rows_affected() == 1)
     }
 
     async fn session_by_cookie(
@@ -489,7 +527,7 @@ impl IssuerStore for Store {
         now: Timestamp,
     ) -> Result<Option<SessionRecord>, StorageError> {
         let row = sqlx::query(
-            "SELECT sid, cookie_hash, sub, auth_time, expires_at FROM sessions \
+            "SELECT sid, cookie_hash, sub, auth_time, acr, expires_at FROM sessions \
              WHERE cookie_hash = $1 AND expires_at > $2",
         )
         .bind(cookie_hash)
@@ -536,8 +574,8 @@ impl IssuerStore for Store {
     async fn insert_code(&self, c: &AuthorizationCode) -> Result<(), StorageError> {
         sqlx::query(
             "INSERT INTO authorization_codes (code_hash, client_id, redirect_uri, code_challenge, scope, nonce, sub, \
-             sid, auth_time, expires_at, used_at, family_id, access_jti, access_expires_at, dpop_jkt) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, NULL, NULL, NULL, NULL, $11)",
+             sid, auth_time, expires_at, used_at, family_id, access_jti, access_expires_at, dpop_jkt, acr) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, NULL, NULL, NULL, NULL, $11, $12)",
         )
         .bind(&c.code_hash)
         .bind(&c.client_id)
@@ -550,6 +588,7 @@ impl IssuerStore for Store {
         .bind(c.auth_time.as_millis())
         .bind(c.expires_at.as_millis())
         .bind(&c.dpop_jkt)
+        .bind(&c.acr)
         .execute(&self.pool)
         .await
         .map_err(db)?;
@@ -592,7 +631,7 @@ impl IssuerStore for Store {
         if let Some(first) = first {
             sqlx::query(
                 "INSERT INTO refresh_families (family_id, client_id, sub, sid, created_at, expires_at, revoked_at, \
-                 jkt) VALUES ($1, $2, $3, $4, $5, $6, NULL, $7)",
+                 jkt, acr) VALUES ($1, $2, $3, $4, $5, $6, NULL, $7, $8)",
             )
             .bind(&first.family_id)
             .bind(&first.client_id)
@@ -601,6 +640,7 @@ impl IssuerStore for Store {
             .bind(first.created_at.as_millis())
             .bind(first.family_expires_at.as_millis())
             .bind(&first.jkt)
+            .bind(&first.acr)
             .execute(&mut *tx)
             .await
             .map_err(db)?;

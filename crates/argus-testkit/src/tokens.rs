@@ -33,6 +33,7 @@ pub fn access_claims(issuer: &str, audience: &str, now: Timestamp) -> AccessClai
         scope: "openid accounts:read".to_owned(),
         sid: Some(new_id()),
         auth_time: Some(now.as_secs()),
+        acr: None,
         cnf: None,
         fid: None,
         did: None,

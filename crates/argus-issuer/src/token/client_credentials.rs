@@ -19,6 +19,7 @@ pub(super) async fn client_credentials_grant(g: &GrantRequest<'_>) -> Result<Tok
         scope: &scope,
         sid: None,
         auth_time: None,
+        acr: None,
         family: None,
         device: None,
     };

@@ -43,6 +43,7 @@ pub(super) async fn code_grant(g: &GrantRequest<'_>) -> Result<TokenResponse, Fa
         scope: &scope,
         sid: Some(&stored.sid),
         auth_time: Some(stored.auth_time),
+        acr: Some(&stored.acr),
         family: family_id.as_deref(),
         device: device.as_deref(),
     };
@@ -97,6 +98,7 @@ fn first_refresh(
         consumed_at: None,
         family_revoked_at: None,
         device: None,
+        acr: Some(code.acr.clone()),
         access: access.clone(),
     };
     (token, secret)

@@ -40,7 +40,9 @@ pub(super) async fn refresh_grant(g: &GrantRequest<'_>) -> Result<TokenResponse,
         client_id: &client.client_id,
         scope: &scope,
         sid: old.sid.as_deref(),
+        // The sign-in the family came from: a refresh is no new authentication (RFC 9470 §4).
         auth_time: old.auth_time,
+        acr: old.acr.as_deref(),
         family: Some(&old.family_id),
         device: old.device.as_deref(),
     };

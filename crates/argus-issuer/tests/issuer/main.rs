@@ -11,4 +11,5 @@ mod login;
 mod par;
 mod registry;
 mod revocation;
+mod stepup;
 mod tokens;

@@ -23,12 +23,17 @@ pub(crate) struct ParamValidator {
 impl ParamValidator {
     /// Read `raw` (one value, already percent-decoded) in `style` and check it.
     pub(crate) fn check_text(&self, style: Style, explode: bool, name: &str, raw: &str) -> Result<(), ErrorKind> {
-        let value = if self.json_content {
-            serde_json::from_str(raw).map_err(|_| ErrorKind::Malformed)?
-        } else {
-            parse_styled(style, explode, name, raw, &self.shape).ok_or(ErrorKind::Malformed)?
-        };
+        let value = self.read_text(style, explode, name, raw).ok_or(ErrorKind::Malformed)?;
         self.check_value(&value)
+    }
+
+    /// The value `raw` reads as, before the schema checks it; `None` when it does not read.
+    pub(crate) fn read_text(&self, style: Style, explode: bool, name: &str, raw: &str) -> Option<Value> {
+        if self.json_content {
+            serde_json::from_str(raw).ok()
+        } else {
+            parse_styled(style, explode, name, raw, &self.shape)
+        }
     }
 
     /// Check an already-built value against the schema.
@@ -258,6 +263,8 @@ fn parse_number(text: &str) -> Option<Number> {
         _ => None,
     }
 }
+
+mod typed;
 
 #[cfg(test)]
 mod tests;

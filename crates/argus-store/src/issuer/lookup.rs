@@ -36,12 +36,12 @@ impl Batch for Lookups {
     }
 }
 
-/// The token, with what its family adds (end, key, revocation, device). A macro so that the single lookup stays a
+/// The token, with what its family adds (end, key, revocation, device, acr). A macro so that the single lookup stays a
 /// `&'static str`.
 macro_rules! select_refresh {
     () => {
         "SELECT t.*, f.revoked_at, f.expires_at AS family_expires_at, f.jkt AS family_jkt, \
-         f.device_id AS family_device \
+         f.device_id AS family_device, f.acr AS family_acr \
          FROM refresh_tokens t JOIN refresh_families f ON f.family_id = t.family_id"
     };
 }

@@ -35,6 +35,7 @@ fn code(hash: &str) -> AuthorizationCode {
         sub: "u1".into(),
         sid: "s1".into(),
         auth_time: t(10),
+        acr: argus_oauth::ACR_PASSWORD.into(),
         expires_at: t(70),
         used_at: None,
         family_id: None,
@@ -59,6 +60,7 @@ fn refresh(hash: &str, family: &str, jti: &str, created: i64) -> RefreshToken {
         consumed_at: None,
         family_revoked_at: None,
         device: None,
+        acr: Some(argus_oauth::ACR_PASSWORD.into()),
         access: IssuedAccess { jti: jti.into(), expires_at: t(created + 300) },
     }
 }
@@ -111,6 +113,8 @@ async fn pending_requests_expire_and_are_taken_once() {
         code_challenge: "ch".into(),
         prompt: "".into(),
         dpop_jkt: Some("jkt".into()),
+        max_age: Some(300),
+        acr_values: Some("urn:x urn:argus:acr:pwd".into()),
         created_at: t(0),
         expires_at: t(600),
     };
@@ -131,12 +135,29 @@ async fn sessions_and_consents() {
         cookie_hash: "ck".into(),
         sub: "u1".into(),
         auth_time: t(1),
+        acr: "urn:argus:acr:pwd".into(),
         expires_at: t(100),
     };
     s.insert_session(&sess).await.unwrap();
-    assert_eq!(s.session_by_cookie("ck", t(50)).await.unwrap(), Some(sess));
+    assert_eq!(s.session_by_cookie("ck", t(50)).await.unwrap(), Some(sess.clone()));
     assert!(s.session_by_cookie("ck", t(100)).await.unwrap().is_none());
     assert!(s.session_by_cookie("other", t(50)).await.unwrap().is_none());
+
+    // A new sign-in in the same browser renews the session in place: same sid, new cookie, time, level and end.
+    let renewed = SessionRecord {
+        cookie_hash: "ck2".into(),
+        auth_time: t(60),
+        acr: "urn:argus:acr:other".into(),
+        expires_at: t(160),
+        ..sess.clone()
+    };
+    assert!(s.renew_session(&renewed, t(60)).await.unwrap());
+    assert!(s.session_by_cookie("ck", t(61)).await.unwrap().is_none(), "the old cookie is gone");
+    assert_eq!(s.session_by_cookie("ck2", t(61)).await.unwrap(), Some(renewed.clone()));
+    let bobs = SessionRecord { sub: "u2".into(), ..renewed.clone() };
+    assert!(!s.renew_session(&bobs, t(61)).await.unwrap(), "only the session's own user");
+    assert!(!s.renew_session(&renewed, t(160)).await.unwrap(), "an ended session is never revived");
+    assert_eq!(s.session_by_cookie("ck2", t(61)).await.unwrap(), Some(renewed));
 
     assert!(s.consent("u1", "demo-app").await.unwrap().is_none());
     let g = ConsentGrant { sub: "u1".into(), client_id: "demo-app".into(), scope: "openid".into(), granted_at: t(2) };
@@ -279,6 +300,8 @@ fn pushed(hash: &str) -> PushedRequest {
         code_challenge: "ch".into(),
         prompt: "login".into(),
         dpop_jkt: Some("jkt".into()),
+        max_age: Some(u64::MAX),
+        acr_values: None,
         created_at: t(0),
         expires_at: t(60),
     }
@@ -292,7 +315,9 @@ async fn a_pushed_request_is_taken_once_by_its_own_client_before_it_expires() {
         s.insert_pushed_request(&pushed(h)).await.unwrap();
     }
     assert!(s.take_pushed_request("p1", "other-app", t(1)).await.unwrap().is_none(), "bound to its client");
-    assert_eq!(s.take_pushed_request("p1", "demo-app", t(1)).await.unwrap(), Some(pushed("p1")));
+    let taken = s.take_pushed_request("p1", "demo-app", t(1)).await.unwrap().unwrap();
+    // A max_age beyond the column's range is kept as the longest span it holds.
+    assert_eq!(taken, PushedRequest { max_age: Some(i64::MAX.unsigned_abs()), ..pushed("p1") });
     assert!(s.take_pushed_request("p1", "demo-app", t(2)).await.unwrap().is_none(), "single use");
     assert!(s.take_pushed_request("p2", "demo-app", t(60)).await.unwrap().is_none(), "expired");
     assert_eq!(s.purge_expired(t(60)).await.unwrap(), 1);
@@ -317,7 +342,10 @@ async fn families_keep_their_key_and_end_and_rotated_tokens_outlive_their_idle_t
     let stored = s.refresh_token("r1").await.unwrap().unwrap();
     assert_eq!((stored.jkt.as_deref(), stored.family_expires_at, stored.expires_at), (Some("k1"), t(10_000), t(1020)));
     s.rotate_refresh("r1", t(30), &RefreshToken { jkt: None, ..refresh("r2", "f1", "j2", 30) }).await.unwrap();
-    assert_eq!(s.refresh_token("r2").await.unwrap().unwrap().jkt.as_deref(), Some("k1"), "the family's key");
+    let r2 = s.refresh_token("r2").await.unwrap().unwrap();
+    assert_eq!(r2.jkt.as_deref(), Some("k1"), "the family's key");
+    assert_eq!(r2.acr.as_deref(), Some(argus_oauth::ACR_PASSWORD), "the family's acr");
+    assert_eq!(r2.auth_time, Some(t(10)), "the family's sign-in time");
 
     // Long after r1's idle lifetime, it is still known as rotated, so its reuse can still end the family.
     s.purge_expired(t(5_000)).await.unwrap();
@@ -334,6 +362,7 @@ async fn a_refresh_token_carries_its_familys_device() {
         cookie_hash: "c".into(),
         sub: "u1".into(),
         auth_time: t(10),
+        acr: "urn:argus:acr:pwd".into(),
         expires_at: t(5000),
     };
     s.insert_session(&session).await.unwrap();
