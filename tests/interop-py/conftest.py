@@ -27,8 +27,8 @@ ROOT = Path(__file__).resolve().parents[2]
 ARGUS_BIN = os.environ.get("ARGUS_BIN") or str(ROOT / "target" / "debug" / "argus")
 STARTUP_TIMEOUT_S = 30
 HTTP_TIMEOUT_S = 10
-PART_LINE = re.compile(r"^\s+(issuer|gate|watch|demo-api)\s+(http://\S+)", re.MULTILINE)
-PARTS = ("issuer", "gate", "watch", "demo-api")
+PART_LINE = re.compile(r"^\s+(issuer|gate|watch|demo-api|metrics)\s+(http://\S+)", re.MULTILINE)
+PARTS = ("issuer", "gate", "watch", "demo-api", "metrics")
 # `argus up --demo` creates the admin client `argus-admin` with a new secret and prints it in its banner, once.
 ADMIN_LINE = re.compile(r"^\s+admin\s+(\S+)\s.*secret:\s+(\S+)\s*$", re.MULTILINE)
 CONFIG_TOML = """[issuer]
@@ -38,6 +38,8 @@ listen = "127.0.0.1:0"
 [watch]
 listen = "127.0.0.1:0"
 [demo]
+listen = "127.0.0.1:0"
+[metrics]
 listen = "127.0.0.1:0"
 """
 
@@ -80,10 +82,11 @@ def _pump(stream, sink: list[str]) -> None:
     stream.close()
 
 
-def start_argus() -> Argus:
+def start_argus(config_toml: str = CONFIG_TOML) -> Argus:
+    """`argus up --demo` with `config_toml` (a test that needs more config appends to CONFIG_TOML)."""
     tmp = Path(tempfile.mkdtemp(prefix="argus-interop-py-"))
     config = tmp / "argus.toml"
-    config.write_text(CONFIG_TOML)
+    config.write_text(config_toml)
     data_dir = tmp / "data"
     password = os.urandom(16).hex()
     try:

@@ -23,6 +23,27 @@ pub enum Attack {
     /// Not an attack seen but one that may have been missed: events were lost before watch could audit them or
     /// run the detectors (watch fell behind the event bus). The audit log has a hole here.
     AuditGap,
+    /// A token, session or refresh family used by someone other than its owner: from a second user agent, from a
+    /// network its user never used, from two places at once, or a rotated refresh token presented again.
+    StolenToken,
+    /// Object ids walked through: many distinct ids of one operation, or ids in sequence.
+    Enumeration,
+    /// Broken object-level authorization probed: a walk over object ids that are mostly refused (403/404).
+    Bola,
+    /// Sustained reading of many distinct paths or of most list endpoints: a crawler or scraper.
+    Scraping,
+    /// Far more records or bytes returned than the principal's own baseline and its peers'.
+    Exfiltration,
+    /// A client (app) whose call rate or error ratio jumped far above its baseline.
+    ClientAnomaly,
+    /// Many calls refused as malformed (invalid input, unknown paths or methods): probing or fuzzing.
+    Probing,
+    /// A decoy operation was called: no legitimate client knows it.
+    DecoyHit,
+    /// An actor's window of activity is an outlier to the multivariate model of everyone's windows.
+    Anomaly,
+    /// A sequence of calls that normal users almost never follow (rare endpoint transitions).
+    UnusualFlow,
 }
 
 /// The kind of key an alert is about.
@@ -33,8 +54,19 @@ pub enum KeyType {
     Ip,
     /// An account, by the user name as typed (trimmed, lower-cased).
     Account,
-    /// A part of Argus, by node name (`watch`, ...): for alerts about Argus itself.
+    /// A part of Argus, by node name (`watch`, `issuer`, ...): for alerts about Argus itself or about everything a
+    /// part serves (e.g. credential stuffing spread over many IPs, seen only in the login form's totals).
     Node,
+    /// A verified end user, by `sub`.
+    User,
+    /// An OAuth client (app), by `client_id`.
+    Client,
+    /// A sign-in session at the issuer, by `sid`.
+    Session,
+    /// One access token, by `jti`.
+    Token,
+    /// A refresh-token family.
+    Family,
 }
 
 /// How urgent an alert is. Ordered: `Low < Medium < High < Critical`.
@@ -88,8 +120,31 @@ macro_rules! names {
     };
 }
 
-names!(Attack { BruteForce => "brute_force", CredentialStuffing => "credential_stuffing", AuditGap => "audit_gap" });
-names!(KeyType { Ip => "ip", Account => "account", Node => "node" });
+names!(Attack {
+    BruteForce => "brute_force",
+    CredentialStuffing => "credential_stuffing",
+    AuditGap => "audit_gap",
+    StolenToken => "stolen_token",
+    Enumeration => "enumeration",
+    Bola => "bola",
+    Scraping => "scraping",
+    Exfiltration => "exfiltration",
+    ClientAnomaly => "client_anomaly",
+    Probing => "probing",
+    DecoyHit => "decoy_hit",
+    Anomaly => "anomaly",
+    UnusualFlow => "unusual_flow",
+});
+names!(KeyType {
+    Ip => "ip",
+    Account => "account",
+    Node => "node",
+    User => "user",
+    Client => "client",
+    Session => "session",
+    Token => "token",
+    Family => "family",
+});
 names!(Severity { Low => "low", Medium => "medium", High => "high", Critical => "critical" });
 names!(AlertStatus { Open => "open", Resolved => "resolved" });
 
@@ -102,16 +157,23 @@ pub struct UnknownName {
 }
 
 /// The feature that fired, in terms a person can check.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct Feature {
     /// What was measured, e.g. `failed_logins_per_ip`.
     pub name: String,
-    /// The measured value when the alert last fired (a bucket level).
+    /// The measured value when the alert last fired (a bucket level, a count in a window, a score).
     pub observed: f64,
-    /// The configured value it crossed.
+    /// The value it crossed: configured, or derived from the baseline.
     pub threshold: f64,
-    /// How fast the measure drains, e.g. `10/min`.
+    /// How fast the measure drains, e.g. `10/min`, or the window it is counted over, e.g. `window 10 min`.
     pub leak: String,
+    /// What is normal for this measure, when the detector learns it (the key's own or its peers' mean, a median).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub baseline: Option<f64>,
+    /// How far the observed value is from the baseline, in the unit the explanation names (standard deviations,
+    /// a ratio, bits).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deviation: Option<f64>,
     /// One sentence, e.g. "23 failed sign-ins from 203.0.113.7 on 1 account within ~2 min (threshold 20, leaks
     /// 10/min)".
     pub explanation: String,
@@ -132,6 +194,9 @@ pub struct AlertDraft {
     pub severity: Severity,
     /// The time of the event that made the detector fire.
     pub time: Timestamp,
+    /// When the activity behind the draft began (the burst, the window, the first use), if earlier than `time`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub first_seen: Option<Timestamp>,
     /// The feature that fired, with its explanation.
     pub feature: Feature,
     /// Ids of the events behind it, oldest first, at most [`EVIDENCE_MAX`].
@@ -142,6 +207,11 @@ impl AlertDraft {
     /// The key open alerts are unique on: a draft with the same key merges into the open alert.
     pub fn alert_key(&self) -> (Attack, KeyType, &str) {
         (self.attack, self.key_type, &self.key)
+    }
+
+    /// When the activity behind the draft began: `first_seen`, never later than `time`.
+    pub fn started(&self) -> Timestamp {
+        self.first_seen.map_or(self.time, |t| t.min(self.time))
     }
 }
 
@@ -177,6 +247,7 @@ pub struct Alert {
 impl Alert {
     /// A new open alert from its first draft.
     pub fn open(id: String, draft: AlertDraft) -> Self {
+        let first_seen = draft.started();
         let mut evidence = Vec::new();
         merge_evidence(&mut evidence, draft.evidence);
         Self {
@@ -187,7 +258,7 @@ impl Alert {
             key: draft.key,
             severity: draft.severity,
             status: AlertStatus::Open,
-            first_seen: draft.time,
+            first_seen,
             last_seen: draft.time,
             count: 1,
             feature: draft.feature,
@@ -198,7 +269,7 @@ impl Alert {
     /// Merges a repeat for the same key into this alert: the latest feature and evidence win, the count grows and
     /// the severity only ever goes up. Returns the previous severity if it went up.
     pub fn absorb(&mut self, draft: AlertDraft) -> Option<Severity> {
-        self.first_seen = self.first_seen.min(draft.time);
+        self.first_seen = self.first_seen.min(draft.started());
         self.last_seen = self.last_seen.max(draft.time);
         self.count = self.count.saturating_add(1);
         self.feature = draft.feature;
@@ -319,12 +390,14 @@ mod tests {
             key: "203.0.113.7".into(),
             severity,
             time: Timestamp::from_secs(secs),
+            first_seen: None,
             feature: Feature {
                 name: "failed_logins_per_ip".into(),
                 observed: secs as f64,
                 threshold: 20.0,
                 leak: "10/min".into(),
                 explanation: format!("at {secs}"),
+                ..Feature::default()
             },
             evidence: evidence.iter().map(|s| s.to_string()).collect(),
         }
@@ -379,6 +452,47 @@ mod tests {
         assert_eq!((Attack::AuditGap.as_str(), KeyType::Node.as_str()), ("audit_gap", "node"));
         assert_eq!(serde_json::to_value(Attack::AuditGap).unwrap(), "audit_gap");
         assert!(Severity::Medium < Severity::High);
+    }
+
+    #[test]
+    fn first_seen_of_a_draft_reaches_back_to_the_start_of_the_activity() {
+        let mut a = Alert::open("a1".into(), AlertDraft { first_seen: Some(Timestamp::from_secs(4)), ..draft(10, Severity::Low, &[]) });
+        assert_eq!((a.first_seen, a.last_seen), (Timestamp::from_secs(4), Timestamp::from_secs(10)));
+        a.absorb(AlertDraft { first_seen: Some(Timestamp::from_secs(2)), ..draft(12, Severity::Low, &[]) });
+        assert_eq!((a.first_seen, a.last_seen), (Timestamp::from_secs(2), Timestamp::from_secs(12)));
+        // A first_seen after the draft's own time is nonsense and is ignored.
+        let late = AlertDraft { first_seen: Some(Timestamp::from_secs(99)), ..draft(20, Severity::Low, &[]) };
+        assert_eq!(late.started(), Timestamp::from_secs(20));
+    }
+
+    #[test]
+    fn feature_baseline_and_deviation_are_optional_in_json() {
+        let f = Feature { name: "n".into(), ..Feature::default() };
+        let json = serde_json::to_value(&f).unwrap();
+        assert!(json.get("baseline").is_none() && json.get("deviation").is_none());
+        let old = r#"{"name":"n","observed":1.0,"threshold":2.0,"leak":"1/s","explanation":"e"}"#;
+        assert_eq!(serde_json::from_str::<Feature>(old).unwrap().baseline, None);
+        let g = Feature { baseline: Some(3.0), deviation: Some(4.5), ..f };
+        assert_eq!(serde_json::from_value::<Feature>(serde_json::to_value(&g).unwrap()).unwrap(), g);
+    }
+
+    #[test]
+    fn every_attack_and_key_type_name_round_trips() {
+        use Attack::*;
+        for a in [
+            BruteForce, CredentialStuffing, AuditGap, StolenToken, Enumeration, Bola, Scraping, Exfiltration,
+            ClientAnomaly, Probing, DecoyHit, Anomaly, UnusualFlow,
+        ] {
+            assert_eq!(serde_json::to_value(a).unwrap(), a.as_str());
+            assert_eq!(a.as_str().parse::<Attack>().unwrap(), a);
+        }
+        for k in [
+            KeyType::Ip, KeyType::Account, KeyType::Node, KeyType::User, KeyType::Client, KeyType::Session,
+            KeyType::Token, KeyType::Family,
+        ] {
+            assert_eq!(serde_json::to_value(k).unwrap(), k.as_str());
+            assert_eq!(k.as_str().parse::<KeyType>().unwrap(), k);
+        }
     }
 
     #[test]

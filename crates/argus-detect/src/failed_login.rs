@@ -194,12 +194,16 @@ fn draft(
         key: key.to_owned(),
         severity,
         time: event.time,
+        // The burst's start is in the explanation; the alert's first_seen stays the first draft's time, when the
+        // threshold was crossed (what watch's API has always reported for this detector).
+        first_seen: None,
         feature: Feature {
             name: feature.to_owned(),
             observed: (state.level() * 100.0).round() / 100.0,
             threshold,
             leak: config.leak.to_string(),
             explanation,
+            ..Feature::default()
         },
         evidence: state.evidence(),
     }

@@ -42,12 +42,14 @@ impl EventLoss<'_> {
             key: self.node.to_owned(),
             severity: Severity::High,
             time: self.time,
+            first_seen: None,
             feature: Feature {
                 name: "events_lost".to_owned(),
                 observed: self.lost as f64,
                 threshold: 0.0,
                 leak: "none".to_owned(),
                 explanation,
+                ..Feature::default()
             },
             evidence: self.last_before.map(str::to_owned).into_iter().collect(),
         }

@@ -5,14 +5,35 @@
 //! traits, which `argus-store` implements.
 #![forbid(unsafe_code)]
 
+pub mod actor;
 pub mod alert;
 pub mod audit;
+pub mod baseline;
 pub mod bucket;
+pub mod burst;
+pub mod client_spike;
+pub mod decoy;
+pub mod distinct;
+pub mod evidence;
+pub mod exfiltration;
 pub mod failed_login;
+pub mod flow;
+pub mod forest;
 pub mod gap;
+pub mod keyed;
+pub mod multivariate;
+pub mod object_walk;
 pub mod pipeline;
+pub mod probing;
 pub mod rate;
+pub mod scraping;
+pub mod slow_brute_force;
 pub mod store;
+pub mod stuffing_spread;
+pub mod token_use;
+
+#[cfg(test)]
+mod testing;
 
 pub use alert::{
     Alert, AlertChange, AlertDraft, AlertFilter, AlertStatus, Attack, DEFAULT_ALERT_LIMIT, Feature, KeyType,
@@ -25,6 +46,7 @@ pub use audit::{
 pub use bucket::{BucketConfig, EVIDENCE_MAX};
 pub use failed_login::{FailedLogin, FailedLoginConfig};
 pub use gap::EventLoss;
-pub use pipeline::{ConfigError, Detector, Detectors, DetectorsConfig, is_watch_output};
+pub use keyed::{KeyState, Keyed};
+pub use pipeline::{ConfigError, Detector, Detectors, DetectorsConfig, Memory, is_watch_output};
 pub use rate::{LeakRate, LeakRateError, RatePeriod};
 pub use store::{AlertStore, AuditLog, WatchStore, WatchStoreError};

@@ -3,8 +3,38 @@
 use argus_model::{Event, EventKind};
 use serde::{Deserialize, Serialize};
 
+use crate::actor::caused_by_watch;
 use crate::alert::AlertDraft;
+use crate::client_spike::{ClientSpike, ClientSpikeConfig};
+use crate::decoy::{Decoy, DecoyConfig};
+use crate::exfiltration::{Exfiltration, ExfiltrationConfig};
 use crate::failed_login::{FailedLogin, FailedLoginConfig};
+use crate::flow::{Flow, FlowConfig};
+use crate::multivariate::{Multivariate, MultivariateConfig};
+use crate::object_walk::{ObjectWalk, ObjectWalkConfig};
+use crate::probing::{Probing, ProbingConfig};
+use crate::scraping::{Scraping, ScrapingConfig};
+use crate::slow_brute_force::{SlowBruteForce, SlowBruteForceConfig};
+use crate::stuffing_spread::{StuffingSpread, StuffingSpreadConfig};
+use crate::token_use::{TokenUse, TokenUseConfig};
+
+/// What a detector holds in memory: keys tracked (over all its tables) and approximate heap bytes, its fixed
+/// parts (models, learned chains) included.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Memory {
+    /// Keys tracked.
+    pub keys: usize,
+    /// Approximate bytes held on the heap.
+    pub bytes: usize,
+}
+
+impl std::ops::Add for Memory {
+    type Output = Self;
+
+    fn add(self, other: Self) -> Self {
+        Self { keys: self.keys + other.keys, bytes: self.bytes + other.bytes }
+    }
+}
 
 /// One detector: sees every event (in order, one at a time) and returns the drafts it fires.
 ///
@@ -15,6 +45,11 @@ pub trait Detector: Send {
 
     /// Updates the detector's state with `event` and returns the drafts it fires, if any.
     fn observe(&mut self, event: &Event) -> Vec<AlertDraft>;
+
+    /// What the detector holds in memory (zero if it does not say).
+    fn memory(&self) -> Memory {
+        Memory::default()
+    }
 }
 
 /// A detector configuration that cannot be used.
@@ -34,18 +69,51 @@ impl ConfigError {
     }
 }
 
-/// `[watch.detectors]`: one table per detector.
+/// `[watch.detectors]`: one table per detector; every detector runs unless its table says `enabled = false`.
 #[derive(Clone, Debug, Default, PartialEq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct DetectorsConfig {
     /// Failed sign-ins per IP and per account (brute force, credential stuffing).
     pub failed_login: FailedLoginConfig,
+    /// One account guessed slowly, for hours or days (brute force).
+    pub slow_brute_force: SlowBruteForceConfig,
+    /// Credential stuffing spread over many IPs, seen in the login form's totals.
+    pub stuffing_spread: StuffingSpreadConfig,
+    /// Tokens, sessions and refresh families used by someone else (stolen token).
+    pub token_use: TokenUseConfig,
+    /// Object ids walked through (enumeration, BOLA).
+    pub object_walk: ObjectWalkConfig,
+    /// Sustained reading of many paths or list endpoints (scraping).
+    pub scraping: ScrapingConfig,
+    /// Far more records or bytes than the caller's and its peers' normal (exfiltration).
+    pub exfiltration: ExfiltrationConfig,
+    /// A client's call rate or error ratio far above its normal (client anomaly).
+    pub client_spike: ClientSpikeConfig,
+    /// Many malformed calls (probing, fuzzing).
+    pub probing: ProbingConfig,
+    /// Calls to decoy operations (decoy hit).
+    pub decoy: DecoyConfig,
+    /// A caller's window of activity unlike everyone's (anomaly; seeded isolation forest).
+    pub multivariate: MultivariateConfig,
+    /// Sequences of operations nobody normal follows (unusual flow).
+    pub flow: FlowConfig,
 }
 
 impl DetectorsConfig {
     /// Checks what serde cannot express.
     pub fn validate(&self) -> Result<(), ConfigError> {
-        self.failed_login.validate()
+        self.failed_login.validate()?;
+        self.slow_brute_force.validate()?;
+        self.stuffing_spread.validate()?;
+        self.token_use.validate()?;
+        self.object_walk.validate()?;
+        self.scraping.validate()?;
+        self.exfiltration.validate()?;
+        self.client_spike.validate()?;
+        self.probing.validate()?;
+        self.decoy.validate()?;
+        self.multivariate.validate()?;
+        self.flow.validate()
     }
 }
 
@@ -63,11 +131,46 @@ impl std::fmt::Debug for Detectors {
 impl Detectors {
     /// The enabled detectors of `config`.
     pub fn from_config(config: &DetectorsConfig) -> Result<Self, ConfigError> {
-        let mut detectors: Vec<Box<dyn Detector>> = Vec::new();
-        if config.failed_login.enabled {
-            detectors.push(Box::new(FailedLogin::new(&config.failed_login)?));
+        config.validate()?;
+        let c = config;
+        let mut d: Vec<Box<dyn Detector>> = Vec::new();
+        if c.failed_login.enabled {
+            d.push(Box::new(FailedLogin::new(&c.failed_login)?));
         }
-        Ok(Self::new(detectors))
+        if c.slow_brute_force.enabled {
+            d.push(Box::new(SlowBruteForce::new(&c.slow_brute_force)?));
+        }
+        if c.stuffing_spread.enabled {
+            d.push(Box::new(StuffingSpread::new(&c.stuffing_spread)?));
+        }
+        if c.token_use.enabled {
+            d.push(Box::new(TokenUse::new(&c.token_use)?));
+        }
+        if c.object_walk.enabled {
+            d.push(Box::new(ObjectWalk::new(&c.object_walk)?));
+        }
+        if c.scraping.enabled {
+            d.push(Box::new(Scraping::new(&c.scraping)?));
+        }
+        if c.exfiltration.enabled {
+            d.push(Box::new(Exfiltration::new(&c.exfiltration)?));
+        }
+        if c.client_spike.enabled {
+            d.push(Box::new(ClientSpike::new(&c.client_spike)?));
+        }
+        if c.probing.enabled {
+            d.push(Box::new(Probing::new(&c.probing)?));
+        }
+        if c.decoy.enabled {
+            d.push(Box::new(Decoy));
+        }
+        if c.multivariate.enabled {
+            d.push(Box::new(Multivariate::new(&c.multivariate)?));
+        }
+        if c.flow.enabled {
+            d.push(Box::new(Flow::new(&c.flow)?));
+        }
+        Ok(Self::new(d))
     }
 
     /// Exactly these detectors, in this order (for tests and replay tools).
@@ -80,19 +183,30 @@ impl Detectors {
         self.detectors.iter().map(|d| d.name()).collect()
     }
 
-    /// Runs every detector on `event`. Watch's own output (`Alert` events) is skipped: feeding alerts back in
-    /// would let one alert trigger detectors on itself.
+    /// Runs every detector on `event`. Watch's own output is skipped: its `Alert` events, and the refusals of
+    /// callers watch blocked (see [`is_watch_output`]); feeding them back in would let an alert or a block raise
+    /// more alerts about itself.
     pub fn observe(&mut self, event: &Event) -> Vec<AlertDraft> {
         if is_watch_output(event) {
             return Vec::new();
         }
-        self.detectors.iter_mut().flat_map(|d| d.observe(event)).collect()
+        let mut drafts = Vec::new();
+        for d in &mut self.detectors {
+            drafts.append(&mut d.observe(event));
+        }
+        drafts
+    }
+
+    /// Memory of each detector, by name.
+    pub fn memory(&self) -> Vec<(&'static str, Memory)> {
+        self.detectors.iter().map(|d| (d.name(), d.memory())).collect()
     }
 }
 
-/// Whether `event` is one watch itself emitted (and so must not be detected on).
+/// Whether `event` is watch's own doing and so must not be detected on: an `Alert` event, or a call the gate
+/// refused because watch blocked its caller (reason [`crate::actor::WATCH_BLOCK_REASON`]).
 pub fn is_watch_output(event: &Event) -> bool {
-    matches!(event.kind, EventKind::Alert(_))
+    matches!(event.kind, EventKind::Alert(_)) || caused_by_watch(event)
 }
 
 #[cfg(test)]
@@ -116,13 +230,8 @@ mod tests {
                 key: event.id.clone(),
                 severity: crate::Severity::Low,
                 time: event.time,
-                feature: crate::Feature {
-                    name: "n".into(),
-                    observed: 1.0,
-                    threshold: 1.0,
-                    leak: "1/s".into(),
-                    explanation: "e".into(),
-                },
+                first_seen: None,
+                feature: crate::Feature { name: "n".into(), ..Default::default() },
                 evidence: vec![event.id.clone()],
             }]
         }
@@ -162,12 +271,47 @@ mod tests {
     }
 
     #[test]
+    fn blocked_callers_refusals_are_not_fed_into_detectors() {
+        let mut d = Detectors::new(vec![Box::new(EveryEvent)]);
+        let mut blocked = crate::testing::call(0, crate::testing::anonymous("203.0.113.1"), "GET", "/x", 403);
+        crate::testing::with_call(&mut blocked, |c| c.reason = Some("blocked".into()));
+        assert!(is_watch_output(&blocked));
+        assert!(d.observe(&blocked).is_empty());
+        let mut limited = blocked.clone();
+        crate::testing::with_call(&mut limited, |c| c.reason = Some("rate-limited".into()));
+        assert_eq!(d.observe(&limited).len(), 1);
+    }
+
+    #[test]
     fn config_defaults_parse_and_unknown_keys_are_refused() {
         let c: DetectorsConfig = serde_json::from_str("{}").unwrap();
         assert_eq!(c, DetectorsConfig::default());
-        assert_eq!(Detectors::from_config(&c).unwrap().names(), ["failed_login"]);
+        let all = [
+            "failed_login",
+            "slow_brute_force",
+            "stuffing_spread",
+            "token_use",
+            "object_walk",
+            "scraping",
+            "exfiltration",
+            "client_spike",
+            "probing",
+            "decoy",
+            "multivariate",
+            "flow",
+        ];
+        assert_eq!(Detectors::from_config(&c).unwrap().names(), all);
         let off: DetectorsConfig = serde_json::from_str(r#"{"failed_login":{"enabled":false}}"#).unwrap();
-        assert!(Detectors::from_config(&off).unwrap().names().is_empty());
+        assert_eq!(Detectors::from_config(&off).unwrap().names(), all[1..]);
+        let none = all.iter().map(|n| format!(r#""{n}":{{"enabled":false}}"#)).collect::<Vec<_>>().join(",");
+        let none: DetectorsConfig = serde_json::from_str(&format!("{{{none}}}")).unwrap();
+        assert!(Detectors::from_config(&none).unwrap().names().is_empty());
+        for table in &all[1..] {
+            let typo = serde_json::from_str::<DetectorsConfig>(&format!(r#"{{"{table}":{{"enabeld":false}}}}"#));
+            assert!(typo.unwrap_err().to_string().contains("enabeld"), "{table}");
+        }
+        let bad: DetectorsConfig = serde_json::from_str(r#"{"scraping":{"list_coverage":1.5}}"#).unwrap();
+        assert_eq!(Detectors::from_config(&bad).unwrap_err().key, "watch.detectors.scraping.list_coverage");
         let typo = serde_json::from_str::<DetectorsConfig>(r#"{"failed_login":{"treshold":3}}"#).unwrap_err();
         assert!(typo.to_string().contains("treshold"), "{typo}");
         let partial = r#"{"failed_login":{"per_ip":{"threshold":5}}}"#;

@@ -6,7 +6,7 @@ use std::path::Path;
 use argus_policy::openapi::{LoadError, LoadOptions, Operation, Spec};
 use argus_policy::ratelimit::{LimitSet, RateLimitConfig, UnknownRoute};
 use argus_policy::rules::{ExtensionError, OperationPolicy, RuleEngine};
-use argus_policy::{AuthMode, Route, RouteTable};
+use argus_policy::{AuthMode, ResponseMode, Route, RouteTable};
 
 use crate::config::RouteConfig;
 
@@ -42,6 +42,8 @@ pub(crate) struct OperationRuntime {
 pub(crate) struct RouteApi {
     pub(crate) spec: Spec,
     runtimes: Vec<OperationRuntime>,
+    /// What to do with answers that do not match the spec.
+    pub(crate) responses: ResponseMode,
 }
 
 impl RouteApi {
@@ -133,5 +135,5 @@ fn load_route_api(
             Ok(OperationRuntime { policy, limits })
         })
         .collect::<Result<_, ApiError>>()?;
-    Ok(RouteApi { spec, runtimes })
+    Ok(RouteApi { spec, runtimes, responses: config.responses })
 }

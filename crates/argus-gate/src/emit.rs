@@ -1,7 +1,7 @@
 //! Phase 6, emit: exactly one `ApiCall` event per call, allowed or refused, published once the response body
 //! has been sent (so `bytes_out` is exact) — or, if the caller goes away first, when the gate lets go of the call.
 //!
-//! The same record produces the log line, so the event, the log and (later) the metrics cannot disagree.
+//! The same record produces the log line and the metrics, so the event, the log and the metrics cannot disagree.
 
 use std::net::IpAddr;
 use std::pin::Pin;
@@ -13,7 +13,7 @@ use std::time::Instant;
 use argus_bus::EventBus;
 use argus_jose::AccessClaims;
 use argus_model::truncate_utf8 as truncate;
-use argus_model::{ApiCall, Decision, Event, EventKind, Principal, Timestamp};
+use argus_model::{ApiCall, Decision, Event, EventKind, Principal, ResponseCheck, Timestamp};
 use axum::body::Body;
 use bytes::Bytes;
 use http::{HeaderMap, Method, header};
@@ -54,6 +54,7 @@ impl CallRecord {
         headers: &HeaderMap,
         peer: Option<IpAddr>,
     ) -> Self {
+        crate::metrics::call_started();
         let user_agent = headers
             .get(header::USER_AGENT)
             .map(|v| truncate(&String::from_utf8_lossy(v.as_bytes()), MAX_USER_AGENT).to_owned());
@@ -78,6 +79,7 @@ impl CallRecord {
                 object_ids: Vec::new(),
                 records: None,
                 decoy: false,
+                response_check: None,
             },
             bytes_in: Arc::new(AtomicU64::new(0)),
             emitted: false,
@@ -108,6 +110,19 @@ impl CallRecord {
     /// The number of records a sensitive operation returned.
     pub(crate) fn set_records(&mut self, records: u64) {
         self.call.records = Some(records);
+    }
+
+    /// The upstream's answer (of `status`) does not match the spec: flag the event and warn, with field names
+    /// only (values could be the very data that must not spread).
+    pub(crate) fn flag_response(&mut self, status: u16, check: ResponseCheck) {
+        let c = &self.call;
+        tracing::warn!(
+            request_id = %c.request_id, route = c.route.as_deref(), operation = c.operation_id.as_deref(),
+            status, undocumented = check.undocumented, undeclared_fields = ?check.undeclared_fields,
+            other_violations = check.other_violations, unchecked = check.unchecked, blocked = check.blocked,
+            "upstream answer does not match the OpenAPI spec"
+        );
+        self.call.response_check = Some(check);
     }
 
     /// The principal of a token that verified (also when it is then refused as revoked or short of scope).
@@ -146,7 +161,9 @@ impl CallRecord {
             return;
         }
         self.call.bytes_in = self.bytes_in.load(Ordering::Relaxed);
-        self.call.latency_us = u64::try_from(self.started.elapsed().as_micros()).unwrap_or(u64::MAX);
+        let elapsed = self.started.elapsed();
+        self.call.latency_us = u64::try_from(elapsed.as_micros()).unwrap_or(u64::MAX);
+        crate::metrics::call_finished(&self.call, elapsed);
         let c = &self.call;
         tracing::debug!(
             request_id = %c.request_id, method = %c.method, path = %c.path, route = c.route.as_deref(),

@@ -1,17 +1,19 @@
 //! One call through the gate: the phases in order, then the answer and its event.
 
-use std::net::{IpAddr, SocketAddr};
+use std::net::IpAddr;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
+use arc_swap::ArcSwap;
 use argus_bus::EventBus;
 use argus_jose::AccessClaims;
 use argus_model::Clock;
 use argus_policy::ratelimit::RateLimiter;
-use argus_policy::rules::{Root, RuleInput, Sensitive};
-use argus_policy::{AuthMode, Route, RouteTable};
+use argus_policy::rules::{Root, RuleInput};
+use argus_policy::{AuthMode, ResponseMode, Route, RouteTable};
 use axum::body::Body;
-use axum::extract::{ConnectInfo, Request, State};
+use axum::extract::{Request, State};
 use axum::response::Response;
 use http::{HeaderValue, header};
 use hyper::body::Incoming;
@@ -19,6 +21,7 @@ use hyper::body::Incoming;
 use crate::api::Apis;
 use crate::dpop::{DPOP_NONCE, DpopGuard, DpopRequest, dpop_phase};
 use crate::emit::CallRecord;
+use crate::forwarded::{TrustedProxies, client_address};
 use crate::jwks::JwksCache;
 use crate::operation_phases::{
     Matched, RateHeaders, RuleData, block_keys, block_phase, operation_phase, rate_limit_phase, read_body, rule_params,
@@ -27,27 +30,40 @@ use crate::operation_phases::{
 use crate::phases::{presented_token, revocation_phase, route_phase, scope_phase, token_phase};
 use crate::proxy::{Forward, Upstream, UpstreamClient, X_REQUEST_ID, downstream_response, proxy_phase, request_id};
 use crate::refusal::{Refusal, TokenScheme};
+use crate::response_phase::{ResponsePlan, response_phase};
 use crate::revocation::Revocations;
+use crate::server::{DeadlineBody, peer_of};
+use crate::token_cache::VerifiedTokens;
 
-/// Everything the gate holds, shared by all calls.
+/// Everything the gate holds, shared by all calls: one configuration's routes, APIs and limits, and the state that
+/// outlives configurations (behind `Arc`s, carried over by a reload: keys, verified tokens, revocations, rate-limit
+/// buckets, DPoP replay cache, the upstream connection pool).
 pub(crate) struct Gate {
     pub(crate) table: RouteTable,
     /// The OpenAPI spec, operation policies and rate limits of each route.
     pub(crate) apis: Apis,
-    pub(crate) limiter: RateLimiter,
+    pub(crate) limiter: Arc<RateLimiter>,
     /// By [`argus_policy::Route::index`].
     pub(crate) upstreams: Vec<Upstream>,
     pub(crate) issuer: String,
     pub(crate) audience: String,
-    pub(crate) jwks: JwksCache,
+    pub(crate) jwks: Arc<JwksCache>,
+    pub(crate) verified: Arc<VerifiedTokens>,
     pub(crate) revocations: Arc<Revocations>,
-    pub(crate) dpop: DpopGuard,
+    pub(crate) dpop: Arc<DpopGuard>,
     pub(crate) client: UpstreamClient,
     pub(crate) upstream_timeout: Duration,
     pub(crate) max_body_bytes: u64,
+    /// How long after its head a request's body may take to arrive.
+    pub(crate) body_timeout: Duration,
+    /// Whose forwarding headers name the client.
+    pub(crate) trusted_proxies: TrustedProxies,
     pub(crate) events: EventBus,
     pub(crate) clock: Arc<dyn Clock>,
 }
+
+/// The gate in force: a reload swaps it whole; a call keeps the one it started with.
+pub(crate) type CurrentGate = ArcSwap<Gate>;
 
 const RATE_LIMIT: header::HeaderName = header::HeaderName::from_static("ratelimit");
 const RATE_LIMIT_POLICY: header::HeaderName = header::HeaderName::from_static("ratelimit-policy");
@@ -72,18 +88,24 @@ struct Answer {
 }
 
 /// What the decision phases hand to the proxy.
-struct Verdict {
+struct Verdict<'a> {
     route: usize,
     body: Body,
-    /// The operation is `x-argus-sensitive`: count the records of the answer.
-    sensitive: Option<Sensitive>,
+    /// How to check the answer; `None` on routes without a spec.
+    response: Option<ResponsePlan<'a>>,
 }
 
 /// The axum handler for every method and path.
-pub(crate) async fn handle(State(gate): State<Arc<Gate>>, request: Request) -> Response {
+pub(crate) async fn handle(State(current): State<Arc<CurrentGate>>, request: Request) -> Response {
+    // The configuration in force when the call arrived serves all of it, even if a reload swaps it meanwhile.
+    let gate = current.load_full();
     // Read from the extensions rather than extracted, so a router served without connect info still works.
-    let peer = request.extensions().get::<ConnectInfo<SocketAddr>>().map(|ConnectInfo(addr)| addr.ip());
+    let peer = peer_of(&request).map(|addr| addr.ip());
+    // Rate limits, blocks and events key on the client; X-Forwarded-For gets the peer.
+    let client = peer.map(|peer| client_address(peer, request.headers(), &gate.trusted_proxies));
     let request_id = request_id(request.headers());
+    let body_late = Arc::new(AtomicBool::new(false));
+    let request = with_body_deadline(request, gate.body_timeout, &body_late);
     let mut record = CallRecord::begin(
         gate.events.clone(),
         gate.clock.now(),
@@ -91,21 +113,20 @@ pub(crate) async fn handle(State(gate): State<Arc<Gate>>, request: Request) -> R
         request.method(),
         request.uri().path(),
         request.headers(),
-        peer,
+        client,
     );
     let mut answer = Answer::default();
-    let mut response = match gate.decide_and_forward(request, peer, &request_id, &mut record, &mut answer).await {
-        Ok((upstream, None)) => downstream_response(upstream),
-        Ok((upstream, Some(sensitive))) => {
-            match count_records(downstream_response(upstream), &sensitive, &mut record).await {
-                Ok(response) => response,
-                Err(refusal) => {
-                    record.refuse(&refusal);
-                    refusal.to_response(&request_id, answer.scheme)
-                }
-            }
-        }
+    // Whichever phase was reading the body when it ran late refuses in its own terms; the caller gets 408.
+    let late = |refusal: Refusal| if body_late.load(Ordering::Acquire) { Refusal::BodyTimeout } else { refusal };
+    let decided = gate.decide_and_forward(request, client, peer, &request_id, &mut record, &mut answer).await;
+    let checked = match decided {
+        Ok((upstream, plan)) => response_phase(downstream_response(upstream), plan.as_ref(), &mut record).await,
+        Err(refusal) => Err(refusal),
+    };
+    let mut response = match checked {
+        Ok(response) => response,
         Err(refusal) => {
+            let refusal = late(refusal);
             record.refuse(&refusal);
             refusal.to_response(&request_id, answer.scheme)
         }
@@ -126,53 +147,31 @@ pub(crate) async fn handle(State(gate): State<Arc<Gate>>, request: Request) -> R
     record.attach(response)
 }
 
-/// Largest sensitive response whose records the gate counts; larger ones stream through uncounted.
-const MAX_COUNTED_BYTES: u64 = 4 << 20;
-
-/// Emit's helper for `x-argus-sensitive`: a successful JSON answer of declared length is read whole, its records
-/// counted for the event, and passed on unchanged. Anything else streams through as it is.
-async fn count_records(
-    response: Response,
-    sensitive: &Sensitive,
-    record: &mut CallRecord,
-) -> Result<Response, Refusal> {
-    let declared: Option<u64> =
-        response.headers().get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse().ok());
-    let json = response
-        .headers()
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.split(';').next().is_some_and(|t| t.trim().eq_ignore_ascii_case("application/json")));
-    if !response.status().is_success() || !json || declared.is_none_or(|n| n > MAX_COUNTED_BYTES) {
-        return Ok(response);
+/// The request with its body bound to arrive within `timeout` from now; `late` is set if it does not. A request
+/// without a body is left as it is.
+fn with_body_deadline(request: Request, timeout: Duration, late: &Arc<AtomicBool>) -> Request {
+    if hyper::body::Body::is_end_stream(request.body()) {
+        return request;
     }
-    let (parts, body) = response.into_parts();
-    match http_body_util::BodyExt::collect(body).await {
-        Ok(collected) => {
-            let bytes = collected.to_bytes();
-            if let Some(n) = serde_json::from_slice(&bytes).ok().and_then(|v| sensitive.count_records(&v)) {
-                record.set_records(n);
-            }
-            Ok(Response::from_parts(parts, Body::from(bytes)))
-        }
-        // Nothing was sent yet, so a broken upstream body can still be answered properly.
-        Err(_) => Err(Refusal::UpstreamUnavailable),
-    }
+    let deadline = tokio::time::Instant::now() + timeout;
+    request.map(|body| Body::new(DeadlineBody::new(body, deadline, late.clone())))
 }
 
 impl Gate {
     /// The phases in order, then the proxy: route -> operation -> token -> revocation -> DPoP -> scopes -> rule ->
     /// step-up -> block list -> rate limit -> validate -> proxy. (Emit follows in `handle`.)
+    /// The decisions see the `client` address, the forwarding headers the `peer`'s.
     async fn decide_and_forward(
         &self,
         request: Request<Body>,
+        client: Option<IpAddr>,
         peer: Option<IpAddr>,
         request_id: &str,
         record: &mut CallRecord,
         answer: &mut Answer,
-    ) -> Result<(http::Response<Incoming>, Option<Sensitive>), Refusal> {
+    ) -> Result<(http::Response<Incoming>, Option<ResponsePlan<'_>>), Refusal> {
         let (parts, body) = request.into_parts();
-        let verdict = self.decide(&parts, body, peer, record, answer).await?;
+        let verdict = self.decide(&parts, body, client, record, answer).await?;
         record.allow();
         let forward = Forward {
             client: &self.client,
@@ -184,7 +183,7 @@ impl Gate {
             bytes_in: record.bytes_in_counter(),
         };
         let response = proxy_phase(Request::from_parts(parts, verdict.body), forward).await?;
-        Ok((response, verdict.sensitive))
+        Ok((response, verdict.response))
     }
 
     /// Every decision phase; the body comes back to be proxied (buffered when the route has a spec).
@@ -195,10 +194,12 @@ impl Gate {
         peer: Option<IpAddr>,
         record: &mut CallRecord,
         answer: &mut Answer,
-    ) -> Result<Verdict, Refusal> {
+    ) -> Result<Verdict<'_>, Refusal> {
         let (route, path) = route_phase(&self.table, parts.uri.path())?;
         record.set_route(route.name());
-        let matched = match self.apis.spec_of(route) {
+        let api = self.apis.spec_of(route);
+        let api_mode = api.map_or(ResponseMode::Off, |api| api.responses);
+        let matched = match api {
             Some(api) => Some(operation_phase(api, route.prefix(), &parts.method, &path)?),
             None => None,
         };
@@ -217,15 +218,20 @@ impl Gate {
                 scope_phase(route, &parts.method, &path, claims)?;
             }
             self.admission(claims.as_ref(), peer, self.apis.route_limits(route), answer).await?;
-            return Ok(Verdict { route: route.index(), body, sensitive: None });
+            return Ok(Verdict { route: route.index(), body, response: None });
         };
         security_phase(m.operation, claims.as_ref())?;
         let bytes = read_body(&parts.headers, body, self.max_body_bytes).await?;
         self.rules(&m, parts, &path, &bytes, claims.as_ref(), peer, answer.scheme)?;
         self.admission(claims.as_ref(), peer, Some(&m.runtime.limits), answer).await?;
         validate_phase(m.operation, &m.params, parts.uri.query(), &parts.headers, &bytes)?;
-        let sensitive = m.runtime.policy.sensitive.clone();
-        Ok(Verdict { route: route.index(), body: Body::from(bytes), sensitive })
+        let response = ResponsePlan {
+            operation: m.operation,
+            mode: api_mode,
+            sensitive: m.runtime.policy.sensitive.clone(),
+            head_request: parts.method == http::Method::HEAD,
+        };
+        Ok(Verdict { route: route.index(), body: Body::from(bytes), response: Some(response) })
     }
 
     /// Token, revocation and DPoP, on routes that take Argus tokens. An operation that allows anonymous calls
@@ -261,19 +267,21 @@ impl Gate {
         scheme: TokenScheme,
     ) -> Result<(), Refusal> {
         if let Some(rule) = &m.runtime.policy.rule {
+            let (params, query) = rule_params(rule, m.operation, &m.params, parts.uri.query());
             let data = RuleData {
                 claims: claims
                     .filter(|_| rule.reads(Root::Token))
                     .and_then(|c| serde_json::to_value(c).ok())
                     .and_then(|v| if let serde_json::Value::Object(map) = v { Some(map) } else { None }),
-                params: rule_params(&m.params),
+                params,
+                query,
                 headers: if rule.reads(Root::Headers) { text_headers(&parts.headers) } else { Vec::new() },
                 body: if rule.reads(Root::Body) { serde_json::from_slice(body).ok() } else { None },
             };
             let input = RuleInput {
                 claims: data.claims.as_ref(),
                 params: Some(&data.params),
-                query: None,
+                query: Some(&data.query),
                 headers: &data.headers,
                 body: data.body.as_ref(),
                 method: parts.method.as_str(),
@@ -312,7 +320,8 @@ impl Gate {
         let (scheme, token) = presented_token(head.headers)?;
         answer.scheme = scheme;
         let now = self.clock.now();
-        let claims = token_phase(&self.jwks, token, &self.issuer, &self.audience, now.as_secs()).await?;
+        let claims =
+            token_phase(&self.jwks, &self.verified, token, &self.issuer, &self.audience, now.as_secs()).await?;
         record.set_token(&claims);
         revocation_phase(&self.revocations, &claims).await?;
         let dpop_request =

@@ -24,41 +24,55 @@
 //!
 //! Every refusal is one [`Refusal`], which alone decides status, RFC 9457 problem `type`, `WWW-Authenticate` and
 //! the event's `reason`. Challenges answer in the scheme the token came with (`Bearer` or `DPoP`).
+//!
+//! Operations: [`serve`] runs the listener (HTTP/1.1 and h2c on one port, header and first-request timeouts,
+//! graceful drain); [`GateHandle::reload`] swaps routes, specs and limits in without dropping a connection;
+//! [`metrics`] names what the gate counts; the client address comes from `X-Forwarded-For` / `Forwarded` only
+//! through `[gate] trusted_proxies` (`forwarded`); verified tokens are cached until they expire (`token_cache`).
 #![forbid(unsafe_code)]
 
 mod api;
 mod config;
 mod dpop;
 mod emit;
+mod forwarded;
 mod gate;
 mod jwks;
+pub mod metrics;
 mod operation_phases;
 mod phases;
 mod proxy;
 mod refusal;
+mod response_phase;
 mod revocation;
+mod server;
+mod token_cache;
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 pub use api::ApiError;
 pub use argus_cache::{MemoryReplayCache, ReplayCache};
 pub use argus_policy::ratelimit::RateLimitConfig;
-pub use argus_policy::{AuthMode, PolicyError, RuleConfig};
+pub use argus_policy::{AuthMode, PolicyError, ResponseMode, RuleConfig};
 pub use config::{DEFAULT_LISTEN, GateConfig, RouteConfig};
 pub use refusal::{PROBLEM_TYPE_PREFIX, Refusal, TokenScheme};
 pub use revocation::RevocationSet;
+pub use server::serve;
 
+use arc_swap::ArcSwap;
 use argus_jose::{NonceIssuer, normalize_htu};
 use argus_policy::RouteTable;
 use argus_policy::ratelimit::RateLimiter;
 
 use crate::api::Apis;
 use crate::dpop::DpopGuard;
-use crate::gate::Gate;
+use crate::forwarded::TrustedProxies;
+use crate::gate::{CurrentGate, Gate};
 use crate::jwks::{JwksCache, http_uri};
 use crate::proxy::{Upstream, upstream_client};
 use crate::revocation::Revocations;
+use crate::token_cache::VerifiedTokens;
 
 /// What the gate shares with the rest of Argus.
 pub struct GateDeps {
@@ -101,6 +115,16 @@ pub enum GateError {
     PublicUrl(String),
     #[error("the gate's DPoP nonce secret must be at least {MIN_NONCE_SECRET_BYTES} bytes")]
     NonceSecret,
+    #[error("gate trusted_proxies entry {0:?} is neither a CIDR (10.0.0.0/8) nor an IP address")]
+    TrustedProxy(String),
+}
+
+/// What a configuration compiles to: everything a reload replaces.
+struct Compiled {
+    table: RouteTable,
+    upstreams: Vec<Upstream>,
+    apis: Apis,
+    trusted_proxies: TrustedProxies,
 }
 
 impl GateConfig {
@@ -109,11 +133,13 @@ impl GateConfig {
         self.compile().map(|_| ())
     }
 
-    fn compile(&self) -> Result<(RouteTable, Vec<Upstream>, Apis), GateError> {
+    fn compile(&self) -> Result<Compiled, GateError> {
         for (key, value) in [
             ("upstream_timeout_secs", self.upstream_timeout_secs),
             ("dpop_nonce_window_secs", self.dpop_nonce_window_secs),
             ("dpop_proof_max_age_secs", self.dpop_proof_max_age_secs),
+            ("header_timeout_secs", self.header_timeout_secs),
+            ("body_timeout_secs", self.body_timeout_secs),
         ] {
             if value == 0 {
                 return Err(GateError::Zero(key));
@@ -124,12 +150,13 @@ impl GateConfig {
         {
             return Err(GateError::PublicUrl(url.clone()));
         }
+        let trusted_proxies = TrustedProxies::parse(&self.trusted_proxies).map_err(GateError::TrustedProxy)?;
         let table = RouteTable::new(&self.routes)?;
         let upstreams = table
             .routes()
             .iter()
             .map(|r| {
-                Upstream::parse(r.upstream()).map_err(|reason| GateError::Upstream {
+                Upstream::parse(r.name(), r.upstream()).map_err(|reason| GateError::Upstream {
                     route: r.name().to_owned(),
                     url: r.upstream().to_owned(),
                     reason,
@@ -137,22 +164,85 @@ impl GateConfig {
             })
             .collect::<Result<Vec<_>, _>>()?;
         let apis = Apis::load(&self.routes, &table, &self.rate_limits, self.max_body_bytes).map_err(Box::new)?;
-        Ok((table, upstreams, apis))
+        Ok(Compiled { table, upstreams, apis, trusted_proxies })
     }
 }
 
-/// The gate's router: every method and path goes through the phases. Serve it with
-/// `into_make_service_with_connect_info::<SocketAddr>()` so events and `X-Forwarded-For` carry the peer address.
-///
-/// Subscribes to the control channel before returning (no revocation published after this call is missed).
-/// The issuer's keys are fetched on the first call that needs them, so the issuer may start after the gate.
-pub async fn router(
+/// A started gate: its router, and the handle that puts a new configuration in force.
+#[derive(Clone)]
+pub struct GateHandle {
+    current: Arc<CurrentGate>,
+    /// The configuration in force, restart-only settings as the gate started with them.
+    config: Arc<Mutex<GateConfig>>,
+}
+
+/// What a reload did.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Reloaded {
+    /// Changed settings that only a restart applies (their running values were kept), e.g. `gate.listen`.
+    pub restart_needed: Vec<&'static str>,
+}
+
+impl GateHandle {
+    /// The gate's router: every method and path goes through the phases. Serve it with [`serve`] (or with
+    /// `into_make_service_with_connect_info::<SocketAddr>()`) so events and `X-Forwarded-For` carry the peer.
+    pub fn router(&self) -> axum::Router {
+        axum::Router::new().fallback(gate::handle).with_state(self.current.clone())
+    }
+
+    /// Put `config` in force: routes, OpenAPI specs (read again from their files), rate limits, upstreams, body
+    /// limits and timeouts, trusted proxies. All or nothing: a configuration that does not compile changes
+    /// nothing, and the error names what is wrong. Calls in flight finish under the configuration they started
+    /// with; connections stay open; keys, cached tokens, revocations, rate-limit state, the DPoP replay cache and
+    /// the upstream connection pool carry over.
+    pub fn reload(&self, config: &GateConfig) -> Result<Reloaded, GateError> {
+        let mut running = self.config.lock().unwrap_or_else(PoisonError::into_inner);
+        let restart_needed = running.restart_only_changes(config);
+        let applied = config.clone().with_restart_only_of(&running);
+        let compiled = applied.compile().inspect_err(|_| metrics::reloaded(false))?;
+        let next = self.current.load().reconfigured(compiled, &applied);
+        self.current.store(Arc::new(next));
+        *running = applied;
+        metrics::reloaded(true);
+        Ok(Reloaded { restart_needed })
+    }
+}
+
+impl Gate {
+    /// This gate under another configuration, sharing all its state.
+    fn reconfigured(&self, compiled: Compiled, config: &GateConfig) -> Self {
+        Self {
+            table: compiled.table,
+            apis: compiled.apis,
+            upstreams: compiled.upstreams,
+            trusted_proxies: compiled.trusted_proxies,
+            upstream_timeout: Duration::from_secs(config.upstream_timeout_secs),
+            max_body_bytes: config.max_body_bytes,
+            body_timeout: Duration::from_secs(config.body_timeout_secs),
+            limiter: self.limiter.clone(),
+            issuer: self.issuer.clone(),
+            audience: self.audience.clone(),
+            jwks: self.jwks.clone(),
+            verified: self.verified.clone(),
+            revocations: self.revocations.clone(),
+            dpop: self.dpop.clone(),
+            client: self.client.clone(),
+            events: self.events.clone(),
+            clock: self.clock.clone(),
+        }
+    }
+}
+
+/// Start a gate: compile `config`, subscribe to the control channel (no revocation published after this call is
+/// missed) and return its handle. The issuer's keys are fetched on the first call that needs them, so the issuer
+/// may start after the gate.
+pub async fn start(
     config: &GateConfig,
     issuer_url: &str,
     audience: &str,
     deps: GateDeps,
-) -> Result<axum::Router, GateError> {
-    let (table, upstreams, apis) = config.compile()?;
+) -> Result<GateHandle, GateError> {
+    let compiled = config.compile()?;
     if audience.is_empty() {
         return Err(GateError::EmptyAudience);
     }
@@ -160,27 +250,40 @@ pub async fn router(
     let discovery = http_uri(&discovery).ok_or_else(|| GateError::Issuer(issuer_url.to_owned()))?;
     let upstream_timeout = Duration::from_secs(config.upstream_timeout_secs);
     let gate = Gate {
-        table,
-        apis,
-        limiter: RateLimiter::in_memory(config.rate_limits.max_keys),
-        upstreams,
+        table: compiled.table,
+        apis: compiled.apis,
+        limiter: Arc::new(RateLimiter::in_memory(config.rate_limits.max_keys)),
+        upstreams: compiled.upstreams,
         issuer: issuer_url.to_owned(),
         audience: audience.to_owned(),
-        jwks: JwksCache::new(
+        jwks: Arc::new(JwksCache::new(
             issuer_url,
             discovery,
             deps.clock.clone(),
             Duration::from_secs(config.jwks_min_refresh_secs),
-        ),
+        )),
+        verified: Arc::new(VerifiedTokens::new(config.token_cache_entries)),
         revocations: Revocations::start(deps.control, deps.clock.clone(), deps.initial_revocations),
-        dpop: dpop_guard(config, audience, &deps.dpop_nonce_secret, deps.replay)?,
+        dpop: Arc::new(dpop_guard(config, audience, &deps.dpop_nonce_secret, deps.replay)?),
         client: upstream_client(upstream_timeout),
         upstream_timeout,
         max_body_bytes: config.max_body_bytes,
+        body_timeout: Duration::from_secs(config.body_timeout_secs),
+        trusted_proxies: compiled.trusted_proxies,
         events: deps.events,
         clock: deps.clock,
     };
-    Ok(axum::Router::new().fallback(gate::handle).with_state(Arc::new(gate)))
+    Ok(GateHandle { current: Arc::new(ArcSwap::from_pointee(gate)), config: Arc::new(Mutex::new(config.clone())) })
+}
+
+/// The gate's router, for a gate that is never reloaded: [`start`], then [`GateHandle::router`].
+pub async fn router(
+    config: &GateConfig,
+    issuer_url: &str,
+    audience: &str,
+    deps: GateDeps,
+) -> Result<axum::Router, GateError> {
+    Ok(start(config, issuer_url, audience, deps).await?.router())
 }
 
 /// The DPoP phase's settings. Proofs name the URL the caller used: the configured public URL, else the audience

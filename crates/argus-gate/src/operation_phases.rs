@@ -8,7 +8,7 @@ use argus_model::Timestamp;
 use argus_policy::blocklist::BlockKeys;
 use argus_policy::openapi::{HeaderSource, Match, Operation, PathParams, RequestParts};
 use argus_policy::ratelimit::{LimitSet, RateDecision, RateKeys, RateLimiter};
-use argus_policy::rules::{RuleDecision, RuleInput};
+use argus_policy::rules::{Root, RuleDecision, RuleInput, RuleProgram};
 use argus_policy::stepup::{ChallengeScheme, StepUpClaims, StepUpDecision, StepUpPolicy};
 use axum::body::Body;
 use bytes::Bytes;
@@ -86,6 +86,7 @@ pub(crate) fn security_phase(operation: &Operation, claims: Option<&AccessClaims
 pub(crate) struct RuleData<'a> {
     pub(crate) claims: Option<Map<String, Value>>,
     pub(crate) params: Map<String, Value>,
+    pub(crate) query: Map<String, Value>,
     pub(crate) headers: Vec<(&'a str, &'a str)>,
     pub(crate) body: Option<Value>,
 }
@@ -99,22 +100,17 @@ pub(crate) fn rule_phase(runtime: &OperationRuntime, input: &RuleInput<'_>) -> R
     }
 }
 
-/// The path parameters as a rule sees them: a value written as a plain decimal integer is an `int`, anything else
-/// a string. (The spec's declared types are not exposed by the policy core yet; a string-typed parameter made of
-/// digits compares unequal to a string, which denies, never allows by mistake.)
-pub(crate) fn rule_params(params: &PathParams<'_, '_>) -> Map<String, Value> {
-    params
-        .iter()
-        .map(|(name, raw)| {
-            let plain_integer =
-                !raw.is_empty() && raw.bytes().all(|b| b.is_ascii_digit()) && (raw == "0" || !raw.starts_with('0'));
-            let value = match raw.parse::<i64>() {
-                Ok(n) if plain_integer => Value::from(n),
-                _ => Value::from(raw),
-            };
-            (name.to_owned(), value)
-        })
-        .collect()
+/// The path and query parameters as a rule sees them: typed as the operation declares them (an `integer` id is a
+/// number, so `params.id == 7` holds), each only if the rule reads it.
+pub(crate) fn rule_params(
+    rule: &RuleProgram,
+    operation: &Operation,
+    params: &PathParams<'_, '_>,
+    query: Option<&str>,
+) -> (Map<String, Value>, Map<String, Value>) {
+    let params = if rule.reads(Root::Params) { operation.typed_path_params(params) } else { Map::new() };
+    let query = if rule.reads(Root::Query) { operation.typed_query(query) } else { Map::new() };
+    (params, query)
 }
 
 /// Phase: `x-argus-step-up`. A token whose authentication is too weak or too old is answered 401 with the RFC 9470
@@ -126,8 +122,9 @@ pub(crate) fn step_up_phase(
     now: Timestamp,
 ) -> Result<(), Refusal> {
     let Some(policy) = step_up else { return Ok(()) };
-    // Access tokens carry `auth_time`; `acr` is not in the verified claims yet, so an acr requirement is never met.
-    let step_up_claims = StepUpClaims { acr: None, auth_time: claims.and_then(|c| c.auth_time) };
+    // A call without a token (an operation open to anonymous callers) has no sign-in: any requirement is unmet.
+    let step_up_claims =
+        StepUpClaims { acr: claims.and_then(|c| c.acr.as_deref()), auth_time: claims.and_then(|c| c.auth_time) };
     match policy.decide(step_up_claims, now) {
         StepUpDecision::Satisfied => Ok(()),
         StepUpDecision::Required(challenge) => {
@@ -262,20 +259,25 @@ mod tests {
     }
 
     #[test]
-    fn rule_params_type_plain_integers_only() {
+    fn rule_params_are_typed_as_declared_and_only_gathered_when_read() {
         let spec = argus_policy::openapi::Spec::parse(
-            "openapi: 3.1.0\ninfo: {title: t, version: '1'}\npaths:\n  /a/{x}/{y}/{z}:\n    get:\n      \
-             parameters:\n        - {name: x, in: path, required: true, schema: {type: string}}\n        \
+            "openapi: 3.1.0\ninfo: {title: t, version: '1'}\npaths:\n  /a/{x}/{y}:\n    get:\n      \
+             parameters:\n        - {name: x, in: path, required: true, schema: {type: integer}}\n        \
              - {name: y, in: path, required: true, schema: {type: string}}\n        \
-             - {name: z, in: path, required: true, schema: {type: string}}\n      \
+             - {name: n, in: query, schema: {type: integer}}\n      \
              responses: {'200': {description: ok}}\n",
             &Default::default(),
         )
         .unwrap();
-        let Match::Found(_, params) = spec.match_request("GET", "/a/42/007/alice") else { panic!("no match") };
-        let map = rule_params(&params);
-        assert_eq!(map["x"], Value::from(42));
-        assert_eq!(map["y"], Value::from("007"));
-        assert_eq!(map["z"], Value::from("alice"));
+        let Match::Found(operation, params) = spec.match_request("GET", "/a/42/007") else { panic!("no match") };
+        let engine = argus_policy::rules::RuleEngine::new();
+        let both = engine.compile("params.x == 42 && params.y == '007' && query.n == 3").unwrap();
+        let (typed, query) = rule_params(&both, operation, &params, Some("n=3"));
+        assert_eq!((typed["x"].clone(), typed["y"].clone()), (Value::from(42), Value::from("007")));
+        assert_eq!(query["n"], Value::from(3));
+        let input = RuleInput { params: Some(&typed), query: Some(&query), method: "GET", ..RuleInput::default() };
+        assert_eq!(both.evaluate(&input), RuleDecision::Allow);
+        let path_only = engine.compile("params.x == 42").unwrap();
+        assert!(rule_params(&path_only, operation, &params, Some("n=3")).1.is_empty(), "query not read, not gathered");
     }
 }

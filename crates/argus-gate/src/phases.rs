@@ -11,6 +11,7 @@ use http::{HeaderMap, Method, header};
 use crate::jwks::JwksCache;
 use crate::refusal::{Refusal, TokenScheme};
 use crate::revocation::Revocations;
+use crate::token_cache::VerifiedTokens;
 
 /// Phase 1, route: the route serving `raw_path`, and the canonical path the later phases match rules on.
 pub(crate) fn route_phase<'t, 'p>(
@@ -51,20 +52,28 @@ pub(crate) fn presented_token(headers: &HeaderMap) -> Result<(TokenScheme, &str)
 
 /// Phase 2b: verify the token against the issuer's keys.
 ///
-/// The cached keys are tried first, so a token that is malformed, of the wrong `typ` or algorithm never causes
-/// a fetch. Only a well-formed token naming an unknown `kid` asks the cache for fresh keys (key rotation); if they
-/// cannot be fetched, the answer is "unavailable" (503), since the token may well be good.
+/// A token that verified before and is still in the verified-token cache skips the signature check (see
+/// `token_cache`: the cached answer is the one a verification would give now). Otherwise the cached keys are
+/// tried first, so a token that is malformed, of the wrong `typ` or algorithm never causes a fetch. Only a
+/// well-formed token naming an unknown `kid` asks the cache for fresh keys (key rotation); if they cannot be
+/// fetched, the answer is "unavailable" (503), since the token may well be good.
 pub(crate) async fn token_phase(
     jwks: &JwksCache,
+    verified: &VerifiedTokens,
     token: &str,
     issuer: &str,
     audience: &str,
     now_secs: i64,
 ) -> Result<AccessClaims, Refusal> {
     let cached = jwks.current();
+    let cache_key = verified.key(token);
+    let key_known = |kid: &str| cached.as_ref().is_some_and(|set| set.find(kid).is_some());
+    if let Some(claims) = verified.get(cache_key.as_ref(), now_secs, key_known) {
+        return Ok(AccessClaims::clone(&claims));
+    }
     let no_keys = JwkSet { keys: Vec::new() };
     let verify = |keys: &JwkSet| verify_access_token(token, keys, issuer, audience, now_secs);
-    let verified = match verify(cached.as_deref().unwrap_or(&no_keys)) {
+    let verified_now = match verify(cached.as_deref().unwrap_or(&no_keys)) {
         Err(TokenError::UnknownKey) => match peek_kid(token) {
             Some(kid) => {
                 let fresh = jwks.refresh_for(&kid).await.map_err(|_| Refusal::JwksUnavailable)?;
@@ -74,11 +83,17 @@ pub(crate) async fn token_phase(
         },
         other => other,
     };
-    verified.map_err(|error| {
-        // The precise reason is for operators; the caller only learns "invalid_token".
-        tracing::debug!(reason = error.code(), "access token refused");
-        Refusal::InvalidToken
-    })
+    match verified_now {
+        Ok(claims) => {
+            verified.insert(cache_key, &claims, peek_kid(token));
+            Ok(claims)
+        }
+        Err(error) => {
+            // The precise reason is for operators; the caller only learns "invalid_token".
+            tracing::debug!(reason = error.code(), "access token refused");
+            Err(Refusal::InvalidToken)
+        }
+    }
 }
 
 /// Phase 3, revocation: refuse a token the control channel has revoked.
@@ -166,6 +181,47 @@ mod tests {
         assert_eq!(dpop(b"dpop  abc"), Ok((TokenScheme::Dpop, "abc".to_owned())));
         assert_eq!(dpop(b"DPoP"), Err(Refusal::InvalidToken));
         assert_eq!(dpop(b"DPoPabc"), Err(Refusal::MissingToken));
+    }
+
+    #[tokio::test]
+    async fn the_token_phase_consults_the_cache_first_and_fills_it_with_verified_tokens_only() {
+        use std::sync::Arc;
+        use std::time::Duration;
+
+        use argus_model::Clock;
+        use argus_testkit::{FakeClock, JwksServer, mint_access_token, test_key};
+
+        use crate::jwks::http_uri;
+
+        let key = test_key();
+        let server = JwksServer::start(vec![key.public_jwk().clone()]).await;
+        let clock = Arc::new(FakeClock::default());
+        let discovery = http_uri(&format!("{}/.well-known/openid-configuration", server.issuer())).unwrap();
+        let jwks = JwksCache::new(server.issuer(), discovery, clock.clone(), Duration::from_secs(10));
+        let verified = VerifiedTokens::new(16);
+        let (iss, now) = (server.issuer(), clock.now().as_secs());
+        let claims = access_claims(iss, TEST_AUDIENCE, clock.now());
+        let token = mint_access_token(&key, &claims);
+
+        assert_eq!(token_phase(&jwks, &verified, &token, iss, TEST_AUDIENCE, now).await, Ok(claims.clone()));
+        assert_eq!(token_phase(&jwks, &verified, &token, iss, TEST_AUDIENCE, now).await, Ok(claims.clone()));
+        let forged = format!("{token}x");
+        assert_eq!(token_phase(&jwks, &verified, &forged, iss, TEST_AUDIENCE, now).await, Err(Refusal::InvalidToken));
+        assert_eq!(
+            token_phase(&jwks, &verified, &forged, iss, TEST_AUDIENCE, now).await,
+            Err(Refusal::InvalidToken),
+            "a refused token is never cached"
+        );
+
+        // A cache entry is taken as it is (no signature check), but only while its key is in the key set.
+        let planted = VerifiedTokens::new(16);
+        planted.insert(planted.key("not.a.jwt"), &claims, Some(key.kid().to_owned()));
+        assert_eq!(token_phase(&jwks, &planted, "not.a.jwt", iss, TEST_AUDIENCE, now).await, Ok(claims.clone()));
+        planted.insert(planted.key("not.a.jwt"), &claims, Some("retired-key".to_owned()));
+        assert_eq!(
+            token_phase(&jwks, &planted, "not.a.jwt", iss, TEST_AUDIENCE, now).await,
+            Err(Refusal::InvalidToken)
+        );
     }
 
     #[test]

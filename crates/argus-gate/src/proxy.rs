@@ -17,6 +17,7 @@ use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
 
+use crate::metrics::{self, UpstreamOutcome};
 use crate::refusal::Refusal;
 
 /// The request id header, read from the caller, sent upstream and returned.
@@ -34,11 +35,13 @@ const POOL_IDLE_TIMEOUT: Duration = Duration::from_secs(30);
 #[derive(Clone, Debug)]
 pub(crate) struct Upstream {
     authority: Authority,
+    /// The route it serves, for the upstream metrics.
+    route: Arc<str>,
 }
 
 impl Upstream {
-    /// Parse a configured upstream; the error says what is wrong with it.
-    pub(crate) fn parse(url: &str) -> Result<Self, &'static str> {
+    /// Parse the upstream of route `route`; the error says what is wrong with it.
+    pub(crate) fn parse(route: &str, url: &str) -> Result<Self, &'static str> {
         let uri: Uri = url.parse().map_err(|_| "is not a URL")?;
         if uri.scheme() != Some(&Scheme::HTTP) {
             return Err("must be an http:// URL (TLS upstreams come later)");
@@ -50,7 +53,7 @@ impl Upstream {
         if !matches!(uri.path(), "" | "/") || uri.query().is_some() {
             return Err("must not have a path or query: the request path is passed through unchanged");
         }
-        Ok(Self { authority })
+        Ok(Self { authority, route: route.into() })
     }
 }
 
@@ -92,17 +95,20 @@ pub(crate) async fn proxy_phase(request: Request<Body>, forward: Forward<'_>) ->
         too_large: too_large.clone(),
     };
     let outgoing = upstream_request(parts, body, forward.upstream, forward.peer, forward.request_id)?;
-    match tokio::time::timeout(forward.timeout, forward.client.request(outgoing)).await {
-        Err(_elapsed) => Err(Refusal::UpstreamTimeout),
-        Ok(Ok(response)) => Ok(response),
+    let sent = std::time::Instant::now();
+    let (outcome, result) = match tokio::time::timeout(forward.timeout, forward.client.request(outgoing)).await {
+        Err(_elapsed) => (UpstreamOutcome::Timeout, Err(Refusal::UpstreamTimeout)),
+        Ok(Ok(response)) => (UpstreamOutcome::Answered, Ok(response)),
         // A chunked body that outgrew the limit aborts the upstream request mid-way: the upstream sees an
         // incomplete request, never a complete oversized one.
-        Ok(Err(_)) if too_large.load(Ordering::Acquire) => Err(Refusal::BodyTooLarge),
+        Ok(Err(_)) if too_large.load(Ordering::Acquire) => (UpstreamOutcome::Failed, Err(Refusal::BodyTooLarge)),
         Ok(Err(error)) => {
             tracing::warn!(error = ?error, request_id = forward.request_id, "upstream request failed");
-            Err(Refusal::UpstreamUnavailable)
+            (UpstreamOutcome::Failed, Err(Refusal::UpstreamUnavailable))
         }
-    }
+    };
+    metrics::upstream_finished(&forward.upstream.route, outcome, sent.elapsed());
+    result
 }
 
 /// The request as the upstream gets it: same method, path and query, end-to-end headers, forwarding headers.
@@ -277,10 +283,10 @@ mod tests {
 
     #[test]
     fn upstream_urls() {
-        assert!(Upstream::parse("http://127.0.0.1:7401").is_ok());
-        assert!(Upstream::parse("http://api.internal/").is_ok());
+        assert!(Upstream::parse("r", "http://127.0.0.1:7401").is_ok());
+        assert!(Upstream::parse("r", "http://api.internal/").is_ok());
         for bad in ["https://x", "127.0.0.1:7401", "http://x/base", "http://x?a=1", "http://u:p@x", "not a url"] {
-            assert!(Upstream::parse(bad).is_err(), "{bad}");
+            assert!(Upstream::parse("r", bad).is_err(), "{bad}");
         }
     }
 

@@ -31,6 +31,8 @@ pub enum Refusal {
     InsufficientScope { scope: String },
     /// The request body is larger than `max_body_bytes`.
     BodyTooLarge,
+    /// The request body did not arrive within `body_timeout_secs` of the request head.
+    BodyTimeout,
     /// The upstream could not be reached or broke the exchange.
     UpstreamUnavailable,
     /// The upstream did not answer within `upstream_timeout_secs`.
@@ -61,6 +63,9 @@ pub enum Refusal {
     /// An input does not match the operation (parameters, content type, body): 400, 413 or 415. The fields are
     /// safe to echo (the policy core strips names of anything but identifier characters) and never carry the value.
     InvalidInput { status: u16, location: &'static str, name: String, reason: &'static str },
+    /// The upstream's answer does not match the responses the spec declares (or could not be checked) on a route
+    /// with `responses = "block"`: it is withheld, nothing of it reaches the caller.
+    UndeclaredResponse,
 }
 
 /// The scheme a token was presented with; a refusal's challenge answers in the same scheme (RFC 9449 §7.1).
@@ -149,6 +154,13 @@ impl Refusal {
                 "The request body exceeds the size this API accepts.",
                 None,
             ),
+            Self::BodyTimeout => (
+                StatusCode::REQUEST_TIMEOUT,
+                "body-timeout",
+                "Request body timeout",
+                "The request body did not arrive in time.",
+                None,
+            ),
             Self::UpstreamUnavailable => (
                 StatusCode::BAD_GATEWAY,
                 "upstream-unavailable",
@@ -234,6 +246,12 @@ impl Refusal {
                 "invalid-request",
                 "Invalid request",
                 "The request does not match the API's description; see invalid_params.",
+            ),
+            Self::UndeclaredResponse => (
+                StatusCode::BAD_GATEWAY,
+                "undeclared-response-data",
+                "Response withheld",
+                "The API's answer does not match its description, so the gate withheld it.",
             ),
             _ => return None,
         };

@@ -2,7 +2,7 @@
 
 mod support;
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use argus_gate::{AuthMode, RouteConfig};
 use argus_model::{Block, BlockTarget, ControlMessage};
@@ -243,67 +243,6 @@ async fn a_block_on_the_control_channel_refuses_the_address() {
     let _ = h.next_call().await;
     let (_, blocked) = h.next_call().await;
     assert_eq!(blocked.reason.as_deref(), Some("blocked"));
-}
-
-/// CRS attack strings, percent-encoded into typed parameters: every one refused with 400 before the upstream.
-fn crs_inputs(limit: usize) -> Option<Vec<String>> {
-    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../../shared/data/payloads/crs-request-attacks.jsonl");
-    let text = std::fs::read_to_string(path).ok()?;
-    let mut out = Vec::new();
-    for line in text.lines().take(limit) {
-        let Ok(case) = serde_json::from_str::<serde_json::Value>(line) else { continue };
-        // The attack is in the URI's query or in the body; take the raw text either way.
-        let uri = case["uri"].as_str().unwrap_or("");
-        let input = uri.split_once('?').map(|(_, q)| q.to_owned()).or_else(|| case["data"].as_str().map(str::to_owned));
-        if let Some(input) = input.filter(|i| !i.is_empty()) {
-            out.push(input);
-        }
-    }
-    Some(out)
-}
-
-fn encode(s: &str) -> String {
-    s.bytes().map(|b| if b.is_ascii_alphanumeric() { (b as char).to_string() } else { format!("%{b:02X}") }).collect()
-}
-
-#[tokio::test]
-async fn crs_attack_inputs_in_typed_parameters_never_reach_the_upstream() {
-    let Some(inputs) = crs_inputs(usize::MAX) else {
-        eprintln!("SKIPPED: ../shared/data/payloads/crs-request-attacks.jsonl is absent");
-        return;
-    };
-    let h = shop().await;
-    let t = token_with(&h, "orders:read");
-    let started = Instant::now();
-    let mut tried = 0;
-    // A sample across the file keeps the test within seconds; every input goes into every typed slot.
-    let step = (inputs.len() / 150).max(1);
-    for input in inputs.iter().step_by(step) {
-        let e = encode(input);
-        for path in [
-            format!("/shop/users/alice/orders/{e}"),
-            format!("/shop/users/{e}/orders/1"),
-            format!("/shop/users/alice/orders/1?status={e}"),
-            format!("/shop/users/alice/orders/1?day={e}"),
-            format!("/shop/users/alice/orders/1?ref={e}"),
-            format!("/shop/users/alice/orders/1?{e}=1"),
-        ] {
-            let reply = call(&h, "GET", &path, Some(&t), None).await;
-            assert!(
-                matches!(reply.status.as_u16(), 400 | 403),
-                "{path}: {} {:?}",
-                reply.status,
-                String::from_utf8_lossy(&reply.body)
-            );
-            tried += 1;
-        }
-        let body = serde_json::json!({ "qty": input }).to_string();
-        let w = token_with(&h, "orders:write");
-        call(&h, "POST", "/shop/orders", Some(&w), Some(&body)).await.assert_problem(400, "invalid-request");
-        assert!(started.elapsed() < Duration::from_secs(60), "bounded in time");
-    }
-    assert!(tried > 100, "{tried}");
-    assert_eq!(h.upstream.hits(), 0);
 }
 
 #[tokio::test]

@@ -152,6 +152,34 @@ pub struct ApiCall {
     /// The call hit an `x-argus-decoy` operation, which no legitimate client calls: high severity.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub decoy: bool,
+    /// Present when the upstream's answer did not match the responses the OpenAPI spec declares: the
+    /// excessive-data-exposure flag.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub response_check: Option<ResponseCheck>,
+}
+
+/// How an upstream answer differed from the spec. Names and counts only, never values.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ResponseCheck {
+    /// The spec declares no answer with this status and content type.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub undocumented: bool,
+    /// JSON pointers (RFC 6901) of fields the spec does not declare, e.g. `/0/password_hash`; a bounded list.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub undeclared_fields: Vec<String>,
+    /// Other differences: wrong types, missing required fields, a body that is not the JSON it claims to be.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub other_violations: u64,
+    /// The body could not be checked (compressed, or too large to read whole).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub unchecked: bool,
+    /// The gate withheld the answer (`responses = "block"`): the caller got 502 instead.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub blocked: bool,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -262,6 +290,7 @@ mod tests {
                 object_ids: Vec::new(),
                 records: None,
                 decoy: false,
+                response_check: None,
             }),
         };
         let json = serde_json::to_value(&ev).unwrap();
@@ -271,8 +300,23 @@ mod tests {
         assert_eq!(json["principal"]["sub"], "u1");
         assert_eq!(json["decision"], "allowed");
         assert!(json.get("reason").is_none());
+        assert!(json.get("response_check").is_none(), "optional fields are omitted when empty");
         let back: Event = serde_json::from_value(json).unwrap();
         assert_eq!(back, ev);
+    }
+
+    #[test]
+    fn response_check_is_additive() {
+        // An event written before the field existed still reads, and one with it carries only what is set.
+        let old = r#"{"request_id":"r","method":"GET","path":"/","status":200,"decision":"allowed","bytes_in":0,
+            "bytes_out":0,"latency_us":1}"#;
+        let mut call: ApiCall = serde_json::from_str(old).unwrap();
+        assert_eq!(call.response_check, None);
+        call.response_check =
+            Some(ResponseCheck { undeclared_fields: vec!["/0/ssn".into()], blocked: true, ..Default::default() });
+        let json = serde_json::to_value(&call).unwrap();
+        assert_eq!(json["response_check"], serde_json::json!({"undeclared_fields": ["/0/ssn"], "blocked": true}));
+        assert_eq!(serde_json::from_value::<ApiCall>(json).unwrap(), call);
     }
 
     #[test]

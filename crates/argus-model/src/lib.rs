@@ -26,5 +26,5 @@ pub use clock::{Clock, SystemClock, Timestamp};
 pub use control::{Block, BlockTarget, ControlMessage, Revocation, RevocationScope, TokenKeys};
 pub use event::{
     AdminChange, AlertRaised, ApiCall, Decision, EVENT_SCHEMA_VERSION, Event, EventKind, Login, LoginFailure,
-    LoginOutcome, Principal, RefreshReuse, Revoked, TokenIssued,
+    LoginOutcome, Principal, RefreshReuse, ResponseCheck, Revoked, TokenIssued,
 };

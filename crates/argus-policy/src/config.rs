@@ -39,6 +39,15 @@ pub struct RouteConfig {
     /// With `openapi`: refuse query parameters and JSON fields the spec does not declare. Default `true`.
     #[serde(default = "strict_default")]
     pub strict: bool,
+    /// With `openapi`: check the upstream's answers against the responses the spec declares, to catch excessive
+    /// data exposure (fields, statuses or content types the spec does not declare). `log` (default): the answer
+    /// passes; the call's event is flagged with the undeclared field paths and a warning is logged (names, never
+    /// values). `block`: such an answer is withheld and the caller gets 502 `undeclared-response-data`; answers
+    /// the gate cannot check (compressed, or JSON larger than 4 MiB) are withheld too. `off`: no checking.
+    /// Only JSON bodies are read; `log` reads only those of declared length up to 4 MiB, so other answers still
+    /// stream.
+    #[serde(default)]
+    pub responses: ResponseMode,
 }
 
 fn strict_default() -> bool {
@@ -56,6 +65,7 @@ impl Default for RouteConfig {
             require: Vec::new(),
             openapi: None,
             strict: strict_default(),
+            responses: ResponseMode::default(),
         }
     }
 }
@@ -65,6 +75,19 @@ impl RouteConfig {
     pub fn strictness(&self) -> crate::openapi::Strictness {
         crate::openapi::Strictness { allow_unknown_query_params: !self.strict, allow_unknown_fields: !self.strict }
     }
+}
+
+/// What the gate does with upstream answers that do not match the spec: `[[gate.routes]] responses`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ResponseMode {
+    /// Answers are not checked.
+    Off,
+    /// Answers pass; a mismatch flags the call's event and logs a warning.
+    #[default]
+    Log,
+    /// A mismatching (or uncheckable) answer is withheld: 502 `undeclared-response-data`.
+    Block,
 }
 
 /// Whether a route requires an access token.

@@ -13,6 +13,6 @@ pub mod rules;
 pub mod stepup;
 mod table;
 
-pub use config::{AuthMode, RouteConfig, RuleConfig};
+pub use config::{AuthMode, ResponseMode, RouteConfig, RuleConfig};
 pub use path::{PathError, canonical_path, segment_prefix_matches};
 pub use table::{PolicyError, Route, RouteTable, Rule, missing_scopes};

@@ -1,6 +1,6 @@
 //! The compiled route table: validated once at start-up, then matched per request without allocating.
 
-use crate::config::{AuthMode, RouteConfig, RuleConfig};
+use crate::config::{AuthMode, ResponseMode, RouteConfig, RuleConfig};
 use crate::path::{canonical_path, segment_prefix_matches};
 
 /// A route configuration the gate cannot run with. The message names the route and the offending value.
@@ -23,6 +23,8 @@ pub enum PolicyError {
     BadScope { route: String, scope: String },
     #[error("route {route:?}: scope rules need auth = \"argus\"; a public route has no token to check")]
     RulesWithoutAuth { route: String },
+    #[error("route {route:?}: responses = \"block\" needs `openapi`: without a spec there is nothing to check against")]
+    BlockWithoutSpec { route: String },
 }
 
 /// The validated routes of one gate.
@@ -97,6 +99,10 @@ impl Route {
         let prefix = config_path(&name, &config.prefix)?;
         if config.auth == AuthMode::None && !config.require.is_empty() {
             return Err(PolicyError::RulesWithoutAuth { route: name });
+        }
+        // Silently passing every answer would be a false promise of protection.
+        if config.responses == ResponseMode::Block && config.openapi.is_none() {
+            return Err(PolicyError::BlockWithoutSpec { route: name });
         }
         let rules = config.require.iter().map(|r| Rule::compile(&name, r)).collect::<Result<_, _>>()?;
         Ok(Self { index, name, prefix, upstream: config.upstream.clone(), auth: config.auth, rules })

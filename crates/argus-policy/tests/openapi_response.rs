@@ -84,3 +84,73 @@ fn records_are_counted_where_the_extension_says() {
     assert_eq!(op.count_records(&json!({"items": "none"})), None);
     assert_eq!(spec.operation("listUsers").unwrap().count_records(&json!({"id": 1})), Some(1));
 }
+
+const HEADS: &str = r#"
+openapi: 3.1.0
+info: {title: t, version: '1'}
+paths:
+  /items:
+    get:
+      operationId: listItems
+      responses:
+        '200':
+          description: ok
+          content:
+            application/json:
+              schema: {type: array, items: {type: object, properties: {id: {type: integer}}}}
+            text/csv: {schema: {type: string}}
+        '204': {description: nothing}
+        4XX:
+          description: problem
+          content:
+            application/problem+json: {schema: {type: object, properties: {title: {type: string}}}}
+    delete:
+      operationId: anything
+      responses:
+        '200':
+          description: any
+          content:
+            '*/*': {}
+  /silent:
+    get:
+      operationId: silent
+"#;
+
+#[test]
+fn the_head_of_an_answer_says_whether_its_body_is_checked() {
+    use argus_policy::openapi::ResponseHead::{Checkable, Unchecked, Undocumented};
+    let spec = Spec::parse(HEADS, &LoadOptions::default()).unwrap();
+    let op = spec.operation("listItems").unwrap();
+    assert_eq!(op.response_head(200, Some("application/json; charset=utf-8"), true), Checkable);
+    assert_eq!(op.response_head(404, Some("application/problem+json"), true), Checkable);
+    assert_eq!(op.response_head(200, Some("text/csv"), true), Unchecked, "declared, but not JSON");
+    assert_eq!(op.response_head(200, Some("text/html"), true), Undocumented);
+    assert_eq!(op.response_head(200, None, true), Undocumented, "a body of no type is not a declared one");
+    assert_eq!(op.response_head(500, Some("application/json"), true), Undocumented);
+    assert_eq!(op.response_head(204, None, false), Unchecked);
+    assert_eq!(op.response_head(204, Some("application/json"), true), Undocumented, "no body declared");
+    assert_eq!(op.response_head(200, Some("application/json"), false), Unchecked, "HEAD: nothing to read");
+    assert_eq!(op.response_head(302, None, false), Undocumented, "an undeclared status, even without a body");
+    let any = spec.operation("anything").unwrap();
+    assert_eq!(any.response_head(200, Some("application/json"), true), Unchecked, "*/* without a schema");
+    assert_eq!(any.response_head(200, None, true), Unchecked);
+    assert_eq!(spec.operation("silent").unwrap().response_head(500, Some("text/html"), true), Unchecked);
+}
+
+#[test]
+fn bodies_are_parsed_strictly_and_reports_say_whether_they_conform() {
+    let spec = Spec::parse(HEADS, &LoadOptions::default()).unwrap();
+    let op = spec.operation("listItems").unwrap();
+    let json = Some("application/json");
+    assert!(op.check_response_body(200, json, br#"[{"id":1}]"#).conforms());
+    let extra = op.check_response_body(200, json, br#"[{"id":1,"secret":"s"}]"#);
+    assert_eq!((extra.undeclared_fields.as_slice(), extra.conforms()), (&["/0/secret".to_owned()][..], false));
+    for garbage in [&br#"[{"id":1,"id":2}]"#[..], b"[1] [2]", b"{", b""] {
+        let report = op.check_response_body(200, json, garbage);
+        assert!(report.malformed && report.documented && !report.conforms(), "{garbage:?}");
+    }
+    let wrong = op.check_response_body(200, json, br#"[{"id":"x"}]"#);
+    assert_eq!((wrong.other_violations, wrong.conforms()), (1, false));
+    let undocumented = op.check_response_body(500, json, b"{}");
+    assert!(!undocumented.documented && !undocumented.conforms());
+}

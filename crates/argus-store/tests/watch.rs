@@ -307,12 +307,14 @@ fn draft(secs: i64, key: &str, severity: Severity, evidence: &[&str]) -> AlertDr
         key: key.into(),
         severity,
         time: Timestamp::from_secs(secs),
+        first_seen: None,
         feature: Feature {
             name: "failed_logins_per_ip".into(),
             observed: 20.0 + secs as f64,
             threshold: 20.0,
             leak: "10/min".into(),
             explanation: format!("explanation at {secs}"),
+            ..Feature::default()
         },
         evidence: evidence.iter().map(|s| s.to_string()).collect(),
     }

@@ -122,6 +122,7 @@ fn api_call(time: Timestamp, rng: &mut Lcg) -> Event {
             object_ids: Vec::new(),
             records: None,
             decoy: false,
+            response_check: None,
         }),
     )
 }

@@ -12,6 +12,10 @@ use crate::WatchError;
 #[derive(Clone, Debug, PartialEq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct WatchConfig {
+    /// Whether `argus up` runs watch. Default `true`. `false` starts no watch: no audit log, no detectors, no watch
+    /// API; the events the issuer and gate publish reach no subscriber and are dropped at once. For measuring the
+    /// gate without the audit cost (`bench/gate`), not for production: nothing is audited.
+    pub enabled: bool,
     /// Address of the watch API (`/api/alerts`, `/healthz`). Default `127.0.0.1:7490`. The API has no
     /// authentication yet and alerts name IPs and user names: keep it on loopback.
     pub listen: SocketAddr,
@@ -35,7 +39,12 @@ pub const MAX_BATCH_LIMIT: usize = 65_536;
 
 impl Default for WatchConfig {
     fn default() -> Self {
-        Self { listen: DEFAULT_LISTEN, max_batch: DEFAULT_MAX_BATCH, detectors: DetectorsConfig::default() }
+        Self {
+            enabled: true,
+            listen: DEFAULT_LISTEN,
+            max_batch: DEFAULT_MAX_BATCH,
+            detectors: DetectorsConfig::default(),
+        }
     }
 }
 
@@ -60,6 +69,7 @@ mod tests {
     fn an_empty_table_gives_the_documented_defaults() {
         let c: WatchConfig = toml::from_str("").unwrap();
         assert_eq!(c, WatchConfig::default());
+        assert!(c.enabled);
         assert_eq!(c.listen.to_string(), "127.0.0.1:7490");
         assert_eq!(c.max_batch.get(), 1024);
         let login = &c.detectors.failed_login;

@@ -152,11 +152,16 @@ impl AlertSink {
             escalated = matches!(change, AlertChange::Escalated { .. }),
             "alert"
         );
+        let key = Some(alert.key.clone());
         let principal = match alert.key_type {
-            KeyType::Ip => Principal { ip: Some(alert.key.clone()), ..Principal::default() },
+            KeyType::Ip => Principal { ip: key, ..Principal::default() },
+            KeyType::User => Principal { sub: key, ..Principal::default() },
+            KeyType::Client => Principal { client_id: key, ..Principal::default() },
+            KeyType::Session => Principal { sid: key, ..Principal::default() },
+            KeyType::Token => Principal { jti: key, ..Principal::default() },
             // The account key is the name as typed, not a verified `sub`: it belongs in the alert, not here. A node
-            // is no principal.
-            KeyType::Account | KeyType::Node => Principal::default(),
+            // is no principal, and a refresh family has no principal field.
+            KeyType::Account | KeyType::Node | KeyType::Family => Principal::default(),
         };
         self.bus.publish(Event::new(self.clock.now(), NODE, principal, EventKind::Alert(alert.raised())));
         self.stats.alert_announced();

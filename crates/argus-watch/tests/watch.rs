@@ -275,6 +275,7 @@ fn api_call(ms_after: i64, n: usize) -> Event {
             object_ids: Vec::new(),
             records: None,
             decoy: false,
+            response_check: None,
         }),
     )
 }

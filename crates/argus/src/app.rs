@@ -4,11 +4,13 @@
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::Context;
 use argus_bus::{ControlChannel, DEFAULT_CONTROL_CAPACITY, DEFAULT_EVENT_CAPACITY, EventBus};
 use argus_model::{Clock, SystemClock};
 use argus_store::Store;
+use metrics_exporter_prometheus::PrometheusHandle;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinSet;
@@ -23,19 +25,27 @@ pub struct UpOptions {
     pub demo: bool,
     /// The demo users' password; random when `None`.
     pub demo_password: Option<String>,
+    /// The process's Prometheus recorder, served on `[metrics] listen` when given. The binary installs one per
+    /// process; in-process tests start without (and without the listener).
+    pub metrics: Option<PrometheusHandle>,
 }
 
 /// A started Argus: where each part listens, and the handle to stop it.
 pub struct Running {
     pub issuer_url: String,
     pub gate_url: String,
-    pub watch_url: String,
+    /// `None` when `[watch] enabled = false`.
+    pub watch_url: Option<String>,
     /// Set with `--demo`.
     pub demo: Option<demo::DemoInfo>,
+    /// Where `GET /metrics` is served, when a recorder was given.
+    pub metrics_url: Option<String>,
+    /// Puts a changed configuration in force (`SIGHUP`).
+    pub reloader: Reloader,
     pub events: EventBus,
     pub control: ControlChannel,
     pub store: Store,
-    watch: argus_watch::Watch,
+    watch: Option<argus_watch::Watch>,
     stop: watch::Sender<bool>,
     servers: JoinSet<std::io::Result<()>>,
 }
@@ -46,7 +56,9 @@ impl Running {
         let _ = self.stop.send(true);
         while self.servers.join_next().await.is_some() {}
         // Last, so watch still records what the servers did while draining.
-        self.watch.stop().await;
+        if let Some(watch) = self.watch {
+            watch.stop().await;
+        }
     }
 
     /// Wait until a server ends on its own (an error) and report it.
@@ -63,8 +75,9 @@ impl Running {
 struct Listeners {
     issuer: TcpListener,
     gate: TcpListener,
-    watch: TcpListener,
+    watch: Option<TcpListener>,
     demo: Option<TcpListener>,
+    metrics: Option<TcpListener>,
 }
 
 async fn bind(name: &str, addr: SocketAddr) -> anyhow::Result<TcpListener> {
@@ -84,12 +97,19 @@ pub async fn start(mut config: Config, opts: UpOptions) -> anyhow::Result<Runnin
     let listeners = Listeners {
         issuer: bind("issuer", config.issuer.listen).await?,
         gate: bind("gate", config.gate.listen).await?,
-        watch: bind("watch", config.watch.listen).await?,
+        watch: if config.watch.enabled { Some(bind("watch", config.watch.listen).await?) } else { None },
         demo: if opts.demo { Some(bind("demo", config.demo.listen).await?) } else { None },
+        metrics: match opts.metrics {
+            Some(_) => Some(bind("metrics", config.metrics.listen).await?),
+            None => None,
+        },
     };
     let issuer_url = base_url(config.issuer.public_url.as_deref(), &listeners.issuer)?;
     let gate_url = base_url(config.gate.public_url.as_deref(), &listeners.gate)?;
-    let watch_url = format!("http://{}", listeners.watch.local_addr()?);
+    let watch_url = match &listeners.watch {
+        Some(l) => Some(format!("http://{}", l.local_addr()?)),
+        None => None,
+    };
     let audience = config.gate.audience.clone().unwrap_or_else(|| gate_url.clone());
     let gate_issuer = config.gate.issuer.clone().unwrap_or_else(|| issuer_url.clone());
 
@@ -99,13 +119,15 @@ pub async fn start(mut config: Config, opts: UpOptions) -> anyhow::Result<Runnin
     let events = EventBus::new(DEFAULT_EVENT_CAPACITY);
     let control = ControlChannel::new(DEFAULT_CONTROL_CAPACITY);
 
-    // Watch subscribes first so it sees every event the others emit from their first request on.
-    let watch = argus_watch::Watch::start(
-        &config.watch,
-        argus_watch::WatchDeps { store: Arc::new(store.clone()), events: events.clone(), clock: clock.clone() },
-    )
-    .await
-    .context("watch")?;
+    // Watch subscribes first so it sees every event the others emit from their first request on. Turned off, nobody
+    // subscribes and published events are dropped at once (`bench/gate` measures the gate with and without it).
+    let watch = if config.watch.enabled {
+        let deps =
+            argus_watch::WatchDeps { store: Arc::new(store.clone()), events: events.clone(), clock: clock.clone() };
+        Some(argus_watch::Watch::start(&config.watch, deps).await.context("watch")?)
+    } else {
+        None
+    };
 
     let issuer_router = argus_issuer::router(
         &config.issuer,
@@ -125,13 +147,17 @@ pub async fn start(mut config: Config, opts: UpOptions) -> anyhow::Result<Runnin
     .await
     .context("issuer")?;
 
+    // The demo's routes stand in for an empty route list, now and at every reload.
+    let mut demo_routes = None;
     let demo_info = match &listeners.demo {
         Some(l) => {
             let demo_url = format!("http://{}", l.local_addr()?);
             let info = demo::provision(&store, &demo_url, opts.demo_password.clone(), clock.now()).await?;
             if config.gate.routes.is_empty() {
                 let openapi = demo::write_openapi(&opts.data_dir)?;
-                config.gate.routes = demo::gate_routes(&demo_url, &openapi)?;
+                let routes = demo::gate_routes(&demo_url, &openapi)?;
+                config.gate.routes.clone_from(&routes);
+                demo_routes = Some(routes);
             }
             Some(info)
         }
@@ -142,7 +168,7 @@ pub async fn start(mut config: Config, opts: UpOptions) -> anyhow::Result<Runnin
     let initial_revocations = argus_oauth::IssuerStore::active_revocations(&store, clock.now())
         .await
         .context("gate: cannot load the revocations in force")?;
-    let gate_router = argus_gate::router(
+    let gate = argus_gate::start(
         &config.gate,
         &gate_issuer,
         &audience,
@@ -163,13 +189,126 @@ pub async fn start(mut config: Config, opts: UpOptions) -> anyhow::Result<Runnin
     let mut servers = JoinSet::new();
     spawn_housekeeping(&mut servers, store.clone(), clock.clone(), stopped.clone());
     serve(&mut servers, listeners.issuer, issuer_router, stopped.clone());
-    serve(&mut servers, listeners.gate, gate_router, stopped.clone());
-    serve(&mut servers, listeners.watch, watch.router(), stopped.clone());
+    serve_gate(&mut servers, listeners.gate, gate.router(), &config.gate, stopped.clone());
+    if let (Some(l), Some(w)) = (listeners.watch, &watch) {
+        serve(&mut servers, l, w.router(), stopped.clone());
+    }
     if let (Some(l), Some(info)) = (listeners.demo, &demo_info) {
         serve(&mut servers, l, argus_demo::router(info.api.clone()), stopped.clone());
     }
 
-    Ok(Running { issuer_url, gate_url, watch_url, demo: demo_info, events, control, store, watch, stop, servers })
+    let metrics_url = match (listeners.metrics, opts.metrics) {
+        (Some(l), Some(handle)) => {
+            let url = format!("http://{}/metrics", l.local_addr()?);
+            spawn_metrics_upkeep(&mut servers, handle.clone(), stopped.clone());
+            serve(&mut servers, l, metrics_router(handle), stopped.clone());
+            Some(url)
+        }
+        _ => None,
+    };
+
+    let reloader = Reloader { path: None, started: config, demo_routes, gate };
+    Ok(Running {
+        issuer_url,
+        gate_url,
+        watch_url,
+        demo: demo_info,
+        metrics_url,
+        reloader,
+        events,
+        control,
+        store,
+        watch,
+        stop,
+        servers,
+    })
+}
+
+/// What `SIGHUP` does: read the configuration file again (and the OpenAPI files it names) and put in force what
+/// can change while running — the gate's routes, specs, limits, timeouts and trusted proxies — without dropping a
+/// connection. Cheap to clone; [`Reloader::reload`] blocks on file reads, so call it off the async workers.
+#[derive(Clone)]
+pub struct Reloader {
+    /// The configuration file; without one, the configuration Argus started with is applied again, which re-reads
+    /// the OpenAPI files.
+    path: Option<PathBuf>,
+    /// The configuration Argus started with (the demo's routes filled in).
+    started: Config,
+    demo_routes: Option<Vec<argus_gate::RouteConfig>>,
+    gate: argus_gate::GateHandle,
+}
+
+impl Reloader {
+    /// The same reloader, reading `path` from now on.
+    pub fn with_file(mut self, path: Option<PathBuf>) -> Self {
+        self.path = path;
+        self
+    }
+
+    /// Read the configuration again and apply it. On success, the changed settings that only a restart applies
+    /// (kept at their running values); on error (a file that does not parse, a spec that does not compile),
+    /// nothing changed.
+    pub fn reload(&self) -> anyhow::Result<Vec<&'static str>> {
+        let mut new = match &self.path {
+            Some(path) => Config::load(path)?,
+            None => self.started.clone(),
+        };
+        if new.gate.routes.is_empty()
+            && let Some(routes) = &self.demo_routes
+        {
+            new.gate.routes.clone_from(routes);
+        }
+        let mut restart_needed = self.started.restart_only_changes(&new);
+        let gate = self.gate.reload(&new.gate).context("[gate]")?;
+        restart_needed.extend(gate.restart_needed);
+        Ok(restart_needed)
+    }
+}
+
+/// `GET /metrics`: the Prometheus text exposition of everything recorded in this process.
+fn metrics_router(handle: PrometheusHandle) -> axum::Router {
+    let render = move || {
+        let text = handle.render();
+        async move { ([(http::header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], text) }
+    };
+    axum::Router::new().route("/metrics", axum::routing::get(render))
+}
+
+/// How often the recorder's histograms are compacted (the exporter does this itself only when it runs its own
+/// listener).
+const METRICS_UPKEEP_EVERY: Duration = Duration::from_secs(5);
+
+fn spawn_metrics_upkeep(
+    set: &mut JoinSet<std::io::Result<()>>,
+    handle: PrometheusHandle,
+    mut stop: watch::Receiver<bool>,
+) {
+    set.spawn(async move {
+        let mut tick = tokio::time::interval(METRICS_UPKEEP_EVERY);
+        loop {
+            tokio::select! {
+                _ = tick.tick() => handle.run_upkeep(),
+                _ = stop.changed() => return Ok(()),
+            }
+        }
+    });
+}
+
+/// The gate on its own listener loop (HTTP/1.1 and h2c, header timeout), draining on stop like the others.
+fn serve_gate(
+    set: &mut JoinSet<std::io::Result<()>>,
+    l: TcpListener,
+    router: axum::Router,
+    config: &argus_gate::GateConfig,
+    mut stop: watch::Receiver<bool>,
+) {
+    let header_timeout = Duration::from_secs(config.header_timeout_secs);
+    set.spawn(async move {
+        argus_gate::serve(l, router, header_timeout, async move {
+            let _ = stop.wait_for(|s| *s).await;
+        })
+        .await
+    });
 }
 
 /// How often expired codes, sessions, refresh tokens and revocations are deleted.

@@ -25,10 +25,27 @@ pub struct Config {
     pub watch: WatchConfig,
     /// The sample API started by `argus up --demo`.
     pub demo: DemoConfig,
+    /// The Prometheus metrics endpoint.
+    pub metrics: MetricsConfig,
+}
+
+/// `[metrics]`: where `GET /metrics` (Prometheus text format) is served, on a listener of its own so that it can
+/// stay on a private address while the gate faces the world.
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct MetricsConfig {
+    /// Address of the metrics listener. Default `127.0.0.1:7499`.
+    pub listen: SocketAddr,
+}
+
+impl Default for MetricsConfig {
+    fn default() -> Self {
+        Self { listen: SocketAddr::from(([127, 0, 0, 1], 7499)) }
+    }
 }
 
 /// `[demo]`: the sample API of `argus up --demo`.
-#[derive(Clone, Debug, Deserialize, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct DemoConfig {
     /// Address of the sample API. Default `127.0.0.1:7401`.
@@ -84,6 +101,7 @@ impl Config {
             ("gate.listen", self.gate.listen),
             ("watch.listen", self.watch.listen),
             ("demo.listen", self.demo.listen),
+            ("metrics.listen", self.metrics.listen),
         ];
         for (i, (a, addr_a)) in listeners.iter().enumerate() {
             for (b, addr_b) in &listeners[i + 1..] {
@@ -93,6 +111,21 @@ impl Config {
             }
         }
         Ok(())
+    }
+
+    /// The settings of `new` that a running Argus cannot take on (besides the gate's own, which the gate
+    /// reports): listeners, the data directory, the issuer, watch and the demo. A reload keeps them as they are.
+    pub fn restart_only_changes(&self, new: &Self) -> Vec<&'static str> {
+        [
+            ("data_dir", self.data_dir != new.data_dir),
+            ("[issuer]", self.issuer != new.issuer),
+            ("[watch]", self.watch != new.watch),
+            ("[demo]", self.demo != new.demo),
+            ("[metrics]", self.metrics != new.metrics),
+        ]
+        .into_iter()
+        .filter_map(|(name, changed)| changed.then_some(name))
+        .collect()
     }
 
     pub fn data_dir(&self, cli: Option<&Path>) -> PathBuf {
@@ -122,6 +155,7 @@ mod tests {
         assert_eq!(c.gate.listen.port(), 7480);
         assert_eq!(c.watch.listen.port(), 7490);
         assert_eq!(c.demo.listen.port(), 7401);
+        assert_eq!(c.metrics.listen, "127.0.0.1:7499".parse().unwrap());
         assert_eq!(c.data_dir(None), PathBuf::from("argus-data"));
     }
 
@@ -136,6 +170,19 @@ mod tests {
         assert!(err.contains("gaet"), "{err}");
         let err = Config::parse("[gate]\nlisten = 7480\n", "t").unwrap_err().to_string();
         assert!(err.contains("listen"), "{err}");
+    }
+
+    #[test]
+    fn a_reload_names_what_only_a_restart_changes() {
+        let running = Config::parse("", "t").unwrap();
+        let new = Config::parse(
+            "[issuer]\naccess_token_ttl_secs = 60\n[metrics]\nlisten = \"127.0.0.1:0\"\n\
+             [gate]\nmax_body_bytes = 5\n",
+            "t",
+        )
+        .unwrap();
+        assert_eq!(running.restart_only_changes(&new), ["[issuer]", "[metrics]"], "the gate reports its own");
+        assert!(running.restart_only_changes(&running.clone()).is_empty());
     }
 
     #[test]

@@ -26,7 +26,13 @@ pub fn banner(r: &Running) -> String {
         r.issuer_url, r.issuer_url
     ));
     line(format!("  gate      {:<28} the protected API", r.gate_url));
-    line(format!("  watch     {:<28} alerts: {}/api/alerts", r.watch_url, r.watch_url));
+    match &r.watch_url {
+        Some(url) => line(format!("  watch     {url:<28} alerts: {url}/api/alerts")),
+        None => line("  watch     off ([watch] enabled = false): no audit log, no alerts".into()),
+    }
+    if let Some(url) = &r.metrics_url {
+        line(format!("  metrics   {url:<28} Prometheus"));
+    }
     if let Some(d) = &r.demo {
         line(format!("  demo-api  {:<28} the sample API itself (OpenAPI: {}/openapi.yaml)", d.url, d.url));
         let names: Vec<&str> = d.users.iter().map(|(n, _)| n.as_str()).collect();
@@ -48,7 +54,9 @@ pub fn banner(r: &Running) -> String {
             r.issuer_url, d.password
         ));
         line(format!("  curl -H \"Authorization: Bearer $TOKEN\" {}/accounts     # 200: alice's accounts", r.gate_url));
-        line(format!("  curl {}/api/alerts", r.watch_url));
+        if let Some(url) = &r.watch_url {
+            line(format!("  curl {url}/api/alerts"));
+        }
     }
     s
 }

@@ -113,17 +113,31 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Admin(args) => argus::cli_admin::run(args),
         Command::Keys { command } => argus::keys::run(command),
-        Command::Up { demo, config, data_dir, demo_password } => {
-            let config = match &config {
+        Command::Up { demo, config: config_path, data_dir, demo_password } => {
+            let config = match &config_path {
                 Some(path) => Config::load(path)?,
                 None => Config::default(),
             };
-            let opts = UpOptions { data_dir: config.data_dir(data_dir.as_deref()), demo, demo_password };
+            let metrics = Some(install_metrics()?);
+            let opts = UpOptions { data_dir: config.data_dir(data_dir.as_deref()), demo, demo_password, metrics };
             init_logging();
             let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().context("tokio runtime")?;
-            rt.block_on(up(config, opts))
+            rt.block_on(up(config, opts, config_path))
         }
     }
+}
+
+/// The process-wide Prometheus recorder: every part records into it, `[metrics] listen` serves it. Durations are
+/// real histograms (with buckets from sub-millisecond to seconds), not summaries, so they aggregate across gates.
+fn install_metrics() -> anyhow::Result<metrics_exporter_prometheus::PrometheusHandle> {
+    use metrics_exporter_prometheus::{Matcher, PrometheusBuilder};
+    let handle = PrometheusBuilder::new()
+        .set_buckets_for_metric(Matcher::Suffix("_seconds".into()), argus_gate::metrics::DURATION_BUCKETS)
+        .context("metric buckets")?
+        .install_recorder()
+        .context("installing the metrics recorder")?;
+    argus_gate::metrics::describe();
+    Ok(handle)
 }
 
 fn init_logging() {
@@ -132,19 +146,64 @@ fn init_logging() {
     tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
 }
 
-async fn up(config: Config, opts: UpOptions) -> anyhow::Result<()> {
+async fn up(config: Config, opts: UpOptions, config_path: Option<PathBuf>) -> anyhow::Result<()> {
+    // Before anything is up: a SIGHUP sent as soon as the banner shows must reload, not kill (its default).
+    let mut hangups = hangups()?;
     let mut running = argus::start(config, opts).await?;
     print!("{}", argus::banner(&running));
     use std::io::Write;
     std::io::stdout().flush().ok();
-    tokio::select! {
-        r = running.wait() => r,
-        _ = shutdown_signal() => {
-            tracing::info!("shutting down");
-            running.shutdown().await;
-            Ok(())
+    let reloader = running.reloader.clone().with_file(config_path);
+    let shutdown = shutdown_signal();
+    tokio::pin!(shutdown);
+    loop {
+        tokio::select! {
+            r = running.wait() => return r,
+            () = &mut shutdown => {
+                tracing::info!("shutting down");
+                running.shutdown().await;
+                return Ok(());
+            }
+            Some(()) = hangups.recv() => reload(reloader.clone()).await,
         }
     }
+}
+
+/// One `SIGHUP`: read the configuration again and apply it, logging what happened. A configuration that does not
+/// load or compile changes nothing.
+async fn reload(reloader: argus::app::Reloader) {
+    // Reading and compiling OpenAPI files blocks: off the async workers.
+    match tokio::task::spawn_blocking(move || reloader.reload()).await {
+        Ok(Ok(restart_needed)) if restart_needed.is_empty() => tracing::info!("configuration reloaded"),
+        Ok(Ok(restart_needed)) => tracing::warn!(
+            settings = ?restart_needed,
+            "configuration reloaded; the settings named changed, but only a restart applies them (their running \
+             values stay)"
+        ),
+        Ok(Err(error)) => {
+            tracing::error!(error = format!("{error:#}"), "configuration reload refused; nothing changed")
+        }
+        Err(error) => tracing::error!(%error, "configuration reload failed"),
+    }
+}
+
+/// `SIGHUP`s, one message each (none on platforms without them).
+fn hangups() -> anyhow::Result<tokio::sync::mpsc::Receiver<()>> {
+    let (tx, rx) = tokio::sync::mpsc::channel(1);
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        let mut hangup = signal(SignalKind::hangup()).context("cannot listen for SIGHUP")?;
+        tokio::spawn(async move {
+            while hangup.recv().await.is_some() {
+                // A reload already queued covers this one too.
+                let _ = tx.try_send(());
+            }
+        });
+    }
+    #[cfg(not(unix))]
+    drop(tx);
+    Ok(rx)
 }
 
 async fn shutdown_signal() {

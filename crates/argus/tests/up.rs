@@ -19,7 +19,12 @@ async fn start_demo(dir: &tempfile::TempDir) -> Running {
         "test",
     )
     .unwrap();
-    let opts = UpOptions { data_dir: dir.path().join("data"), demo: true, demo_password: Some(PASSWORD.into()) };
+    let opts = UpOptions {
+        data_dir: dir.path().join("data"),
+        demo: true,
+        demo_password: Some(PASSWORD.into()),
+        metrics: None,
+    };
     argus::start(config, opts).await.unwrap()
 }
 
@@ -96,7 +101,7 @@ async fn wrong_passwords_through_the_login_form_raise_an_alert() {
         assert!(err.to_string().contains("sign-in refused"), "{err:#}");
     }
 
-    let alerts_url = format!("{}/api/alerts", argus.watch_url);
+    let alerts_url = format!("{}/api/alerts", argus.watch_url.as_deref().expect("watch runs by default"));
     let deadline = Instant::now() + Duration::from_secs(10);
     let alerts = loop {
         let (status, _, body) = call("GET", &alerts_url, None, None).await;
@@ -119,5 +124,40 @@ async fn wrong_passwords_through_the_login_form_raise_an_alert() {
 
     // The right password still works: the detector observes, the account is not locked.
     argus::demo_client::token(&argus.issuer_url, "alice", PASSWORD, "openid").await.unwrap();
+    argus.shutdown().await;
+}
+
+/// `[watch] enabled = false` (the gate benchmark's switch): no watch API, nothing audited, the gate still answers
+/// and still publishes its events (to nobody).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn watch_can_be_turned_off() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = Config::parse(
+        "[issuer]\nlisten = \"127.0.0.1:0\"\n[gate]\nlisten = \"127.0.0.1:0\"\n\
+         [watch]\nenabled = false\n[demo]\nlisten = \"127.0.0.1:0\"\n",
+        "test",
+    )
+    .unwrap();
+    let opts = UpOptions {
+        data_dir: dir.path().join("data"),
+        demo: true,
+        demo_password: Some(PASSWORD.into()),
+        metrics: None,
+    };
+    let argus = argus::start(config, opts).await.unwrap();
+    assert!(argus.watch_url.is_none());
+    assert!(argus::banner(&argus).contains("  watch     off"), "{}", argus::banner(&argus));
+
+    let before = argus.events.published();
+    let (status, _, _) = call("GET", &format!("{}/accounts", argus.gate_url), None, None).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    // The event goes out once the gate has finished the response body, which may be just after curl has it.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while argus.events.published() == before && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert!(argus.events.published() > before, "the gate still emits its event");
+    let head = argus_detect::AuditLog::head(&argus.store).await.unwrap();
+    assert_eq!(head, None, "nothing is audited without watch");
     argus.shutdown().await;
 }

@@ -27,6 +27,8 @@ listen = "127.0.0.1:0"
 listen = "127.0.0.1:0"
 [demo]
 listen = "127.0.0.1:0"
+[metrics]
+listen = "127.0.0.1:0"
 `;
 
 /** A running `argus up --demo`: its part URLs, its output, and how to stop it. */

@@ -2,7 +2,6 @@
 
 #![allow(dead_code)]
 
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -32,6 +31,9 @@ pub struct Harness {
     pub events: Subscriber<Event>,
     pub control: ControlChannel,
     pub client: Caller,
+    /// The configuration the gate started with, and the handle to reload it.
+    pub config: GateConfig,
+    pub handle: argus_gate::GateHandle,
 }
 
 /// The routes most tests use: `/api` behind tokens with two scope rules, `/public` open.
@@ -97,13 +99,15 @@ impl Harness {
             dpop_nonce_secret: NONCE_SECRET.to_vec(),
             replay: Arc::new(MemoryReplayCache::new(1000)),
         };
-        let router = argus_gate::router(&config, jwks.issuer(), AUDIENCE, deps).await.unwrap();
+        let handle = argus_gate::start(&config, jwks.issuer(), AUDIENCE, deps).await.unwrap();
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let gate = format!("http://{}", listener.local_addr().unwrap());
+        // The listener `argus up` runs: HTTP/1.1 and h2c, header timeout.
+        let (router, header_timeout) = (handle.router(), Duration::from_secs(config.header_timeout_secs));
         tokio::spawn(async move {
-            axum::serve(listener, router.into_make_service_with_connect_info::<SocketAddr>()).await.unwrap();
+            argus_gate::serve(listener, router, header_timeout, std::future::pending()).await.unwrap();
         });
-        Self { gate, key, jwks, upstream, clock, events: subscriber, control, client: Caller::new() }
+        Self { gate, key, jwks, upstream, clock, events: subscriber, control, client: Caller::new(), config, handle }
     }
 
     /// Claims of a good token for alice, issued now.

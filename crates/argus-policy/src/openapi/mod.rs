@@ -30,7 +30,7 @@ pub use error::{ErrorKind, LoadError, LoadErrorKind, Location, ValidationError};
 pub use matcher::{Match, PathParams};
 pub use operation::{Method, Operation, ParamLocation, Parameter, SchemeScopes, SecurityRequirement, Style};
 pub use request::{HeaderSource, RequestBody, RequestParts, Strictness};
-pub use response::{MAX_REPORTED, ResponseReport, Responses};
+pub use response::{MAX_REPORTED, ResponseHead, ResponseReport, Responses};
 
 use matcher::Matcher;
 

@@ -53,11 +53,27 @@ pub(crate) struct ResponseMedia {
     pub(crate) validator: Option<Validator>,
 }
 
+/// What the head of an upstream answer (status, content type, whether a body follows) says, before the body is
+/// read: the gate reads a body only when it can be checked.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ResponseHead {
+    /// The operation declares no response of this status with this content type, or declares no body where one
+    /// came.
+    Undocumented,
+    /// Declared, with nothing to check the body against: no body, no schema, a media type other than JSON, or an
+    /// operation that declares no responses at all (OpenAPI 3.1 allows that; it describes nothing to hold to).
+    Unchecked,
+    /// Declared with a schema for a JSON media type: read the body and call [`Operation::check_response_body`].
+    Checkable,
+}
+
 /// What response checking found.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct ResponseReport {
     /// Whether the spec declares this status and content type at all.
     pub documented: bool,
+    /// The body is not one JSON value (or repeats an object key, which a client might read differently).
+    pub malformed: bool,
     /// JSON pointers of fields the schema does not declare (`/0/password_hash`), at most [`MAX_REPORTED`].
     pub undeclared_fields: Vec<String>,
     /// Other schema violations (wrong type, missing required field, ...), counted.
@@ -69,7 +85,48 @@ pub struct ResponseReport {
 /// At most this many undeclared fields are listed per response.
 pub const MAX_REPORTED: usize = 32;
 
+impl ResponseReport {
+    /// Whether the answer is what the spec describes: documented, well-formed, nothing undeclared, no violation.
+    pub fn conforms(&self) -> bool {
+        self.documented && !self.malformed && self.undeclared_fields.is_empty() && self.other_violations == 0
+    }
+}
+
 impl Operation {
+    /// Classify an answer by its head. `content_type` is the `Content-Type` header value; `has_body` is false for
+    /// answers that carry none (HEAD, 204, 304, `Content-Length: 0`).
+    pub fn response_head(&self, status: u16, content_type: Option<&str>, has_body: bool) -> ResponseHead {
+        if self.responses.is_empty() {
+            return ResponseHead::Unchecked;
+        }
+        let Some(content) = self.declared_content(status) else {
+            return ResponseHead::Undocumented;
+        };
+        if !has_body {
+            return ResponseHead::Unchecked;
+        }
+        // RFC 9110 §8.3: a body without a type may be taken as application/octet-stream.
+        let content_type = content_type.unwrap_or("application/octet-stream");
+        match find_media(content, content_type) {
+            None => ResponseHead::Undocumented,
+            Some(media) if media.validator.is_some() && is_json(content_type) => ResponseHead::Checkable,
+            Some(_) => ResponseHead::Unchecked,
+        }
+    }
+
+    /// Check a JSON body as received. It is parsed strictly: a repeated key or trailing bytes make it malformed,
+    /// since the caller's parser might read something other than what was checked.
+    pub fn check_response_body(&self, status: u16, content_type: Option<&str>, body: &[u8]) -> ResponseReport {
+        match super::request::parse_json_strict(body) {
+            Ok(value) => self.check_response(status, content_type, &value),
+            Err(_) => ResponseReport {
+                documented: self.response_media(status, content_type).is_some(),
+                malformed: true,
+                ..ResponseReport::default()
+            },
+        }
+    }
+
     /// Check a JSON response body (already parsed by the caller) against the declared schema for `status` and
     /// `content_type`. Fields the schema never declares are listed whatever the route's request strictness.
     pub fn check_response(&self, status: u16, content_type: Option<&str>, body: &Value) -> ResponseReport {
@@ -111,20 +168,34 @@ impl Operation {
     }
 
     fn response_media(&self, status: u16, content_type: Option<&str>) -> Option<&ResponseMedia> {
+        find_media(self.declared_content(status)?, content_type.unwrap_or("application/json"))
+    }
+
+    /// The content entries declared for a status: the exact code, else its range (`2XX`), else `default`.
+    fn declared_content(&self, status: u16) -> Option<&[ResponseMedia]> {
         let entries = &self.responses.entries;
-        let content = entries
+        entries
             .iter()
             .find(|(k, _)| *k == StatusKey::Exact(status))
             .or_else(|| entries.iter().find(|(k, _)| *k == StatusKey::Range(status / 100)))
             .or_else(|| entries.iter().find(|(k, _)| *k == StatusKey::Default))
-            .map(|(_, content)| content)?;
-        let (t, s) = super::request::declared_range(content_type.unwrap_or("application/json"))?;
-        content
-            .iter()
-            .find(|m| m.range.0 == t && m.range.1 == s)
-            .or_else(|| content.iter().find(|m| m.range.0 == t && m.range.1 == "*"))
-            .or_else(|| content.iter().find(|m| m.range.0 == "*"))
+            .map(|(_, content)| content.as_slice())
     }
+}
+
+/// The entry for a content type: the exact media type, else `type/*`, else `*/*`.
+fn find_media<'a>(content: &'a [ResponseMedia], content_type: &str) -> Option<&'a ResponseMedia> {
+    let (t, s) = super::request::declared_range(content_type)?;
+    content
+        .iter()
+        .find(|m| m.range.0 == t && m.range.1 == s)
+        .or_else(|| content.iter().find(|m| m.range.0 == t && m.range.1 == "*"))
+        .or_else(|| content.iter().find(|m| m.range.0 == "*"))
+}
+
+/// `application/json` and the `+json` structured syntax suffix (RFC 6839), e.g. `application/problem+json`.
+fn is_json(content_type: &str) -> bool {
+    super::request::declared_range(content_type).is_some_and(|(_, s)| s == "json" || s.ends_with("+json"))
 }
 
 /// Where `x-argus-sensitive` says the records are: `true` for the top level, `{records: "/data"}` (a JSON pointer)

@@ -115,6 +115,9 @@ fn bad_configs_are_refused_with_the_route_named() {
         with_rule(rule(&[], "/", &["a"]), AuthMode::None).unwrap_err(),
         PolicyError::RulesWithoutAuth { .. }
     ));
+    let mut blind = route("r", "/");
+    blind.responses = crate::config::ResponseMode::Block;
+    assert!(matches!(RouteTable::new(&[blind]).unwrap_err(), PolicyError::BlockWithoutSpec { .. }));
     let msg = with_rule(rule(&[], "/x/../y", &[]), AuthMode::Argus).unwrap_err().to_string();
     assert!(msg.contains("\"r\"") && msg.contains("/x/../y"), "{msg}");
 }
@@ -156,4 +159,8 @@ fn toml_shape_of_the_demo_config() {
     assert!(auth.is_err());
     let defaulted = toml::from_str::<File>("[[routes]]\nname='x'\nprefix='/'\nupstream='u'\n").unwrap();
     assert_eq!(defaulted.routes[0].auth, AuthMode::Argus, "secure by default");
+    assert_eq!(defaulted.routes[0].responses, crate::config::ResponseMode::Log);
+    let block = toml::from_str::<File>("[[routes]]\nname='x'\nprefix='/'\nupstream='u'\nresponses='block'\n");
+    assert_eq!(block.unwrap().routes[0].responses, crate::config::ResponseMode::Block);
+    assert!(toml::from_str::<File>("[[routes]]\nname='x'\nprefix='/'\nupstream='u'\nresponses='warn'\n").is_err());
 }

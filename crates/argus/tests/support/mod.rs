@@ -92,7 +92,8 @@ impl Argus {
         )
         .unwrap();
         let data_dir = dir.path().join("data");
-        let opts = UpOptions { data_dir: data_dir.clone(), demo: true, demo_password: Some(PASSWORD.into()) };
+        let opts =
+            UpOptions { data_dir: data_dir.clone(), demo: true, demo_password: Some(PASSWORD.into()), metrics: None };
         let up = argus::start(config, opts).await.unwrap();
         let admin_secret = up.demo.as_ref().unwrap().admin_secret.clone();
         Self { up, admin_secret, data_dir, http: Client::builder(TokioExecutor::new()).build_http(), _dir: dir }
