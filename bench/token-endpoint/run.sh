@@ -104,6 +104,8 @@ listen = "127.0.0.1:0"
 listen = "127.0.0.1:0"
 [demo]
 listen = "127.0.0.1:0"
+[metrics]
+listen = "127.0.0.1:0"
 EOF
   taskset -c "$SERVER_CPU" "$ARGUS_BIN" up --demo --config "$TMP/argus.toml" \
     --data-dir "$TMP/argus-data" --demo-password "$ARGUS_PASSWORD" >"$TMP/argus.out" 2>"$TMP/argus.out.err" &

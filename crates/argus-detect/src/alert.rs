@@ -456,7 +456,10 @@ mod tests {
 
     #[test]
     fn first_seen_of_a_draft_reaches_back_to_the_start_of_the_activity() {
-        let mut a = Alert::open("a1".into(), AlertDraft { first_seen: Some(Timestamp::from_secs(4)), ..draft(10, Severity::Low, &[]) });
+        let mut a = Alert::open(
+            "a1".into(),
+            AlertDraft { first_seen: Some(Timestamp::from_secs(4)), ..draft(10, Severity::Low, &[]) },
+        );
         assert_eq!((a.first_seen, a.last_seen), (Timestamp::from_secs(4), Timestamp::from_secs(10)));
         a.absorb(AlertDraft { first_seen: Some(Timestamp::from_secs(2)), ..draft(12, Severity::Low, &[]) });
         assert_eq!((a.first_seen, a.last_seen), (Timestamp::from_secs(2), Timestamp::from_secs(12)));
@@ -480,15 +483,32 @@ mod tests {
     fn every_attack_and_key_type_name_round_trips() {
         use Attack::*;
         for a in [
-            BruteForce, CredentialStuffing, AuditGap, StolenToken, Enumeration, Bola, Scraping, Exfiltration,
-            ClientAnomaly, Probing, DecoyHit, Anomaly, UnusualFlow,
+            BruteForce,
+            CredentialStuffing,
+            AuditGap,
+            StolenToken,
+            Enumeration,
+            Bola,
+            Scraping,
+            Exfiltration,
+            ClientAnomaly,
+            Probing,
+            DecoyHit,
+            Anomaly,
+            UnusualFlow,
         ] {
             assert_eq!(serde_json::to_value(a).unwrap(), a.as_str());
             assert_eq!(a.as_str().parse::<Attack>().unwrap(), a);
         }
         for k in [
-            KeyType::Ip, KeyType::Account, KeyType::Node, KeyType::User, KeyType::Client, KeyType::Session,
-            KeyType::Token, KeyType::Family,
+            KeyType::Ip,
+            KeyType::Account,
+            KeyType::Node,
+            KeyType::User,
+            KeyType::Client,
+            KeyType::Session,
+            KeyType::Token,
+            KeyType::Family,
         ] {
             assert_eq!(serde_json::to_value(k).unwrap(), k.as_str());
             assert_eq!(k.as_str().parse::<KeyType>().unwrap(), k);

@@ -98,11 +98,11 @@ pub fn window_start(index: i64, width: Duration) -> Timestamp {
 /// A duration as people write it in explanations: `90 s`, `10 min`, `2 h`, `1 d`.
 pub fn human(d: Duration) -> String {
     let s = d.as_secs();
-    if s % 86_400 == 0 && s >= 86_400 {
+    if s.is_multiple_of(86_400) && s >= 86_400 {
         format!("{} d", s / 86_400)
-    } else if s % 3600 == 0 && s >= 3600 {
+    } else if s.is_multiple_of(3600) && s >= 3600 {
         format!("{} h", s / 3600)
-    } else if s % 60 == 0 && s >= 60 {
+    } else if s.is_multiple_of(60) && s >= 60 {
         format!("{} min", s / 60)
     } else {
         format!("{s} s")
@@ -166,6 +166,9 @@ mod tests {
         assert_eq!(window_index(Timestamp::from_secs(600), w), 1);
         assert_eq!(window_index(Timestamp::from_secs(-1), w), -1);
         assert_eq!(window_start(3, w), Timestamp::from_secs(1800));
-        assert_eq!([human(w), human(Duration::from_secs(7200)), human(Duration::from_secs(90))], ["10 min", "2 h", "90 s"]);
+        assert_eq!(
+            [human(w), human(Duration::from_secs(7200)), human(Duration::from_secs(90))],
+            ["10 min", "2 h", "90 s"]
+        );
     }
 }

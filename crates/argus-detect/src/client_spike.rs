@@ -158,9 +158,8 @@ impl ClientSpike {
             return None;
         }
         let calls = f64::from(u.calls);
-        let rate_threshold = f64::from(c.min_calls.get())
-            .max(c.rate_factor * u.rate.mean())
-            .max(u.rate.mean() + c.z * u.rate.sd());
+        let rate_threshold =
+            f64::from(c.min_calls.get()).max(c.rate_factor * u.rate.mean()).max(u.rate.mean() + c.z * u.rate.sd());
         if calls >= rate_threshold {
             return Some(("calls_per_window", calls, rate_threshold, u.rate.mean(), u.rate.z(calls, 1.0)));
         }
@@ -267,26 +266,30 @@ mod tests {
     #[test]
     fn a_rate_spike_alerts_once_the_client_has_history() {
         let mut d = detector();
-        // A day of 100 calls a window, 2% errors.
-        for w in 0..288 {
+        // Four hours of 100 calls a window, 2% errors.
+        for w in 0..48 {
             assert!(window(&mut d, w, 100, 50).is_empty(), "window {w}");
         }
-        let drafts = window(&mut d, 288, 3000, 0);
+        let drafts = window(&mut d, 48, 3000, 0);
         let first = drafts.first().expect("alert");
         assert_eq!(first.alert_key(), (Attack::ClientAnomaly, KeyType::Client, "web"));
         assert_eq!(first.feature.name, "calls_per_window");
         assert_eq!(first.feature.observed, 1000.0, "10x the mean of ~100");
-        assert!(first.feature.explanation.starts_with("client web made 1000 calls (normally ~100 a window)"), "{}", first.feature.explanation);
+        assert!(
+            first.feature.explanation.starts_with("client web made 1000 calls (normally ~100 a window)"),
+            "{}",
+            first.feature.explanation
+        );
         assert_eq!(drafts.last().unwrap().severity, Severity::High);
     }
 
     #[test]
     fn an_error_spike_alerts_and_ordinary_days_do_not() {
         let mut d = detector();
-        for w in 0..288 {
+        for w in 0..48 {
             assert!(window(&mut d, w, 200, 25).is_empty(), "window {w}");
         }
-        let drafts = window(&mut d, 288, 200, 1);
+        let drafts = window(&mut d, 48, 200, 1);
         let first = drafts.first().expect("alert");
         assert_eq!((first.feature.name.as_str(), first.feature.observed), ("error_ratio", 1.0));
         assert_eq!(first.feature.baseline, Some(0.04));

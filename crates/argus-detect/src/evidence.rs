@@ -117,7 +117,8 @@ impl<const N: usize> Recent<N> {
 
     /// Heap bytes held.
     pub fn heap_bytes(&self) -> usize {
-        self.ring.capacity() * std::mem::size_of::<EventRef>() + self.ring.iter().map(EventRef::heap_bytes).sum::<usize>()
+        self.ring.capacity() * std::mem::size_of::<EventRef>()
+            + self.ring.iter().map(EventRef::heap_bytes).sum::<usize>()
     }
 }
 

@@ -260,10 +260,7 @@ impl Detector for Exfiltration {
     }
 
     fn memory(&self) -> Memory {
-        Memory {
-            keys: self.actors.len() + self.peers.len(),
-            bytes: self.actors.heap_bytes() + self.peers.heap_bytes(),
-        }
+        Memory { keys: self.actors.len() + self.peers.len(), bytes: self.actors.heap_bytes() + self.peers.heap_bytes() }
     }
 }
 

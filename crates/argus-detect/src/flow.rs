@@ -106,7 +106,15 @@ impl KeyState for Trail {
 
 impl Trail {
     fn new(now: Timestamp) -> Self {
-        Self { last_op: NONE, last: now, recent: [0.0; MAX_SEQUENCE], scored: 0, next: 0, since: now, evidence: Recent::default() }
+        Self {
+            last_op: NONE,
+            last: now,
+            recent: [0.0; MAX_SEQUENCE],
+            scored: 0,
+            next: 0,
+            since: now,
+            evidence: Recent::default(),
+        }
     }
 
     fn push(&mut self, bits: f64, sequence: usize) {
@@ -189,7 +197,13 @@ impl Flow {
     pub fn new(config: &FlowConfig) -> Result<Self, ConfigError> {
         config.validate()?;
         let gap = Duration::from_secs(config.session_gap_secs.get());
-        Ok(Self { config: config.clone(), gap, chain: Chain::default(), actors: Keyed::new(config.max_keys.get(), gap), key_buf: String::new() })
+        Ok(Self {
+            config: config.clone(),
+            gap,
+            chain: Chain::default(),
+            actors: Keyed::new(config.max_keys.get(), gap),
+            key_buf: String::new(),
+        })
     }
 
     /// Transitions learned so far.
@@ -302,13 +316,15 @@ mod tests {
 
     /// The app's flow: list -> get -> transactions -> (get | list), with rare detours to the profile.
     fn next(rng: &mut SplitMix64, op: &str) -> &'static str {
-        let r = rng.below(100);
-        match op {
-            "listAccounts" => if r < 90 { "getAccount" } else { "getProfile" },
-            "getAccount" => if r < 70 { "getTransactions" } else { "listAccounts" },
-            "getTransactions" => if r < 50 { "getAccount" } else { "listAccounts" },
-            _ => "listAccounts",
-        }
+        // (operation, percent chance of the first successor, first successor, other successor)
+        const CHAIN: [(&str, usize, &str, &str); 4] = [
+            ("listAccounts", 90, "getAccount", "getProfile"),
+            ("getAccount", 70, "getTransactions", "listAccounts"),
+            ("getTransactions", 50, "getAccount", "listAccounts"),
+            ("getProfile", 100, "listAccounts", "listAccounts"),
+        ];
+        let (_, p, first, other) = CHAIN.iter().find(|(o, ..)| *o == op).copied().unwrap_or(CHAIN[3]);
+        if rng.below(100) < p { first } else { other }
     }
 
     fn ordinary(d: &mut Flow, rng: &mut SplitMix64, users: usize, steps: usize, t0: i64) -> Vec<AlertDraft> {
@@ -334,7 +350,13 @@ mod tests {
         let spec = ["getProfile", "getTransactions", "getProfile", "getTransactions", "listAccounts", "getProfile"];
         let mut drafts = Vec::new();
         for i in 0..30 {
-            let e = op_call(10_000_000 + i * 500, user("scanner", "203.0.113.70"), spec[i as usize % spec.len()], None, 200);
+            let e = op_call(
+                10_000_000 + i * 500,
+                user("scanner", "203.0.113.70"),
+                spec[i as usize % spec.len()],
+                None,
+                200,
+            );
             drafts.extend(d.observe(&e));
         }
         let first = drafts.first().expect("alert");

@@ -190,9 +190,9 @@ fn build<const D: usize>(
     let mut ranges = [(0.0f64, 0.0f64); D];
     let mut varying = Vec::with_capacity(D);
     for (f, range) in ranges.iter_mut().enumerate() {
-        let (lo, hi) = sample.iter().fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), &i| {
-            (lo.min(data[i][f]), hi.max(data[i][f]))
-        });
+        let (lo, hi) = sample
+            .iter()
+            .fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), &i| (lo.min(data[i][f]), hi.max(data[i][f])));
         *range = (lo, hi);
         if hi > lo {
             varying.push(f);
@@ -347,7 +347,10 @@ mod tests {
         let f = IsolationForest::train(&same, &ForestConfig::default()).unwrap();
         assert!(f.score(&[1.0, 2.0]).is_finite());
         assert_eq!(f.score(&[1.0, 2.0]), f.score(&[100.0, -5.0]));
-        let small = IsolationForest::train(&[[0.0], [1.0], [2.0]], &ForestConfig { sample_size: 256, ..ForestConfig::default() });
+        let small = IsolationForest::train(
+            &[[0.0], [1.0], [2.0]],
+            &ForestConfig { sample_size: 256, ..ForestConfig::default() },
+        );
         assert!(small.is_some());
         assert!(c(256) > 10.0 && c(256) < 11.0);
     }

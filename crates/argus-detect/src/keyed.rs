@@ -158,7 +158,8 @@ impl<S: KeyState> Keyed<S> {
         // hashbrown: one control byte per bucket besides the entry itself.
         let index = self.index.capacity() * (std::mem::size_of::<(Arc<str>, u32)>() + 1);
         // Arc<str>: two reference counts before the text.
-        let owned: usize = self.slots.iter().map(|s| 2 * std::mem::size_of::<usize>() + s.key.len() + s.state.heap_bytes()).sum();
+        let owned: usize =
+            self.slots.iter().map(|s| 2 * std::mem::size_of::<usize>() + s.key.len() + s.state.heap_bytes()).sum();
         slots + index + owned
     }
 

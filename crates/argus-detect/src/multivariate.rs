@@ -396,7 +396,11 @@ impl Detector for Multivariate {
             self.last_sweep = Some(w);
         }
         actor.table_key(&mut self.key_buf);
-        let window = self.actors.entry(&self.key_buf, event.time, || Window { index: w, since: event.time, ..Window::default() });
+        let window = self.actors.entry(&self.key_buf, event.time, || Window {
+            index: w,
+            since: event.time,
+            ..Window::default()
+        });
         if window.index < w {
             if window.calls > 0 {
                 closed.push(closing(&self.key_buf, window));

@@ -167,7 +167,12 @@ impl ObjectWalk {
     pub fn new(config: &ObjectWalkConfig) -> Result<Self, ConfigError> {
         config.validate()?;
         let window = Duration::from_secs(config.window_secs.get());
-        Ok(Self { config: config.clone(), window, actors: Keyed::new(config.max_keys.get(), window), key_buf: String::new() })
+        Ok(Self {
+            config: config.clone(),
+            window,
+            actors: Keyed::new(config.max_keys.get(), window),
+            key_buf: String::new(),
+        })
     }
 
     fn verdict(&self, walk: &Walk) -> Option<(Attack, Severity, &'static str, f64, f64)> {
@@ -185,7 +190,13 @@ impl ObjectWalk {
         }
         let run = f64::from(c.sequential_run.get());
         if f64::from(walk.longest_run) >= run {
-            return Some((Attack::Enumeration, Severity::Medium, "sequential_object_ids", f64::from(walk.longest_run), run));
+            return Some((
+                Attack::Enumeration,
+                Severity::Medium,
+                "sequential_object_ids",
+                f64::from(walk.longest_run),
+                run,
+            ));
         }
         None
     }
@@ -287,13 +298,29 @@ mod tests {
         let mut d = detector();
         let mut drafts = Vec::new();
         for i in 0..30 {
-            drafts.extend(d.observe(&op_call(i * 1000, user("mallory", "203.0.113.5"), "getAccount", Some(&(5000 + i).to_string()), 200)));
+            drafts.extend(d.observe(&op_call(
+                i * 1000,
+                user("mallory", "203.0.113.5"),
+                "getAccount",
+                Some(&(5000 + i).to_string()),
+                200,
+            )));
         }
         assert_eq!(drafts.len(), 11, "from the 20th id on");
         let first = &drafts[0];
         assert_eq!(first.alert_key(), (Attack::Enumeration, KeyType::User, "mallory"));
-        assert_eq!((first.feature.name.as_str(), first.feature.observed, first.severity), ("sequential_object_ids", 20.0, Severity::Medium));
-        assert!(first.feature.explanation.starts_with("user mallory requested 20 distinct ids of \"getAccount\" in 20 calls"), "{}", first.feature.explanation);
+        assert_eq!(
+            (first.feature.name.as_str(), first.feature.observed, first.severity),
+            ("sequential_object_ids", 20.0, Severity::Medium)
+        );
+        assert!(
+            first
+                .feature
+                .explanation
+                .starts_with("user mallory requested 20 distinct ids of \"getAccount\" in 20 calls"),
+            "{}",
+            first.feature.explanation
+        );
     }
 
     #[test]
@@ -304,12 +331,21 @@ mod tests {
             let id = format!("{:x}", crate::distinct::hash64(&i.to_string()));
             drafts.extend(d.observe(&op_call(i as i64 * 250, user("eve", "203.0.113.6"), "getOrder", Some(&id), 200)));
         }
-        assert_eq!(drafts.first().map(|x| (x.attack, x.feature.name.as_str())), Some((Attack::Enumeration, "distinct_object_ids")));
+        assert_eq!(
+            drafts.first().map(|x| (x.attack, x.feature.name.as_str())),
+            Some((Attack::Enumeration, "distinct_object_ids"))
+        );
 
         let mut bola = Vec::new();
         for i in 0..12 {
             let status = if i % 4 == 3 { 200 } else { 403 };
-            bola.extend(d.observe(&op_call(i * 2000, user("trudy", "198.51.100.6"), "getAccount", Some(&format!("acc-{i}")), status)));
+            bola.extend(d.observe(&op_call(
+                i * 2000,
+                user("trudy", "198.51.100.6"),
+                "getAccount",
+                Some(&format!("acc-{i}")),
+                status,
+            )));
         }
         // Nine of twelve calls refused: not yet ten.
         assert!(bola.is_empty());
@@ -326,7 +362,9 @@ mod tests {
         for i in 0..5000 {
             let id = mine[(i * 7 % 5) as usize];
             let status = if i % 97 == 0 { 404 } else { 200 };
-            assert!(d.observe(&op_call(i * 15_000, user("alice", "192.0.2.1"), "getAccount", Some(id), status)).is_empty());
+            assert!(
+                d.observe(&op_call(i * 15_000, user("alice", "192.0.2.1"), "getAccount", Some(id), status)).is_empty()
+            );
         }
     }
 
@@ -334,11 +372,23 @@ mod tests {
     fn the_window_restarts_counts_and_operations_are_bounded() {
         let mut d = detector();
         for i in 0..15 {
-            assert!(d.observe(&op_call(i * 1000, user("bob", "192.0.2.2"), "getAccount", Some(&i.to_string()), 200)).is_empty());
+            assert!(
+                d.observe(&op_call(i * 1000, user("bob", "192.0.2.2"), "getAccount", Some(&i.to_string()), 200))
+                    .is_empty()
+            );
         }
         // Ten minutes later the run starts over.
         for i in 15..30 {
-            assert!(d.observe(&op_call(700_000 + i * 1000, user("bob", "192.0.2.2"), "getAccount", Some(&i.to_string()), 200)).is_empty());
+            assert!(
+                d.observe(&op_call(
+                    700_000 + i * 1000,
+                    user("bob", "192.0.2.2"),
+                    "getAccount",
+                    Some(&i.to_string()),
+                    200
+                ))
+                .is_empty()
+            );
         }
         for op in 0..10 {
             d.observe(&op_call(800_000, user("bob", "192.0.2.2"), &format!("op{op}"), Some("1"), 200));

@@ -49,9 +49,16 @@ impl Default for ProbingConfig {
         const KEYS: NonZeroUsize = NonZeroUsize::new(50_000).unwrap();
         Self {
             enabled: true,
-            reasons: ["invalid-request", "invalid-path", "method-not-allowed", "no-operation", "no-route", "body-too-large"]
-                .map(str::to_owned)
-                .to_vec(),
+            reasons: [
+                "invalid-request",
+                "invalid-path",
+                "method-not-allowed",
+                "no-operation",
+                "no-route",
+                "body-too-large",
+            ]
+            .map(str::to_owned)
+            .to_vec(),
             refusals: BucketConfig { threshold: N30, leak: LeakRate::whole(N10, RatePeriod::Minute) },
             max_keys: KEYS,
         }
@@ -61,7 +68,8 @@ impl Default for ProbingConfig {
 impl ProbingConfig {
     /// Checks what serde cannot express.
     pub fn validate(&self) -> Result<(), ConfigError> {
-        if self.reasons.is_empty() || self.reasons.iter().any(|r| r.is_empty() || r == crate::actor::WATCH_BLOCK_REASON) {
+        if self.reasons.is_empty() || self.reasons.iter().any(|r| r.is_empty() || r == crate::actor::WATCH_BLOCK_REASON)
+        {
             return Err(ConfigError::new(
                 "watch.detectors.probing.reasons",
                 "must list at least one reason, none empty, and not the refusals watch's own blocks cause",
@@ -196,7 +204,11 @@ mod tests {
         assert!(ip[0].feature.explanation.starts_with("32 calls from ip 203.0.113.66 refused as malformed"));
         // 32 distinct paths: past 16 the count is a sketch's estimate.
         let why = &ip[0].feature.explanation;
-        assert!(why.contains("refused as malformed (latest: invalid-request) on ") && why.contains(" distinct paths within ~8 s (threshold 30, leaks 10/min)"), "{why}");
+        assert!(
+            why.contains("refused as malformed (latest: invalid-request) on ")
+                && why.contains(" distinct paths within ~8 s (threshold 30, leaks 10/min)"),
+            "{why}"
+        );
         assert_eq!(ip[0].evidence.len(), 8);
         assert_eq!(ip[0].first_seen, Some(crate::testing::at(0)));
     }

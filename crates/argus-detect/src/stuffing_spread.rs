@@ -246,7 +246,9 @@ mod tests {
             let ms = day * 86_400_000 + i * 20_000;
             let ok = i % 10 != 0;
             let outcome = if ok { LoginOutcome::Success } else { LoginOutcome::Failure(LoginFailure::BadPassword) };
-            alerts += d.observe(&attempt(ms, &format!("192.0.{}.{}", i % 200, i % 7), &format!("user{}", i % 300), outcome)).len();
+            alerts += d
+                .observe(&attempt(ms, &format!("192.0.{}.{}", i % 200, i % 7), &format!("user{}", i % 300), outcome))
+                .len();
         }
         alerts
     }
@@ -260,7 +262,12 @@ mod tests {
         let start = 86_400_000 + 3_600_000;
         for i in 0..300 {
             let reason = if i % 4 == 0 { LoginFailure::BadPassword } else { LoginFailure::UnknownUser };
-            let e = attempt(start + i * 1_000, &format!("203.{}.{}.1", i % 20, i % 400 / 20), &format!("leaked{i}"), LoginOutcome::Failure(reason));
+            let e = attempt(
+                start + i * 1_000,
+                &format!("203.{}.{}.1", i % 20, i % 400 / 20),
+                &format!("leaked{i}"),
+                LoginOutcome::Failure(reason),
+            );
             drafts.extend(d.observe(&e));
         }
         let first = drafts.first().expect("alert");
@@ -284,7 +291,14 @@ mod tests {
         for i in 0..2000 {
             let ok = i % 7 != 0;
             let outcome = if ok { LoginOutcome::Success } else { LoginOutcome::Failure(LoginFailure::BadPassword) };
-            n += d.observe(&attempt(3 * 86_400_000 + i * 300, &format!("10.{}.{}.1", i % 50, i % 10), &format!("u{i}"), outcome)).len();
+            n += d
+                .observe(&attempt(
+                    3 * 86_400_000 + i * 300,
+                    &format!("10.{}.{}.1", i % 50, i % 10),
+                    &format!("u{i}"),
+                    outcome,
+                ))
+                .len();
         }
         assert_eq!(n, 0);
     }

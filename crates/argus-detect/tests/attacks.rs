@@ -248,7 +248,11 @@ fn every_attack_is_found_in_ordinary_traffic() {
     ];
     let expected: Vec<String> = expected.iter().map(|(a, t, k)| format!("{a}/{t}/{k}")).collect();
     let listing = |alerts: &BTreeMap<String, Alert>| {
-        alerts.values().map(|a| format!("{}/{}/{} {}: {}", a.attack, a.key_type, a.key, a.detector, a.feature.explanation)).collect::<Vec<_>>().join("\n")
+        alerts
+            .values()
+            .map(|a| format!("{}/{}/{} {}: {}", a.attack, a.key_type, a.key, a.detector, a.feature.explanation))
+            .collect::<Vec<_>>()
+            .join("\n")
     };
     let mut missing = Vec::new();
     for key in &expected {
@@ -261,7 +265,20 @@ fn every_attack_is_found_in_ordinary_traffic() {
     // What else fired: the same attackers under other names (a BOLA walk is also an enumeration, a scraper walks
     // ids too), and false alarms on ordinary keys, which must stay within the budget.
     // The BOLA walker's refusals also make its app, `web`, fail 97% of its calls for a window: rightly reported.
-    let attackers = ["web", "customer7@example.com", "user-0005", "partner-x", "reporting", "192.0.2.200", "user-0020", "sid-30-odd", "user-0040", "sid-5-evil", "jti-5-evil", "sid-40-walk"];
+    let attackers = [
+        "web",
+        "customer7@example.com",
+        "user-0005",
+        "partner-x",
+        "reporting",
+        "192.0.2.200",
+        "user-0020",
+        "sid-30-odd",
+        "user-0040",
+        "sid-5-evil",
+        "jti-5-evil",
+        "sid-40-walk",
+    ];
     alerts.retain(|name, a| {
         !expected.contains(name) && !attackers.contains(&a.key.as_str()) && !a.key.starts_with("45.")
     });

@@ -29,7 +29,14 @@ fn a_week_of_ordinary_traffic_raises_at_most_one_alert_per_10000_events() {
     let events = sim::benign(&mut rng, &world, 7);
     assert!(events.len() > 60_000, "{} events", events.len());
     let alerts = alerts(&events);
-    let report: Vec<String> = alerts.values().map(|a| format!("{} {}: {}", a.detector, a.severity, a.feature.explanation)).collect();
+    let report: Vec<String> =
+        alerts.values().map(|a| format!("{} {}: {}", a.detector, a.severity, a.feature.explanation)).collect();
     println!("{} events, {} alerts\n{}", events.len(), alerts.len(), report.join("\n"));
-    assert!(alerts.len() * 10_000 <= events.len(), "{} alerts for {} events:\n{}", alerts.len(), events.len(), report.join("\n"));
+    assert!(
+        alerts.len() * 10_000 <= events.len(),
+        "{} alerts for {} events:\n{}",
+        alerts.len(),
+        events.len(),
+        report.join("\n")
+    );
 }

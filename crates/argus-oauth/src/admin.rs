@@ -1,12 +1,13 @@
 //! Administration: the storage it needs beyond [`IssuerStore`](crate::IssuerStore) ([`AdminStore`]), and its pure
 //! rules — what a revocation by scope revokes and for how long gates keep it ([`revocation`]), what a user or client
 //! record may contain and how an update applies ([`users`], [`clients`]), and when a signing key is published,
-//! signs and leaves the JWKS ([`keys`]).
+//! signs and leaves the JWKS ([`keys`]), and how lists are read a page at a time ([`paging`]).
 //!
 //! The HTTP surface (`/admin/v1/...` on the issuer) and the CLI only translate to and from these functions.
 
 mod clients;
 mod keys;
+mod paging;
 mod revocation;
 mod users;
 
@@ -16,6 +17,7 @@ use crate::store::{IssuedAccess, StorageError, UserRecord};
 
 pub use clients::{ClientPatch, ClientView, NewClient, PatchOutcome, rotate_client_secret};
 pub use keys::{KeyState, KeyTiming, ScheduledKey, key_schedule, next_key_change};
+pub use paging::{DEFAULT_PAGE_LIMIT, MAX_PAGE_LIMIT, Page, PageRequest, encode_cursor};
 pub use revocation::{admin_revocation, backstop_revocations, validate_revocation_scope};
 pub use users::{MAX_PASSWORD_BYTES, NewUser, UserPatch, UserView, validate_password, validate_username};
 
@@ -70,8 +72,9 @@ pub struct ScopeEffects {
 pub trait AdminStore: Send + Sync + 'static {
     /// Create a user; `false` (and nothing written) if the `sub` or the user name is taken.
     async fn insert_user(&self, user: &UserRecord, now: Timestamp) -> Result<bool, StorageError>;
-    /// Every user, by user name.
-    async fn users(&self) -> Result<Vec<UserRecord>, StorageError>;
+    /// At most `limit` users whose `sub` comes after `after` (from the first without it), by `sub`: one page of the
+    /// users ([`PageRequest`]). Subs are UUIDv7, so that is the order they were created in.
+    async fn users(&self, after: Option<&str>, limit: usize) -> Result<Vec<UserRecord>, StorageError>;
     /// Change a user's password hash and/or disabled flag; `false` if there is no such user.
     async fn update_user(
         &self,

@@ -7,6 +7,7 @@ use crate::acr::{AuthRequirement, Authentication};
 use crate::client::{ClientRegistration, GrantType};
 use crate::error::{ErrorCode, OAuthError};
 use crate::params::Params;
+use crate::resource::Resources;
 use crate::scope::Scopes;
 
 /// The longest `state` and `nonce` accepted. Clients use short random values; a longer one only bloats the store.
@@ -28,6 +29,8 @@ pub struct AuthorizationRequest {
     pub dpop_jkt: Option<String>,
     /// What the sign-in must be: `max_age` and `acr_values` (OIDC Core §3.1.2.1, RFC 9470 §4).
     pub auth: AuthRequirement,
+    /// The resources the grant is to cover (RFC 8707), checked; empty when the request named none.
+    pub resources: Vec<String>,
 }
 
 /// Why an authorization request was refused.
@@ -64,6 +67,7 @@ impl From<&crate::store::PendingAuthorization> for AuthorizationRequest {
             prompt: Prompt::parse(Some(&p.prompt)).unwrap_or_default(),
             dpop_jkt: p.dpop_jkt.clone(),
             auth: AuthRequirement::from_stored(p.max_age, p.acr_values.as_deref()),
+            resources: p.resources.clone(),
         }
     }
 }
@@ -81,6 +85,7 @@ impl From<&crate::store::PushedRequest> for AuthorizationRequest {
             prompt: Prompt::parse(Some(&p.prompt)).unwrap_or_default(),
             dpop_jkt: p.dpop_jkt.clone(),
             auth: AuthRequirement::from_stored(p.max_age, p.acr_values.as_deref()),
+            resources: p.resources.clone(),
         }
     }
 }
@@ -122,10 +127,12 @@ impl Prompt {
     }
 }
 
-/// Validate an authorization request. `client` is the registration found for the request's `client_id`, if any.
+/// Validate an authorization request. `client` is the registration found for the request's `client_id`, if any;
+/// `resources` the issuer's protected resources, which `resource` values must name.
 pub fn validate_authorize(
     params: &Params,
     client: Option<&ClientRegistration>,
+    resources: &Resources,
 ) -> Result<AuthorizationRequest, AuthorizeRejection> {
     let redirect_uri = trusted_redirect_uri(params, client)?;
     let client = client.ok_or(AuthorizeRejection::NoRedirect("unknown client"))?;
@@ -139,7 +146,7 @@ pub fn validate_authorize(
     };
     let fail = |error| AuthorizeRejection::Redirect { redirect_uri: redirect_uri.clone(), state: state.clone(), error };
 
-    let checked = check_parameters(params, client).map_err(fail)?;
+    let checked = check_parameters(params, client, resources).map_err(fail)?;
     Ok(AuthorizationRequest {
         client_id: client.client_id.clone(),
         redirect_uri: redirect_uri.clone(),
@@ -150,6 +157,7 @@ pub fn validate_authorize(
         prompt: checked.prompt,
         dpop_jkt: checked.dpop_jkt,
         auth: checked.auth,
+        resources: checked.resources,
     })
 }
 
@@ -179,11 +187,17 @@ struct Checked {
     prompt: Prompt,
     dpop_jkt: Option<String>,
     auth: AuthRequirement,
+    resources: Vec<String>,
 }
 
 /// Everything after the redirect URI is trusted; each failure goes back to the client.
-fn check_parameters(params: &Params, client: &ClientRegistration) -> Result<Checked, OAuthError> {
-    if params.first_repeated().is_some() {
+fn check_parameters(
+    params: &Params,
+    client: &ClientRegistration,
+    resources: &Resources,
+) -> Result<Checked, OAuthError> {
+    // `resource` may name several resources (RFC 8707 §2); nothing else may repeat.
+    if params.first_repeated_except(&["resource"]).is_some() {
         return Err(OAuthError::invalid_request("a parameter is repeated"));
     }
     if params.get("request").is_some() {
@@ -218,7 +232,8 @@ fn check_parameters(params: &Params, client: &ClientRegistration) -> Result<Chec
         return Err(OAuthError::invalid_request("dpop_jkt must be a SHA-256 JWK thumbprint"));
     }
     let auth = AuthRequirement::parse(params.get("max_age"), params.get("acr_values"))?;
-    Ok(Checked { scope, nonce, code_challenge, prompt, dpop_jkt, auth })
+    let resources = resources.requested(&params.all("resource"))?;
+    Ok(Checked { scope, nonce, code_challenge, prompt, dpop_jkt, auth, resources })
 }
 
 /// The base64url form of a SHA-256 digest (a PKCE S256 challenge, an RFC 7638 thumbprint): exactly 43 characters.
@@ -333,8 +348,15 @@ mod tests {
         )
     }
 
+    const API: &str = "http://127.0.0.1:7480";
+    const REPORTS: &str = "https://reports.example/api";
+
+    fn resources() -> Resources {
+        Resources::new(API, "http://127.0.0.1:7400", &[REPORTS.to_owned()]).unwrap()
+    }
+
     fn run(q: &str) -> Result<AuthorizationRequest, AuthorizeRejection> {
-        validate_authorize(&Params::parse(q.as_bytes()), Some(&client()))
+        validate_authorize(&Params::parse(q.as_bytes()), Some(&client()), &resources())
     }
 
     fn redirected_code(q: &str) -> (ErrorCode, Option<String>) {
@@ -375,12 +397,12 @@ mod tests {
         let no_redirect = base().replace("redirect_uri=", "redirect_urx=");
         assert!(matches!(run(&no_redirect), Err(AuthorizeRejection::NoRedirect(_))));
         assert!(matches!(
-            validate_authorize(&Params::parse(base().as_bytes()), None),
+            validate_authorize(&Params::parse(base().as_bytes()), None, &resources()),
             Err(AuthorizeRejection::NoRedirect(_))
         ));
         let disabled = ClientRegistration { disabled: true, ..client() };
         assert!(matches!(
-            validate_authorize(&Params::parse(base().as_bytes()), Some(&disabled)),
+            validate_authorize(&Params::parse(base().as_bytes()), Some(&disabled), &resources()),
             Err(AuthorizeRejection::NoRedirect(_))
         ));
     }
@@ -421,7 +443,7 @@ mod tests {
         assert_eq!(redirected_code(&format!("{}&dpop_jkt=short", base())), (ErrorCode::InvalidRequest, st.clone()));
         let service =
             ClientRegistration { grant_types: vec![crate::GrantType::ClientCredentials], public: false, ..client() };
-        match validate_authorize(&Params::parse(base().as_bytes()), Some(&service)) {
+        match validate_authorize(&Params::parse(base().as_bytes()), Some(&service), &resources()) {
             Err(AuthorizeRejection::Redirect { error, .. }) => assert_eq!(error.code, ErrorCode::UnauthorizedClient),
             other => panic!("expected unauthorized_client, got {other:?}"),
         }
@@ -481,6 +503,25 @@ mod tests {
         assert!(matches!(at(none, &pwd), NextStep::Fail(e) if e.code == ErrorCode::LoginRequired));
         let strong = Authentication { acr: crate::ACR_PASSWORD, ..ten_minutes_ago };
         assert_eq!(next_step_at_authorize(p, Some(strong), &pwd, true, NOW), NextStep::IssueCode);
+    }
+
+    #[test]
+    fn resources_may_repeat_and_must_be_known() {
+        assert!(run(&base()).unwrap().resources.is_empty());
+        let enc = |r: &str| url::form_urlencoded::byte_serialize(r.as_bytes()).collect::<String>();
+        let two = format!("{}&resource={}&resource={}", base(), enc(REPORTS), enc(API));
+        assert_eq!(run(&two).unwrap().resources, [REPORTS, API]);
+        let st = Some("st".to_owned());
+        for bad in ["https://evil.example/", "https://reports.example/api#x", "reports"] {
+            let q = format!("{}&resource={}", base(), enc(bad));
+            assert_eq!(redirected_code(&q), (ErrorCode::InvalidTarget, st.clone()), "{bad}");
+        }
+        // Only `resource` may repeat.
+        assert_eq!(
+            redirected_code(&format!("{two}&scope=openid")),
+            (ErrorCode::InvalidRequest, st.clone()),
+            "another parameter repeated"
+        );
     }
 
     #[test]

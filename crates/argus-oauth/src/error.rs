@@ -1,4 +1,5 @@
-//! The standard error codes of RFC 6749, RFC 6750, RFC 7009, RFC 9449 and OpenID Connect, with a fixed description.
+//! The standard error codes of RFC 6749, RFC 6750, RFC 7009, RFC 8707, RFC 9449 and OpenID Connect, with a fixed
+//! description.
 
 use std::fmt;
 
@@ -25,6 +26,9 @@ pub enum ErrorCode {
     InvalidDpopProof,
     /// RFC 9449 §8: the proof must carry the server nonce sent in the `DPoP-Nonce` header.
     UseDpopNonce,
+    /// RFC 8707 §2: a `resource` is not an absolute URI without fragment, not a resource of this issuer, or not one
+    /// the grant covers.
+    InvalidTarget,
 }
 
 impl ErrorCode {
@@ -49,6 +53,7 @@ impl ErrorCode {
             Self::UnsupportedTokenType => "unsupported_token_type",
             Self::InvalidDpopProof => "invalid_dpop_proof",
             Self::UseDpopNonce => "use_dpop_nonce",
+            Self::InvalidTarget => "invalid_target",
         }
     }
 }
@@ -96,5 +101,9 @@ impl OAuthError {
 
     pub const fn invalid_dpop_proof(description: &'static str) -> Self {
         Self::new(ErrorCode::InvalidDpopProof, description)
+    }
+
+    pub const fn invalid_target(description: &'static str) -> Self {
+        Self::new(ErrorCode::InvalidTarget, description)
     }
 }

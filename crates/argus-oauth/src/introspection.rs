@@ -201,6 +201,7 @@ mod tests {
             family_revoked_at: None,
             device: None,
             acr: None,
+            resources: Vec::new(),
             access: IssuedAccess { jti: "j".into(), expires_at: Timestamp::from_secs(50) },
         }
     }

@@ -16,6 +16,7 @@ mod error;
 mod introspection;
 mod params;
 mod password;
+mod resource;
 mod scope;
 mod store;
 mod token;
@@ -38,6 +39,7 @@ pub use error::{ErrorCode, OAuthError};
 pub use introspection::{INTROSPECT_SCOPE, Introspection, is_user_token, may_introspect, refresh_token_is_active};
 pub use params::{Params, Repeated};
 pub use password::{PasswordError, hash_password, login_outcome, verify_password, verify_password_against_dummy};
+pub use resource::{Resources, is_resource_uri, resources_from_stored, resources_to_stored};
 pub use scope::Scopes;
 pub use store::{
     AuthorizationCode, ConsentGrant, IssuedAccess, IssuerStore, PendingAuthorization, PushedRequest, RedeemOutcome,

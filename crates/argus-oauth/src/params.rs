@@ -44,10 +44,23 @@ impl Params {
         self.pairs.push((name.to_owned(), value.to_owned()));
     }
 
+    /// Every value of `name`, in order, empty ones left out: for the few parameters that may repeat (RFC 8707
+    /// `resource`).
+    pub fn all(&self, name: &str) -> Vec<&str> {
+        self.pairs.iter().filter(|(k, v)| k == name && !v.is_empty()).map(|(_, v)| v.as_str()).collect()
+    }
+
     /// The name of the first parameter that carries a value more than once, if any.
     pub fn first_repeated(&self) -> Option<&str> {
+        self.first_repeated_except(&[])
+    }
+
+    /// [`Params::first_repeated`], except for the parameters in `repeatable`, which may carry several values.
+    pub fn first_repeated_except(&self, repeatable: &[&str]) -> Option<&str> {
         self.pairs.iter().enumerate().find_map(|(i, (k, v))| {
-            let repeated = !v.is_empty() && self.pairs[..i].iter().any(|(k2, v2)| k2 == k && !v2.is_empty());
+            let repeated = !v.is_empty()
+                && !repeatable.contains(&k.as_str())
+                && self.pairs[..i].iter().any(|(k2, v2)| k2 == k && !v2.is_empty());
             repeated.then_some(k.as_str())
         })
     }
@@ -67,5 +80,9 @@ mod tests {
         assert_eq!(p.get("missing"), None);
         assert_eq!(p.first_repeated(), Some("a"));
         assert_eq!(Params::parse(b"a=1&b=2&b=").first_repeated(), None);
+        let p = Params::parse(b"resource=x&a=1&resource=&resource=y&a=2");
+        assert_eq!(p.all("resource"), ["x", "y"]);
+        assert_eq!(p.first_repeated_except(&["resource"]), Some("a"));
+        assert_eq!(Params::parse(b"resource=x&resource=y").first_repeated_except(&["resource"]), None);
     }
 }

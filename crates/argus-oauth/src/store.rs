@@ -75,6 +75,8 @@ pub struct PendingAuthorization {
     pub max_age: Option<u64>,
     /// `acr_values` of the request, space-separated.
     pub acr_values: Option<String>,
+    /// The resources (RFC 8707) the grant is to cover; empty when the request named none.
+    pub resources: Vec<String>,
     pub created_at: Timestamp,
     pub expires_at: Timestamp,
 }
@@ -99,6 +101,8 @@ pub struct PushedRequest {
     pub max_age: Option<u64>,
     /// `acr_values` of the request, space-separated.
     pub acr_values: Option<String>,
+    /// The resources (RFC 8707) the grant is to cover; empty when the request named none.
+    pub resources: Vec<String>,
     pub created_at: Timestamp,
     pub expires_at: Timestamp,
 }
@@ -158,6 +162,8 @@ pub struct AuthorizationCode {
     pub access: Option<IssuedAccess>,
     /// The DPoP key the code is bound to: the token request must prove possession of it (RFC 9449 §10).
     pub dpop_jkt: Option<String>,
+    /// The resources (RFC 8707) the grant covers; empty: the default audience only.
+    pub resources: Vec<String>,
 }
 
 /// A refresh token of a rotation family.
@@ -190,6 +196,9 @@ pub struct RefreshToken {
     /// The `acr` of the sign-in the family came from, stated by every token of the family (`None` for families
     /// created before it was recorded). Written when the family is created, read-only afterwards.
     pub acr: Option<String>,
+    /// The resources (RFC 8707) the family's grant covers (empty: the default audience only); a refresh picks one,
+    /// never another. Written when the family is created, read-only afterwards.
+    pub resources: Vec<String>,
     /// The access token issued together with this refresh token.
     pub access: IssuedAccess,
 }
@@ -241,6 +250,9 @@ pub trait IssuerStore: crate::admin::AdminStore + Send + Sync + 'static {
     async fn client(&self, client_id: &str) -> Result<Option<ClientRegistration>, StorageError>;
     /// Every client registration, disabled ones included, by `client_id`.
     async fn clients(&self) -> Result<Vec<ClientRegistration>, StorageError>;
+    /// At most `limit` client registrations whose `client_id` comes after `after` (from the first without it), by
+    /// `client_id`: one page of [`IssuerStore::clients`].
+    async fn clients_page(&self, after: Option<&str>, limit: usize) -> Result<Vec<ClientRegistration>, StorageError>;
     /// Disable or enable a client; `false` if there is no such client. Disabling does not revoke tokens already
     /// issued: the caller publishes the revocation (scope `Client`).
     async fn set_client_disabled(&self, client_id: &str, disabled: bool, now: Timestamp) -> Result<bool, StorageError>;
@@ -305,6 +317,19 @@ pub trait IssuerStore: crate::admin::AdminStore + Send + Sync + 'static {
     async fn add_revocation(&self, revocation: &Revocation) -> Result<(), StorageError>;
     /// The revocations still in force at `now`.
     async fn active_revocations(&self, now: Timestamp) -> Result<Vec<Revocation>, StorageError>;
+    /// At most `limit` of the revocations in force at `now` whose id comes after `after`, by id (ids are UUIDv7, so
+    /// that is roughly the order they were made in): one page of [`IssuerStore::active_revocations`].
+    async fn active_revocations_page(
+        &self,
+        now: Timestamp,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<Revocation>, StorageError>;
+
+    /// The server secret named `name`, storing `candidate` as it first if there is none yet: every process over
+    /// this store, and every restart, gets the same bytes (e.g. the key DPoP server nonces are derived from, so a
+    /// nonce one process handed out is good at the next).
+    async fn server_secret(&self, name: &str, candidate: &[u8]) -> Result<Vec<u8>, StorageError>;
 
     /// Delete expired pending and pushed requests, sessions, codes, refresh tokens, families and revocations.
     /// Returns the rows removed.

@@ -226,12 +226,14 @@ pub struct IdTokenClaims {
     pub at_hash: String,
 }
 
-/// The claims of an id_token issued alongside `access_token`.
+/// The claims of an id_token issued alongside `access_token`, to be signed with JWS algorithm `alg` (which
+/// `at_hash` depends on).
 pub fn id_token_claims(
     issuer: &str,
     who: TokenSubject<'_>,
     nonce: Option<&str>,
     access_token: &str,
+    alg: &str,
     now: Timestamp,
     ttl: Duration,
 ) -> IdTokenClaims {
@@ -246,16 +248,28 @@ pub fn id_token_claims(
         acr: who.acr.map(str::to_owned),
         nonce: nonce.map(str::to_owned),
         sid: who.sid.map(str::to_owned),
-        at_hash: at_hash(access_token),
+        at_hash: at_hash(access_token, alg),
     }
 }
 
-/// `at_hash` for ES256: the left half of SHA-256 of the access token, base64url (OIDC Core §3.1.3.6).
-pub fn at_hash(access_token: &str) -> String {
+/// `at_hash` (OIDC Core §3.1.3.6): the left half of the hash of the access token, base64url, with the hash of the
+/// id_token's JWS `alg`. `EdDSA` names no hash: for Argus's Ed25519 keys it is SHA-512, the hash inside Ed25519 —
+/// the OpenID Connect working group's answer (connect issue 1125) and what providers and client libraries that check
+/// it use. The SHA-2 size of the other algorithms is in their name (`ES256`, `ES384`, `PS512` ...).
+///
+/// `c_hash` is made the same way, but only for codes returned next to an id_token from the authorization endpoint
+/// (hybrid flows); Argus returns codes alone (`response_type=code`), so it never issues one.
+pub fn at_hash(access_token: &str, alg: &str) -> String {
     use base64::Engine;
     use sha2::Digest;
-    let digest = sha2::Sha256::digest(access_token.as_bytes());
-    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(&digest[..16])
+    let input = access_token.as_bytes();
+    let digest: Vec<u8> = match alg {
+        "EdDSA" => sha2::Sha512::digest(input).to_vec(),
+        a if a.ends_with("384") => sha2::Sha384::digest(input).to_vec(),
+        a if a.ends_with("512") => sha2::Sha512::digest(input).to_vec(),
+        _ => sha2::Sha256::digest(input).to_vec(),
+    };
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(&digest[..digest.len() / 2])
 }
 
 /// The access tokens of `issued` that could still be accepted somewhere at `now` (expiry plus the verifiers'
@@ -299,6 +313,7 @@ mod tests {
             family_id: None,
             access: None,
             dpop_jkt: None,
+            resources: Vec::new(),
         }
     }
 
@@ -354,6 +369,7 @@ mod tests {
             family_revoked_at: None,
             device: None,
             acr: None,
+            resources: Vec::new(),
             access: IssuedAccess { jti: "j".into(), expires_at: Timestamp::from_secs(300) },
         }
     }
@@ -443,7 +459,7 @@ mod tests {
         assert_eq!((a.cnf.as_ref(), a.fid.as_deref(), a.did.as_deref()), (None, Some("f1"), None));
         let bound = access_claims("http://iss", "http://aud", who, "j1", Some("k1"), now, Duration::from_secs(300));
         assert_eq!(bound.cnf.map(|c| c.jkt).as_deref(), Some("k1"));
-        let id = id_token_claims("http://iss", who, Some("n"), "tok", now, Duration::from_secs(300));
+        let id = id_token_claims("http://iss", who, Some("n"), "tok", "ES256", now, Duration::from_secs(300));
         assert_eq!((id.aud.as_str(), id.azp.as_str(), id.nonce.as_deref()), ("app", "app", Some("n")));
         assert_eq!((id.auth_time, id.acr.as_deref()), (Some(50), Some(crate::ACR_PASSWORD)));
         let unknown = TokenSubject { acr: None, ..who };
@@ -454,8 +470,22 @@ mod tests {
         use base64::Engine;
         use sha2::Digest;
         let full = sha2::Sha256::digest(b"tok");
-        let decoded = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(at_hash("tok")).unwrap();
+        let decoded = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(at_hash("tok", "ES256")).unwrap();
         assert_eq!(decoded, full[..16].to_vec());
+        assert_eq!(id.at_hash, at_hash("tok", "ES256"));
+        let ed = id_token_claims("http://iss", who, None, "tok", "EdDSA", now, Duration::from_secs(300));
+        assert_eq!(ed.at_hash, at_hash("tok", "EdDSA"));
+    }
+
+    #[test]
+    fn at_hash_follows_the_id_token_alg() {
+        // Expected values computed independently: Python's hashlib, base64url of the left half of the digest.
+        const TOKEN: &str = "jHkWEdUXMU1BwAsC4vtUsZwnNZl4sB6_x_zsuVBZHCI";
+        assert_eq!(at_hash(TOKEN, "ES256"), "rEqB6_ODVDw3Xv5ROQELXg");
+        assert_eq!(at_hash(TOKEN, "RS256"), "rEqB6_ODVDw3Xv5ROQELXg");
+        assert_eq!(at_hash(TOKEN, "EdDSA"), "ZDR4rIHcxd93NWrml86jIBuAh26afrqEJS4eU0skTgs", "half of SHA-512");
+        assert_eq!(at_hash(TOKEN, "ES384"), "4yFH-RnuDXGcm2Q1w6yOOL_sEXnQupJi");
+        assert_eq!(at_hash(TOKEN, "PS512"), at_hash(TOKEN, "EdDSA"));
     }
 
     #[test]

@@ -47,7 +47,11 @@ fn a_user_taking_forty_times_their_normal_alerts_with_the_baselines() {
     assert!((45.0..55.0).contains(&baseline), "{baseline}");
     assert!(first.feature.deviation.unwrap() > 6.0);
     assert_eq!(first.first_seen, Some(crate::testing::at(start)));
-    assert!(first.feature.explanation.starts_with("user user3 took 500 records in the current 15 min window"), "{}", first.feature.explanation);
+    assert!(
+        first.feature.explanation.starts_with("user user3 took 500 records in the current 15 min window"),
+        "{}",
+        first.feature.explanation
+    );
     assert!(first.feature.explanation.contains("users of web: ~"), "{}", first.feature.explanation);
     assert_eq!(hits.last().unwrap().severity, Severity::High, "2000 records is 4x the threshold");
 }

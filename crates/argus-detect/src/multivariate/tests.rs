@@ -78,8 +78,8 @@ fn the_same_events_give_the_same_model_and_verdicts() {
         let mut rng = SplitMix64::new(11);
         ordinary_traffic(&mut d, &mut rng, 40, 16);
         let probe = Window { calls: 30, errors: 10, refused: 10, bytes: 90_000, records: 0, ..Window::default() };
-    // Scored as per-call measures.
-    assert_eq!(probe.raw()[4], 3000.0);
+        // Scored as per-call measures.
+        assert_eq!(probe.raw()[4], 3000.0);
         let forest = d.model.forest.as_ref().unwrap();
         forest.score(&point(&probe.raw())).to_bits()
     };
@@ -103,4 +103,3 @@ fn config_is_checked() {
     let bad = MultivariateConfig { min_train: NonZeroUsize::new(10_000).unwrap(), ..MultivariateConfig::default() };
     assert_eq!(bad.validate().unwrap_err().key, "watch.detectors.multivariate.min_train");
 }
-

@@ -129,7 +129,12 @@ fn refresh(ms: i64, family: &str, ip: &str, ua: &str) -> Event {
     Event::new(
         at(ms),
         "issuer",
-        Principal { sub: Some("alice".into()), ip: Some(ip.into()), user_agent: Some(ua.into()), ..Principal::default() },
+        Principal {
+            sub: Some("alice".into()),
+            ip: Some(ip.into()),
+            user_agent: Some(ua.into()),
+            ..Principal::default()
+        },
         EventKind::TokenIssued(TokenIssued {
             grant_type: "refresh_token".into(),
             scope: "accounts:read".into(),
@@ -149,7 +154,10 @@ fn a_refresh_family_used_by_another_program_and_a_reuse_are_high_on_the_family()
     assert!(d.observe(&refresh(4 * DAY + 5 * MIN, "f1", HOME, FIREFOX)).is_empty());
     let drafts = d.observe(&refresh(4 * DAY + 6 * MIN, "f1", ELSEWHERE, "curl/8.5.0"));
     assert_eq!(drafts.len(), 1);
-    assert_eq!((drafts[0].alert_key(), drafts[0].severity), ((Attack::StolenToken, KeyType::Family, "f1"), Severity::High));
+    assert_eq!(
+        (drafts[0].alert_key(), drafts[0].severity),
+        ((Attack::StolenToken, KeyType::Family, "f1"), Severity::High)
+    );
 
     let reuse = Event::new(
         at(4 * DAY + 7 * MIN),
@@ -159,7 +167,10 @@ fn a_refresh_family_used_by_another_program_and_a_reuse_are_high_on_the_family()
     );
     let drafts = d.observe(&reuse);
     assert_eq!(drafts.len(), 1);
-    assert_eq!((drafts[0].alert_key(), drafts[0].severity), ((Attack::StolenToken, KeyType::Family, "f1"), Severity::High));
+    assert_eq!(
+        (drafts[0].alert_key(), drafts[0].severity),
+        ((Attack::StolenToken, KeyType::Family, "f1"), Severity::High)
+    );
     assert_eq!(drafts[0].feature.name, "refresh_token_reuse");
     assert!(drafts[0].feature.explanation.contains("presented again from 203.0.113.50"));
 }

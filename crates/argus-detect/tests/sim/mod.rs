@@ -160,8 +160,9 @@ impl World {
             .map(|index| {
                 let home = [(81 + rng.below(100)) as u8, rng.below(256) as u8];
                 let work = [(20 + rng.below(50)) as u8, rng.below(256) as u8];
+                let browsers: [&'static str; 3] = [FIREFOX, CHROME, SAFARI];
                 let mut devices = vec![Device {
-                    agent: *pick(rng, &[FIREFOX, CHROME, SAFARI]),
+                    agent: browsers[rng.below(3)],
                     networks: if rng.below(2) == 0 { vec![home, work] } else { vec![home] },
                 }];
                 if rng.below(3) > 0 {
@@ -188,80 +189,34 @@ impl World {
     }
 }
 
-/// The next operation of a user in the app, from the current one.
+/// The next operation of a user in the app, from the current one: each successor with its weight.
 fn next_op(rng: &mut SplitMix64, user: &User, op: &str) -> &'static str {
-    let r = rng.next_f64();
     let t = user.taste;
-    match op {
+    let successors: &[(f64, &'static str)] = match op {
         "listAccounts" => {
-            if r < 0.55 {
-                "getAccount"
-            } else if r < 0.55 + 0.25 * t {
-                "listTransactions"
-            } else if r < 0.9 {
-                "listCards"
-            } else {
-                "getProfile"
-            }
+            &[(0.55, "getAccount"), (0.25 * t, "listTransactions"), (0.35 - 0.25 * t, "listCards"), (0.1, "getProfile")]
         }
         "getAccount" => {
-            if r < 0.5 {
-                "listTransactions"
-            } else if r < 0.8 {
-                "listAccounts"
-            } else if r < 0.9 {
-                "getAccount"
-            } else {
-                "createTransfer"
-            }
+            &[(0.5, "listTransactions"), (0.3, "listAccounts"), (0.1, "getAccount"), (0.1, "createTransfer")]
         }
-        "listTransactions" => {
-            if r < 0.45 {
-                "getTransaction"
-            } else if r < 0.7 {
-                "getAccount"
-            } else {
-                "listAccounts"
-            }
+        "listTransactions" => &[(0.45, "getTransaction"), (0.25, "getAccount"), (0.3, "listAccounts")],
+        "getTransaction" => &[(0.6, "listTransactions"), (0.4, "getAccount")],
+        "listCards" => &[(0.6, "getCard"), (0.4, "listAccounts")],
+        "getCard" => &[(0.5, "listCards"), (0.5, "listAccounts")],
+        "getProfile" => &[(0.2, "updateProfile"), (0.8, "listAccounts")],
+        "updateProfile" => &[(1.0, "getProfile")],
+        "createTransfer" => &[(0.7, "getAccount"), (0.3, "listTransactions")],
+        _ => &[(1.0, "listAccounts")],
+    };
+    let total: f64 = successors.iter().map(|(w, _)| w).sum();
+    let mut r = rng.next_f64() * total;
+    for &(w, next) in successors {
+        if r < w {
+            return next;
         }
-        "getTransaction" => {
-            if r < 0.6 {
-                "listTransactions"
-            } else {
-                "getAccount"
-            }
-        }
-        "listCards" => {
-            if r < 0.6 {
-                "getCard"
-            } else {
-                "listAccounts"
-            }
-        }
-        "getCard" => {
-            if r < 0.5 {
-                "listCards"
-            } else {
-                "listAccounts"
-            }
-        }
-        "getProfile" => {
-            if r < 0.2 {
-                "updateProfile"
-            } else {
-                "listAccounts"
-            }
-        }
-        "updateProfile" => "getProfile",
-        "createTransfer" => {
-            if r < 0.7 {
-                "getAccount"
-            } else {
-                "listTransactions"
-            }
-        }
-        _ => "listAccounts",
+        r -= w;
     }
+    successors.last().map_or("listAccounts", |(_, next)| next)
 }
 
 /// The ids, status, bytes and records of a benign call of `op` by `user`.
@@ -387,7 +342,8 @@ fn services(rng: &mut SplitMix64, days: i64, out: &mut Vec<Event>) {
     let mut t = 0;
     while t < days * DAY {
         let records = 50 + rng.below(150) as u64;
-        let mut e = api(t + rng.below(900) as i64, reporting(t), "listTransactions", &[pick(rng, &accounts).clone()], 200);
+        let mut e =
+            api(t + rng.below(900) as i64, reporting(t), "listTransactions", &[pick(rng, &accounts).clone()], 200);
         with_call(&mut e, |c| {
             c.records = Some(records);
             c.bytes_out = 300 * records;
@@ -415,7 +371,11 @@ fn noise(rng: &mut SplitMix64, days: i64, out: &mut Vec<Event>) {
             call.status = 404;
             call.decision = Decision::Refused;
             call.reason = Some("no-route".into());
-            let principal = Principal { ip: Some(ip.clone()), user_agent: Some("Mozilla/5.0 zgrab/0.x".into()), ..Principal::default() };
+            let principal = Principal {
+                ip: Some(ip.clone()),
+                user_agent: Some("Mozilla/5.0 zgrab/0.x".into()),
+                ..Principal::default()
+            };
             out.push(Event::new(at(t), "gate", principal, EventKind::ApiCall(call)));
             t += SEC;
         }
