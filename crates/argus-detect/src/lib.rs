@@ -3,6 +3,13 @@
 //! No I/O and no clock: detectors take time from the events they observe, so the same events always give the same
 //! alerts, live or replayed. `argus-watch` feeds events in and writes what comes out through the [`WatchStore`]
 //! traits, which `argus-store` implements.
+//!
+//! The detectors ([`DetectorsConfig`] has one table each): [`failed_login`] and [`slow_brute_force`] (brute force,
+//! credential stuffing from one IP), [`stuffing_spread`] (stuffing over many IPs), [`token_use`] (stolen tokens,
+//! sessions, refresh families), [`object_walk`] (enumeration, BOLA), [`scraping`], [`exfiltration`],
+//! [`client_spike`] (a client acting up), [`probing`] (fuzzing), [`decoy`], [`multivariate`] (a seeded
+//! isolation forest over per-caller windows, [`forest`]) and [`flow`] (rare endpoint transitions). Their state
+//! lives in bounded tables ([`keyed`]) with compact distinct counters ([`distinct`]) and evidence ([`evidence`]).
 #![forbid(unsafe_code)]
 
 pub mod actor;

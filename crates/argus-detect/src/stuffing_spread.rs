@@ -110,7 +110,7 @@ impl Form {
     }
 }
 
-/// The detector's state: one [`Form`] per issuer node.
+/// The detector's state: one login form's counts per issuer node.
 #[derive(Debug)]
 pub struct StuffingSpread {
     config: StuffingSpreadConfig,

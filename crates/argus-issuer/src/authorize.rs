@@ -36,7 +36,7 @@ async fn run(s: &Issuer, headers: &HeaderMap, query: &str) -> Result<Response, a
                 return Ok(pages::error_page(StatusCode::BAD_REQUEST, &format!("The app's sign-in request {why}.")));
             }
         },
-        _ => match validate_authorize(&params, client.as_ref()) {
+        _ => match validate_authorize(&params, client.as_ref(), &s.resources) {
             Ok(r) if must_push(s, client.as_ref()) => {
                 let error = OAuthError::invalid_request("this client must use pushed authorization requests");
                 return Ok(s.redirect_error(&r.redirect_uri, r.state.as_deref(), error));

@@ -66,6 +66,12 @@ pub struct IssuerConfig {
     /// elsewhere (another issuer process, `argus admin` on the database) applies within this time. 0 reads the
     /// store on every request; at most 300.
     pub registry_cache_secs: u64,
+    /// The protected resources clients may ask tokens for with `resource` (RFC 8707), each an absolute URI
+    /// without a fragment, written as clients will send it, e.g. `["https://reports.example/api"]`. The API
+    /// audience (the gate's, what a token is for when no resource is named) and the issuer itself (its admin API)
+    /// are always resources; default: no others. A token is for one resource (its `aud`); an authorization
+    /// request may name several, and each token request then names the one it wants.
+    pub resources: Vec<String>,
 }
 
 impl Default for IssuerConfig {
@@ -88,6 +94,7 @@ impl Default for IssuerConfig {
             session_ttl_secs: 12 * 3600,
             authorization_request_ttl_secs: 600,
             registry_cache_secs: 5,
+            resources: Vec::new(),
         }
     }
 }
@@ -121,6 +128,9 @@ impl IssuerConfig {
                 "issuer.registry_cache_secs must be at most 300 seconds, not {}",
                 self.registry_cache_secs
             ));
+        }
+        if let Some(bad) = self.resources.iter().find(|r| !argus_oauth::is_resource_uri(r)) {
+            return Err(format!("issuer.resources: {bad:?} must be an absolute URI without a fragment or spaces"));
         }
         for (name, v) in [
             ("access_token_ttl_secs", self.access_token_ttl_secs),
@@ -166,5 +176,11 @@ mod tests {
         // The earlier name of the absolute lifetime still reads.
         let c: IssuerConfig = serde_json::from_str(r#"{"refresh_token_ttl_secs": 60}"#).unwrap();
         assert_eq!(c.refresh_token_absolute_ttl_secs, 60);
+        let c: IssuerConfig = serde_json::from_str(r#"{"resources": ["https://reports.example/api"]}"#).unwrap();
+        assert_eq!((c.resources.len(), c.validate()), (1, Ok(())));
+        for bad in ["reports", "https://reports.example/#x", "https://reports.example/a b"] {
+            let c = IssuerConfig { resources: vec![bad.into()], ..IssuerConfig::default() };
+            assert!(c.validate().unwrap_err().contains("issuer.resources"), "{bad}");
+        }
     }
 }

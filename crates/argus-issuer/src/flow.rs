@@ -82,6 +82,7 @@ impl Issuer {
                 family_id: None,
                 access: None,
                 dpop_jkt: flow.dpop_jkt.clone(),
+                resources: flow.resources.clone(),
             })
             .await?;
         Ok(self.redirect_to_client(&flow.redirect_uri, flow.state.as_deref(), &[("code", &code)]))
@@ -143,6 +144,7 @@ impl Issuer {
                 dpop_jkt: flow.dpop_jkt.clone(),
                 max_age,
                 acr_values,
+                resources: flow.resources.clone(),
                 created_at: now,
                 expires_at: now.plus(Duration::from_secs(self.config.authorization_request_ttl_secs)),
             })

@@ -49,6 +49,12 @@ impl ActiveKey {
     pub fn sign<T: Serialize>(&self, typ: &str, claims: &T) -> Result<String, KeyError> {
         self.ring.view().signer.sign(typ, claims)
     }
+
+    /// The key that signs now, kept: claims that depend on the key (an id_token's `at_hash` on its `alg`) are made
+    /// for it and signed by it, even if the schedule moves on in between.
+    pub fn signer(&self) -> Arc<SigningKey> {
+        self.ring.view().signer.clone()
+    }
 }
 
 impl Keys {

@@ -16,7 +16,7 @@ use serde::Serialize;
 use crate::client_auth::authenticated_client;
 use crate::dpop;
 use crate::state::{Issuer, Shared};
-use crate::token::{Fail, error_response, no_store, read_form};
+use crate::token::{Fail, error_response, no_store, read_form_allowing};
 
 /// Every `request_uri` this issuer hands out starts with this (RFC 9126 §2.2); a 256-bit secret follows.
 pub(crate) const REQUEST_URI_PREFIX: &str = "urn:ietf:params:oauth:request_uri:";
@@ -50,7 +50,8 @@ pub(crate) async fn par(State(s): State<Shared>, headers: HeaderMap, body: Bytes
 }
 
 async fn run(s: &Issuer, headers: &HeaderMap, body: &[u8]) -> Result<ParResponse, Fail> {
-    let mut params = read_form(headers, body)?;
+    // `resource` may name several resources (RFC 8707 §2).
+    let mut params = read_form_allowing(headers, body, &["resource"])?;
     let proof = dpop::checked_proof(s, headers, "/par")?;
     let client = authenticated_client(s, headers, &params, "/par").await?;
     if params.get("request_uri").is_some() {
@@ -76,7 +77,7 @@ async fn run(s: &Issuer, headers: &HeaderMap, body: &[u8]) -> Result<ParResponse
             Some(_) => {}
         }
     }
-    let request = validate_authorize(&params, Some(&client)).map_err(|r| match r {
+    let request = validate_authorize(&params, Some(&client), &s.resources).map_err(|r| match r {
         AuthorizeRejection::NoRedirect(why) => OAuthError::invalid_request(why),
         AuthorizeRejection::Redirect { error, .. } => error,
     })?;
@@ -96,6 +97,7 @@ async fn run(s: &Issuer, headers: &HeaderMap, body: &[u8]) -> Result<ParResponse
             dpop_jkt: request.dpop_jkt,
             max_age,
             acr_values,
+            resources: request.resources,
             created_at: now,
             expires_at: now.plus(Duration::from_secs(PUSHED_REQUEST_TTL_SECS)),
         })

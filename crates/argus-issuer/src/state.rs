@@ -7,7 +7,7 @@ use argus_bus::{ControlChannel, EventBus};
 use argus_cache::ReplayCache;
 use argus_jose::NonceIssuer;
 use argus_model::{Clock, Timestamp};
-use argus_oauth::{ClientRegistration, IssuerStore, StorageError};
+use argus_oauth::{ClientRegistration, IssuerStore, Resources, StorageError};
 
 use crate::IssuerDeps;
 use crate::config::IssuerConfig;
@@ -21,6 +21,8 @@ pub(crate) struct Issuer {
     /// The `iss` value, without a trailing slash.
     pub issuer_url: String,
     pub audience: String,
+    /// What `resource` (RFC 8707) may name: the audience, the issuer, the configured resources.
+    pub resources: Resources,
     pub store: Arc<dyn IssuerStore>,
     pub events: EventBus,
     pub control: ControlChannel,
@@ -56,12 +58,14 @@ impl Issuer {
         if deps.dpop_nonce_secret.len() < 32 {
             return Err(IssuerError::Config("the DPoP nonce secret must be at least 32 bytes".into()));
         }
+        let resources = Resources::new(audience, &issuer_url, &config.resources).map_err(IssuerError::Config)?;
         let keys = Keys::start(deps.store.clone(), deps.clock.clone(), config).await?;
         Ok(Self {
             config: config.clone(),
             secure_cookies: issuer_url.starts_with("https://"),
             issuer_url,
             audience: audience.to_owned(),
+            resources,
             store: deps.store,
             events: deps.events,
             control: deps.control,

@@ -1,6 +1,7 @@
 //! `POST /token`: the authorization_code, refresh_token and client_credentials grants (RFC 6749 §4.1.3, §4.4, §6;
-//! RFC 7636; RFC 9700 §4.14), with client authentication (RFC 6749 §2.3, RFC 7523) and DPoP-bound tokens
-//! (RFC 9449 §5). The grants themselves are in the submodules.
+//! RFC 7636; RFC 9700 §4.14), with client authentication (RFC 6749 §2.3, RFC 7523), DPoP-bound tokens
+//! (RFC 9449 §5) and resource indicators (RFC 8707: the `aud` of each token). The grants themselves are in the
+//! submodules.
 
 mod client_credentials;
 mod code;
@@ -138,11 +139,21 @@ impl GrantRequest<'_> {
         }
     }
 
-    /// Sign an RFC 9068 access token for `who`, bound to the proof's key if there is one.
-    pub fn mint_access(&self, who: TokenSubject<'_>, now: Timestamp) -> Result<(String, IssuedAccess), Fail> {
+    /// The `resource` values of the request (RFC 8707), in order.
+    pub fn resources(&self) -> Vec<&str> {
+        self.params.all("resource")
+    }
+
+    /// Sign an RFC 9068 access token for `who` and `audience`, bound to the proof's key if there is one.
+    pub fn mint_access(
+        &self,
+        who: TokenSubject<'_>,
+        audience: &str,
+        now: Timestamp,
+    ) -> Result<(String, IssuedAccess), Fail> {
         let jti = new_id();
         let s = self.s;
-        let claims = access_claims(&s.issuer_url, &s.audience, who, &jti, self.jkt(), now, s.access_ttl(self.client));
+        let claims = access_claims(&s.issuer_url, audience, who, &jti, self.jkt(), now, s.access_ttl(self.client));
         let token = s.keys.active.sign(ACCESS_TOKEN_TYP, &claims)?;
         Ok((token, IssuedAccess { jti, expires_at: Timestamp::from_secs(claims.exp) }))
     }
@@ -188,7 +199,8 @@ impl GrantRequest<'_> {
 }
 
 async fn run(s: &Issuer, caller: &Caller, headers: &HeaderMap, body: &[u8]) -> Result<TokenResponse, Fail> {
-    let params = read_form(headers, body)?;
+    // A repeated `resource` is answered `invalid_target` by the grant (one resource per token), not refused here.
+    let params = read_form_allowing(headers, body, &["resource"])?;
     let proof = dpop::checked_proof(s, headers, "/token")?;
     let client = authenticated_client(s, headers, &params, "/token").await?;
     let grant = match params.get("grant_type") {
@@ -215,6 +227,11 @@ async fn run(s: &Issuer, caller: &Caller, headers: &HeaderMap, body: &[u8]) -> R
 
 /// The parameters of a form POST: the right content type and no repeated parameter (RFC 6749 §3.2).
 pub(crate) fn read_form(headers: &HeaderMap, body: &[u8]) -> Result<Params, OAuthError> {
+    read_form_allowing(headers, body, &[])
+}
+
+/// [`read_form`], except that the parameters in `repeatable` may carry several values (RFC 8707 `resource`).
+pub(crate) fn read_form_allowing(headers: &HeaderMap, body: &[u8], repeatable: &[&str]) -> Result<Params, OAuthError> {
     let is_form = headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
@@ -224,7 +241,7 @@ pub(crate) fn read_form(headers: &HeaderMap, body: &[u8]) -> Result<Params, OAut
         return Err(OAuthError::invalid_request("the body must be application/x-www-form-urlencoded"));
     }
     let params = Params::parse(body);
-    if params.first_repeated().is_some() {
+    if params.first_repeated_except(repeatable).is_some() {
         return Err(OAuthError::invalid_request("a parameter is repeated"));
     }
     Ok(params)

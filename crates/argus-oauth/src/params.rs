@@ -50,6 +50,11 @@ impl Params {
         self.pairs.iter().filter(|(k, v)| k == name && !v.is_empty()).map(|(_, v)| v.as_str()).collect()
     }
 
+    /// The names of the parameters, in order (a repeated one as often as it appears).
+    pub fn names(&self) -> impl Iterator<Item = &str> {
+        self.pairs.iter().map(|(k, _)| k.as_str())
+    }
+
     /// The name of the first parameter that carries a value more than once, if any.
     pub fn first_repeated(&self) -> Option<&str> {
         self.first_repeated_except(&[])

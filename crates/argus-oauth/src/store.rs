@@ -326,10 +326,10 @@ pub trait IssuerStore: crate::admin::AdminStore + Send + Sync + 'static {
         limit: usize,
     ) -> Result<Vec<Revocation>, StorageError>;
 
-    /// The server secret named `name`, storing `candidate` as it first if there is none yet: every process over
+    /// The server secret named `name`, storing `candidate` (created at `now`) as it first if there is none yet: every process over
     /// this store, and every restart, gets the same bytes (e.g. the key DPoP server nonces are derived from, so a
     /// nonce one process handed out is good at the next).
-    async fn server_secret(&self, name: &str, candidate: &[u8]) -> Result<Vec<u8>, StorageError>;
+    async fn server_secret(&self, name: &str, candidate: &[u8], now: Timestamp) -> Result<Vec<u8>, StorageError>;
 
     /// Delete expired pending and pushed requests, sessions, codes, refresh tokens, families and revocations.
     /// Returns the rows removed.

@@ -9,7 +9,7 @@ use argus_oauth::{IssuedAccess, StorageError, UserRecord};
 use sqlx::Row;
 
 use crate::Store;
-use crate::issuer::{db, text, ts, user_from_row};
+use crate::issuer::{db, limit_column, text, ts, user_from_row};
 
 /// The statements of one revocation scope, written out per scope so every SQL string is a literal. `$1` is the
 /// time of the revocation, `$2` and `$3` the scope's identifiers.
@@ -86,11 +86,17 @@ impl AdminStore for Store {
         Ok(done.rows_affected() == 1)
     }
 
-    async fn users(&self) -> Result<Vec<UserRecord>, StorageError> {
-        let rows = sqlx::query("SELECT sub, username, password_hash, disabled FROM users ORDER BY username")
-            .fetch_all(&self.pool)
-            .await
-            .map_err(db)?;
+    async fn users(&self, after: Option<&str>, limit: usize) -> Result<Vec<UserRecord>, StorageError> {
+        // `after` NULL compares as unknown, so the first page is asked for explicitly.
+        let rows = sqlx::query(
+            "SELECT sub, username, password_hash, disabled FROM users WHERE ($1 IS NULL OR sub > $1) \
+             ORDER BY sub LIMIT $2",
+        )
+        .bind(after)
+        .bind(limit_column(limit))
+        .fetch_all(&self.pool)
+        .await
+        .map_err(db)?;
         rows.iter().map(user_from_row).collect()
     }
 

@@ -9,7 +9,7 @@ use argus_model::{Revocation, RevocationScope, Timestamp};
 use argus_oauth::{
     AuthorizationCode, ClientRegistration, ConsentGrant, GrantType, IssuedAccess, IssuerStore, PendingAuthorization,
     PushedRequest, RedeemOutcome, RefreshToken, RotateOutcome, SessionRecord, StorageError, StoredSigningKey,
-    TokenEndpointAuthMethod, UserRecord,
+    TokenEndpointAuthMethod, UserRecord, resources_from_stored, resources_to_stored,
 };
 use sqlx::Row;
 use sqlx::sqlite::SqliteRow;
@@ -64,6 +64,11 @@ fn opt_text(row: &SqliteRow, col: &str) -> Result<Option<String>, StorageError> 
     row.try_get::<Option<String>, _>(col).map_err(db)
 }
 
+/// RFC 8707 resources, stored space-separated (NULL for none).
+fn resources(row: &SqliteRow, col: &str) -> Result<Vec<String>, StorageError> {
+    Ok(resources_from_stored(opt_text(row, col)?.as_deref()))
+}
+
 fn flag(row: &SqliteRow, col: &str) -> Result<bool, StorageError> {
     Ok(row.try_get::<i64, _>(col).map_err(db)? != 0)
 }
@@ -85,6 +90,11 @@ pub(crate) fn user_from_row(row: &SqliteRow) -> Result<UserRecord, StorageError>
         password_hash: text(row, "password_hash")?,
         disabled: flag(row, "disabled")?,
     })
+}
+
+/// A row count as a `LIMIT`.
+pub(crate) fn limit_column(limit: usize) -> i64 {
+    i64::try_from(limit).unwrap_or(i64::MAX)
 }
 
 /// Seconds as a BIGINT column; a span beyond `i64` is stored as the longest one.
@@ -149,6 +159,7 @@ fn pushed_from_row(row: &SqliteRow) -> Result<PushedRequest, StorageError> {
         dpop_jkt: opt_text(row, "dpop_jkt")?,
         max_age: opt_secs(row, "max_age")?,
         acr_values: opt_text(row, "acr_values")?,
+        resources: resources(row, "resource")?,
         created_at: ts(row, "created_at")?,
         expires_at: ts(row, "expires_at")?,
     })
@@ -169,6 +180,7 @@ fn pending_from_row(row: &SqliteRow) -> Result<PendingAuthorization, StorageErro
         dpop_jkt: opt_text(row, "dpop_jkt")?,
         max_age: opt_secs(row, "max_age")?,
         acr_values: opt_text(row, "acr_values")?,
+        resources: resources(row, "resource")?,
         created_at: ts(row, "created_at")?,
         expires_at: ts(row, "expires_at")?,
     })
@@ -206,6 +218,7 @@ fn code_from_row(row: &SqliteRow) -> Result<AuthorizationCode, StorageError> {
         family_id: opt_text(row, "family_id")?,
         access,
         dpop_jkt: opt_text(row, "dpop_jkt")?,
+        resources: resources(row, "resource")?,
     })
 }
 
@@ -226,6 +239,7 @@ fn refresh_from_row(row: &SqliteRow) -> Result<RefreshToken, StorageError> {
         family_revoked_at: opt_ts(row, "revoked_at")?,
         device: opt_text(row, "family_device")?,
         acr: opt_text(row, "family_acr")?,
+        resources: resources(row, "family_resource")?,
         access: IssuedAccess { jti: text(row, "access_jti")?, expires_at: ts(row, "access_expires_at")? },
     })
 }
@@ -383,6 +397,21 @@ impl IssuerStore for Store {
         rows.iter().map(client_from_row).collect()
     }
 
+    async fn clients_page(&self, after: Option<&str>, limit: usize) -> Result<Vec<ClientRegistration>, StorageError> {
+        // `after` NULL compares as unknown, so the first page is asked for explicitly.
+        let rows = sqlx::query(concat!(
+            "SELECT ",
+            client_columns!(),
+            " FROM clients WHERE ($1 IS NULL OR client_id > $1) ORDER BY client_id LIMIT $2"
+        ))
+        .bind(after)
+        .bind(limit_column(limit))
+        .fetch_all(&self.pool)
+        .await
+        .map_err(db)?;
+        rows.iter().map(client_from_row).collect()
+    }
+
     async fn set_client_disabled(&self, client_id: &str, disabled: bool, now: Timestamp) -> Result<bool, StorageError> {
         let done = sqlx::query("UPDATE clients SET disabled = $1, updated_at = $2 WHERE client_id = $3")
             .bind(i64::from(disabled))
@@ -397,8 +426,8 @@ impl IssuerStore for Store {
     async fn insert_pending(&self, p: &PendingAuthorization) -> Result<(), StorageError> {
         sqlx::query(
             "INSERT INTO pending_authorizations (handle_hash, browser_hash, csrf_hash, client_id, redirect_uri, \
-             scope, state, nonce, code_challenge, prompt, created_at, expires_at, dpop_jkt, max_age, acr_values) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)",
+             scope, state, nonce, code_challenge, prompt, created_at, expires_at, dpop_jkt, max_age, acr_values, \
+             resource) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)",
         )
         .bind(&p.handle_hash)
         .bind(&p.browser_hash)
@@ -415,6 +444,7 @@ impl IssuerStore for Store {
         .bind(&p.dpop_jkt)
         .bind(p.max_age.map(secs_column))
         .bind(&p.acr_values)
+        .bind(resources_to_stored(&p.resources))
         .execute(&self.pool)
         .await
         .map_err(db)?;
@@ -444,8 +474,8 @@ impl IssuerStore for Store {
     async fn insert_pushed_request(&self, r: &PushedRequest) -> Result<(), StorageError> {
         sqlx::query(
             "INSERT INTO pushed_requests (request_uri_hash, client_id, redirect_uri, scope, state, nonce, \
-             code_challenge, prompt, dpop_jkt, created_at, expires_at, max_age, acr_values) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
+             code_challenge, prompt, dpop_jkt, created_at, expires_at, max_age, acr_values, resource) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)",
         )
         .bind(&r.request_uri_hash)
         .bind(&r.client_id)
@@ -460,6 +490,7 @@ impl IssuerStore for Store {
         .bind(r.expires_at.as_millis())
         .bind(r.max_age.map(secs_column))
         .bind(&r.acr_values)
+        .bind(resources_to_stored(&r.resources))
         .execute(&self.pool)
         .await
         .map_err(db)?;
@@ -574,8 +605,8 @@ impl IssuerStore for Store {
     async fn insert_code(&self, c: &AuthorizationCode) -> Result<(), StorageError> {
         sqlx::query(
             "INSERT INTO authorization_codes (code_hash, client_id, redirect_uri, code_challenge, scope, nonce, sub, \
-             sid, auth_time, expires_at, used_at, family_id, access_jti, access_expires_at, dpop_jkt, acr) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, NULL, NULL, NULL, NULL, $11, $12)",
+             sid, auth_time, expires_at, used_at, family_id, access_jti, access_expires_at, dpop_jkt, acr, resource) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, NULL, NULL, NULL, NULL, $11, $12, $13)",
         )
         .bind(&c.code_hash)
         .bind(&c.client_id)
@@ -589,6 +620,7 @@ impl IssuerStore for Store {
         .bind(c.expires_at.as_millis())
         .bind(&c.dpop_jkt)
         .bind(&c.acr)
+        .bind(resources_to_stored(&c.resources))
         .execute(&self.pool)
         .await
         .map_err(db)?;
@@ -631,7 +663,7 @@ impl IssuerStore for Store {
         if let Some(first) = first {
             sqlx::query(
                 "INSERT INTO refresh_families (family_id, client_id, sub, sid, created_at, expires_at, revoked_at, \
-                 jkt, acr) VALUES ($1, $2, $3, $4, $5, $6, NULL, $7, $8)",
+                 jkt, acr, resource) VALUES ($1, $2, $3, $4, $5, $6, NULL, $7, $8, $9)",
             )
             .bind(&first.family_id)
             .bind(&first.client_id)
@@ -641,6 +673,7 @@ impl IssuerStore for Store {
             .bind(first.family_expires_at.as_millis())
             .bind(&first.jkt)
             .bind(&first.acr)
+            .bind(resources_to_stored(&first.resources))
             .execute(&mut *tx)
             .await
             .map_err(db)?;
@@ -710,6 +743,40 @@ impl IssuerStore for Store {
         .await
         .map_err(db)?;
         rows.iter().map(revocation_from_row).collect()
+    }
+
+    async fn active_revocations_page(
+        &self,
+        now: Timestamp,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<Revocation>, StorageError> {
+        let rows = sqlx::query(
+            "SELECT id, scope, revoked_at, expires_at FROM revocations \
+             WHERE expires_at > $1 AND ($2 IS NULL OR id > $2) ORDER BY id LIMIT $3",
+        )
+        .bind(now.as_millis())
+        .bind(after)
+        .bind(limit_column(limit))
+        .fetch_all(&self.pool)
+        .await
+        .map_err(db)?;
+        rows.iter().map(revocation_from_row).collect()
+    }
+
+    async fn server_secret(&self, name: &str, candidate: &[u8], now: Timestamp) -> Result<Vec<u8>, StorageError> {
+        // Of two processes creating it at once, the first insert wins and both read what it wrote.
+        let row = sqlx::query(
+            "INSERT INTO server_secrets (name, value, created_at) VALUES ($1, $2, $3) \
+             ON CONFLICT (name) DO UPDATE SET name = excluded.name RETURNING value",
+        )
+        .bind(name)
+        .bind(hex::encode(candidate))
+        .bind(now.as_millis())
+        .fetch_one(&self.pool)
+        .await
+        .map_err(db)?;
+        hex::decode(text(&row, "value")?).map_err(|_| corrupt("server secret"))
     }
 
     async fn purge_expired(&self, now: Timestamp) -> Result<u64, StorageError> {

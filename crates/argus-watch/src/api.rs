@@ -127,7 +127,7 @@ mod tests {
         assert_eq!((f.key_type, f.key.as_deref(), f.limit), (None, Some("203.0.113.7"), 1000));
         assert_eq!(AlertQuery::default().into_filter().unwrap().limit, 100);
 
-        let bad = AlertQuery { key_type: Some("user".into()), ..AlertQuery::default() }.into_filter().unwrap_err();
+        let bad = AlertQuery { key_type: Some("planet".into()), ..AlertQuery::default() }.into_filter().unwrap_err();
         assert_eq!(bad.detail.as_deref(), Some("unknown key_type value"));
         for limit in ["0", "1001", "-1", "ten", "1e3"] {
             let q = AlertQuery { limit: Some(limit.into()), ..AlertQuery::default() };

@@ -215,7 +215,7 @@ async fn the_api_filters_and_answers_errors_with_problem_json() {
         ("/api/alerts?limit=0", 400, "invalid-request"),
         ("/api/alerts?limit=1001", 400, "invalid-request"),
         ("/api/alerts?severity=high", 400, "invalid-request"),
-        ("/api/alerts?key_type=user", 400, "invalid-request"),
+        ("/api/alerts?key_type=planet", 400, "invalid-request"),
         ("/nowhere", 404, "not-found"),
     ] {
         let (got, content_type, body) = get(&h.base, path).await;
@@ -226,7 +226,7 @@ async fn the_api_filters_and_answers_errors_with_problem_json() {
     let (status, content_type, body) = request("DELETE", &h.base, "/api/alerts").await;
     assert_eq!((status, content_type.as_str()), (405, "application/problem+json"));
     assert_eq!(body["type"], "urn:argus:problem:method-not-allowed");
-    let (_, _, bad) = get(&h.base, "/api/alerts?key_type=user").await;
+    let (_, _, bad) = get(&h.base, "/api/alerts?key_type=planet").await;
     assert_eq!(bad["detail"], "unknown key_type value");
 }
 

@@ -80,6 +80,14 @@ struct Listeners {
     metrics: Option<TcpListener>,
 }
 
+/// The DPoP nonce secret `name`, kept in the store (created on first use): a restarted Argus, and every process over
+/// this data directory, accepts the nonces handed out before or elsewhere.
+async fn nonce_secret(store: &Store, name: &str, now: argus_model::Timestamp) -> anyhow::Result<Vec<u8>> {
+    let candidate = argus_model::id::random_bytes(32);
+    let secret = argus_oauth::IssuerStore::server_secret(store, name, &candidate, now).await;
+    secret.with_context(|| format!("cannot read or create the secret {name}"))
+}
+
 async fn bind(name: &str, addr: SocketAddr) -> anyhow::Result<TcpListener> {
     TcpListener::bind(addr).await.with_context(|| format!("{name}: cannot listen on {addr}"))
 }
@@ -118,6 +126,8 @@ pub async fn start(mut config: Config, opts: UpOptions) -> anyhow::Result<Runnin
         .with_context(|| format!("cannot open the store in {}", opts.data_dir.display()))?;
     let events = EventBus::new(DEFAULT_EVENT_CAPACITY);
     let control = ControlChannel::new(DEFAULT_CONTROL_CAPACITY);
+    let issuer_nonce_secret = nonce_secret(&store, "dpop-nonce:issuer", clock.now()).await?;
+    let gate_nonce_secret = nonce_secret(&store, "dpop-nonce:gate", clock.now()).await?;
 
     // Watch subscribes first so it sees every event the others emit from their first request on. Turned off, nobody
     // subscribes and published events are dropped at once (`bench/gate` measures the gate with and without it).
@@ -139,9 +149,9 @@ pub async fn start(mut config: Config, opts: UpOptions) -> anyhow::Result<Runnin
             control: control.clone(),
             clock: clock.clone(),
             // DPoP proof and client assertion jtis. One issuer per process for now; several issuers will share
-            // the cache (Redis) and a configured nonce secret.
+            // the cache (Redis).
             replay: Arc::new(argus_gate::MemoryReplayCache::default()),
-            dpop_nonce_secret: argus_model::id::random_bytes(32),
+            dpop_nonce_secret: issuer_nonce_secret,
         },
     )
     .await
@@ -177,8 +187,7 @@ pub async fn start(mut config: Config, opts: UpOptions) -> anyhow::Result<Runnin
             control: control.clone(),
             clock: clock.clone(),
             initial_revocations,
-            // One per process for now; gates sharing nonces will share a configured secret.
-            dpop_nonce_secret: argus_model::id::random_bytes(32),
+            dpop_nonce_secret: gate_nonce_secret,
             replay: Arc::new(argus_gate::MemoryReplayCache::default()),
         },
     )

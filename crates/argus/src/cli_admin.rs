@@ -7,7 +7,7 @@ use std::path::PathBuf;
 
 use anyhow::{Context, anyhow, bail};
 use argus_model::{Clock, SystemClock, Timestamp};
-use argus_oauth::admin::ADMIN_SCOPE;
+use argus_oauth::admin::{ADMIN_SCOPE, MAX_PAGE_LIMIT};
 use argus_oauth::{ClientRegistration, GrantType, TokenEndpointAuthMethod, hash_client_secret, new_client_secret};
 use argus_store::Store;
 use bytes::Bytes;
@@ -53,7 +53,10 @@ pub enum AdminCommand {
     /// refuses the covered access tokens until they would have expired.
     Revoke(RevokeArgs),
     /// List the revocations in force.
-    Revocations,
+    Revocations {
+        #[command(flatten)]
+        page: PageArgs,
+    },
     /// Manage clients (apps).
     Clients {
         #[command(subcommand)]
@@ -66,6 +69,18 @@ pub enum AdminCommand {
     },
     /// List the issuer's signing keys as the running issuer sees them.
     Keys,
+}
+
+/// Which part of a list to print. The admin API answers lists a page at a time; without `--limit` every page is
+/// fetched and printed as one list.
+#[derive(Debug, Default, clap::Args)]
+pub struct PageArgs {
+    /// Print one page of at most N entries (1 to 1000) and, if more follow, the cursor of the next page as `next`.
+    #[arg(long, value_name = "N")]
+    pub limit: Option<usize>,
+    /// Start after this cursor: the `next` of an earlier page.
+    #[arg(long, value_name = "CURSOR", requires = "limit")]
+    pub after: Option<String>,
 }
 
 /// What to revoke: exactly one of these.
@@ -121,8 +136,11 @@ pub enum ClientsCommand {
         #[arg(long, value_name = "FILE", conflicts_with_all = ["name", "id", "redirect_uris", "scopes", "auth_method", "grant_types"])]
         json: Option<PathBuf>,
     },
-    /// List the clients.
-    List,
+    /// List the clients, by client id.
+    List {
+        #[command(flatten)]
+        page: PageArgs,
+    },
     /// Show one client.
     Show {
         #[arg(value_name = "CLIENT_ID")]
@@ -170,8 +188,11 @@ pub enum UsersCommand {
         #[command(flatten)]
         password: PasswordArgs,
     },
-    /// List the users.
-    List,
+    /// List the users, in the order they were created.
+    List {
+        #[command(flatten)]
+        page: PageArgs,
+    },
     /// Show one user, by `sub` or user name.
     Show { user: String },
     /// Change a user's password, or disable / enable them.
@@ -270,7 +291,7 @@ async fn api_command(api: &Api, command: AdminCommand) -> anyhow::Result<Value> 
             let scope = revocation_scope(api, args).await?;
             api.call(Method::POST, &["revocations"], Some(json!({ "scope": scope }))).await
         }
-        AdminCommand::Revocations => api.call(Method::GET, &["revocations"], None).await,
+        AdminCommand::Revocations { page } => api.list("revocations", page).await,
         AdminCommand::Keys => api.call(Method::GET, &["keys"], None).await,
         AdminCommand::Clients { command } => clients_command(api, command).await,
         AdminCommand::Users { command } => users_command(api, command).await,
@@ -315,7 +336,7 @@ async fn clients_command(api: &Api, command: ClientsCommand) -> anyhow::Result<V
             };
             api.call(Method::POST, &["clients"], Some(body)).await
         }
-        ClientsCommand::List => api.call(Method::GET, &["clients"], None).await,
+        ClientsCommand::List { page } => api.list("clients", page).await,
         ClientsCommand::Show { id } => api.call(Method::GET, &["clients", &id], None).await,
         ClientsCommand::Update { id, name, redirect_uris, scopes, auth_method, grant_types, json } => {
             let body = match json {
@@ -345,7 +366,7 @@ async fn users_command(api: &Api, command: UsersCommand) -> anyhow::Result<Value
                 .ok_or_else(|| anyhow!("give the password with --password-stdin or ARGUS_USER_PASSWORD"))?;
             api.call(Method::POST, &["users"], Some(json!({ "username": username, "password": password }))).await
         }
-        UsersCommand::List => api.call(Method::GET, &["users"], None).await,
+        UsersCommand::List { page } => api.list("users", page).await,
         UsersCommand::Show { user } => api.call(Method::GET, &["users", &user], None).await,
         UsersCommand::Update { user, password, disable, enable } => {
             let mut body = json!({});
@@ -425,12 +446,56 @@ impl Api {
 
     /// Call `/admin/v1/<segments>`; a problem answer becomes an error with its title and detail.
     async fn call(&self, method: Method, segments: &[&str], body: Option<Value>) -> anyhow::Result<Value> {
+        self.call_with_query(method, segments, &[], body).await
+    }
+
+    /// The list `/admin/v1/<collection>` (`{"<collection>": [...]}`): one page as the API answers it with
+    /// `--limit`, else every page, followed by their `next` cursors, as one list.
+    async fn list(&self, collection: &str, page: PageArgs) -> anyhow::Result<Value> {
+        if let Some(limit) = page.limit {
+            let limit = limit.to_string();
+            let mut query = vec![("limit", limit.as_str())];
+            query.extend(page.after.as_deref().map(|a| ("after", a)));
+            return self.call_with_query(Method::GET, &[collection], &query, None).await;
+        }
+        let max = MAX_PAGE_LIMIT.to_string();
+        let mut all = Vec::new();
+        let mut after: Option<String> = None;
+        loop {
+            let mut query = vec![("limit", max.as_str())];
+            query.extend(after.as_deref().map(|a| ("after", a)));
+            let mut answer = self.call_with_query(Method::GET, &[collection], &query, None).await?;
+            let Some(items) = answer[collection].as_array_mut() else {
+                bail!("the answer for {collection} has no list");
+            };
+            all.append(items);
+            match answer["next"].as_str() {
+                // A cursor that does not move would loop for ever.
+                Some(next) if after.as_deref() == Some(next) => bail!("the {collection} list repeats its cursor"),
+                Some(next) => after = Some(next.to_owned()),
+                None => break,
+            }
+        }
+        Ok(json!({ collection: all }))
+    }
+
+    /// [`Api::call`] with query parameters.
+    async fn call_with_query(
+        &self,
+        method: Method,
+        segments: &[&str],
+        query: &[(&str, &str)],
+        body: Option<Value>,
+    ) -> anyhow::Result<Value> {
         let mut url = self.base.clone();
         url.path_segments_mut()
             .map_err(|()| anyhow!("the issuer URL cannot have a path"))?
             .pop_if_empty()
             .extend(["admin", "v1"])
             .extend(segments);
+        if !query.is_empty() {
+            url.query_pairs_mut().extend_pairs(query);
+        }
         let bearer = format!("Bearer {}", self.token);
         let mut headers = vec![(header::AUTHORIZATION, bearer.as_str())];
         if body.is_some() {

@@ -4,7 +4,7 @@
 use argus_model::RevocationScope;
 use argus_model::id::new_id;
 use argus_oauth::ClientRegistration;
-use argus_oauth::admin::{AdminError, ClientPatch, ClientView, NewClient, rotate_client_secret};
+use argus_oauth::admin::{AdminError, ClientPatch, ClientView, NewClient, Page, rotate_client_secret};
 use axum::Json;
 use axum::extract::State;
 use axum::http::{StatusCode, header};
@@ -13,6 +13,7 @@ use serde_json::{Value, json};
 
 use super::auth::Admin;
 use super::extract::{Id, JsonBody};
+use super::paging::{PageQuery, page_answer};
 use super::problem::Problem;
 use crate::state::{Issuer, Shared};
 
@@ -37,10 +38,15 @@ pub(crate) async fn create(
     Ok((StatusCode::CREATED, no_store(), [(header::LOCATION, location)], Json(body)).into_response())
 }
 
-/// `GET /admin/v1/clients`.
-pub(crate) async fn list(State(s): State<Shared>, _admin: Admin) -> Result<Json<Value>, Problem> {
-    let clients: Vec<ClientView> = s.store.clients().await?.iter().map(ClientView::from).collect();
-    Ok(Json(json!({ "clients": clients })))
+/// `GET /admin/v1/clients?limit=&after=`: a page of clients, by `client_id`.
+pub(crate) async fn list(
+    State(s): State<Shared>,
+    _admin: Admin,
+    PageQuery(page): PageQuery,
+) -> Result<Response, Problem> {
+    let rows = s.store.clients_page(page.after.as_deref(), page.rows_to_read()).await?;
+    let clients = Page::from_rows(rows, &page, |c| c.client_id.as_str()).map(|c| ClientView::from(&c));
+    Ok(page_answer(&s, "/admin/v1/clients", "clients", &page, clients))
 }
 
 /// `GET /admin/v1/clients/{id}`.

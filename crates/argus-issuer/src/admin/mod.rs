@@ -13,6 +13,7 @@ mod clients;
 pub(crate) mod devices;
 mod extract;
 mod keys;
+mod paging;
 mod problem;
 mod revocations;
 mod users;

@@ -1,15 +1,17 @@
 //! `/admin/v1/revocations`: revoke by scope, and list what the gates are refusing now.
 
 use argus_model::RevocationScope;
-use argus_oauth::admin::validate_revocation_scope;
+use argus_oauth::admin::{Page, validate_revocation_scope};
 use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
+use axum::response::Response;
 use serde::Deserialize;
-use serde_json::{Value, json};
+use serde_json::Value;
 
 use super::auth::Admin;
 use super::extract::JsonBody;
+use super::paging::{PageQuery, page_answer};
 use super::problem::Problem;
 use super::users;
 use crate::state::Shared;
@@ -44,10 +46,16 @@ pub(crate) async fn create(
     Ok((StatusCode::CREATED, Json(answer)))
 }
 
-/// `GET /admin/v1/revocations`: the revocations in force now.
-pub(crate) async fn list(State(s): State<Shared>, _admin: Admin) -> Result<Json<Value>, Problem> {
-    let active = s.store.active_revocations(s.now()).await?;
-    Ok(Json(json!({ "revocations": active })))
+/// `GET /admin/v1/revocations?limit=&after=`: a page of the revocations in force now, by id (UUIDv7: about the
+/// order they were made in). One that expires between two pages is simply no longer listed.
+pub(crate) async fn list(
+    State(s): State<Shared>,
+    _admin: Admin,
+    PageQuery(page): PageQuery,
+) -> Result<Response, Problem> {
+    let rows = s.store.active_revocations_page(s.now(), page.after.as_deref(), page.rows_to_read()).await?;
+    let revocations = Page::from_rows(rows, &page, |r| r.id.as_str());
+    Ok(page_answer(&s, "/admin/v1/revocations", "revocations", &page, revocations))
 }
 
 /// Users are named by `sub` here: the CLI resolves user names first, so a name that is also someone's `sub` cannot

@@ -3,7 +3,7 @@
 
 use argus_model::RevocationScope;
 use argus_model::id::new_id;
-use argus_oauth::admin::{AdminError, NewUser, UserPatch, UserView};
+use argus_oauth::admin::{AdminError, NewUser, Page, UserPatch, UserView};
 use argus_oauth::{UserRecord, hash_password};
 use axum::Json;
 use axum::extract::State;
@@ -13,6 +13,7 @@ use serde_json::{Value, json};
 
 use super::auth::Admin;
 use super::extract::{Id, JsonBody};
+use super::paging::{PageQuery, page_answer};
 use super::problem::Problem;
 use crate::state::{Issuer, Shared};
 
@@ -38,10 +39,15 @@ pub(crate) async fn create(
         .into_response())
 }
 
-/// `GET /admin/v1/users`.
-pub(crate) async fn list(State(s): State<Shared>, _admin: Admin) -> Result<Json<Value>, Problem> {
-    let users: Vec<UserView> = s.store.users().await?.iter().map(UserView::from).collect();
-    Ok(Json(json!({ "users": users })))
+/// `GET /admin/v1/users?limit=&after=`: a page of users, by `sub` (the order they were created in).
+pub(crate) async fn list(
+    State(s): State<Shared>,
+    _admin: Admin,
+    PageQuery(page): PageQuery,
+) -> Result<Response, Problem> {
+    let rows = s.store.users(page.after.as_deref(), page.rows_to_read()).await?;
+    let users = Page::from_rows(rows, &page, |u| u.sub.as_str()).map(|u| UserView::from(&u));
+    Ok(page_answer(&s, "/admin/v1/users", "users", &page, users))
 }
 
 /// `GET /admin/v1/users/{sub or username}`.

@@ -1,5 +1,5 @@
-//! The authorization_code grant (RFC 6749 §4.1.3, RFC 7636 §4.6, RFC 9449 §10): a single-use code, PKCE, the
-//! exact redirect URI, and the DPoP key the code was bound to.
+//! The authorization_code grant (RFC 6749 §4.1.3, RFC 7636 §4.6, RFC 9449 §10, RFC 8707 §2.2): a single-use code,
+//! PKCE, the exact redirect URI, the DPoP key the code was bound to, and the resource the access token is for.
 
 use std::time::Duration;
 
@@ -32,6 +32,8 @@ pub(super) async fn code_grant(g: &GrantRequest<'_>) -> Result<TokenResponse, Fa
         return Err(INVALID.into());
     }
     check_user_enabled(s, &stored.sub).await?;
+    // Before anything is written: a wrong resource leaves the code redeemable, as a wrong verifier does.
+    let audience = s.resources.token_audience(&stored.resources, &g.resources())?;
     let scope = Scopes::parse(&stored.scope).unwrap_or_default();
     // A refresh family only for clients that may refresh.
     let family_id = client.allows_grant(GrantType::RefreshToken).then(new_id);
@@ -47,7 +49,7 @@ pub(super) async fn code_grant(g: &GrantRequest<'_>) -> Result<TokenResponse, Fa
         family: family_id.as_deref(),
         device: device.as_deref(),
     };
-    let (access_token, access) = g.mint_access(who, now)?;
+    let (access_token, access) = g.mint_access(who, &audience, now)?;
     let refresh = family_id.as_deref().map(|family| first_refresh(g, &stored, &scope, family, &access, now));
     let first = refresh.as_ref().map(|(token, _)| token);
     if s.store.redeem_code(&stored.code_hash, now, &access, first).await? == RedeemOutcome::NotRedeemable {
@@ -59,8 +61,11 @@ pub(super) async fn code_grant(g: &GrantRequest<'_>) -> Result<TokenResponse, Fa
     }
     let id_token = if scope.contains("openid") {
         let ttl = Duration::from_secs(s.config.id_token_ttl_secs);
-        let claims = id_token_claims(&s.issuer_url, who, stored.nonce.as_deref(), &access_token, now, ttl);
-        Some(s.keys.active.sign("JWT", &claims)?)
+        // `at_hash` depends on the signing key's algorithm: one key for both, whatever the schedule does meanwhile.
+        let signer = s.keys.active.signer();
+        let claims =
+            id_token_claims(&s.issuer_url, who, stored.nonce.as_deref(), &access_token, signer.alg_name(), now, ttl);
+        Some(signer.sign("JWT", &claims)?)
     } else {
         None
     };
@@ -99,6 +104,8 @@ fn first_refresh(
         family_revoked_at: None,
         device: None,
         acr: Some(code.acr.clone()),
+        // The whole grant, not the one resource of this token: a refresh may pick another of them.
+        resources: code.resources.clone(),
         access: access.clone(),
     };
     (token, secret)

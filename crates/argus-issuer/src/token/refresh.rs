@@ -1,5 +1,6 @@
 //! The refresh_token grant (RFC 6749 §6, RFC 9700 §4.14.2, RFC 9449 §5): rotation, reuse detection that ends that
-//! family only, the concurrency leeway, idle and absolute lifetimes, and the DPoP key of a public client's family.
+//! family only, the concurrency leeway, idle and absolute lifetimes, the DPoP key of a public client's family, and
+//! the resource (RFC 8707) of each token: one of the family's grant, never another.
 
 use std::time::Duration;
 
@@ -34,6 +35,7 @@ pub(super) async fn refresh_grant(g: &GrantRequest<'_>) -> Result<TokenResponse,
         }
     }
     let scope = narrow_scope(&old.scope, params.get("scope"))?;
+    let audience = s.resources.token_audience(&old.resources, &g.resources())?;
     check_user_enabled(s, &old.sub).await?;
     let who = TokenSubject {
         sub: &old.sub,
@@ -46,7 +48,7 @@ pub(super) async fn refresh_grant(g: &GrantRequest<'_>) -> Result<TokenResponse,
         family: Some(&old.family_id),
         device: old.device.as_deref(),
     };
-    let (access_token, access) = g.mint_access(who, now)?;
+    let (access_token, access) = g.mint_access(who, &audience, now)?;
     let secret = random_secret(32);
     let idle = Duration::from_secs(s.config.refresh_token_idle_ttl_secs);
     let next = RefreshToken {
@@ -56,8 +58,8 @@ pub(super) async fn refresh_grant(g: &GrantRequest<'_>) -> Result<TokenResponse,
         consumed_at: None,
         family_revoked_at: None,
         access: access.clone(),
-        // Same family, same (unnarrowed) scope, same key and the family's absolute end: rotation never extends or
-        // widens a grant.
+        // Same family, same (unnarrowed) scope and resources, same key and the family's absolute end: rotation never
+        // extends or widens a grant.
         ..old.clone()
     };
     if s.store.rotate_refresh(&old.token_hash, now, &next).await? == RotateOutcome::NotRotatable {

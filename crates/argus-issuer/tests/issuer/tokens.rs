@@ -49,7 +49,7 @@ async fn the_code_flow_issues_verifiable_tokens() {
     assert_eq!(s(&c["nonce"]), "n-1");
     assert_eq!(c["sid"].as_str(), claims.sid.as_deref());
     assert_eq!(c["auth_time"].as_i64(), claims.auth_time);
-    assert_eq!(s(&c["at_hash"]), argus_oauth::at_hash(access));
+    assert_eq!(s(&c["at_hash"]), argus_oauth::at_hash(access, "ES256"));
     assert!(c["exp"].as_i64().unwrap() > now);
 
     let issued: Vec<_> = events(&mut bus)

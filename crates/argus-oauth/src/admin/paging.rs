@@ -68,6 +68,11 @@ impl<T> Page<T> {
         let next = if more { rows.last().map(|last| encode_cursor(key(last))) } else { None };
         Self { items: rows, next }
     }
+
+    /// The same page with each row turned into what the answer shows of it.
+    pub fn map<U>(self, f: impl FnMut(T) -> U) -> Page<U> {
+        Page { items: self.items.into_iter().map(f).collect(), next: self.next }
+    }
 }
 
 /// The cursor that continues after `key`.

@@ -224,8 +224,13 @@ async fn users_are_created_once_listed_and_updated() {
     let s = fixture().await;
     let dup = UserRecord { sub: "new".into(), username: "name-u1".into(), password_hash: "h".into(), disabled: false };
     assert!(!s.insert_user(&dup, t(1)).await.unwrap(), "a taken user name is refused");
-    let names: Vec<String> = s.users().await.unwrap().into_iter().map(|u| u.username).collect();
+    let names: Vec<String> = s.users(None, 10).await.unwrap().into_iter().map(|u| u.username).collect();
     assert_eq!(names, ["name-u1", "name-u2"]);
+    // A page at a time, by sub.
+    let subs = |v: Vec<UserRecord>| v.into_iter().map(|u| u.sub).collect::<Vec<_>>();
+    assert_eq!(subs(s.users(None, 1).await.unwrap()), ["u1"]);
+    assert_eq!(subs(s.users(Some("u1"), 1).await.unwrap()), ["u2"]);
+    assert!(s.users(Some("u2"), 1).await.unwrap().is_empty());
 
     assert!(s.update_user("u1", Some("h2"), None, t(2)).await.unwrap());
     let u1 = s.user_by_sub("u1").await.unwrap().unwrap();

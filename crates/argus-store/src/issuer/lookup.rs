@@ -41,7 +41,7 @@ impl Batch for Lookups {
 macro_rules! select_refresh {
     () => {
         "SELECT t.*, f.revoked_at, f.expires_at AS family_expires_at, f.jkt AS family_jkt, \
-         f.device_id AS family_device, f.acr AS family_acr \
+         f.device_id AS family_device, f.acr AS family_acr, f.resource AS family_resource \
          FROM refresh_tokens t JOIN refresh_families f ON f.family_id = t.family_id"
     };
 }

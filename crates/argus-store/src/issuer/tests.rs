@@ -41,6 +41,7 @@ fn code(hash: &str) -> AuthorizationCode {
         family_id: None,
         access: None,
         dpop_jkt: None,
+        resources: Vec::new(),
     }
 }
 
@@ -61,6 +62,7 @@ fn refresh(hash: &str, family: &str, jti: &str, created: i64) -> RefreshToken {
         family_revoked_at: None,
         device: None,
         acr: Some(argus_oauth::ACR_PASSWORD.into()),
+        resources: Vec::new(),
         access: IssuedAccess { jti: jti.into(), expires_at: t(created + 300) },
     }
 }
@@ -115,6 +117,7 @@ async fn pending_requests_expire_and_are_taken_once() {
         dpop_jkt: Some("jkt".into()),
         max_age: Some(300),
         acr_values: Some("urn:x urn:argus:acr:pwd".into()),
+        resources: vec!["https://a.example/api".into(), "urn:example:b".into()],
         created_at: t(0),
         expires_at: t(600),
     };
@@ -302,6 +305,7 @@ fn pushed(hash: &str) -> PushedRequest {
         dpop_jkt: Some("jkt".into()),
         max_age: Some(u64::MAX),
         acr_values: None,
+        resources: vec!["https://a.example/api".into()],
         created_at: t(0),
         expires_at: t(60),
     }
@@ -331,6 +335,54 @@ async fn a_code_without_refresh_records_its_access_token_only() {
     assert_eq!(s.redeem_code("c1", t(20), &access, None).await.unwrap(), RedeemOutcome::Redeemed);
     let stored = s.code("c1").await.unwrap().unwrap();
     assert_eq!((stored.family_id, stored.access, stored.dpop_jkt.as_deref()), (None, Some(access), Some("k")));
+}
+
+#[tokio::test]
+async fn codes_and_families_keep_the_resources_of_their_grant() {
+    let s = Store::in_memory().await.unwrap();
+    let two = vec!["https://a.example/api".to_owned(), "https://b.example/".to_owned()];
+    s.insert_code(&AuthorizationCode { resources: two.clone(), ..code("c1") }).await.unwrap();
+    assert_eq!(s.code("c1").await.unwrap().unwrap().resources, two);
+    let first = RefreshToken { resources: two.clone(), ..refresh("r1", "f1", "j1", 20) };
+    s.redeem_code("c1", t(20), &first.access, Some(&first)).await.unwrap();
+    assert_eq!(s.refresh_token("r1").await.unwrap().unwrap().resources, two);
+    // A rotation does not write them: they are the family's.
+    s.rotate_refresh("r1", t(30), &refresh("r2", "f1", "j2", 30)).await.unwrap();
+    assert_eq!(s.refresh_token("r2").await.unwrap().unwrap().resources, two);
+    s.insert_code(&code("c2")).await.unwrap();
+    assert!(s.code("c2").await.unwrap().unwrap().resources.is_empty(), "none named: none stored");
+}
+
+#[tokio::test]
+async fn clients_and_revocations_are_listed_a_page_at_a_time() {
+    let s = Store::in_memory().await.unwrap();
+    for id in ["c", "a", "b"] {
+        s.upsert_client(&ClientRegistration { client_id: id.into(), ..client() }, t(0)).await.unwrap();
+    }
+    let ids = |v: Vec<ClientRegistration>| v.into_iter().map(|c| c.client_id).collect::<Vec<_>>();
+    assert_eq!(ids(s.clients_page(None, 2).await.unwrap()), ["a", "b"]);
+    assert_eq!(ids(s.clients_page(Some("b"), 2).await.unwrap()), ["c"]);
+    assert!(s.clients_page(Some("c"), 2).await.unwrap().is_empty());
+
+    for (id, until) in [("r3", 100), ("r1", 100), ("r2", 5), ("r4", 100)] {
+        let r =
+            Revocation { id: id.into(), scope: RevocationScope::Token { jti: id.into() }, at: t(0), until: t(until) };
+        s.add_revocation(&r).await.unwrap();
+    }
+    let rev_ids = |v: Vec<Revocation>| v.into_iter().map(|r| r.id).collect::<Vec<_>>();
+    assert_eq!(rev_ids(s.active_revocations_page(t(10), None, 2).await.unwrap()), ["r1", "r3"], "r2 has expired");
+    assert_eq!(rev_ids(s.active_revocations_page(t(10), Some("r3"), 2).await.unwrap()), ["r4"]);
+}
+
+#[tokio::test]
+async fn a_server_secret_is_created_once_and_shared() {
+    let dir = tempfile::tempdir().unwrap();
+    let first = Store::open_dir(dir.path()).await.unwrap();
+    let other = Store::open_dir(dir.path()).await.unwrap();
+    let secret = first.server_secret("dpop", &[1; 32], t(0)).await.unwrap();
+    assert_eq!(secret, [1; 32]);
+    assert_eq!(other.server_secret("dpop", &[2; 32], t(1)).await.unwrap(), secret, "the first one stays");
+    assert_eq!(other.server_secret("gate", &[3; 32], t(1)).await.unwrap(), [3; 32], "one per name");
 }
 
 #[tokio::test]
