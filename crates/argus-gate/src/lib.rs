@@ -37,6 +37,7 @@ mod dpop;
 mod emit;
 mod forwarded;
 mod gate;
+mod housekeeping;
 mod jwks;
 pub mod metrics;
 mod operation_phases;
@@ -252,7 +253,7 @@ pub async fn start(
     let gate = Gate {
         table: compiled.table,
         apis: compiled.apis,
-        limiter: Arc::new(RateLimiter::in_memory(config.rate_limits.max_keys)),
+        limiter: rate_limiter(config, deps.clock.clone()),
         upstreams: compiled.upstreams,
         issuer: issuer_url.to_owned(),
         audience: audience.to_owned(),
@@ -274,6 +275,13 @@ pub async fn start(
         clock: deps.clock,
     };
     Ok(GateHandle { current: Arc::new(ArcSwap::from_pointee(gate)), config: Arc::new(Mutex::new(config.clone())) })
+}
+
+/// The in-memory rate limiter, pruned in the background.
+fn rate_limiter(config: &GateConfig, clock: Arc<dyn argus_model::Clock>) -> Arc<RateLimiter> {
+    let limiter = Arc::new(RateLimiter::in_memory(config.rate_limits.max_keys));
+    housekeeping::prune_rate_limits(&limiter, clock);
+    limiter
 }
 
 /// The gate's router, for a gate that is never reloaded: [`start`], then [`GateHandle::router`].
