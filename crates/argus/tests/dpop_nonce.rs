@@ -49,7 +49,12 @@ async fn send(http: &Http, method: &str, url: &str, headers: &[(&str, &str)], bo
     let header = |name: &str| resp.headers().get(name).and_then(|v| v.to_str().ok()).map(str::to_owned);
     let (status, nonce, challenge) = (resp.status(), header("dpop-nonce"), header("www-authenticate"));
     let bytes = resp.into_body().collect().await.unwrap().to_bytes();
-    Reply { status, body: serde_json::from_slice(&bytes).unwrap_or_default(), nonce, challenge: challenge.unwrap_or_default() }
+    Reply {
+        status,
+        body: serde_json::from_slice(&bytes).unwrap_or_default(),
+        nonce,
+        challenge: challenge.unwrap_or_default(),
+    }
 }
 
 fn now() -> i64 {
@@ -75,7 +80,8 @@ async fn token(http: &Http, up: &Running, key: &DpopKey, nonce: Option<&str>) ->
 /// `GET /accounts` at `up`'s gate with a DPoP-bound `access_token` and a proof carrying `nonce` if given.
 async fn gate(http: &Http, up: &Running, key: &DpopKey, access_token: &str, nonce: Option<&str>) -> Reply {
     let url = format!("{}/accounts", up.gate_url);
-    let mut proof = key.proof("GET", &url, now()).ath_for(access_token);
+    // The gate's public URL is its audience here: `htu` names that, wherever the gate listens.
+    let mut proof = key.proof("GET", &format!("{AUDIENCE}/accounts"), now()).ath_for(access_token);
     if let Some(n) = nonce {
         proof = proof.nonce(n);
     }
@@ -99,7 +105,12 @@ fn bound_token(r: &Reply) -> String {
 
 /// The gate took the proof's nonce: whatever it answers, it is not a nonce refusal.
 fn nonce_accepted(r: &Reply) {
-    assert!(!r.challenge.contains("use_dpop_nonce") && r.status != StatusCode::UNAUTHORIZED, "{} {}", r.status, r.challenge);
+    assert!(
+        !r.challenge.contains("use_dpop_nonce") && r.status != StatusCode::UNAUTHORIZED,
+        "{} {}",
+        r.status,
+        r.challenge
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
