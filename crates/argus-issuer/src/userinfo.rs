@@ -47,7 +47,10 @@ pub(crate) async fn userinfo(State(s): State<Shared>, method: Method, headers: H
 async fn run(s: &Issuer, method: &Method, headers: &HeaderMap) -> Result<UserInfo, Refusal> {
     let (scheme, token) = authorization(headers).ok_or(Refusal::NoToken)?;
     let now = s.now();
-    let claims = verify_access_token(token, &s.keys.jwks(), &s.issuer_url, &s.audience, now.as_secs())
+    let jwks = s.keys.jwks();
+    // A token for the API (the default audience) or for the issuer itself (RFC 8707 `resource` = the issuer).
+    let claims = verify_access_token(token, &jwks, &s.issuer_url, &s.audience, now.as_secs())
+        .or_else(|_| verify_access_token(token, &jwks, &s.issuer_url, &s.issuer_url, now.as_secs()))
         .map_err(|_| Refusal::InvalidToken("the access token is invalid"))?;
     check_binding(s, method, headers, scheme, token, &claims).await?;
     let revocations = s.store.active_revocations(now).await.map_err(|e| Refusal::Internal(e.to_string()))?;

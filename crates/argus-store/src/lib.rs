@@ -8,6 +8,7 @@
 mod admin;
 mod issuer;
 mod watch;
+mod watch_actions;
 
 use std::path::Path;
 use std::str::FromStr;
@@ -44,10 +45,31 @@ const MAX_CONNECTIONS: u32 = 3;
 /// The file name of the SQLite database inside the data directory.
 pub const SQLITE_FILE: &str = "argus.db";
 
+/// Create the data directory (0700) and the database file (0600) for the owner alone, and narrow an existing
+/// database file that others could read: it holds the signing keys, the DPoP nonce secrets and the hashes of every
+/// secret. SQLite gives its `-wal` and `-shm` files the database file's mode.
+fn create_private(data_dir: &Path) -> std::io::Result<()> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
+        std::fs::DirBuilder::new().recursive(true).mode(0o700).create(data_dir)?;
+        let db = data_dir.join(SQLITE_FILE);
+        // Append mode: creates an empty file (a valid empty database) if missing, never truncates one.
+        std::fs::OpenOptions::new().create(true).append(true).mode(0o600).open(&db)?;
+        let mode = std::fs::metadata(&db)?.permissions().mode();
+        if mode & 0o077 != 0 {
+            std::fs::set_permissions(&db, std::fs::Permissions::from_mode(mode & 0o700))?;
+        }
+    }
+    #[cfg(not(unix))]
+    std::fs::create_dir_all(data_dir)?;
+    Ok(())
+}
+
 impl Store {
     /// Open (creating if needed) the SQLite database in `data_dir` and run the migrations.
     pub async fn open_dir(data_dir: &Path) -> Result<Self, StoreError> {
-        std::fs::create_dir_all(data_dir).map_err(|e| StoreError::Corrupt(format!("{}: {e}", data_dir.display())))?;
+        create_private(data_dir).map_err(|e| StoreError::Corrupt(format!("{}: {e}", data_dir.display())))?;
         let opts = SqliteConnectOptions::new().filename(data_dir.join(SQLITE_FILE));
         Self::open_with(opts).await
     }
@@ -94,5 +116,26 @@ mod tests {
         let again = Store::open_dir(dir.path()).await.unwrap();
         let mode: String = sqlx::query_scalar("PRAGMA journal_mode").fetch_one(again.pool()).await.unwrap();
         assert_eq!(mode, "wal");
+    }
+
+    #[cfg(unix)]
+    #[tokio::test]
+    async fn the_data_dir_and_database_are_the_owners_alone() {
+        use std::os::unix::fs::PermissionsExt;
+        let parent = tempfile::tempdir().unwrap();
+        let dir = parent.path().join("data");
+        let store = Store::open_dir(&dir).await.unwrap();
+        sqlx::query("CREATE TABLE probe (x)").execute(store.pool()).await.unwrap();
+        let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode(&dir), 0o700);
+        for file in [SQLITE_FILE, "argus.db-wal", "argus.db-shm"] {
+            assert_eq!(mode(&dir.join(file)), 0o600, "{file}");
+        }
+        drop(store);
+
+        // A database others could read is narrowed when it is opened.
+        std::fs::set_permissions(dir.join(SQLITE_FILE), std::fs::Permissions::from_mode(0o644)).unwrap();
+        Store::open_dir(&dir).await.unwrap();
+        assert_eq!(mode(&dir.join(SQLITE_FILE)), 0o600);
     }
 }

@@ -99,10 +99,17 @@ async fn a_grant_of_several_resources_issues_one_per_token_and_a_refresh_never_w
     let r = refresh_with(&i, refresh, &[("resource", &i.base)]).await;
     assert_eq!(r.status, 200, "the refused refresh did not consume the token: {}", r.body);
     let r = r.json();
-    verified(&i, r["access_token"].as_str().unwrap(), &i.base).await;
+    let for_issuer = r["access_token"].as_str().unwrap();
+    verified(&i, for_issuer, &i.base).await;
+    // The issuer is a resource of its own: /userinfo takes a token for it.
+    let info = i.userinfo(for_issuer).await;
+    assert_eq!(info.status, 200, "{}", info.body);
     let r = refresh_with(&i, r["refresh_token"].as_str().unwrap(), &[("resource", REPORTS)]).await;
     assert_eq!(r.status, 200, "{}", r.body);
-    verified(&i, r.json()["access_token"].as_str().unwrap(), REPORTS).await;
+    let for_reports = r.json()["access_token"].as_str().unwrap().to_owned();
+    verified(&i, &for_reports, REPORTS).await;
+    // A token for another resource is not the issuer's to accept.
+    assert_eq!(i.userinfo(&for_reports).await.status, 401);
 }
 
 #[tokio::test]
