@@ -28,7 +28,10 @@ use crate::operation_phases::{
     rule_phase, security_phase, step_up_phase, text_headers, validate_phase,
 };
 use crate::phases::{presented_token, revocation_phase, route_phase, scope_phase, token_phase};
-use crate::proxy::{Forward, Upstream, UpstreamClient, X_REQUEST_ID, downstream_response, proxy_phase, request_id};
+use crate::proxy::{
+    Forward, ProxyBody, Upstream, UpstreamClient, X_REQUEST_ID, caller_host, downstream_response, proxy_phase,
+    request_id,
+};
 use crate::refusal::{Refusal, TokenScheme};
 use crate::response_phase::{ResponsePlan, response_phase};
 use crate::revocation::Revocations;
@@ -90,7 +93,7 @@ struct Answer {
 /// What the decision phases hand to the proxy.
 struct Verdict<'a> {
     route: usize,
-    body: Body,
+    body: ProxyBody,
     /// How to check the answer; `None` on routes without a spec.
     response: Option<ResponsePlan<'a>>,
 }
@@ -176,6 +179,7 @@ impl Gate {
         let forward = Forward {
             client: &self.client,
             upstream: &self.upstreams[verdict.route],
+            now_secs: self.clock.now().as_secs(),
             peer,
             request_id,
             max_body_bytes: self.max_body_bytes,
@@ -195,7 +199,7 @@ impl Gate {
         record: &mut CallRecord,
         answer: &mut Answer,
     ) -> Result<Verdict<'_>, Refusal> {
-        let (route, path) = route_phase(&self.table, parts.uri.path())?;
+        let (route, path) = route_phase(&self.table, caller_host(&parts.uri, &parts.headers), parts.uri.path())?;
         record.set_route(route.name());
         let api = self.apis.spec_of(route);
         let api_mode = api.map_or(ResponseMode::Off, |api| api.responses);
@@ -218,7 +222,7 @@ impl Gate {
                 scope_phase(route, &parts.method, &path, claims)?;
             }
             self.admission(claims.as_ref(), peer, self.apis.route_limits(route), answer).await?;
-            return Ok(Verdict { route: route.index(), body, response: None });
+            return Ok(Verdict { route: route.index(), body: ProxyBody::Streaming(body), response: None });
         };
         security_phase(m.operation, claims.as_ref())?;
         let bytes = read_body(&parts.headers, body, self.max_body_bytes).await?;
@@ -231,7 +235,7 @@ impl Gate {
             sensitive: m.runtime.policy.sensitive.clone(),
             head_request: parts.method == http::Method::HEAD,
         };
-        Ok(Verdict { route: route.index(), body: Body::from(bytes), response: Some(response) })
+        Ok(Verdict { route: route.index(), body: ProxyBody::Buffered(bytes), response: Some(response) })
     }
 
     /// Token, revocation and DPoP, on routes that take Argus tokens. An operation that allows anonymous calls

@@ -13,13 +13,16 @@ use crate::refusal::{Refusal, TokenScheme};
 use crate::revocation::Revocations;
 use crate::token_cache::VerifiedTokens;
 
-/// Phase 1, route: the route serving `raw_path`, and the canonical path the later phases match rules on.
+/// Phase 1, route: the route serving `host` (as the caller sent it, see `proxy::caller_host`; `None` without
+/// one) and `raw_path`, and the canonical path the later phases match rules on. How the host picks its routes is
+/// [`RouteTable::match_route`]'s; a call no route serves, a missing host on a gate of host routes included, is 404.
 pub(crate) fn route_phase<'t, 'p>(
     table: &'t RouteTable,
+    host: Option<&str>,
     raw_path: &'p str,
 ) -> Result<(&'t Route, Cow<'p, str>), Refusal> {
     let path = canonical_path(raw_path).map_err(|_| Refusal::InvalidPath)?;
-    let route = table.match_path(&path).ok_or(Refusal::NoRoute)?;
+    let route = table.match_route(host, &path).ok_or(Refusal::NoRoute)?;
     Ok((route, path))
 }
 
@@ -139,11 +142,27 @@ mod tests {
     #[test]
     fn route_phase_refuses_unknown_and_ambiguous_paths() {
         let table = table();
-        let (route, path) = route_phase(&table, "/api/acc%6Funts").unwrap();
+        let (route, path) = route_phase(&table, Some("any.test"), "/api/acc%6Funts").unwrap();
         assert_eq!((route.name(), path.as_ref()), ("api", "/api/accounts"));
-        assert_eq!(route_phase(&table, "/apix").unwrap_err(), Refusal::NoRoute);
-        assert_eq!(route_phase(&table, "/api/../admin").unwrap_err(), Refusal::InvalidPath);
-        assert_eq!(route_phase(&table, "/api//accounts").unwrap_err(), Refusal::InvalidPath);
+        assert_eq!(route_phase(&table, None, "/apix").unwrap_err(), Refusal::NoRoute);
+        assert_eq!(route_phase(&table, None, "/api/../admin").unwrap_err(), Refusal::InvalidPath);
+        assert_eq!(route_phase(&table, None, "/api//accounts").unwrap_err(), Refusal::InvalidPath);
+    }
+
+    #[test]
+    fn route_phase_refuses_a_call_without_host_when_every_route_names_one() {
+        let table = RouteTable::new(&[RouteConfig {
+            name: "shop".into(),
+            host: Some("shop.test".into()),
+            prefix: "/".into(),
+            upstream: "http://127.0.0.1:9".into(),
+            ..RouteConfig::default()
+        }])
+        .unwrap();
+        assert_eq!(route_phase(&table, Some("SHOP.test:7480"), "/x").unwrap().0.name(), "shop");
+        for host in [None, Some("other.test"), Some("[::1]:7480")] {
+            assert_eq!(route_phase(&table, host, "/x").unwrap_err(), Refusal::NoRoute, "{host:?}");
+        }
     }
 
     fn with_authorization(values: &[&[u8]]) -> HeaderMap {

@@ -99,6 +99,10 @@ impl BlockList {
 
     /// Add a block. A block already expired at `now` is ignored (`Ok(false)`). When a key is blocked twice, the
     /// later `until` wins. A malformed address changes nothing.
+    ///
+    /// A block with the id of the block held for its key is that block again, changed: its `until` replaces the
+    /// held one, so an `until` at or before `now` lifts the block (watch's undo). Returns whether the key is blocked
+    /// by it now.
     pub fn apply(&mut self, block: &Block, now: Timestamp) -> Result<bool, BlockError> {
         let entry = Entry { id: block.id.clone(), reason: block.reason.clone(), until: block.until };
         let empty = || BlockError::EmptyTarget { id: block.id.clone() };
@@ -116,24 +120,20 @@ impl BlockList {
             ),
             _ => None,
         };
-        if block.until <= now {
-            return Ok(false);
-        }
-        match (&block.target, address) {
-            (_, Some(Address::Host(ip))) => keep_latest(self.ips.entry(ip), entry),
+        Ok(match (&block.target, address) {
+            (_, Some(Address::Host(ip))) => keep_latest(self.ips.entry(ip), entry, now),
             (_, Some(Address::Net(IpNet::V4(net)))) => {
-                keep_latest(self.v4_ranges.entry(net.prefix_len()).or_default().entry(net), entry)
+                keep_latest(self.v4_ranges.entry(net.prefix_len()).or_default().entry(net), entry, now)
             }
             (_, Some(Address::Net(IpNet::V6(net)))) => {
-                keep_latest(self.v6_ranges.entry(net.prefix_len()).or_default().entry(net), entry)
+                keep_latest(self.v6_ranges.entry(net.prefix_len()).or_default().entry(net), entry, now)
             }
-            (BlockTarget::Client(v), None) => keep_latest(self.clients.entry(v.clone()), entry),
-            (BlockTarget::User(v), None) => keep_latest(self.users.entry(v.clone()), entry),
-            (BlockTarget::Session(v), None) => keep_latest(self.sessions.entry(v.clone()), entry),
-            (BlockTarget::Token(v), None) => keep_latest(self.tokens.entry(v.clone()), entry),
+            (BlockTarget::Client(v), None) => keep_latest(self.clients.entry(v.clone()), entry, now),
+            (BlockTarget::User(v), None) => keep_latest(self.users.entry(v.clone()), entry, now),
+            (BlockTarget::Session(v), None) => keep_latest(self.sessions.entry(v.clone()), entry, now),
+            (BlockTarget::Token(v), None) => keep_latest(self.tokens.entry(v.clone()), entry, now),
             (BlockTarget::Ip(_) | BlockTarget::IpRange(_), None) => return Err(empty()),
-        }
-        Ok(true)
+        })
     }
 
     /// The block that applies to a call at `now`, if any. The narrowest key is reported first (token, session,
@@ -205,18 +205,24 @@ fn unexpired<K>(now: Timestamp) -> impl FnMut(&K, &mut Entry) -> bool {
     move |_, e| e.until > now
 }
 
-fn keep_latest<K>(slot: std::collections::hash_map::Entry<'_, K, Entry>, entry: Entry) {
+/// Puts `entry` in `slot` (see [`BlockList::apply`]); returns whether it is the key's live block afterwards.
+fn keep_latest<K>(slot: std::collections::hash_map::Entry<'_, K, Entry>, entry: Entry, now: Timestamp) -> bool {
     use std::collections::hash_map::Entry as Slot;
+    let live = entry.until > now;
     match slot {
-        Slot::Vacant(v) => {
+        // The same block, changed (shortened, or lifted by an `until` in the past).
+        Slot::Occupied(o) if o.get().id == entry.id && !live => {
+            o.remove();
+        }
+        Slot::Occupied(mut o) if o.get().id == entry.id || (live && entry.until > o.get().until) => {
+            o.insert(entry);
+        }
+        Slot::Vacant(v) if live => {
             v.insert(entry);
         }
-        Slot::Occupied(mut o) => {
-            if entry.until > o.get().until {
-                o.insert(entry);
-            }
-        }
+        Slot::Occupied(_) | Slot::Vacant(_) => return false,
     }
+    live
 }
 
 enum Address {
@@ -335,6 +341,25 @@ mod tests {
         assert_eq!(list.check(&keys, NOW).unwrap().id, "a");
         list.apply(&block("c", BlockTarget::User("u".into()), 4_000), NOW).unwrap();
         assert_eq!(list.check(&keys, Timestamp::from_secs(3_500)).unwrap().id, "c");
+    }
+
+    #[test]
+    fn the_same_block_again_shortens_or_lifts_it() {
+        let mut ips = list(&[block("a", BlockTarget::Ip("203.0.113.7".into()), 3_000)]);
+        let keys = BlockKeys { ip: ip("203.0.113.7"), ..Default::default() };
+        // Another block with an earlier end does not shorten it; the same block does.
+        assert_eq!(ips.apply(&block("b", BlockTarget::Ip("203.0.113.7".into()), 2_000), NOW), Ok(false));
+        assert_eq!(ips.check(&keys, Timestamp::from_secs(2_500)).unwrap().id, "a");
+        assert_eq!(ips.apply(&block("a", BlockTarget::Ip("203.0.113.7".into()), 2_000), NOW), Ok(true));
+        assert_eq!(ips.check(&keys, Timestamp::from_secs(2_500)), None);
+        // Ended now: lifted at once and forgotten; another block's end in the past lifts nothing.
+        let mut ranges = list(&[block("a", BlockTarget::IpRange("10.0.0.0/8".into()), 3_000)]);
+        let keys = BlockKeys { ip: ip("10.1.2.3"), ..Default::default() };
+        assert_eq!(ranges.apply(&block("x", BlockTarget::IpRange("10.0.0.0/8".into()), 900), NOW), Ok(false));
+        assert!(ranges.check(&keys, NOW).is_some());
+        assert_eq!(ranges.apply(&block("a", BlockTarget::IpRange("10.0.0.0/8".into()), 1_000), NOW), Ok(false));
+        assert_eq!(ranges.check(&keys, NOW), None);
+        assert!(ranges.is_empty());
     }
 
     #[test]

@@ -2,7 +2,8 @@
 
 use serde::{Deserialize, Serialize};
 
-/// One route of the gate: requests whose path starts with `prefix` (on whole path segments) go to `upstream`.
+/// One route of the gate: requests for `host` (any host if unset) whose path starts with `prefix` (on whole path
+/// segments) go to `upstream`, or round-robin to one of `upstreams`.
 ///
 /// ```toml
 /// [[gate.routes]]
@@ -10,17 +11,43 @@ use serde::{Deserialize, Serialize};
 /// prefix = "/"
 /// upstream = "http://127.0.0.1:7401"
 /// auth = "argus"
+///
+/// [[gate.routes]]
+/// name = "shop"
+/// host = "*.shop.example"
+/// prefix = "/api"
+/// upstreams = ["http://10.0.0.1:8080", "http://10.0.0.2:8080"]
 /// ```
+///
+/// **Which route serves a call.** The request's host (`Host`, or the HTTP/2 `:authority`; compared without port
+/// and case-insensitively) picks one set of routes: those naming exactly that host; if none does, those of the
+/// most specific `*.` wildcard matching it (the longest suffix); if none does either (or the request names no
+/// usable host), the routes without `host`. Within that set the longest matching prefix wins, and a path none of
+/// them serves is 404 — a host with routes of its own is never served by another host's or a host-less route,
+/// so a catch-all route cannot expose paths a host's routes left out.
 #[derive(Clone, Debug, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct RouteConfig {
     /// A unique name; events and logs name the route by it.
     pub name: String,
+    /// The host this route serves: a DNS name (`api.example.com`) or a wildcard (`*.example.com`: one or more
+    /// labels before `.example.com`, never `example.com` itself), without port, any case. Unset: any host that
+    /// no route names (see above). Two routes may share a prefix only if their hosts differ.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub host: Option<String>,
     /// The path prefix this route serves, matched on whole segments: `/api` matches `/api` and `/api/x`, not
     /// `/apix`. The longest matching prefix wins. `/` matches every path.
     pub prefix: String,
     /// The upstream base URL, `http://host:port` (plain http for now). The request path is passed through unchanged.
+    /// Exactly one of `upstream` and `upstreams` is set.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
     pub upstream: String,
+    /// Several upstream base URLs serving the same API, instead of `upstream`: calls go round-robin. One whose
+    /// connection is refused (or cannot be made) is skipped for 10 seconds, then tried again; the call that found
+    /// it down is sent to the next one if its body can be sent again (no body, or buffered because the route has
+    /// `openapi`). If every one is down, the call is answered 502.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub upstreams: Vec<String>,
     /// `argus` (default): calls need a valid Argus access token, except operations whose `security` allows
     /// anonymous calls. `none`: the API keeps its own auth; calls are still validated, limited and observed.
     #[serde(default)]
@@ -54,13 +81,16 @@ fn strict_default() -> bool {
     true
 }
 
-/// An empty route (name, prefix and upstream still to fill in) with the file defaults: `argus` auth, strict.
+/// An empty route (name, prefix and upstream still to fill in) with the file defaults: any host, `argus` auth,
+/// strict.
 impl Default for RouteConfig {
     fn default() -> Self {
         Self {
             name: String::new(),
+            host: None,
             prefix: String::new(),
             upstream: String::new(),
+            upstreams: Vec::new(),
             auth: AuthMode::default(),
             require: Vec::new(),
             openapi: None,

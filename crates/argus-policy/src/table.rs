@@ -3,6 +3,10 @@
 use crate::config::{AuthMode, ResponseMode, RouteConfig, RuleConfig};
 use crate::path::{canonical_path, segment_prefix_matches};
 
+mod host;
+
+use host::{HostPattern, request_host};
+
 /// A route configuration the gate cannot run with. The message names the route and the offending value.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum PolicyError {
@@ -12,6 +16,19 @@ pub enum PolicyError {
     DuplicateName(String),
     #[error("route {route:?}: prefix {prefix:?} is already the prefix of route {other:?}")]
     DuplicatePrefix { route: String, other: String, prefix: String },
+    #[error("route {route:?}: host {host:?} and prefix {prefix:?} are already those of route {other:?}")]
+    DuplicateHostPrefix { route: String, other: String, host: String, prefix: String },
+    #[error(
+        "route {route:?}: host {host:?} must be a DNS name (api.example.com) or a wildcard of one (*.example.com), \
+         without port"
+    )]
+    BadHost { route: String, host: String },
+    #[error("route {route:?}: set `upstream` or `upstreams`")]
+    NoUpstream { route: String },
+    #[error("route {route:?}: `upstream` and `upstreams` exclude each other; set one")]
+    BothUpstreams { route: String },
+    #[error("route {route:?}: upstream {url:?} is listed twice")]
+    DuplicateUpstream { route: String, url: String },
     #[error(
         "route {route:?}: path {path:?} must start with '/', be written decoded and contain no '.', '..', empty \
          segments, ';', '?', '#' or '\\'"
@@ -32,8 +49,17 @@ pub enum PolicyError {
 pub struct RouteTable {
     /// In configuration order; [`Route::index`] points here.
     routes: Vec<Route>,
-    /// Indices into `routes`, longest prefix first, so the first match is the longest.
-    by_prefix_length: Vec<usize>,
+    /// The routes of each configured host, most specific host first (see [`RouteTable::match_route`]).
+    hosts: Vec<HostRoutes>,
+    /// The routes without a host, as indices into `routes`, longest prefix first so the first match is the longest.
+    any_host: Vec<usize>,
+}
+
+/// The routes naming one host pattern, longest prefix first.
+#[derive(Clone, Debug)]
+struct HostRoutes {
+    pattern: HostPattern,
+    routes: Vec<usize>,
 }
 
 /// One validated route.
@@ -41,8 +67,10 @@ pub struct RouteTable {
 pub struct Route {
     index: usize,
     name: String,
+    host: Option<HostPattern>,
     prefix: String,
-    upstream: String,
+    /// One or more, as configured.
+    upstreams: Vec<String>,
     auth: AuthMode,
     rules: Vec<Rule>,
 }
@@ -65,23 +93,40 @@ impl RouteTable {
             if let Some(other) = routes.iter().find(|r| r.name == route.name) {
                 return Err(PolicyError::DuplicateName(other.name.clone()));
             }
-            if let Some(other) = routes.iter().find(|r| r.prefix == route.prefix) {
-                return Err(PolicyError::DuplicatePrefix {
-                    route: route.name,
-                    other: other.name.clone(),
-                    prefix: other.prefix.clone(),
+            if let Some(other) = routes.iter().find(|r| r.host == route.host && r.prefix == route.prefix) {
+                return Err(match &route.host {
+                    None => PolicyError::DuplicatePrefix {
+                        route: route.name,
+                        other: other.name.clone(),
+                        prefix: other.prefix.clone(),
+                    },
+                    Some(host) => PolicyError::DuplicateHostPrefix {
+                        route: route.name.clone(),
+                        other: other.name.clone(),
+                        host: host.to_config(),
+                        prefix: other.prefix.clone(),
+                    },
                 });
             }
             routes.push(route);
         }
-        let mut by_prefix_length: Vec<usize> = (0..routes.len()).collect();
-        by_prefix_length.sort_by_key(|&i| std::cmp::Reverse(routes[i].prefix.len()));
-        Ok(Self { routes, by_prefix_length })
+        let (hosts, any_host) = group_by_host(&routes);
+        Ok(Self { routes, hosts, any_host })
     }
 
-    /// The route with the longest prefix that `path` (canonical, see [`crate::canonical_path`]) lies under.
-    pub fn match_path(&self, path: &str) -> Option<&Route> {
-        self.by_prefix_length.iter().map(|&i| &self.routes[i]).find(|r| segment_prefix_matches(&r.prefix, path))
+    /// The route serving a request for `host` (a `Host` header or `:authority` as sent, port and all; `None` if
+    /// the request named none) and `path` (canonical, see [`crate::canonical_path`]).
+    ///
+    /// The host picks one set of routes: those naming it exactly; else those of the longest `*.` wildcard
+    /// matching it; else (also for a missing or malformed host) the routes without a host. In that set the
+    /// longest prefix `path` lies under wins. No fallback to another set: a host with routes of its own is
+    /// served by those alone.
+    pub fn match_route(&self, host: Option<&str>, path: &str) -> Option<&Route> {
+        let host = host.and_then(request_host);
+        let candidates = host
+            .and_then(|h| self.hosts.iter().find(|group| group.pattern.matches(h)))
+            .map_or(&self.any_host, |group| &group.routes);
+        candidates.iter().map(|&i| &self.routes[i]).find(|r| segment_prefix_matches(&r.prefix, path))
     }
 
     /// All routes, in configuration order.
@@ -90,13 +135,45 @@ impl RouteTable {
     }
 }
 
+/// The routes grouped by host pattern, most specific pattern first, and the routes without a host; each list
+/// longest prefix first.
+fn group_by_host(routes: &[Route]) -> (Vec<HostRoutes>, Vec<usize>) {
+    let mut hosts: Vec<HostRoutes> = Vec::new();
+    let mut any_host = Vec::new();
+    for route in routes {
+        match &route.host {
+            None => any_host.push(route.index),
+            Some(pattern) => match hosts.iter_mut().find(|group| group.pattern == *pattern) {
+                Some(group) => group.routes.push(route.index),
+                None => hosts.push(HostRoutes { pattern: pattern.clone(), routes: vec![route.index] }),
+            },
+        }
+    }
+    let longest_prefix_first = |list: &mut Vec<usize>| list.sort_by_key(|&i| std::cmp::Reverse(routes[i].prefix.len()));
+    longest_prefix_first(&mut any_host);
+    for group in &mut hosts {
+        longest_prefix_first(&mut group.routes);
+    }
+    // Exact names first, then wildcards longest suffix first: the first group matching a host is the one to use.
+    hosts.sort_by_key(|group| std::cmp::Reverse(group.pattern.specificity()));
+    (hosts, any_host)
+}
+
 impl Route {
     fn compile(index: usize, config: &RouteConfig) -> Result<Self, PolicyError> {
         if config.name.trim().is_empty() {
             return Err(PolicyError::EmptyName { index });
         }
         let name = config.name.clone();
+        let host = match &config.host {
+            Some(value) => Some(
+                HostPattern::parse(value)
+                    .ok_or_else(|| PolicyError::BadHost { route: name.clone(), host: value.clone() })?,
+            ),
+            None => None,
+        };
         let prefix = config_path(&name, &config.prefix)?;
+        let upstreams = config_upstreams(&name, config)?;
         if config.auth == AuthMode::None && !config.require.is_empty() {
             return Err(PolicyError::RulesWithoutAuth { route: name });
         }
@@ -105,7 +182,7 @@ impl Route {
             return Err(PolicyError::BlockWithoutSpec { route: name });
         }
         let rules = config.require.iter().map(|r| Rule::compile(&name, r)).collect::<Result<_, _>>()?;
-        Ok(Self { index, name, prefix, upstream: config.upstream.clone(), auth: config.auth, rules })
+        Ok(Self { index, name, host, prefix, upstreams, auth: config.auth, rules })
     }
 
     /// The route's position in the configuration.
@@ -118,14 +195,19 @@ impl Route {
         &self.name
     }
 
+    /// The host (`api.example.com`, `*.example.com`), lower-case; `None` for a route serving any host.
+    pub fn host(&self) -> Option<String> {
+        self.host.as_ref().map(HostPattern::to_config)
+    }
+
     /// The prefix, without a trailing slash (except `/` itself).
     pub fn prefix(&self) -> &str {
         &self.prefix
     }
 
-    /// The upstream base URL as configured.
-    pub fn upstream(&self) -> &str {
-        &self.upstream
+    /// The upstream base URLs as configured: `upstream`, or each of `upstreams`.
+    pub fn upstreams(&self) -> &[String] {
+        &self.upstreams
     }
 
     /// Whether calls need an access token.
@@ -193,6 +275,24 @@ pub fn missing_scopes<'a>(required: &'a [String], granted: &str) -> Vec<&'a str>
         .map(String::as_str)
         .filter(|wanted| !granted.split_ascii_whitespace().any(|g| g == *wanted))
         .collect()
+}
+
+/// The upstreams of a route: `upstream` or `upstreams`, exactly one of them, without repeats (a repeated URL
+/// would silently get a double share of the calls).
+fn config_upstreams(route: &str, config: &RouteConfig) -> Result<Vec<String>, PolicyError> {
+    match (config.upstream.is_empty(), config.upstreams.is_empty()) {
+        (false, true) => Ok(vec![config.upstream.clone()]),
+        (true, false) => {
+            for (i, url) in config.upstreams.iter().enumerate() {
+                if config.upstreams[..i].contains(url) {
+                    return Err(PolicyError::DuplicateUpstream { route: route.to_owned(), url: url.clone() });
+                }
+            }
+            Ok(config.upstreams.clone())
+        }
+        (true, true) => Err(PolicyError::NoUpstream { route: route.to_owned() }),
+        (false, false) => Err(PolicyError::BothUpstreams { route: route.to_owned() }),
+    }
 }
 
 /// A configured prefix or rule path: canonical already, without query or fragment; a trailing slash is dropped
