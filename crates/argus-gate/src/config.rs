@@ -45,6 +45,10 @@ pub struct GateConfig {
     pub routes: Vec<RouteConfig>,
     /// Seconds to wait for the upstream's response head (connect included) before answering 504. Default 30.
     pub upstream_timeout_secs: u64,
+    /// Seconds to wait for a connection to an upstream. An upstream that cannot be reached within this is marked
+    /// down for a cool-down and, where the request can be resent, the next upstream of the route is tried; keep it
+    /// well under `upstream_timeout_secs`, which covers both attempts. Default 5.
+    pub connect_timeout_secs: u64,
     /// The largest request body passed upstream, in bytes; larger bodies are answered 413. Default 1 MiB.
     pub max_body_bytes: u64,
     /// A token signed by an unknown key makes the gate refetch the issuer's JWKS, but at most once per this many
@@ -113,6 +117,7 @@ impl GateConfig {
             dpop_proof_max_age_secs,
             header_timeout_secs,
             token_cache_entries,
+            connect_timeout_secs,
             rate_limits,
             // Live: swapped in by a reload.
             routes: _,
@@ -132,6 +137,7 @@ impl GateConfig {
             ("gate.dpop_proof_max_age_secs", *dpop_proof_max_age_secs != new.dpop_proof_max_age_secs),
             ("gate.header_timeout_secs", *header_timeout_secs != new.header_timeout_secs),
             ("gate.token_cache_entries", *token_cache_entries != new.token_cache_entries),
+            ("gate.connect_timeout_secs", *connect_timeout_secs != new.connect_timeout_secs),
             ("gate.rate_limits.max_keys", rate_limits.max_keys != new.rate_limits.max_keys),
         ]
         .into_iter()
@@ -151,6 +157,7 @@ impl GateConfig {
         self.dpop_proof_max_age_secs = running.dpop_proof_max_age_secs;
         self.header_timeout_secs = running.header_timeout_secs;
         self.token_cache_entries = running.token_cache_entries;
+        self.connect_timeout_secs = running.connect_timeout_secs;
         self.rate_limits.max_keys = running.rate_limits.max_keys;
         self
     }
@@ -168,6 +175,7 @@ impl Default for GateConfig {
             issuer: None,
             routes: Vec::new(),
             upstream_timeout_secs: 30,
+            connect_timeout_secs: 5,
             max_body_bytes: 1024 * 1024,
             jwks_min_refresh_secs: 10,
             dpop_nonce: true,

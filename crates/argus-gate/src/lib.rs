@@ -2,7 +2,8 @@
 //!
 //! Each call goes through named phases, each a small function in its module (after Pingora's request phases):
 //!
-//! 1. **route** (`phases`): the longest configured prefix, on whole segments, of a canonical path;
+//! 1. **route** (`phases`): the request's host picks the routes naming it (exact, else the longest wildcard, else
+//!    those without a host), then the longest configured prefix, on whole segments, of a canonical path;
 //! 2. **token** (`phases`, `jwks`): an RFC 6750 bearer token, verified as an RFC 9068 access token against the
 //!    issuer's JWKS (discovered, cached, refetched for an unknown `kid`, coalesced and spaced);
 //! 3. **revocation** (`revocation`): the set fed by the control channel (and loaded at start), indexed by jti,
@@ -12,8 +13,9 @@
 //! 5. **scopes** (`phases`): the route's first matching rule;
 //! 6. **block list, rate limit** (`operation_phases`): blocks from the control channel; GCRA limits per token,
 //!    user, client and address, with `RateLimit` / `RateLimit-Policy` headers and 429 + `Retry-After`;
-//! 7. **proxy** (`proxy`): a keep-alive pool to the upstream, hop-by-hop headers stripped, forwarding headers set,
-//!    bodies streamed and the request body limited;
+//! 7. **proxy** (`proxy`): a keep-alive pool to the upstream (round-robin over several, one whose connection
+//!    failed skipped for a while), hop-by-hop headers stripped, forwarding headers set, bodies streamed and the
+//!    request body limited;
 //! 8. **emit** (`emit`): one `ApiCall` event per call, allowed or refused, after the response body is sent.
 //!
 //! A route with an `openapi` spec (`api`, `operation_phases`) runs the API's own description: after the route,
@@ -71,7 +73,7 @@ use crate::dpop::DpopGuard;
 use crate::forwarded::TrustedProxies;
 use crate::gate::{CurrentGate, Gate};
 use crate::jwks::{JwksCache, http_uri};
-use crate::proxy::{Upstream, upstream_client};
+use crate::proxy::{Upstream, parse_upstream_url, upstream_client};
 use crate::revocation::Revocations;
 use crate::token_cache::VerifiedTokens;
 
@@ -137,6 +139,7 @@ impl GateConfig {
     fn compile(&self) -> Result<Compiled, GateError> {
         for (key, value) in [
             ("upstream_timeout_secs", self.upstream_timeout_secs),
+            ("connect_timeout_secs", self.connect_timeout_secs),
             ("dpop_nonce_window_secs", self.dpop_nonce_window_secs),
             ("dpop_proof_max_age_secs", self.dpop_proof_max_age_secs),
             ("header_timeout_secs", self.header_timeout_secs),
@@ -153,20 +156,26 @@ impl GateConfig {
         }
         let trusted_proxies = TrustedProxies::parse(&self.trusted_proxies).map_err(GateError::TrustedProxy)?;
         let table = RouteTable::new(&self.routes)?;
-        let upstreams = table
-            .routes()
-            .iter()
-            .map(|r| {
-                Upstream::parse(r.name(), r.upstream()).map_err(|reason| GateError::Upstream {
-                    route: r.name().to_owned(),
-                    url: r.upstream().to_owned(),
-                    reason,
-                })
-            })
-            .collect::<Result<Vec<_>, _>>()?;
+        let upstreams = table.routes().iter().map(upstream_of).collect::<Result<Vec<_>, _>>()?;
         let apis = Apis::load(&self.routes, &table, &self.rate_limits, self.max_body_bytes).map_err(Box::new)?;
         Ok(Compiled { table, upstreams, apis, trusted_proxies })
     }
+}
+
+/// The upstream servers of `route`, their URLs checked; the error names the route and the URL.
+fn upstream_of(route: &argus_policy::Route) -> Result<Upstream, GateError> {
+    let authorities = route
+        .upstreams()
+        .iter()
+        .map(|url| {
+            parse_upstream_url(url).map_err(|reason| GateError::Upstream {
+                route: route.name().to_owned(),
+                url: url.clone(),
+                reason,
+            })
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(Upstream::new(route.name(), authorities))
 }
 
 /// A started gate: its router, and the handle that puts a new configuration in force.
@@ -266,7 +275,7 @@ pub async fn start(
         verified: Arc::new(VerifiedTokens::new(config.token_cache_entries)),
         revocations: Revocations::start(deps.control, deps.clock.clone(), deps.initial_revocations),
         dpop: Arc::new(dpop_guard(config, audience, &deps.dpop_nonce_secret, deps.replay)?),
-        client: upstream_client(upstream_timeout),
+        client: upstream_client(Duration::from_secs(config.connect_timeout_secs)),
         upstream_timeout,
         max_body_bytes: config.max_body_bytes,
         body_timeout: Duration::from_secs(config.body_timeout_secs),
