@@ -69,7 +69,10 @@ while true; do
   AFTER=$NOW
 done
 DRAIN=$(awk -v s="$START" -v n="$(date +%s.%N)" 'BEGIN { printf "%.1f", n - s - 0.2 }')
-GAPS=$(curl -sS --max-time 10 "$WATCH/api/alerts?attack=audit_gap")
+# The watch API takes admin tokens, as the admin API does (a fresh one: the first may have expired under load).
+ADMIN_TOKEN=$(curl -sS --max-time 10 -u "argus-admin:$ADMIN_SECRET" \
+  -d 'grant_type=client_credentials&scope=argus:admin' "$ISSUER/token" | field access_token)
+GAPS=$(curl -sS --max-time 10 -H "Authorization: Bearer $ADMIN_TOKEN" "$WATCH/api/alerts?attack=audit_gap")
 python3 - "$BEFORE" "$AFTER" "$RESULT" "$DRAIN" "$GAPS" <<'PY'
 import json, sys
 before, after = (json.loads(s)["consumer"] for s in sys.argv[1:3])

@@ -10,6 +10,9 @@
 //! [`client_spike`] (a client acting up), [`probing`] (fuzzing), [`decoy`], [`multivariate`] (a seeded
 //! isolation forest over per-caller windows, [`forest`]) and [`flow`] (rare endpoint transitions). Their state
 //! lives in bounded tables ([`keyed`]) with compact distinct counters ([`distinct`]) and evidence ([`evidence`]).
+//!
+//! What watch does about an alert is decided here too ([`respond`]: CEL rules and an allow-list), and
+//! [`replay`] runs recorded events through the detectors to measure them.
 #![forbid(unsafe_code)]
 
 pub mod actor;
@@ -33,6 +36,8 @@ pub mod object_walk;
 pub mod pipeline;
 pub mod probing;
 pub mod rate;
+pub mod replay;
+pub mod respond;
 pub mod scraping;
 pub mod slow_brute_force;
 pub mod store;
@@ -56,4 +61,9 @@ pub use gap::EventLoss;
 pub use keyed::{KeyState, Keyed};
 pub use pipeline::{ConfigError, Detector, Detectors, DetectorsConfig, Memory, is_watch_output};
 pub use rate::{LeakRate, LeakRateError, RatePeriod};
+pub use replay::{AttackReport, Label, Replay, ReplayLineError, ReplayReport, parse_line};
+pub use respond::{
+    ActionFilter, ActionKind, ActionRecord, ActionStatus, ActionStore, AllowList, Notification, Plan, PlannedAction,
+    ResponseRuleConfig, Responses, RevokeScope, Target, TimelineEntry, TimelinePage, TimelineQuery, UndoRefusal,
+};
 pub use store::{AlertStore, AuditLog, WatchStore, WatchStoreError};

@@ -93,6 +93,8 @@ pub enum EventKind {
     Alert(AlertRaised),
     /// An administrator changed a client, a user or the signing keys (admin API, CLI).
     AdminChange(AdminChange),
+    /// Watch responded to an alert (or, observe-only, would have), or an operator undid a response.
+    Action(ActionTaken),
 }
 
 impl EventKind {
@@ -105,6 +107,7 @@ impl EventKind {
             Self::Revoked(_) => "Revoked",
             Self::Alert(_) => "Alert",
             Self::AdminChange(_) => "AdminChange",
+            Self::Action(_) => "Action",
         }
     }
 }
@@ -260,6 +263,23 @@ pub struct AlertRaised {
     pub severity: String,
     /// One line a person can read.
     pub summary: String,
+}
+
+/// A response of watch to an alert, as it travels the bus; the full record is in watch's store. The event's
+/// principal names the target where it is one (an IP, a user, a session ...).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ActionTaken {
+    pub action_id: String,
+    pub alert_id: String,
+    /// The response rule that decided it.
+    pub rule: String,
+    /// `revoke`, `block`, `step_up`, `notify` or `record`.
+    pub action: String,
+    /// What it applies to, `<kind>:<value>`, e.g. `ip:203.0.113.7` or `session:<sid>`.
+    pub target: String,
+    /// `applied`; `observed` (the rule is observe-only: nothing was done); `failed`; `undone` (an operator lifted
+    /// it).
+    pub status: String,
 }
 
 #[cfg(test)]

@@ -25,6 +25,6 @@ pub fn truncate_utf8(s: &str, max: usize) -> &str {
 pub use clock::{Clock, SystemClock, Timestamp};
 pub use control::{Block, BlockTarget, ControlMessage, Revocation, RevocationScope, TokenKeys};
 pub use event::{
-    AdminChange, AlertRaised, ApiCall, Decision, EVENT_SCHEMA_VERSION, Event, EventKind, Login, LoginFailure,
-    LoginOutcome, Principal, RefreshReuse, ResponseCheck, Revoked, TokenIssued,
+    ActionTaken, AdminChange, AlertRaised, ApiCall, Decision, EVENT_SCHEMA_VERSION, Event, EventKind, Login,
+    LoginFailure, LoginOutcome, Principal, RefreshReuse, ResponseCheck, Revoked, TokenIssued,
 };

@@ -38,23 +38,23 @@ const AUDIT_COLUMNS: &str =
 /// A duplicate event is skipped, not an error; a clash on `seq` or `prev_hash` (a forked chain) still fails.
 const SKIP_LOGGED_EVENTS: &str = " ON CONFLICT (event_id) DO NOTHING";
 
-fn db(e: sqlx::Error) -> WatchStoreError {
+pub(crate) fn db(e: sqlx::Error) -> WatchStoreError {
     WatchStoreError::Backend(Box::new(e))
 }
 
-fn corrupt(what: impl Into<String>) -> WatchStoreError {
+pub(crate) fn corrupt(what: impl Into<String>) -> WatchStoreError {
     WatchStoreError::Corrupt(what.into())
 }
 
-fn text(row: &SqliteRow, col: &str) -> Result<String, WatchStoreError> {
+pub(crate) fn text(row: &SqliteRow, col: &str) -> Result<String, WatchStoreError> {
     row.try_get::<String, _>(col).map_err(db)
 }
 
-fn millis(row: &SqliteRow, col: &str) -> Result<Timestamp, WatchStoreError> {
+pub(crate) fn millis(row: &SqliteRow, col: &str) -> Result<Timestamp, WatchStoreError> {
     Ok(Timestamp::from_millis(row.try_get::<i64, _>(col).map_err(db)?))
 }
 
-fn unsigned(row: &SqliteRow, col: &str) -> Result<u64, WatchStoreError> {
+pub(crate) fn unsigned(row: &SqliteRow, col: &str) -> Result<u64, WatchStoreError> {
     let n = row.try_get::<i64, _>(col).map_err(db)?;
     u64::try_from(n).map_err(|_| corrupt(format!("negative {col}")))
 }
@@ -65,7 +65,7 @@ fn parsed<T: std::str::FromStr>(row: &SqliteRow, col: &str) -> Result<T, WatchSt
 
 /// SQLite integers are signed; the chain and counts never get near `i64::MAX`, and saturating is safer than
 /// wrapping if they did.
-fn signed(n: u64) -> i64 {
+pub(crate) fn signed(n: u64) -> i64 {
     i64::try_from(n).unwrap_or(i64::MAX)
 }
 
@@ -105,7 +105,7 @@ fn alert_json(alert: &Alert) -> Result<(String, String), WatchStoreError> {
     Ok((feature, evidence))
 }
 
-async fn write_transaction(store: &Store) -> Result<Transaction<'static, Sqlite>, WatchStoreError> {
+pub(crate) async fn write_transaction(store: &Store) -> Result<Transaction<'static, Sqlite>, WatchStoreError> {
     store.pool().begin_with("BEGIN IMMEDIATE").await.map_err(db)
 }
 

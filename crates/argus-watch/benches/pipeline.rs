@@ -10,7 +10,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use argus_bus::EventBus;
+use argus_bus::{ControlChannel, EventBus};
 use argus_detect::{
     Alert, AlertChange, AlertDraft, AlertFilter, AlertStore, AuditLog, AuditRecord, BatchAppended, ChainVerdict,
     Detectors, DetectorsConfig, WatchStore, WatchStoreError,
@@ -19,7 +19,7 @@ use argus_model::{
     ApiCall, Decision, Event, EventKind, Login, LoginFailure, LoginOutcome, Principal, SystemClock, Timestamp,
 };
 use argus_store::Store;
-use argus_watch::{Watch, WatchConfig, WatchDeps, WatchStats};
+use argus_watch::{IssuerLink, Watch, WatchConfig, WatchDeps, WatchStats};
 use tokio::sync::Notify;
 
 type BoxError = Box<dyn std::error::Error>;
@@ -212,8 +212,21 @@ async fn rig(capacity: usize) -> Result<Rig, BoxError> {
     let inner = Store::open_dir(dir.path()).await?;
     let store = Arc::new(Signalling { inner, appended: AtomicU64::new(0), batch_done: Notify::new() });
     let bus = EventBus::new(capacity);
-    let deps =
-        WatchDeps { store: store.clone() as Arc<dyn WatchStore>, events: bus.clone(), clock: Arc::new(SystemClock) };
+    let issuer_store = Arc::new(store.inner.clone());
+    let deps = WatchDeps {
+        store: store.clone() as Arc<dyn WatchStore>,
+        actions: issuer_store.clone(),
+        // No response rules and no API calls here: the issuer is never reached.
+        issuer: IssuerLink {
+            store: issuer_store,
+            url: "http://127.0.0.1:9".into(),
+            audience: "http://127.0.0.1:9".into(),
+            access_token_ttl: std::time::Duration::from_secs(300),
+        },
+        control: ControlChannel::new(16),
+        events: bus.clone(),
+        clock: Arc::new(SystemClock),
+    };
     let watch = Watch::start(&WatchConfig::default(), deps).await?;
     Ok(Rig { _dir: dir, store, bus, watch })
 }

@@ -3,7 +3,7 @@
 use std::net::SocketAddr;
 use std::num::NonZeroUsize;
 
-use argus_detect::{ConfigError, DetectorsConfig};
+use argus_detect::{ConfigError, DetectorsConfig, ResponseRuleConfig, Responses};
 use serde::{Deserialize, Serialize};
 
 use crate::WatchError;
@@ -16,8 +16,8 @@ pub struct WatchConfig {
     /// API; the events the issuer and gate publish reach no subscriber and are dropped at once. For measuring the
     /// gate without the audit cost (`bench/gate`), not for production: nothing is audited.
     pub enabled: bool,
-    /// Address of the watch API (`/api/alerts`, `/healthz`). Default `127.0.0.1:7490`. The API has no
-    /// authentication yet and alerts name IPs and user names: keep it on loopback.
+    /// Address of the watch API (`/api/...`, `/healthz`). Default `127.0.0.1:7490`. Every `/api/...` call needs
+    /// an admin token of the issuer (scope `argus:admin`), as the admin API does; `/healthz` is open.
     pub listen: SocketAddr,
     /// Most events taken from the bus and appended to the audit log in one transaction. Default `1024`, at most
     /// `65536`. Watch never waits to fill a batch: a lone event is written at once, a backlog in full batches,
@@ -26,6 +26,13 @@ pub struct WatchConfig {
     /// `[watch.detectors.*]`: which detectors run and their thresholds, e.g.
     /// `[watch.detectors.failed_login.per_ip]` with `threshold = 20` and `leak = "10/min"`.
     pub detectors: DetectorsConfig,
+    /// `[[watch.responses]]`: what to do about alerts, in order (see `argus_detect::respond`). Default: none,
+    /// alerts are only recorded. E.g. `name = "decoy"`, `when = "alert.attack == 'decoy_hit'"`,
+    /// `action = "block"`, `ttl_secs = 3600`.
+    pub responses: Vec<ResponseRuleConfig>,
+    /// Callers never acted on, though their alerts are recorded: addresses and CIDR ranges (e.g. a NAT shared by
+    /// many users), `client:<client_id>`, `user:<sub>`, `account:<user name>`, `session:<sid>`, `token:<jti>`.
+    pub allow: Vec<String>,
 }
 
 /// The default `watch.listen`.
@@ -44,6 +51,8 @@ impl Default for WatchConfig {
             listen: DEFAULT_LISTEN,
             max_batch: DEFAULT_MAX_BATCH,
             detectors: DetectorsConfig::default(),
+            responses: Vec::new(),
+            allow: Vec::new(),
         }
     }
 }
@@ -57,7 +66,13 @@ impl WatchConfig {
                 format!("must be at most {MAX_BATCH_LIMIT}"),
             )));
         }
-        self.detectors.validate().map_err(WatchError::Config)
+        self.detectors.validate()?;
+        self.compile_responses().map(drop)
+    }
+
+    /// The response rules and allow-list, compiled (a bad `when` is refused here, by `argus config check` too).
+    pub fn compile_responses(&self) -> Result<Responses, WatchError> {
+        Ok(Responses::compile(&self.responses, &self.allow)?)
     }
 }
 
@@ -118,5 +133,40 @@ mod tests {
         let c: WatchConfig = toml::from_str("max_batch = 65537").unwrap();
         assert!(c.validate().unwrap_err().to_string().contains("watch.max_batch"));
         toml::from_str::<WatchConfig>("max_batch = 65536").unwrap().validate().unwrap();
+    }
+
+    #[test]
+    fn responses_and_allow_lists_parse_and_are_checked() {
+        let text = r#"
+            allow = ["10.0.0.0/8", "client:partner-app"]
+            [[responses]]
+            name = "decoy"
+            when = "alert.attack == 'decoy_hit'"
+            action = "block"
+            ttl_secs = 3600
+            [[responses]]
+            name = "stolen"
+            when = "alert.attack == 'stolen_token'"
+            action = "revoke"
+            scope = "family"
+            observe_only = true
+        "#;
+        let c: WatchConfig = toml::from_str(text).unwrap();
+        c.validate().unwrap();
+        assert_eq!((c.responses.len(), c.allow.len()), (2, 2));
+        let again: WatchConfig = toml::from_str(&toml::to_string(&c).unwrap()).unwrap();
+        assert_eq!(again, c);
+        for (text, needle) in [
+            ("[[responses]]\nname = \"x\"\nwhen = \"alert.attack ==\"\naction = \"record\"", "watch.responses[0].when"),
+            ("[[responses]]\nname = \"x\"\nwhen = \"true\"\naction = \"block\"", "watch.responses[0].ttl_secs"),
+            ("allow = [\"10.0.0.0/40\"]", "watch.allow[0]"),
+        ] {
+            let c: WatchConfig = toml::from_str(text).unwrap();
+            let err = c.validate().unwrap_err().to_string();
+            assert!(err.contains(needle), "{text}: {err}");
+        }
+        let typo =
+            toml::from_str::<WatchConfig>("[[responses]]\nname = \"x\"\nwhen = \"true\"\naction = \"record\"\nttl = 1");
+        assert!(typo.unwrap_err().to_string().contains("ttl"));
     }
 }

@@ -1,15 +1,17 @@
-//! The consumer: source (bus) -> audit sink -> detectors -> alert sink, one batch at a time.
+//! The consumer: source (bus) -> audit sink -> detectors -> alert sink -> responder, one batch at a time.
 //!
 //! One task runs the pipeline, so events are audited in the order the bus delivered them and the detectors (which
 //! keep state) see them in that order too. A batch is what the bus had queued (see [`BusSource::next_batch`]): its
 //! events are audited in one transaction, then run through the detectors in order, then the alerts they raised are
-//! stored in one transaction, after the audit rows their evidence names.
+//! stored in one transaction, after the audit rows their evidence names; then the response rules act on the alerts
+//! the batch changed.
 
 use std::sync::Arc;
 
 use argus_detect::{Detectors, EventLoss};
 use tokio::sync::Notify;
 
+use crate::respond::Responder;
 use crate::sink::{AlertSink, AuditSink, NODE};
 use crate::source::{Batch, BusSource};
 use crate::stats::Stats;
@@ -19,6 +21,7 @@ pub(crate) struct Pipeline {
     pub(crate) audit: AuditSink,
     pub(crate) detectors: Detectors,
     pub(crate) alerts: AlertSink,
+    pub(crate) responder: Responder,
     pub(crate) stats: Arc<Stats>,
     /// The id of the last event received: where a later loss sits in the audit log.
     pub(crate) last_event: Option<String>,
@@ -36,7 +39,8 @@ impl Pipeline {
         if batch.lost > 0 {
             drafts.push(self.loss_draft(batch.lost));
         }
-        self.alerts.write(drafts).await;
+        let changes = self.alerts.write(drafts).await;
+        self.responder.respond(&changes).await;
     }
 
     /// The `audit_gap` alert for `lost` events dropped after the last one received.

@@ -124,17 +124,22 @@ impl AlertSink {
         self.clock.as_ref()
     }
 
-    /// Records a batch's drafts in order, in one transaction, then announces what is news.
-    pub(crate) async fn write(&self, drafts: Vec<AlertDraft>) {
+    /// Records a batch's drafts in order, in one transaction, then announces what is news. Returns the changes
+    /// (none if storing failed), for the responder.
+    pub(crate) async fn write(&self, drafts: Vec<AlertDraft>) -> Vec<AlertChange> {
         if drafts.is_empty() {
-            return;
+            return Vec::new();
         }
         let count = drafts.len();
         match self.store.record_alerts(drafts).await {
-            Ok(changes) => changes.iter().filter(|c| c.is_news()).for_each(|c| self.announce(c)),
+            Ok(changes) => {
+                changes.iter().filter(|c| c.is_news()).for_each(|c| self.announce(c));
+                changes
+            }
             Err(error) => {
                 self.stats.alert_failures(count as u64);
                 tracing::error!(%error, drafts = count, "storing alerts failed");
+                Vec::new()
             }
         }
     }

@@ -17,6 +17,9 @@ pub(crate) struct Stats {
     audit_failures: AtomicU64,
     alert_failures: AtomicU64,
     alerts_announced: AtomicU64,
+    actions_taken: AtomicU64,
+    actions_observed: AtomicU64,
+    actions_failed: AtomicU64,
 }
 
 /// A copy of the counters at one instant.
@@ -41,6 +44,12 @@ pub struct WatchStats {
     pub alert_failures: u64,
     /// New or escalated alerts published on the bus.
     pub alerts_announced: u64,
+    /// Responses taken (blocks, revocations, step-ups, notifications, records).
+    pub actions_taken: u64,
+    /// Responses of observe-only rules: decided and recorded, not taken.
+    pub actions_observed: u64,
+    /// Responses that could not be recorded or taken.
+    pub actions_failed: u64,
 }
 
 fn add(counter: &AtomicU64, n: u64) {
@@ -86,6 +95,18 @@ impl Stats {
         add(&self.alerts_announced, 1);
     }
 
+    pub(crate) fn action_taken(&self) {
+        add(&self.actions_taken, 1);
+    }
+
+    pub(crate) fn action_observed(&self) {
+        add(&self.actions_observed, 1);
+    }
+
+    pub(crate) fn action_failed(&self) {
+        add(&self.actions_failed, 1);
+    }
+
     pub(crate) fn snapshot(&self) -> WatchStats {
         let get = |c: &AtomicU64| c.load(Ordering::Relaxed);
         WatchStats {
@@ -98,6 +119,9 @@ impl Stats {
             audit_failures: get(&self.audit_failures),
             alert_failures: get(&self.alert_failures),
             alerts_announced: get(&self.alerts_announced),
+            actions_taken: get(&self.actions_taken),
+            actions_observed: get(&self.actions_observed),
+            actions_failed: get(&self.actions_failed),
         }
     }
 }

@@ -132,9 +132,26 @@ pub async fn start(mut config: Config, opts: UpOptions) -> anyhow::Result<Runnin
     // Watch subscribes first so it sees every event the others emit from their first request on. Turned off, nobody
     // subscribes and published events are dropped at once (`bench/gate` measures the gate with and without it).
     let watch = if config.watch.enabled {
-        let deps =
-            argus_watch::WatchDeps { store: Arc::new(store.clone()), events: events.clone(), clock: clock.clone() };
-        Some(argus_watch::Watch::start(&config.watch, deps).await.context("watch")?)
+        // The demo's responses (demo.toml) stand in for none configured (a copy: a reload compares the file's).
+        let mut watch_config = config.watch.clone();
+        if opts.demo && watch_config.responses.is_empty() {
+            watch_config.responses = demo::watch_responses()?;
+        }
+        let shared = Arc::new(store.clone());
+        let deps = argus_watch::WatchDeps {
+            store: shared.clone(),
+            actions: shared.clone(),
+            issuer: argus_watch::IssuerLink {
+                store: shared,
+                url: issuer_url.clone(),
+                audience: audience.clone(),
+                access_token_ttl: Duration::from_secs(config.issuer.access_token_ttl_secs),
+            },
+            control: control.clone(),
+            events: events.clone(),
+            clock: clock.clone(),
+        };
+        Some(argus_watch::Watch::start(&watch_config, deps).await.context("watch")?)
     } else {
         None
     };

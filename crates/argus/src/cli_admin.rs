@@ -416,31 +416,7 @@ impl Api {
     async fn connect(issuer: &str, client_id: &str, secret: &str) -> anyhow::Result<Self> {
         let http = Client::builder(TokioExecutor::new()).build_http();
         let base = url::Url::parse(issuer.trim_end_matches('/')).with_context(|| format!("issuer URL {issuer:?}"))?;
-        let discovery_url = format!("{}/.well-known/openid-configuration", issuer.trim_end_matches('/'));
-        let (status, discovery) = send(&http, Method::GET, &discovery_url, &[], None).await?;
-        if status != StatusCode::OK {
-            bail!("discovery at {discovery_url} answered {status}");
-        }
-        let token_endpoint = discovery["token_endpoint"]
-            .as_str()
-            .ok_or_else(|| anyhow!("the issuer's metadata has no token_endpoint"))?
-            .to_owned();
-        let form = url::form_urlencoded::Serializer::new(String::new())
-            .append_pair("grant_type", "client_credentials")
-            .append_pair("scope", ADMIN_SCOPE)
-            .finish();
-        let basic = basic_credentials(client_id, secret);
-        let headers =
-            [(header::AUTHORIZATION, basic.as_str()), (header::CONTENT_TYPE, "application/x-www-form-urlencoded")];
-        let (status, answer) = send(&http, Method::POST, &token_endpoint, &headers, Some(form.into_bytes())).await?;
-        if status != StatusCode::OK {
-            bail!(
-                "the issuer refused the admin client ({status}): {} {}",
-                answer["error"].as_str().unwrap_or("?"),
-                answer["error_description"].as_str().unwrap_or("")
-            );
-        }
-        let token = answer["access_token"].as_str().ok_or_else(|| anyhow!("no access_token in the answer"))?.to_owned();
+        let token = admin_token(&http, issuer, client_id, secret).await?;
         Ok(Self { http, base, token })
     }
 
@@ -520,6 +496,39 @@ impl Api {
     }
 }
 
+/// Discover the issuer's token endpoint and get an admin token (client credentials, scope `argus:admin`): for the
+/// admin API, and for the watch API (`argus alerts`, `argus actions`), which takes the same tokens.
+pub(crate) async fn admin_token(
+    http: &Client<HttpConnector, Full<Bytes>>,
+    issuer: &str,
+    client_id: &str,
+    secret: &str,
+) -> anyhow::Result<String> {
+    let discovery_url = format!("{}/.well-known/openid-configuration", issuer.trim_end_matches('/'));
+    let (status, discovery) = send(http, Method::GET, &discovery_url, &[], None).await?;
+    if status != StatusCode::OK {
+        bail!("discovery at {discovery_url} answered {status}");
+    }
+    let token_endpoint =
+        discovery["token_endpoint"].as_str().ok_or_else(|| anyhow!("the issuer's metadata has no token_endpoint"))?;
+    let form = url::form_urlencoded::Serializer::new(String::new())
+        .append_pair("grant_type", "client_credentials")
+        .append_pair("scope", ADMIN_SCOPE)
+        .finish();
+    let basic = basic_credentials(client_id, secret);
+    let headers =
+        [(header::AUTHORIZATION, basic.as_str()), (header::CONTENT_TYPE, "application/x-www-form-urlencoded")];
+    let (status, answer) = send(http, Method::POST, token_endpoint, &headers, Some(form.into_bytes())).await?;
+    if status != StatusCode::OK {
+        bail!(
+            "the issuer refused the admin client ({status}): {} {}",
+            answer["error"].as_str().unwrap_or("?"),
+            answer["error_description"].as_str().unwrap_or("")
+        );
+    }
+    Ok(answer["access_token"].as_str().ok_or_else(|| anyhow!("no access_token in the answer"))?.to_owned())
+}
+
 /// `Basic` credentials as RFC 6749 §2.3.1 has them: id and secret form-encoded, then base64.
 fn basic_credentials(client_id: &str, secret: &str) -> String {
     use base64::Engine;
@@ -528,7 +537,7 @@ fn basic_credentials(client_id: &str, secret: &str) -> String {
     format!("Basic {}", base64::engine::general_purpose::STANDARD.encode(pair))
 }
 
-async fn send(
+pub(crate) async fn send(
     http: &Client<HttpConnector, Full<Bytes>>,
     method: Method,
     url: &str,

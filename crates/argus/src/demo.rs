@@ -73,23 +73,40 @@ pub fn write_openapi(data_dir: &std::path::Path) -> anyhow::Result<std::path::Pa
     Ok(path)
 }
 
+/// `demo.toml`: the demo's gate routes and watch responses.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct DemoFile {
+    gate: DemoGate,
+    watch: DemoWatch,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct DemoGate {
+    routes: Vec<RouteConfig>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct DemoWatch {
+    responses: Vec<argus_detect::ResponseRuleConfig>,
+}
+
 /// The gate routes for the demo API at `demo_url`, described by the spec at `openapi`, from `demo.toml`.
 pub fn gate_routes(demo_url: &str, openapi: &std::path::Path) -> anyhow::Result<Vec<RouteConfig>> {
-    #[derive(Deserialize)]
-    #[serde(deny_unknown_fields)]
-    struct File {
-        gate: Gate,
-    }
-    #[derive(Deserialize)]
-    #[serde(deny_unknown_fields)]
-    struct Gate {
-        routes: Vec<RouteConfig>,
-    }
     // A TOML basic string: escape what it cannot hold as is (Windows paths, quotes).
     let openapi = openapi.display().to_string().replace('\\', "\\\\").replace('"', "\\\"");
     let text = include_str!("demo.toml").replace("{demo_url}", demo_url).replace("{openapi}", &openapi);
-    let file: File = toml::from_str(&text).context("demo.toml")?;
+    let file: DemoFile = toml::from_str(&text).context("demo.toml")?;
     Ok(file.gate.routes)
+}
+
+/// What watch does about alerts in the demo, from `demo.toml` (used when the configuration has no responses).
+pub fn watch_responses() -> anyhow::Result<Vec<argus_detect::ResponseRuleConfig>> {
+    let text = include_str!("demo.toml").replace("{demo_url}", "http://127.0.0.1").replace("{openapi}", "demo.yaml");
+    let file: DemoFile = toml::from_str(&text).context("demo.toml")?;
+    Ok(file.watch.responses)
 }
 
 #[cfg(test)]
@@ -103,5 +120,13 @@ mod tests {
         assert_eq!(routes[0].upstream, "http://127.0.0.1:7401");
         assert_eq!(routes[0].openapi.as_deref(), Some(std::path::Path::new("/data/demo-openapi.yaml")));
         assert!(routes[0].require.is_empty() && routes[0].strict);
+    }
+
+    #[test]
+    fn demo_responses_compile() {
+        let responses = watch_responses().unwrap();
+        let names: Vec<&str> = responses.iter().map(|r| r.name.as_str()).collect();
+        assert!(names.contains(&"decoy-block-ip") && names.contains(&"exfiltration-notify"), "{names:?}");
+        argus_detect::Responses::compile(&responses, &[]).unwrap();
     }
 }

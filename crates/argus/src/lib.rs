@@ -4,6 +4,7 @@
 
 pub mod app;
 pub mod cli_admin;
+pub mod cli_watch;
 pub mod config;
 pub mod demo;
 pub mod demo_client;
@@ -55,7 +56,10 @@ pub fn banner(r: &Running) -> String {
         ));
         line(format!("  curl -H \"Authorization: Bearer $TOKEN\" {}/accounts     # 200: alice's accounts", r.gate_url));
         if let Some(url) = &r.watch_url {
-            line(format!("  curl {url}/api/alerts"));
+            line(format!(
+                "  ARGUS_ADMIN_CLIENT_SECRET='{}' argus alerts list --issuer {} --watch {url}   # what watch saw",
+                d.admin_secret, r.issuer_url
+            ));
         }
     }
     s

@@ -51,6 +51,12 @@ enum Command {
         #[command(subcommand)]
         command: argus::keys::KeysCommand,
     },
+    /// Watch's alerts through its API: list, show (with evidence and actions), a key's timeline.
+    Alerts(argus::cli_watch::AlertsArgs),
+    /// Watch's responses through its API: list, show, undo (lifts a block).
+    Actions(argus::cli_watch::ActionsArgs),
+    /// Feed recorded events (JSON lines, optionally labelled) through the detectors and print a detection report.
+    Replay(argus::cli_watch::ReplayArgs),
 }
 
 #[derive(Subcommand)]
@@ -113,6 +119,9 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Admin(args) => argus::cli_admin::run(args),
         Command::Keys { command } => argus::keys::run(command),
+        Command::Alerts(args) => argus::cli_watch::run_alerts(args),
+        Command::Actions(args) => argus::cli_watch::run_actions(args),
+        Command::Replay(args) => argus::cli_watch::run_replay(args),
         Command::Up { demo, config: config_path, data_dir, demo_password } => {
             let config = match &config_path {
                 Some(path) => Config::load(path)?,

@@ -56,6 +56,23 @@ async fn call(
     (status, headers, body)
 }
 
+/// A client-credentials token of the demo's admin client, `argus:admin`.
+async fn admin_token(argus: &Running) -> String {
+    use base64::Engine;
+    let secret = &argus.demo.as_ref().unwrap().admin_secret;
+    let basic = base64::engine::general_purpose::STANDARD.encode(format!("argus-admin:{secret}"));
+    let req = Request::post(format!("{}/token", argus.issuer_url))
+        .header(header::AUTHORIZATION, format!("Basic {basic}"))
+        .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+        .body(Full::new(Bytes::from("grant_type=client_credentials&scope=argus%3Aadmin")))
+        .unwrap();
+    let resp = client().request(req).await.unwrap();
+    assert_eq!(resp.status(), StatusCode::OK);
+    let body: serde_json::Value =
+        serde_json::from_slice(&resp.into_body().collect().await.unwrap().to_bytes()).unwrap();
+    body["access_token"].as_str().unwrap().to_owned()
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sign_in_call_revoke_refuse() {
     let dir = tempfile::tempdir().unwrap();
@@ -101,10 +118,14 @@ async fn wrong_passwords_through_the_login_form_raise_an_alert() {
         assert!(err.to_string().contains("sign-in refused"), "{err:#}");
     }
 
+    // The watch API wants an admin token, as the admin API does.
     let alerts_url = format!("{}/api/alerts", argus.watch_url.as_deref().expect("watch runs by default"));
+    let (status, _, _) = call("GET", &alerts_url, None, None).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    let admin = admin_token(&argus).await;
     let deadline = Instant::now() + Duration::from_secs(10);
     let alerts = loop {
-        let (status, _, body) = call("GET", &alerts_url, None, None).await;
+        let (status, _, body) = call("GET", &alerts_url, Some(&admin), None).await;
         assert_eq!(status, StatusCode::OK);
         let alerts: serde_json::Value = serde_json::from_str(&body).unwrap();
         let found = alerts.as_array().unwrap().iter().any(|a| a["key_type"] == "account" && a["key"] == "alice");

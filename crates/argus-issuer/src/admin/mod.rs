@@ -2,8 +2,8 @@
 //!
 //! Every call needs an access token of this issuer with scope `argus:admin`, obtained with the client-credentials
 //! grant ([`auth`]). Errors are RFC 9457 problems ([`problem`]); every change emits an event (`AdminChange`, or
-//! `Revoked` for a revocation) that watch writes to the audit log. The rules are in `argus_oauth::admin`; this
-//! module does the HTTP.
+//! `Revoked` for a revocation) that watch writes to the audit log. Lists come a page at a time ([`paging`]). The
+//! rules are in `argus_oauth::admin`; this module does the HTTP.
 //!
 //! The module also binds sign-ins to devices ([`devices`]): the `argus_device` cookie that revocation by device
 //! keys on.

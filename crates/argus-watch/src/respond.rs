@@ -1,0 +1,224 @@
+//! The responder, the pipeline's last stage: for each alert a batch changed, the response rules decide
+//! (`argus_detect::Responses`, pure) and this module acts: it records the action first (so two consumers, or two
+//! changes of one alert, cannot act twice), then blocks at the gates, revokes at the issuer and the gates, leaves
+//! a notification or only records, and tells the bus (`Action`, and `Revoked` for each revocation).
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+
+use argus_bus::{ControlChannel, EventBus};
+use argus_detect::{
+    ActionKind, ActionRecord, ActionStatus, ActionStore, Alert, AlertChange, Notification, PlannedAction, Responses,
+    Target,
+};
+use argus_model::id::new_id;
+use argus_model::{ActionTaken, Block, Clock, ControlMessage, Event, EventKind, Revoked, Timestamp};
+
+use crate::issuer::IssuerLink;
+use crate::sink::NODE;
+use crate::stats::Stats;
+
+/// Most (alert, rule) pairs remembered as acted on; beyond, the memory starts over (the store still knows).
+const MEMO_MAX: usize = 10_000;
+
+/// Turns alert changes into actions.
+pub(crate) struct Responder {
+    responses: Responses,
+    actions: Arc<dyn ActionStore>,
+    issuer: IssuerLink,
+    control: ControlChannel,
+    bus: EventBus,
+    clock: Arc<dyn Clock>,
+    stats: Arc<Stats>,
+    /// (alert id, rule) this responder recorded an action for, with the action's end: while it stands, a repeat of
+    /// the alert needs no evidence read and no write transaction to learn that it stands (an attack going on
+    /// changes its alert in every batch).
+    acted: HashMap<(String, String), Option<Timestamp>>,
+}
+
+impl Responder {
+    pub(crate) fn new(
+        responses: Responses,
+        actions: Arc<dyn ActionStore>,
+        issuer: IssuerLink,
+        control: ControlChannel,
+        bus: EventBus,
+        clock: Arc<dyn Clock>,
+        stats: Arc<Stats>,
+    ) -> Self {
+        Self { responses, actions, issuer, control, bus, clock, stats, acted: HashMap::new() }
+    }
+
+    /// Whether this responder knows that `rule` acted on `alert` and the action still stands at `now`.
+    fn stands(&self, alert: &str, rule: &str, now: Timestamp) -> bool {
+        let key = (alert.to_owned(), rule.to_owned());
+        self.acted.get(&key).is_some_and(|until| until.is_none_or(|until| until > now))
+    }
+
+    fn remember(&mut self, alert: &str, rule: &str, until: Option<Timestamp>) {
+        if self.acted.len() >= MEMO_MAX {
+            self.acted.clear();
+        }
+        self.acted.insert((alert.to_owned(), rule.to_owned()), until);
+    }
+
+    /// Responds to the alerts `changes` leave behind, each as of its last change in the batch.
+    pub(crate) async fn respond(&mut self, changes: &[AlertChange]) {
+        if self.responses.is_empty() {
+            return;
+        }
+        let mut seen = HashSet::new();
+        let latest: Vec<&Alert> =
+            changes.iter().rev().map(AlertChange::alert).filter(|a| seen.insert(a.id.as_str())).collect();
+        for alert in latest.into_iter().rev() {
+            let now = self.clock.now();
+            let matching = self.responses.matching(alert);
+            if matching.iter().all(|rule| self.stands(&alert.id, rule, now)) {
+                continue;
+            }
+            let evidence = self.actions.events(&alert.evidence).await.unwrap_or_else(|error| {
+                // Without its evidence an alert can still be acted on by its key.
+                tracing::warn!(%error, alert_id = %alert.id, "cannot read an alert's evidence");
+                Vec::new()
+            });
+            let plan = self.responses.plan(alert, &evidence);
+            for passed in &plan.passed {
+                tracing::debug!(rule = %passed.rule, alert_id = %alert.id, reason = %passed.reason, "no action");
+            }
+            for planned in plan.actions {
+                if !self.stands(&alert.id, &planned.rule, now) {
+                    self.take(alert, planned).await;
+                }
+            }
+        }
+    }
+
+    /// Records one action, then takes it (unless observe-only) and announces it.
+    async fn take(&mut self, alert: &Alert, planned: PlannedAction) {
+        let now = self.clock.now();
+        let until = planned.ttl.map(|ttl| now.plus(ttl));
+        let mut record = ActionRecord {
+            id: new_id(),
+            alert_id: alert.id.clone(),
+            detail: describe(planned.kind, &loggable(&planned.target), until, planned.observe_only),
+            rule: planned.rule,
+            kind: planned.kind,
+            target: planned.target,
+            status: if planned.observe_only { ActionStatus::Observed } else { ActionStatus::Applied },
+            time: now,
+            until,
+            undone_at: None,
+        };
+        match self.actions.claim_action(&record, now).await {
+            Ok(true) => self.remember(&alert.id, &record.rule, until),
+            // This rule already acted on this alert (here or in another consumer), and that still stands. Asked
+            // again on the alert's next change: that action's end is not known here.
+            Ok(false) => return,
+            Err(error) => {
+                tracing::error!(%error, alert_id = %alert.id, rule = %record.rule, "cannot record an action: not taken");
+                self.stats.action_failed();
+                return;
+            }
+        }
+        if planned.observe_only {
+            tracing::info!(alert_id = %alert.id, rule = %record.rule, "observe-only: {}", record.detail);
+            self.stats.action_observed();
+        } else if let Err(reason) = self.apply(alert, &record, now).await {
+            record.status = ActionStatus::Failed;
+            record.detail = format!("{} failed: {reason}", record.detail);
+            tracing::error!(alert_id = %alert.id, rule = %record.rule, "{}", record.detail);
+            if let Err(error) = self.actions.set_action_status(&record.id, record.status, &record.detail).await {
+                tracing::error!(%error, action_id = %record.id, "cannot record that an action failed");
+            }
+            self.stats.action_failed();
+        } else {
+            tracing::warn!(alert_id = %alert.id, rule = %record.rule, action_id = %record.id, "{}", record.detail);
+            self.stats.action_taken();
+        }
+        announce(&self.bus, self.clock.now(), &record);
+    }
+
+    /// Takes the action; the error says why it could not be.
+    async fn apply(&self, alert: &Alert, record: &ActionRecord, now: Timestamp) -> Result<(), String> {
+        match record.kind {
+            ActionKind::Block => {
+                let target = record.target.block_target().ok_or("the target cannot be blocked")?;
+                let until = record.until.ok_or("a block needs an end")?;
+                let reason = format!("watch rule {} on alert {}", record.rule, alert.id);
+                // The block's id is the action's, so an undo can lift exactly it.
+                self.control.publish(ControlMessage::Block(Block { id: record.id.clone(), target, until, reason }));
+                Ok(())
+            }
+            ActionKind::Revoke | ActionKind::StepUp => {
+                let scope = record.target.revocation_scope().ok_or("the target cannot be revoked")?;
+                let revocations = self
+                    .issuer
+                    .revoke(scope, now, &self.control)
+                    .await
+                    .map_err(|e| format!("the issuer's store: {e}"))?;
+                for r in revocations {
+                    let event = EventKind::Revoked(Revoked { scope: r.scope, by: NODE.to_owned() });
+                    self.bus.publish(Event::new(now, NODE, record.target.principal(), event));
+                }
+                Ok(())
+            }
+            ActionKind::Notify => {
+                let Target::User(sub) = &record.target else { return Err("only a user can be notified".into()) };
+                let notification = Notification {
+                    id: new_id(),
+                    sub: sub.clone(),
+                    alert_id: alert.id.clone(),
+                    action_id: record.id.clone(),
+                    time: now,
+                    message: notification_text(alert),
+                };
+                self.actions.add_notification(&notification).await.map_err(|e| format!("the store: {e}"))
+            }
+            ActionKind::Record => Ok(()),
+        }
+    }
+}
+
+/// Announces an action (taken, observed, failed or undone) on the bus, for the audit log.
+pub(crate) fn announce(bus: &EventBus, now: Timestamp, record: &ActionRecord) {
+    let taken = ActionTaken {
+        action_id: record.id.clone(),
+        alert_id: record.alert_id.clone(),
+        rule: record.rule.clone(),
+        action: record.kind.as_str().to_owned(),
+        target: loggable(&record.target),
+        status: record.status.as_str().to_owned(),
+    };
+    bus.publish(Event::new(now, NODE, record.target.principal(), EventKind::Action(taken)));
+}
+
+/// The target as logs and events may show it: a user name as typed may be a password typed into the wrong field.
+pub(crate) fn loggable(target: &Target) -> String {
+    match target {
+        Target::Account(_) => "account:(name)".to_owned(),
+        other => other.to_string(),
+    }
+}
+
+/// One sentence for the action's `detail`.
+fn describe(kind: ActionKind, target: &str, until: Option<Timestamp>, observe_only: bool) -> String {
+    let what = match (kind, until) {
+        (ActionKind::Block, Some(until)) => format!("block {target} until {until}"),
+        (ActionKind::Block, None) => format!("block {target}"),
+        (ActionKind::Revoke, _) => format!("revoke {target} at the issuer and every gate"),
+        (ActionKind::StepUp, _) => format!("end {target} so that its user signs in again (step-up)"),
+        (ActionKind::Notify, _) => format!("notify {target}"),
+        (ActionKind::Record, _) => format!("record the alert on {target}"),
+    };
+    if observe_only { format!("would {what} (observe-only)") } else { what }
+}
+
+/// What the user reads. No detail an attacker holding the account could use; the alert id lets support find it.
+fn notification_text(alert: &Alert) -> String {
+    let what = alert.attack.as_str().replace('_', " ");
+    format!(
+        "Argus noticed activity on your account that looks like {what} (last seen {}, reference {}). If it was not \
+         you, sign out everywhere and change your password.",
+        alert.last_seen, alert.id
+    )
+}
