@@ -88,6 +88,8 @@ pub struct GateDeps {
     /// The revocations in force when the gate starts (from the store), applied before the first call: a gate
     /// that starts late still refuses what was revoked before.
     pub initial_revocations: Vec<argus_model::Revocation>,
+    /// The blocks in force when the gate starts (watch's standing blocks, from the store), for the same reason.
+    pub initial_blocks: Vec<argus_model::Block>,
     /// The key of the DPoP server nonces (at least 16 bytes when `dpop_nonce` is on). Gates that share it accept
     /// each other's nonces.
     pub dpop_nonce_secret: Vec<u8>,
@@ -273,7 +275,12 @@ pub async fn start(
             Duration::from_secs(config.jwks_min_refresh_secs),
         )),
         verified: Arc::new(VerifiedTokens::new(config.token_cache_entries)),
-        revocations: Revocations::start(deps.control, deps.clock.clone(), deps.initial_revocations),
+        revocations: Revocations::start(
+            deps.control,
+            deps.clock.clone(),
+            deps.initial_revocations,
+            deps.initial_blocks,
+        ),
         dpop: Arc::new(dpop_guard(config, audience, &deps.dpop_nonce_secret, deps.replay)?),
         client: upstream_client(Duration::from_secs(config.connect_timeout_secs)),
         upstream_timeout,

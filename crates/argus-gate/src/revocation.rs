@@ -7,7 +7,7 @@ use std::sync::{Arc, PoisonError, RwLock};
 use std::time::Duration;
 
 use argus_bus::{ControlChannel, Received, Subscriber};
-use argus_model::{Clock, ControlMessage, Revocation, RevocationScope, Timestamp, TokenKeys};
+use argus_model::{Block, Clock, ControlMessage, Revocation, RevocationScope, Timestamp, TokenKeys};
 use argus_policy::blocklist::{BlockKeys, BlockKind, BlockList};
 use tokio::sync::Notify;
 
@@ -121,7 +121,12 @@ impl Revocations {
     /// Start from `initial` (the set in force when the gate starts, so a late gate refuses what was revoked
     /// before it), subscribe to `control` now (so nothing published after this call is missed) and spawn the task
     /// applying its messages.
-    pub(crate) fn start(control: ControlChannel, clock: Arc<dyn Clock>, initial: Vec<Revocation>) -> Arc<Self> {
+    pub(crate) fn start(
+        control: ControlChannel,
+        clock: Arc<dyn Clock>,
+        initial: Vec<Revocation>,
+        initial_blocks: Vec<Block>,
+    ) -> Arc<Self> {
         // Subscribe before reading the counter: every message counted after the snapshot is then delivered to
         // this subscriber, so `caught_up` can never wait for a message that will not come.
         let subscriber = control.subscribe();
@@ -132,9 +137,15 @@ impl Revocations {
         for revocation in initial {
             set.insert(revocation, now);
         }
+        let mut blocks = BlockList::new();
+        for block in &initial_blocks {
+            if let Err(error) = blocks.apply(block, now) {
+                tracing::warn!(%error, id = %block.id, "stored block refused");
+            }
+        }
         let this = Arc::new(Self {
             set: RwLock::new(set),
-            blocks: RwLock::new(BlockList::new()),
+            blocks: RwLock::new(blocks),
             control,
             published_before,
             applied: AtomicU64::new(0),

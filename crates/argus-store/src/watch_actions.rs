@@ -7,7 +7,7 @@ use argus_detect::{
     ActionFilter, ActionKind, ActionRecord, ActionStatus, ActionStore, KeyType, Notification, TimelineEntry,
     TimelinePage, TimelineQuery, UndoRefusal, WatchStoreError,
 };
-use argus_model::{Event, Timestamp};
+use argus_model::{Block, Event, Timestamp};
 use async_trait::async_trait;
 use sqlx::Row;
 use sqlx::sqlite::SqliteRow;
@@ -170,6 +170,20 @@ impl ActionStore for Store {
             .map_err(db)?;
         tx.commit().await.map_err(db)?;
         Ok(Some(Ok(action)))
+    }
+
+    async fn standing_blocks(&self, now: Timestamp) -> Result<Vec<Block>, WatchStoreError> {
+        let sql = format!(
+            "SELECT {ACTION_COLUMNS} FROM watch_actions WHERE kind = 'block' AND status = 'applied' \
+             AND undone_at_ms IS NULL AND until_ms > $1 ORDER BY id"
+        );
+        let rows =
+            sqlx::query(sqlx::AssertSqlSafe(sql)).bind(now.as_millis()).fetch_all(self.pool()).await.map_err(db)?;
+        let mut blocks = Vec::with_capacity(rows.len());
+        for row in &rows {
+            blocks.extend(action_from_row(row)?.standing_block(now));
+        }
+        Ok(blocks)
     }
 
     async fn add_notification(&self, n: &Notification) -> Result<(), WatchStoreError> {

@@ -211,3 +211,25 @@ async fn a_timeline_page_reads_a_bounded_window() {
     let second = store.timeline(&TimelineQuery { before: Some(next), ..query }).await.unwrap();
     assert_eq!((second.events.len(), second.events[0].seq, second.next), (1, 1, None));
 }
+
+#[tokio::test]
+async fn standing_blocks_are_the_applied_unended_not_undone_ones() {
+    let (_dir, store) = store().await;
+    let now = Timestamp::from_secs(200);
+    for record in [
+        action("a1", "al1", "r", ActionKind::Block, ActionStatus::Applied, Some(500)),
+        action("a2", "al2", "r", ActionKind::Block, ActionStatus::Applied, Some(150)), // ended
+        action("a3", "al3", "r", ActionKind::Block, ActionStatus::Observed, Some(500)), // observe-only
+        action("a4", "al4", "r", ActionKind::Block, ActionStatus::Failed, Some(500)),
+        action("a5", "al5", "r", ActionKind::Block, ActionStatus::Applied, Some(500)), // undone below
+        action("a6", "al6", "r", ActionKind::Record, ActionStatus::Applied, None),
+    ] {
+        assert!(store.claim_action(&record, now).await.unwrap());
+    }
+    store.undo_action("a5", now).await.unwrap().unwrap().unwrap();
+    let blocks = store.standing_blocks(now).await.unwrap();
+    let ids: Vec<&str> = blocks.iter().map(|b| b.id.as_str()).collect();
+    assert_eq!(ids, ["a1"]);
+    assert_eq!(blocks[0].target, argus_model::BlockTarget::Ip("203.0.113.7".into()));
+    assert_eq!(blocks[0].until, Timestamp::from_secs(500));
+}

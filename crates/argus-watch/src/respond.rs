@@ -12,7 +12,7 @@ use argus_detect::{
     Target,
 };
 use argus_model::id::new_id;
-use argus_model::{ActionTaken, Block, Clock, ControlMessage, Event, EventKind, Revoked, Timestamp};
+use argus_model::{ActionTaken, Clock, ControlMessage, Event, EventKind, Revoked, Timestamp};
 
 use crate::issuer::IssuerLink;
 use crate::sink::NODE;
@@ -142,11 +142,10 @@ impl Responder {
     async fn apply(&self, alert: &Alert, record: &ActionRecord, now: Timestamp) -> Result<(), String> {
         match record.kind {
             ActionKind::Block => {
-                let target = record.target.block_target().ok_or("the target cannot be blocked")?;
-                let until = record.until.ok_or("a block needs an end")?;
-                let reason = format!("watch rule {} on alert {}", record.rule, alert.id);
-                // The block's id is the action's, so an undo can lift exactly it.
-                self.control.publish(ControlMessage::Block(Block { id: record.id.clone(), target, until, reason }));
+                record.target.block_target().ok_or("the target cannot be blocked")?;
+                record.until.ok_or("a block needs an end")?;
+                let block = record.as_block().ok_or("not a block")?;
+                self.control.publish(ControlMessage::Block(block));
                 Ok(())
             }
             ActionKind::Revoke | ActionKind::StepUp => {

@@ -195,6 +195,9 @@ pub async fn start(mut config: Config, opts: UpOptions) -> anyhow::Result<Runnin
     let initial_revocations = argus_oauth::IssuerStore::active_revocations(&store, clock.now())
         .await
         .context("gate: cannot load the revocations in force")?;
+    let initial_blocks = argus_detect::respond::ActionStore::standing_blocks(&store, clock.now())
+        .await
+        .context("gate: cannot load the blocks in force")?;
     let gate = argus_gate::start(
         &config.gate,
         &gate_issuer,
@@ -204,6 +207,7 @@ pub async fn start(mut config: Config, opts: UpOptions) -> anyhow::Result<Runnin
             control: control.clone(),
             clock: clock.clone(),
             initial_revocations,
+            initial_blocks,
             dpop_nonce_secret: gate_nonce_secret,
             replay: Arc::new(argus_gate::MemoryReplayCache::default()),
         },

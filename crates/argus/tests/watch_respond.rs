@@ -92,6 +92,16 @@ listen = "127.0.0.1:0"
     argus::start(config, opts).await.unwrap()
 }
 
+/// What the CLI needs to reach this Argus's issuer and watch as the demo admin.
+fn cli_env_of(argus: &Running) -> Vec<(&'static str, String)> {
+    vec![
+        ("ARGUS_ISSUER", argus.issuer_url.clone()),
+        ("ARGUS_WATCH", argus.watch_url.clone().unwrap()),
+        ("ARGUS_ADMIN_CLIENT_SECRET", argus.demo.as_ref().unwrap().admin_secret.clone()),
+        ("ARGUS_ADMIN_CLIENT_ID", "argus-admin".to_owned()),
+    ]
+}
+
 /// A call through the gate as `caller`: status, content type, JSON body.
 async fn call_as(gate: &str, caller: &str, path: &str) -> (StatusCode, String, Value) {
     let client = Client::builder(TokioExecutor::new()).build_http::<Full<Bytes>>();
@@ -132,14 +142,7 @@ async fn a_decoy_hit_blocks_the_caller_at_the_gate_and_the_cli_shows_and_lifts_i
     let upstream = EchoUpstream::start().await;
     let argus = start(&dir, upstream.url()).await;
     let gate = argus.gate_url.clone();
-    let watch = argus.watch_url.clone().unwrap();
-    let secret = argus.demo.as_ref().unwrap().admin_secret.clone();
-    let cli_env = vec![
-        ("ARGUS_ISSUER", argus.issuer_url.clone()),
-        ("ARGUS_WATCH", watch.clone()),
-        ("ARGUS_ADMIN_CLIENT_SECRET", secret),
-        ("ARGUS_ADMIN_CLIENT_ID", "argus-admin".to_owned()),
-    ];
+    let cli_env = cli_env_of(&argus);
 
     assert_eq!(call_as(&gate, ATTACKER, "/public").await.0, StatusCode::OK);
     // The trap answers as if it did not exist.
@@ -194,6 +197,14 @@ async fn a_decoy_hit_blocks_the_caller_at_the_gate_and_the_cli_shows_and_lifts_i
     assert!(ok, "{err}");
     let page: Value = serde_json::from_str(&out).unwrap();
     assert_eq!(page["events"][0]["event"]["reason"], "blocked", "{out}");
+
+    // An Argus started after the block (a late gate) refuses the attacker too: the blocks in force are loaded.
+    argus.shutdown().await;
+    let argus = start(&dir, upstream.url()).await;
+    let gate = argus.gate_url.clone();
+    let cli_env = cli_env_of(&argus);
+    assert_eq!(call_as(&gate, ATTACKER, "/public").await.0, StatusCode::FORBIDDEN);
+    assert_eq!(call_as(&gate, NEIGHBOUR, "/public").await.0, StatusCode::OK);
 
     // Undo lifts it at the gate.
     let id = block["id"].as_str().unwrap().to_owned();

@@ -1,6 +1,6 @@
 //! What watch records of its responses, and the storage it needs for them and for the API's timelines.
 
-use argus_model::{Event, Timestamp};
+use argus_model::{Block, Event, Timestamp};
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 
@@ -88,6 +88,27 @@ pub enum UndoRefusal {
 }
 
 impl ActionRecord {
+    /// The block this action sends to the gates, if it is a block (whatever its status). Its id is the action's,
+    /// so that undoing the action lifts exactly it.
+    pub fn as_block(&self) -> Option<Block> {
+        if self.kind != ActionKind::Block {
+            return None;
+        }
+        Some(Block {
+            id: self.id.clone(),
+            target: self.target.block_target()?,
+            until: self.until?,
+            reason: format!("watch rule {} on alert {}", self.rule, self.alert_id),
+        })
+    }
+
+    /// The block in force at `now`: taken (not observe-only, not failed), not undone, not ended. A gate that starts
+    /// later loads these, so it refuses what the running gates refuse.
+    pub fn standing_block(&self, now: Timestamp) -> Option<Block> {
+        let in_force = self.status == ActionStatus::Applied && self.undone_at.is_none();
+        self.as_block().filter(|b| in_force && b.until > now)
+    }
+
     /// Whether the action can be undone at `now`: only a block in force can (it is lifted).
     pub fn check_undo(&self, now: Timestamp) -> Result<(), UndoRefusal> {
         match (self.status, self.kind) {
@@ -210,4 +231,7 @@ pub trait ActionStore: Send + Sync {
 
     /// One page of the events naming a key, newest first (see [`TimelinePage`]).
     async fn timeline(&self, query: &TimelineQuery) -> Result<TimelinePage, WatchStoreError>;
+
+    /// The blocks in force at `now` ([`ActionRecord::standing_block`]), for a gate that starts.
+    async fn standing_blocks(&self, now: Timestamp) -> Result<Vec<Block>, WatchStoreError>;
 }

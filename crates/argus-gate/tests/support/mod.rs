@@ -96,6 +96,7 @@ impl Harness {
             control: control.clone(),
             clock: clock.clone(),
             initial_revocations,
+            initial_blocks: Vec::new(),
             dpop_nonce_secret: NONCE_SECRET.to_vec(),
             replay: Arc::new(MemoryReplayCache::new(1000)),
         };
