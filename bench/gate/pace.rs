@@ -330,7 +330,8 @@ fn main() -> ExitCode {
     all.latencies_us.sort_unstable();
     let l = &all.latencies_us;
     println!(
-        "RESULT target={:.0} achieved={:.0} requests={} errors={} late={} p50_us={} p90_us={} p99_us={} p999_us={} max_us={}",
+        "RESULT target={:.0} achieved={:.0} requests={} errors={} late={} \
+         p50_us={} p90_us={} p99_us={} p999_us={} max_us={}",
         o.rate,
         l.len() as f64 / o.seconds,
         l.len(),

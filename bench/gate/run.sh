@@ -8,9 +8,11 @@
 #   PROFILE="gate-proxy gate-events" ROUNDS=1 LAT_ROUNDS=0 bench/gate/run.sh  # profiles of some stages
 #
 # Environment (all optional): ROUNDS (default 3) of saturation runs, DURATION seconds each (4), WARMUP seconds (2),
-# CONNECTIONS of wrk (64); LAT_ROUNDS (2) of fixed-rate runs, LAT_SECONDS each (4), LAT_CONNECTIONS of pace (32);
-# CONTENDERS (all of them, see below, in this order); PROFILE=1 records a `perf` profile of the full gate under
-# load at the end (or PROFILE="STAGE ...": of those gate stages); ARGUS_BIN (default target/release/argus, built by this script; when set, nothing is built).
+# CONNECTIONS of wrk (64); LAT_ROUNDS (2) of fixed-rate runs (0: none), LAT_SECONDS each (4), LAT_CONNECTIONS of
+# pace (64); CONTENDERS (all of them, see below, in this order); PROFILE=1 records a `perf` profile of the full gate
+# under load at the end (or PROFILE="STAGE ...": of those gate stages); NICE (-10, root only); PROOF_RATE (15000,
+# DPoP proofs made per second of a wrk run before the contender's rate is known); ARGUS_BIN (default
+# target/release/argus, built by this script; when set, nothing is built).
 #
 # Contenders (the same request, GET /items/42?verbose=true, to the same upstream):
 #   upstream        the upstream itself, no proxy (the ceiling of this set-up, and the latency baseline)
@@ -32,8 +34,9 @@
 # connections); work a contender defers past the run (watch's audit appends) is waited for and counted
 # ("sustained"), and the contender's CPU time gives its requests per CPU-second ("per core"). Latency: each
 # contender at half its median sustained peak, moved to core 1 for the run (see latency()), then the upstream alone
-# at that same rate, LAT_ROUNDS times; added latency = contender - upstream, per pair. Ratios and differences are taken within a round, side by side: the
-# machine's speed drifts within minutes. Every run must be error-free: one failed request invalidates the run.
+# at that same rate, LAT_ROUNDS times; added latency = contender - upstream, per pair. Ratios and differences are
+# taken within a round, side by side: the machine's speed drifts within minutes. Every run must be error-free: one
+# failed request invalidates the run.
 set -euo pipefail
 
 HERE=$(cd "$(dirname "$0")" && pwd)
@@ -487,7 +490,8 @@ saturate() {
     bearer) args=(-s "$BENCH_LUA/report.lua" -H "Authorization: Bearer ${TOKEN[$c]}") ;;
     dpop)
       local rate=${LAST_RPS[$c]:-0} count
-      count=$(awk -v r="$rate" -v g="$PROOF_RATE" -v s="$seconds" 'BEGIN { r *= 1.5; printf "%d", (r > g ? r : g) * s }')
+      count=$(awk -v r="$rate" -v g="$PROOF_RATE" -v s="$seconds" \
+        'BEGIN { r *= 1.5; printf "%d", (r > g ? r : g) * s }')
       args=(-s "$HERE/dpop.lua")
       local file
       file=$(proofs "$c" "$count")
@@ -527,7 +531,9 @@ pace_run() {
     bearer) args+=(--header "Authorization: Bearer ${TOKEN[$c]}") ;;
     dpop)
       args+=(--header "Authorization: DPoP ${TOKEN[$c]}")
-      args+=(--dpop-file "$(proofs "$c" "$(awk -v r="$rate" -v s="$LAT_SECONDS" 'BEGIN { printf "%d", r * s * 1.05 + 1000 }')")")
+      local count
+      count=$(awk -v r="$rate" -v s="$LAT_SECONDS" 'BEGIN { printf "%d", r * s * 1.05 + 1000 }')
+      args+=(--dpop-file "$(proofs "$c" "$count")")
       ;;
   esac
   drain "$c" >/dev/null
@@ -592,8 +598,8 @@ def med(values, fmt="{:,.0f}"):
 
 print()
 print("Saturation (wrk): sustained req/s, median over rounds (min..max); core = share of a core the contender used;")
-print("per core = requests per CPU-second of the contender (req/s per core); ratios within each round, median (min..max),")
-print("of req/s and of per-core figures.")
+print("per core = requests per CPU-second of the contender (req/s per core); ratios within each round,")
+print("median (min..max), of req/s and of per-core figures.")
 print(f"{'contender':<16}{'req/s':>9} {'(range)':<17}{'core':>6}{'per core':>10}  {'vs nginx':<19}{'per core':<19}"
       f"{'vs haproxy-jwt':<19}{'per core':<19}")
 for c in order:
@@ -610,8 +616,8 @@ if lat:
     print("Fixed rate (pace) at half of each contender's median peak; the upstream alone at the same rate right after;")
     print("added = contender - upstream, per pair; median over rounds (us); late = share of requests sent over 1 ms")
     print("after their slot (the contender could not keep the pace), worst round.")
-    print(f"{'contender':<16}{'rate/s':>8}{'p50':>9}{'p99':>9}{'up p50':>9}{'up p99':>9}{'added p50':>11}{'added p99':>11}"
-          f"{'late':>7}")
+    print(f"{'contender':<16}{'rate/s':>8}{'p50':>9}{'p99':>9}{'up p50':>9}{'up p99':>9}{'added p50':>11}"
+          f"{'added p99':>11}{'late':>7}")
     for c in order:
         rows = [r for r in lat if r[0] == c]
         if not rows:
@@ -660,8 +666,13 @@ main() {
   ensure_tools
   local c
   for c in $CONTENDERS; do [[ " $ALL_CONTENDERS " == *" $c "* ]] || die "unknown contender $c"; done
-  say "machine: $(nproc) cores, $(sed -nE 's/^model name\s*: //p' /proc/cpuinfo | head -n1), load $(cut -d' ' -f1-3 /proc/loadavg)"
-  say "argus $(cd "$ROOT" && git rev-parse --short HEAD 2>/dev/null || echo '?')$(cd "$ROOT" && git diff --quiet 2>/dev/null || echo '+changes'), $(nginx -v 2>&1 | cut -d' ' -f3), HAProxy $(haproxy -v | head -n1 | cut -d' ' -f3), wrk $(wrk -v 2>&1 | head -n1 | cut -d' ' -f2), node $(node --version)"
+  local cpu commit
+  cpu=$(sed -nE 's/^model name\s*: //p' /proc/cpuinfo | head -n1)
+  commit="$(cd "$ROOT" && git rev-parse --short HEAD 2>/dev/null || echo '?')"
+  commit+="$(cd "$ROOT" && git diff --quiet 2>/dev/null || echo '+changes')"
+  say "machine: $(nproc) cores, $cpu, load $(cut -d' ' -f1-3 /proc/loadavg), $(date -u '+%Y-%m-%d %H:%M UTC')"
+  say "argus $commit, $(nginx -v 2>&1 | cut -d' ' -f3), HAProxy $(haproxy -v | head -n1 | cut -d' ' -f3)," \
+    "wrk $(wrk -v 2>&1 | head -n1 | cut -d' ' -f2), node $(node --version)"
   start_upstream
   # Every stage's process is started even if not measured when a later one needs it (haproxy needs gate-jwt).
   for c in gate-proxy gate-jwt gate-dpop gate-openapi gate-ratelimit gate-events; do
@@ -683,7 +694,8 @@ main() {
     for c in $CONTENDERS; do saturate "$c" "$round" "$DURATION"; done
   done
   if [ "$LAT_ROUNDS" -gt 0 ]; then
-    say "fixed rate: $LAT_ROUNDS rounds x ${LAT_SECONDS}s per contender and its upstream baseline, $LAT_CONNECTIONS connections"
+    say "fixed rate: $LAT_ROUNDS rounds x ${LAT_SECONDS}s per contender and its upstream baseline," \
+      "$LAT_CONNECTIONS connections"
     for round in $(seq "$LAT_ROUNDS"); do
       for c in $CONTENDERS; do [ "$c" = upstream ] || latency "$c" "$round"; done
     done
