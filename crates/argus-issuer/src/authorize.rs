@@ -63,7 +63,15 @@ async fn run(s: &Issuer, headers: &HeaderMap, query: &str) -> Result<Response, a
         Some(l) => s.consent_covers(&l.user.sub, &flow.client_id, &flow.scope).await?,
         None => false,
     };
-    match next_step_at_authorize(flow.prompt, live.as_ref().map(|l| l.auth()), &flow.auth, covers, s.now()) {
+    // A level the signed-in user cannot reach does not send them to sign in again: `acr_values` are voluntary
+    // (OIDC Core §3.1.2.1). A user without a second factor asked for `urn:argus:acr:mfa` is served at the password
+    // level, and the tokens' `acr` says so; the resource server decides whether that is enough (RFC 9470). The
+    // stored request keeps the whole requirement, for whoever signs in next.
+    let reach = match &live {
+        Some(l) => flow.auth.within_reach(crate::second_factor::best_level(s, &l.user.sub).await?),
+        None => flow.auth.clone(),
+    };
+    match next_step_at_authorize(flow.prompt, live.as_ref().map(|l| l.auth()), &reach, covers, s.now()) {
         NextStep::Fail(error) => Ok(s.redirect_error(&flow.redirect_uri, flow.state.as_deref(), error)),
         NextStep::IssueCode => match &live {
             Some(l) => s.issue_code(&flow, &l.session).await,

@@ -14,8 +14,21 @@ use crate::state::Shared;
 const BASE_SCOPES: [&str; 2] = ["openid", "profile"];
 
 /// Claims that can appear in id_tokens and userinfo answers.
-const CLAIMS: [&str; 12] =
-    ["iss", "sub", "aud", "exp", "iat", "auth_time", "acr", "nonce", "sid", "azp", "at_hash", "preferred_username"];
+const CLAIMS: [&str; 13] = [
+    "iss",
+    "sub",
+    "aud",
+    "exp",
+    "iat",
+    "auth_time",
+    "acr",
+    "amr",
+    "nonce",
+    "sid",
+    "azp",
+    "at_hash",
+    "preferred_username",
+];
 
 /// `GET /.well-known/openid-configuration` and `GET /.well-known/oauth-authorization-server`.
 pub(crate) async fn metadata(State(s): State<Shared>) -> Response {

@@ -176,18 +176,18 @@ fn consent_page(client: &ClientRegistration, user: &UserRecord, scope: &Scopes, 
 }
 
 /// A pending request that this browser started, with the handle and CSRF token the form carried.
-struct Bound {
-    pending: PendingAuthorization,
-    client: ClientRegistration,
-    request: String,
-    csrf: String,
+pub(crate) struct Bound {
+    pub pending: PendingAuthorization,
+    pub client: ClientRegistration,
+    pub request: String,
+    pub csrf: String,
 }
 
-const FORM_INVALID: &str = "This sign-in form is no longer valid.";
+pub(crate) const FORM_INVALID: &str = "This sign-in form is no longer valid.";
 
 /// Find the pending request a form refers to and check that this browser started it (binding cookie) and that the
 /// form came from our page (CSRF token). Any failure is an error page and changes nothing.
-async fn bound_pending(s: &Issuer, headers: &HeaderMap, form: &Params) -> Result<Bound, Response> {
+pub(crate) async fn bound_pending(s: &Issuer, headers: &HeaderMap, form: &Params) -> Result<Bound, Response> {
     let bad = || pages::error_page(StatusCode::BAD_REQUEST, FORM_INVALID);
     if form.first_repeated().is_some() {
         return Err(bad());
@@ -236,10 +236,13 @@ pub(crate) async fn login(State(s): State<Shared>, caller: Caller, headers: Head
     s.emit(principal, EventKind::Login(login));
 
     match (user, outcome) {
-        (Some(user), LoginOutcome::Success) => match signed_in(&s, &headers, &bound, user).await {
-            Ok(r) => r,
-            Err(e) => pages::internal_error_page(&e),
-        },
+        // A user with a second factor is asked for it before anything is signed in.
+        (Some(user), LoginOutcome::Success) => {
+            match crate::second_factor::after_password(&s, &headers, &bound, user).await {
+                Ok(r) => r,
+                Err(e) => pages::internal_error_page(&e),
+            }
+        }
         // One answer for every failure: the same page, the same status, the same form.
         _ => login_page(&bound.client, &bound.request, &bound.csrf, Some(LOGIN_FAILED)),
     }
@@ -268,10 +271,17 @@ async fn check_credentials(
     Ok((user, outcome))
 }
 
-/// After a good password: a session that records this sign-in, then consent or straight a code.
-async fn signed_in(s: &Issuer, headers: &HeaderMap, bound: &Bound, user: UserRecord) -> Result<Response, StorageError> {
+/// After a complete sign-in (the password, and the second factor of a user who has one) at `level`: a session that
+/// records it, then consent or straight a code.
+pub(crate) async fn signed_in(
+    s: &Issuer,
+    headers: &HeaderMap,
+    bound: &Bound,
+    user: UserRecord,
+    level: AuthLevel,
+) -> Result<Response, StorageError> {
     let cookie = random_secret(32);
-    let session = record_sign_in(s, headers, &user, &cookie).await?;
+    let session = record_sign_in(s, headers, &user, &cookie, level).await?;
     // The browser's device, so revoking the device reaches this session and what it issues.
     let device_cookie = crate::admin::devices::bind_device(s, headers, &session.sid).await?;
     let flow = FlowRequest::from(&bound.pending);
@@ -295,7 +305,7 @@ async fn signed_in(s: &Issuer, headers: &HeaderMap, bound: &Bound, user: UserRec
     Ok(response)
 }
 
-/// Record a password sign-in of `user` behind the new session cookie `cookie`. The same user signing in again in
+/// Record a sign-in of `user` at `level` behind the new session cookie `cookie`. The same user signing in again in
 /// the browser of a live session (step-up: `max_age`, `acr_values`, `prompt=login`) renews that session in place —
 /// new cookie, `auth_time` and `acr`, the same `sid` — so that revoking the session reaches every token it issued,
 /// before the new sign-in and after. Anyone else, or a browser without a live session, gets a new session.
@@ -304,6 +314,7 @@ async fn record_sign_in(
     headers: &HeaderMap,
     user: &UserRecord,
     cookie: &str,
+    level: AuthLevel,
 ) -> Result<SessionRecord, StorageError> {
     let now = s.now();
     let live = s.current_session(headers).await?.filter(|l| l.user.sub == user.sub);
@@ -312,8 +323,7 @@ async fn record_sign_in(
         cookie_hash: hash_secret(cookie),
         sub: user.sub.clone(),
         auth_time: now,
-        // A password is the only factor so far; second factors will raise the level here.
-        acr: AuthLevel::Password.acr().to_owned(),
+        acr: level.acr().to_owned(),
         expires_at: now.plus(Duration::from_secs(s.config.session_ttl_secs)),
     };
     // The session may have ended since it was read (revoked, expired): then this sign-in starts a new one.
@@ -343,8 +353,13 @@ pub(crate) async fn consent(State(s): State<Shared>, headers: HeaderMap, body: B
         Some("deny") => false,
         _ => return pages::error_page(StatusCode::BAD_REQUEST, FORM_INVALID),
     };
-    // The request's max_age may have run out while the consent page was open: sign in again, same request.
-    if allow && !FlowRequest::from(&bound.pending).auth.is_met_by(live.auth(), s.now()) {
+    // The request's max_age may have run out while the consent page was open: sign in again, same request. Levels
+    // the user cannot reach are voluntary (see `AuthRequirement::within_reach`), or this would ask forever.
+    let best = match crate::second_factor::best_level(&s, &live.user.sub).await {
+        Ok(best) => best,
+        Err(e) => return pages::internal_error_page(&e),
+    };
+    if allow && !FlowRequest::from(&bound.pending).auth.within_reach(best).is_met_by(live.auth(), s.now()) {
         return login_page(&bound.client, &bound.request, &bound.csrf, None);
     }
     match decide(&s, &bound, &live, allow).await {

@@ -29,6 +29,43 @@ pub(crate) struct ConsentPage<'a> {
     pub csrf: &'a str,
 }
 
+/// The second step of a sign-in. Contract: `<form method="post" action="/login/totp">` with the same hidden inputs
+/// as the login form and a text input `code` (a TOTP code or a recovery code).
+#[derive(Template)]
+#[template(path = "second_factor.html")]
+pub(crate) struct SecondFactorPage<'a> {
+    pub client_name: &'a str,
+    pub request: &'a str,
+    pub csrf: &'a str,
+    pub error: Option<&'a str>,
+}
+
+/// TOTP enrolment. Contract: the secret in `<code id="totp-secret">BASE32</code>`, and
+/// `<form method="post" action="/account/totp">` with a hidden input `csrf` and a text input `code`.
+#[derive(Template)]
+#[template(path = "totp_enrol.html")]
+pub(crate) struct TotpEnrolPage<'a> {
+    pub username: &'a str,
+    /// Base32, as typed into an app.
+    pub secret: &'a str,
+    /// The `otpauth://` URI.
+    pub uri: &'a str,
+    /// An SVG QR code of `uri`, made by us from `uri` alone (so inserted unescaped).
+    pub qr_svg: &'a str,
+    pub csrf: &'a str,
+    pub error: Option<&'a str>,
+}
+
+/// The end of enrolment: the recovery codes, shown once; or a message alone. Contract: each code in
+/// `<li><code>CODE</code></li>`.
+#[derive(Template)]
+#[template(path = "recovery_codes.html")]
+pub(crate) struct RecoveryCodesPage<'a> {
+    pub heading: &'a str,
+    pub message: &'a str,
+    pub codes: &'a [String],
+}
+
 #[derive(Template)]
 #[template(path = "error.html")]
 pub(crate) struct ErrorPage<'a> {
@@ -37,6 +74,9 @@ pub(crate) struct ErrorPage<'a> {
 
 /// The one message for every failed sign-in: unknown user, wrong password and disabled account look the same.
 pub(crate) const LOGIN_FAILED: &str = "The user name or password is not correct.";
+
+/// The one message for a refused second factor: a wrong code, a used one and a used recovery code look the same.
+pub(crate) const CODE_FAILED: &str = "That code is not correct, or was already used.";
 
 /// Render a page with the security headers every issuer page carries.
 pub(crate) fn html(status: StatusCode, page: &impl Template) -> Response {
@@ -91,6 +131,34 @@ mod tests {
         assert!(body.contains(r#"name="username""#) && body.contains(r#"name="password""#));
         assert!(body.contains("&#60;App&#62;") && !body.contains("<App>"));
         assert!(body.contains(LOGIN_FAILED));
+    }
+
+    #[test]
+    fn second_factor_pages_keep_their_contracts() {
+        let body = SecondFactorPage { client_name: "<App>", request: "r1", csrf: "c1", error: Some(CODE_FAILED) }
+            .render()
+            .unwrap();
+        assert!(body.contains(r#"<form method="post" action="/login/totp">"#));
+        assert!(body.contains(r#"<input type="hidden" name="request" value="r1">"#));
+        assert!(body.contains(r#"<input type="hidden" name="csrf" value="c1">"#));
+        assert!(body.contains(r#"name="code""#) && body.contains(CODE_FAILED) && !body.contains("<App>"));
+        let body = TotpEnrolPage {
+            username: "<b>",
+            secret: "ABC",
+            uri: "otpauth://totp/x?a=1&b=2",
+            qr_svg: "<svg></svg>",
+            csrf: "c2",
+            error: None,
+        }
+        .render()
+        .unwrap();
+        assert!(body.contains(r#"<code id="totp-secret">ABC</code>"#));
+        assert!(body.contains("<svg></svg>") && !body.contains("<b>"));
+        assert!(body.contains(r#"<form method="post" action="/account/totp">"#));
+        assert!(body.contains(r#"<input type="hidden" name="csrf" value="c2">"#));
+        let codes = ["aaaa-bbbb".to_owned()];
+        let body = RecoveryCodesPage { heading: "h", message: "m", codes: &codes }.render().unwrap();
+        assert!(body.contains("<li><code>aaaa-bbbb</code></li>"));
     }
 
     #[test]

@@ -36,6 +36,9 @@ pub struct AccessClaims {
     /// requirements (RFC 9470) compare with.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub acr: Option<String>,
+    /// The authentication methods of that sign-in (RFC 8176 values, e.g. `pwd`, `otp`, `mfa`; RFC 9068 §2.2.1).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub amr: Option<Vec<String>>,
     /// The key the token is bound to (RFC 9449 §6.1); a token with `cnf.jkt` is only usable with a DPoP proof of
     /// that key.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -222,6 +225,7 @@ mod tests {
             sid: Some("s1".into()),
             auth_time: Some(now),
             acr: Some("urn:argus:acr:pwd".into()),
+            amr: Some(vec!["pwd".into()]),
             cnf: None,
             fid: None,
             did: None,

@@ -243,6 +243,7 @@ mod tests {
             sid: None,
             auth_time: None,
             acr: None,
+            amr: None,
             cnf: None,
             fid: Some("f1".into()),
             did: Some("d1".into()),

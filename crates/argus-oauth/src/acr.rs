@@ -2,15 +2,18 @@
 //! request asks of the user's sign-in, whether a session's sign-in meets it, and the `acr` the tokens state.
 //!
 //! The issuer knows a ladder of authentication levels, weakest first ([`AuthLevel`]); a stronger level satisfies a
-//! request for a weaker one. Today the ladder has one rung, the password; second factors add rungs above it.
+//! request for a weaker one: the password, then the password with a second factor (TOTP).
 
 use argus_model::Timestamp;
 
 use crate::authorize::MAX_STATE_LEN;
 use crate::error::OAuthError;
+use crate::totp::{AMR_MFA, AMR_OTP, AMR_PASSWORD};
 
 /// The `acr` of a sign-in with a password (and nothing else).
 pub const ACR_PASSWORD: &str = "urn:argus:acr:pwd";
+/// The `acr` of a sign-in with a password and a second factor.
+pub const ACR_MFA: &str = "urn:argus:acr:mfa";
 
 /// An authentication level this issuer can deliver, ordered weakest first: a level satisfies a request for itself
 /// or any weaker one.
@@ -18,16 +21,27 @@ pub const ACR_PASSWORD: &str = "urn:argus:acr:pwd";
 pub enum AuthLevel {
     /// User name and password ([`ACR_PASSWORD`]).
     Password,
+    /// Password and a second factor: a TOTP code or a recovery code ([`ACR_MFA`]).
+    Mfa,
 }
 
 impl AuthLevel {
     /// Every level, weakest first: what discovery advertises as `acr_values_supported`.
-    pub const ALL: [AuthLevel; 1] = [AuthLevel::Password];
+    pub const ALL: [AuthLevel; 2] = [AuthLevel::Password, AuthLevel::Mfa];
 
     /// The `acr` value of this level.
     pub fn acr(self) -> &'static str {
         match self {
             AuthLevel::Password => ACR_PASSWORD,
+            AuthLevel::Mfa => ACR_MFA,
+        }
+    }
+
+    /// The RFC 8176 `amr` values of a sign-in at this level.
+    pub fn amr(self) -> &'static [&'static str] {
+        match self {
+            AuthLevel::Password => &[AMR_PASSWORD],
+            AuthLevel::Mfa => &[AMR_PASSWORD, AMR_OTP, AMR_MFA],
         }
     }
 
@@ -40,6 +54,13 @@ impl AuthLevel {
     pub fn supported_acr_values() -> Vec<&'static str> {
         AuthLevel::ALL.iter().map(|l| l.acr()).collect()
     }
+}
+
+/// The `amr` claim of tokens that state `acr`: the methods of that level (`None` for a level this issuer does not
+/// know, which it does not describe). Tokens state the level the request asked for when the sign-in met it
+/// ([`AuthRequirement::acr_claim`]), and their `amr` agrees with their `acr`, so it never says more than the `acr`.
+pub fn amr_for_acr(acr: &str) -> Option<Vec<String>> {
+    AuthLevel::from_acr(acr).map(|l| l.amr().iter().map(|m| (*m).to_owned()).collect())
 }
 
 /// A sign-in as a session remembers it.
@@ -84,6 +105,16 @@ impl AuthRequirement {
     pub fn from_stored(max_age: Option<u64>, acr_values: Option<&str>) -> AuthRequirement {
         let acr_values = parse_acr_values(acr_values.unwrap_or("")).unwrap_or_default();
         AuthRequirement { max_age, acr_values }
+    }
+
+    /// The requirement as far as a user who can reach at most `best` can meet it: `acr_values` above `best` are
+    /// left out. `acr_values` are voluntary (OIDC Core §3.1.2.1): a user without a second factor who is asked for
+    /// one is served at the level they have — signing in again could not deliver more — and the tokens' `acr`
+    /// says so; the resource server decides whether that is enough (RFC 9470).
+    pub fn within_reach(&self, best: AuthLevel) -> AuthRequirement {
+        let acr_values =
+            self.acr_values.iter().filter(|v| AuthLevel::from_acr(v).is_none_or(|l| l <= best)).cloned().collect();
+        AuthRequirement { max_age: self.max_age, acr_values }
     }
 
     /// Whether `auth` meets the requirement at `now`; if not, the user must sign in again.
@@ -162,7 +193,7 @@ mod tests {
     use super::*;
 
     const NOW: i64 = 1_700_000_000;
-    const MFA: &str = "urn:argus:acr:mfa";
+    const MFA: &str = ACR_MFA;
 
     fn req(max_age: Option<&str>, acr_values: Option<&str>) -> AuthRequirement {
         AuthRequirement::parse(max_age, acr_values).unwrap()
@@ -217,6 +248,32 @@ mod tests {
     }
 
     #[test]
+    fn mfa_is_above_the_password_and_out_of_reach_of_a_password_only_user() {
+        let mfa = req(Some("60"), Some(MFA));
+        assert!(!mfa.is_met_by(pwd_at(NOW), now()), "a password sign-in does not meet mfa");
+        let mfa_at = Authentication { acr: MFA, ..pwd_at(NOW) };
+        assert!(mfa.is_met_by(mfa_at, now()));
+        assert!(req(None, Some(ACR_PASSWORD)).is_met_by(mfa_at, now()), "mfa satisfies pwd");
+        assert_eq!(req(None, Some(ACR_PASSWORD)).acr_claim(MFA), ACR_PASSWORD);
+        // A user without a second factor: mfa is voluntary, the rest of the requirement still holds.
+        let reach = mfa.within_reach(AuthLevel::Password);
+        assert_eq!(reach.acr_values, Vec::<String>::new());
+        assert_eq!(reach.max_age, Some(60));
+        assert!(reach.is_met_by(pwd_at(NOW), now()));
+        assert!(!reach.is_met_by(pwd_at(NOW - 61), now()));
+        assert_eq!(mfa.within_reach(AuthLevel::Mfa), mfa);
+        let mixed = req(None, Some(&format!("urn:x {MFA} {ACR_PASSWORD}"))).within_reach(AuthLevel::Password);
+        assert_eq!(mixed.acr_values, ["urn:x", ACR_PASSWORD]);
+    }
+
+    #[test]
+    fn amr_follows_the_stated_level() {
+        assert_eq!(amr_for_acr(ACR_PASSWORD), Some(vec!["pwd".to_owned()]));
+        assert_eq!(amr_for_acr(MFA), Some(vec!["pwd".to_owned(), "otp".to_owned(), "mfa".to_owned()]));
+        assert_eq!(amr_for_acr("urn:other"), None);
+    }
+
+    #[test]
     fn both_requirements_must_hold() {
         let r = req(Some("60"), Some(ACR_PASSWORD));
         assert!(r.is_met_by(pwd_at(NOW - 10), now()));
@@ -230,7 +287,7 @@ mod tests {
         assert_eq!(r.acr_values, ["urn:x", ACR_PASSWORD], "repeats dropped, order kept");
         assert_eq!(r.acr_claim(ACR_PASSWORD), ACR_PASSWORD);
         assert_eq!(r.acr_claim("urn:other"), "urn:other", "an unknown sign-in level is stated as it is");
-        assert_eq!(AuthLevel::supported_acr_values(), [ACR_PASSWORD]);
+        assert_eq!(AuthLevel::supported_acr_values(), [ACR_PASSWORD, ACR_MFA]);
         assert!(AuthLevel::ALL.windows(2).all(|w| w[0] < w[1]), "weakest first");
     }
 

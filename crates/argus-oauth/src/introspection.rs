@@ -163,6 +163,7 @@ mod tests {
             sid: Some("s1".into()),
             auth_time: Some(90),
             acr: Some(crate::ACR_PASSWORD.into()),
+            amr: None,
             cnf: cnf.map(|jkt| Confirmation { jkt: jkt.into() }),
             fid: None,
             did: None,

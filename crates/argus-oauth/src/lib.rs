@@ -20,8 +20,9 @@ mod resource;
 mod scope;
 mod store;
 mod token;
+mod totp;
 
-pub use acr::{ACR_PASSWORD, AuthLevel, AuthRequirement, Authentication};
+pub use acr::{ACR_MFA, ACR_PASSWORD, AuthLevel, AuthRequirement, Authentication, amr_for_acr};
 pub use authorize::{
     AuthorizationRequest, AuthorizeRejection, MAX_STATE_LEN, NextStep, Prompt, authorization_response_url,
     next_step_after_login, next_step_at_authorize, validate_authorize,
@@ -44,6 +45,11 @@ pub use scope::Scopes;
 pub use store::{
     AuthorizationCode, ConsentGrant, IssuedAccess, IssuerStore, PendingAuthorization, PushedRequest, RedeemOutcome,
     RefreshToken, RotateOutcome, SessionRecord, StorageError, StoredSigningKey, UserRecord,
+};
+pub use totp::{
+    AMR_MFA, AMR_OTP, AMR_PASSWORD, MAX_SECOND_FACTOR_FAILURES, RECOVERY_CODE_BYTES, RECOVERY_CODE_COUNT,
+    SecondFactorStore, TOTP_SECRET_LEN, TotpCheck, TotpCredential, check_totp, format_recovery_code,
+    normalize_recovery_code, otpauth_uri, totp_secret_base32,
 };
 pub use token::{
     CodeCheck, CodePresentation, IdTokenClaims, RefreshCheck, TokenSubject, access_claims, at_hash, check_code_grant,

@@ -223,10 +223,11 @@ pub enum RotateOutcome {
 
 /// Everything the issuer stores. Implemented by `argus_store::Store`.
 ///
-/// The admin operations' storage ([`crate::admin::AdminStore`]) comes with it, so the issuer reaches both through
+/// The admin operations' storage ([`crate::admin::AdminStore`]) and the second factors'
+/// ([`crate::SecondFactorStore`]) come with it, so the issuer reaches both through
 /// one handle.
 #[async_trait::async_trait]
-pub trait IssuerStore: crate::admin::AdminStore + Send + Sync + 'static {
+pub trait IssuerStore: crate::admin::AdminStore + crate::totp::SecondFactorStore + Send + Sync + 'static {
     /// Every signing key, oldest first.
     async fn signing_keys(&self) -> Result<Vec<StoredSigningKey>, StorageError>;
     async fn add_signing_key(&self, key: &StoredSigningKey) -> Result<(), StorageError>;

@@ -200,6 +200,7 @@ pub fn access_claims(
         sid: who.sid.map(str::to_owned),
         auth_time: who.auth_time.map(Timestamp::as_secs),
         acr: who.acr.map(str::to_owned),
+        amr: who.acr.and_then(crate::amr_for_acr),
         cnf: jkt.map(|jkt| Confirmation { jkt: jkt.to_owned() }),
         fid: who.family.map(str::to_owned),
         did: who.device.map(str::to_owned),
@@ -219,6 +220,9 @@ pub struct IdTokenClaims {
     pub auth_time: Option<i64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub acr: Option<String>,
+    /// RFC 8176 methods of the sign-in, agreeing with `acr`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub amr: Option<Vec<String>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub nonce: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -246,6 +250,7 @@ pub fn id_token_claims(
         iat: now.as_secs(),
         auth_time: who.auth_time.map(Timestamp::as_secs),
         acr: who.acr.map(str::to_owned),
+        amr: who.acr.and_then(crate::amr_for_acr),
         nonce: nonce.map(str::to_owned),
         sid: who.sid.map(str::to_owned),
         at_hash: at_hash(access_token, alg),
@@ -466,6 +471,12 @@ mod tests {
         let unknown = access_claims("http://iss", "http://aud", unknown, "j", None, now, Duration::from_secs(300));
         let json = serde_json::to_value(unknown).unwrap();
         assert!(json.get("acr").is_none(), "an unknown acr is left out, never null");
+        assert!(json.get("amr").is_none(), "and so is its amr");
+        assert_eq!(a.amr, Some(vec!["pwd".to_owned()]));
+        assert_eq!(id.amr, a.amr);
+        let mfa = TokenSubject { acr: Some(crate::ACR_MFA), ..who };
+        let mfa = id_token_claims("http://iss", mfa, None, "tok", "ES256", now, Duration::from_secs(300));
+        assert_eq!(mfa.amr.unwrap(), ["pwd", "otp", "mfa"]);
         // OIDC Core example values are for RS256 over a different token; check the definition instead.
         use base64::Engine;
         use sha2::Digest;

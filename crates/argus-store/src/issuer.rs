@@ -19,6 +19,7 @@ use crate::{Store, StoreError};
 mod batch;
 mod lookup;
 mod rotation;
+mod totp;
 
 /// The batching queues of the refresh hot path ([`batch`]).
 #[derive(Clone, Debug)]
@@ -44,7 +45,7 @@ pub(crate) fn db(e: sqlx::Error) -> StorageError {
     StorageError(format!("database: {e}"))
 }
 
-fn corrupt(what: &str) -> StorageError {
+pub(crate) fn corrupt(what: &str) -> StorageError {
     StorageError(format!("stored data is corrupt: {what}"))
 }
 
@@ -52,7 +53,7 @@ pub(crate) fn ts(row: &SqliteRow, col: &str) -> Result<Timestamp, StorageError> 
     Ok(Timestamp::from_millis(row.try_get::<i64, _>(col).map_err(db)?))
 }
 
-fn opt_ts(row: &SqliteRow, col: &str) -> Result<Option<Timestamp>, StorageError> {
+pub(crate) fn opt_ts(row: &SqliteRow, col: &str) -> Result<Option<Timestamp>, StorageError> {
     Ok(row.try_get::<Option<i64>, _>(col).map_err(db)?.map(Timestamp::from_millis))
 }
 
@@ -793,6 +794,7 @@ impl IssuerStore for Store {
              (SELECT family_id FROM refresh_families WHERE expires_at <= $1)",
             "DELETE FROM refresh_families WHERE expires_at <= $1",
             "DELETE FROM revocations WHERE expires_at <= $1",
+            "DELETE FROM second_factor_waits WHERE expires_at <= $1",
         ] {
             removed += sqlx::query(sql).bind(now.as_millis()).execute(&mut *tx).await.map_err(db)?.rows_affected();
         }

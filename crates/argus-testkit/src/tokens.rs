@@ -34,6 +34,7 @@ pub fn access_claims(issuer: &str, audience: &str, now: Timestamp) -> AccessClai
         sid: Some(new_id()),
         auth_time: Some(now.as_secs()),
         acr: None,
+        amr: None,
         cnf: None,
         fid: None,
         did: None,

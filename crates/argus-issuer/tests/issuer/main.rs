@@ -15,3 +15,4 @@ mod resources;
 mod revocation;
 mod stepup;
 mod tokens;
+mod totp;

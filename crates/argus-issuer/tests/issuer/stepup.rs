@@ -190,7 +190,7 @@ async fn a_pushed_request_keeps_its_max_age_and_discovery_names_the_levels() {
     assert_eq!((refused.status, refused.json()["error"].as_str()), (400, Some("invalid_request")));
 
     let m = i.get("/.well-known/openid-configuration").await.json();
-    assert_eq!(m["acr_values_supported"], serde_json::json!([ACR_PASSWORD]));
+    assert_eq!(m["acr_values_supported"], serde_json::json!([ACR_PASSWORD, argus_oauth::ACR_MFA]));
     let claims = m["claims_supported"].as_array().unwrap();
     assert!(["acr", "auth_time"].iter().all(|c| claims.iter().any(|x| x == c)), "{claims:?}");
 }

@@ -591,3 +591,45 @@ async fn a_batch_of_lookups_answers_each_by_its_own_hash() {
     );
     assert_eq!(found[0], s.refresh_token("r1").await.unwrap(), "the same record as a lookup alone");
 }
+
+#[tokio::test]
+async fn totp_credentials_steps_and_recovery_codes() {
+    use argus_oauth::{SecondFactorStore, TotpCredential};
+    let s = Store::in_memory().await.unwrap();
+    let cred = |secret: &[u8]| TotpCredential {
+        sub: "u1".into(),
+        secret: secret.to_vec(),
+        created_at: t(1),
+        confirmed_at: None,
+        last_step: None,
+    };
+    assert!(s.totp_credential("u1").await.unwrap().is_none());
+    assert!(s.put_unconfirmed_totp(&cred(b"first")).await.unwrap());
+    assert!(s.put_unconfirmed_totp(&cred(b"second")).await.unwrap(), "an unconfirmed one is replaced");
+    assert!(!s.use_totp_step("u1", 5).await.unwrap(), "no step is used before confirmation");
+    let hashes = vec!["h1".to_owned(), "h2".to_owned()];
+    assert!(s.confirm_totp("u1", 10, &hashes, t(2)).await.unwrap());
+    assert!(!s.confirm_totp("u1", 11, &hashes, t(3)).await.unwrap(), "confirmed once");
+    assert!(!s.put_unconfirmed_totp(&cred(b"third")).await.unwrap(), "a confirmed one stays");
+    let stored = s.totp_credential("u1").await.unwrap().unwrap();
+    assert_eq!(
+        (stored.secret.as_slice(), stored.confirmed_at, stored.last_step),
+        (&b"second"[..], Some(t(2)), Some(10))
+    );
+    assert!(!format!("{stored:?}").contains("second"), "Debug must not print the secret");
+    assert!(!s.use_totp_step("u1", 10).await.unwrap(), "the step of confirmation is used");
+    assert!(s.use_totp_step("u1", 11).await.unwrap());
+    assert!(!s.use_totp_step("u1", 11).await.unwrap());
+    assert!(s.use_recovery_code("u1", "h1", t(4)).await.unwrap());
+    assert!(!s.use_recovery_code("u1", "h1", t(5)).await.unwrap(), "single use");
+    assert!(!s.use_recovery_code("u2", "h2", t(5)).await.unwrap(), "another user's code");
+
+    s.insert_second_factor_wait("w", "u1", t(100)).await.unwrap();
+    assert_eq!(s.second_factor_wait("w", t(50)).await.unwrap().as_deref(), Some("u1"));
+    assert_eq!(s.fail_second_factor("w").await.unwrap(), 1);
+    s.insert_second_factor_wait("w", "u1", t(100)).await.unwrap();
+    assert_eq!(s.fail_second_factor("w").await.unwrap(), 2, "a new password does not reset the count");
+    assert!(s.second_factor_wait("w", t(100)).await.unwrap().is_none(), "expired");
+    s.end_second_factor_wait("w").await.unwrap();
+    assert_eq!(s.fail_second_factor("w").await.unwrap(), u32::MAX, "an ended wait is spent");
+}

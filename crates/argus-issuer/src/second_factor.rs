@@ -1,0 +1,107 @@
+//! The second step of a sign-in (`POST /login/totp`): after a correct password, a user with a confirmed TOTP
+//! credential is asked for a code from their app, or one of their recovery codes, before any session is made. The
+//! step is bound like the login form (the pending request's handle, its CSRF token and the browser cookie) and to
+//! the user whose password was accepted for that request; wrong codes are counted, and after
+//! [`MAX_SECOND_FACTOR_FAILURES`] the request ends and the sign-in starts again at the app.
+
+use argus_oauth::{
+    AuthLevel, MAX_SECOND_FACTOR_FAILURES, Params, StorageError, TotpCheck, TotpCredential, UserRecord, check_totp,
+    hash_secret, normalize_recovery_code,
+};
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::Response;
+
+use crate::flow::{self, Bound, FORM_INVALID};
+use crate::pages::{self, CODE_FAILED, SecondFactorPage};
+use crate::state::{Issuer, Shared};
+
+/// The best level `sub` can sign in at: with a confirmed TOTP credential, the second factor; else the password.
+pub(crate) async fn best_level(s: &Issuer, sub: &str) -> Result<AuthLevel, StorageError> {
+    Ok(match confirmed_totp(s, sub).await? {
+        Some(_) => AuthLevel::Mfa,
+        None => AuthLevel::Password,
+    })
+}
+
+async fn confirmed_totp(s: &Issuer, sub: &str) -> Result<Option<TotpCredential>, StorageError> {
+    Ok(s.store.totp_credential(sub).await?.filter(|c| c.confirmed_at.is_some()))
+}
+
+/// After a correct password: a user with a second factor is asked for it (nothing is signed in yet); anyone else is
+/// signed in at the password level.
+pub(crate) async fn after_password(
+    s: &Issuer,
+    headers: &HeaderMap,
+    bound: &Bound,
+    user: UserRecord,
+) -> Result<Response, StorageError> {
+    if confirmed_totp(s, &user.sub).await?.is_none() {
+        return flow::signed_in(s, headers, bound, user, AuthLevel::Password).await;
+    }
+    // The wait lives as long as the request it belongs to.
+    s.store.insert_second_factor_wait(&bound.pending.handle_hash, &user.sub, bound.pending.expires_at).await?;
+    Ok(page(bound, None))
+}
+
+fn page(bound: &Bound, error: Option<&str>) -> Response {
+    let page = SecondFactorPage { client_name: &bound.client.name, request: &bound.request, csrf: &bound.csrf, error };
+    let status = if error.is_some() { StatusCode::BAD_REQUEST } else { StatusCode::OK };
+    pages::html(status, &page)
+}
+
+/// `POST /login/totp`.
+pub(crate) async fn second_factor(State(s): State<Shared>, headers: HeaderMap, body: Bytes) -> Response {
+    let form = Params::parse(&body);
+    let bound = match flow::bound_pending(&s, &headers, &form).await {
+        Ok(b) => b,
+        Err(r) => return r,
+    };
+    match run(&s, &headers, &bound, form.get("code").unwrap_or("")).await {
+        Ok(r) => r,
+        Err(e) => pages::internal_error_page(&e),
+    }
+}
+
+async fn run(s: &Issuer, headers: &HeaderMap, bound: &Bound, code: &str) -> Result<Response, StorageError> {
+    let handle = &bound.pending.handle_hash;
+    let invalid = || pages::error_page(StatusCode::BAD_REQUEST, FORM_INVALID);
+    // Only a request whose password was accepted waits here, and only for that user.
+    let Some(sub) = s.store.second_factor_wait(handle, s.now()).await? else {
+        return Ok(invalid());
+    };
+    let user = s.store.user_by_sub(&sub).await?.filter(|u| !u.disabled);
+    let (Some(user), Some(cred)) = (user, confirmed_totp(s, &sub).await?) else {
+        s.store.end_second_factor_wait(handle).await?;
+        return Ok(invalid());
+    };
+    if second_factor_accepted(s, &cred, code).await? {
+        s.store.end_second_factor_wait(handle).await?;
+        return flow::signed_in(s, headers, bound, user, AuthLevel::Mfa).await;
+    }
+    let failures = s.store.fail_second_factor(handle).await?;
+    if failures < MAX_SECOND_FACTOR_FAILURES {
+        return Ok(page(bound, Some(CODE_FAILED)));
+    }
+    // Enough guesses: the request ends, and the next attempt starts at the app with a new password.
+    s.store.end_second_factor_wait(handle).await?;
+    s.store.take_pending(handle, s.now()).await?;
+    tracing::warn!(sub = %sub, "too many wrong second-factor codes; the sign-in request ended");
+    Ok(pages::error_page(StatusCode::TOO_MANY_REQUESTS, TOO_MANY))
+}
+
+const TOO_MANY: &str = "Too many wrong codes. Go back to the app and sign in again.";
+
+/// Whether `code` is a TOTP code of a step not used before, or an unused recovery code of the user; either is used
+/// up by this call. The conditional writes of the store decide, so two requests with one code cannot both pass.
+async fn second_factor_accepted(s: &Issuer, cred: &TotpCredential, code: &str) -> Result<bool, StorageError> {
+    let now = s.now();
+    if let Some(recovery) = normalize_recovery_code(code) {
+        return s.store.use_recovery_code(&cred.sub, &hash_secret(&recovery), now).await;
+    }
+    match check_totp(&cred.secret, code, now, cred.last_step) {
+        TotpCheck::Accepted { step } => s.store.use_totp_step(&cred.sub, step).await,
+        TotpCheck::Replayed | TotpCheck::Wrong => Ok(false),
+    }
+}
