@@ -199,6 +199,9 @@ impl Gate {
         record: &mut CallRecord,
         answer: &mut Answer,
     ) -> Result<Verdict<'_>, Refusal> {
+        // A blocked address is refused before anything about the API is answered: otherwise 404 / 405 / 403 would
+        // keep telling a blocked fuzzer which paths exist. Blocks on token keys are checked once the token is known.
+        block_phase(&self.revocations, &block_keys(None, peer)).await?;
         let (route, path) = route_phase(&self.table, caller_host(&parts.uri, &parts.headers), parts.uri.path())?;
         record.set_route(route.name());
         let api = self.apis.spec_of(route);

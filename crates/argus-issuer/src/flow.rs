@@ -185,6 +185,10 @@ pub(crate) struct Bound {
 
 pub(crate) const FORM_INVALID: &str = "This sign-in form is no longer valid.";
 
+/// The answer to a sign-in from an address watch has blocked.
+pub(crate) const SIGN_IN_BLOCKED: &str =
+    "Sign-in from your network is blocked for a while after suspicious activity. Try again later.";
+
 /// Find the pending request a form refers to and check that this browser started it (binding cookie) and that the
 /// form came from our page (CSRF token). Any failure is an error page and changes nothing.
 pub(crate) async fn bound_pending(s: &Issuer, headers: &HeaderMap, form: &Params) -> Result<Bound, Response> {
@@ -221,6 +225,11 @@ pub(crate) async fn login(State(s): State<Shared>, caller: Caller, headers: Head
         Ok(b) => b,
         Err(r) => return r,
     };
+    if caller.ip.as_deref().and_then(|ip| ip.parse().ok()).is_some_and(|ip| s.blocks.address_blocked(ip)) {
+        // Watch blocked this address (brute force, stuffing): no password is checked, so no guess is counted or
+        // answered. No event either: refusals caused by watch's own blocks must not feed its detectors.
+        return pages::error_page(StatusCode::FORBIDDEN, SIGN_IN_BLOCKED);
+    }
     let username = form.get("username").unwrap_or("");
     let password = form.get("password").unwrap_or("").to_owned();
     let (user, outcome) = match check_credentials(&s, username, password).await {

@@ -11,6 +11,7 @@
 mod account;
 mod admin;
 mod authorize;
+mod blocks;
 mod client_auth;
 mod config;
 mod cookies;
@@ -56,6 +57,8 @@ pub struct IssuerDeps {
     /// The secret DPoP server nonces are derived from (at least 32 bytes). Issuers behind one load balancer must
     /// share it, or a nonce from one is refused by the next.
     pub dpop_nonce_secret: Vec<u8>,
+    /// Watch's blocks in force when the issuer starts (from the store); later ones come over `control`.
+    pub initial_blocks: Vec<argus_model::Block>,
 }
 
 /// The largest request body the issuer reads. Its forms and token requests are a few hundred bytes.

@@ -36,6 +36,8 @@ pub(crate) struct Issuer {
     pub nonces: NonceIssuer,
     /// Client registrations and users' enabled flags, as token requests read them.
     pub registry: Registry,
+    /// Watch's blocks, so that a blocked address cannot go on guessing passwords at the login form.
+    pub(crate) blocks: Arc<crate::blocks::IssuerBlocks>,
 }
 
 /// How long a DPoP server nonce is handed out before the next one; each is accepted for one more window after.
@@ -60,6 +62,7 @@ impl Issuer {
         }
         let resources = Resources::new(audience, &issuer_url, &config.resources).map_err(IssuerError::Config)?;
         let keys = Keys::start(deps.store.clone(), deps.clock.clone(), config).await?;
+        let blocks = crate::blocks::IssuerBlocks::start(&deps.control, deps.clock.clone(), &deps.initial_blocks);
         Ok(Self {
             config: config.clone(),
             secure_cookies: issuer_url.starts_with("https://"),
@@ -74,6 +77,7 @@ impl Issuer {
             replay: deps.replay,
             nonces: NonceIssuer::new(&deps.dpop_nonce_secret, DPOP_NONCE_WINDOW_SECS),
             registry: Registry::new(Duration::from_secs(config.registry_cache_secs)),
+            blocks,
         })
     }
 

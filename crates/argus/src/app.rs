@@ -156,6 +156,10 @@ pub async fn start(mut config: Config, opts: UpOptions) -> anyhow::Result<Runnin
         None
     };
 
+    // Watch's blocks in force: the issuer's login form and the gate refuse the blocked from their first call.
+    let initial_blocks = argus_detect::respond::ActionStore::standing_blocks(&store, clock.now())
+        .await
+        .context("cannot load the blocks in force")?;
     let issuer_router = argus_issuer::router(
         &config.issuer,
         &issuer_url,
@@ -169,6 +173,7 @@ pub async fn start(mut config: Config, opts: UpOptions) -> anyhow::Result<Runnin
             // the cache (Redis).
             replay: Arc::new(argus_gate::MemoryReplayCache::default()),
             dpop_nonce_secret: issuer_nonce_secret,
+            initial_blocks: initial_blocks.clone(),
         },
     )
     .await
@@ -195,9 +200,6 @@ pub async fn start(mut config: Config, opts: UpOptions) -> anyhow::Result<Runnin
     let initial_revocations = argus_oauth::IssuerStore::active_revocations(&store, clock.now())
         .await
         .context("gate: cannot load the revocations in force")?;
-    let initial_blocks = argus_detect::respond::ActionStore::standing_blocks(&store, clock.now())
-        .await
-        .context("gate: cannot load the blocks in force")?;
     let gate = argus_gate::start(
         &config.gate,
         &gate_issuer,

@@ -326,6 +326,7 @@ fn deps(store: &Store, events: &EventBus, control: &ControlChannel, clock: &Arc<
         clock: clock.clone(),
         replay: Arc::new(MemoryReplayCache::default()),
         dpop_nonce_secret: vec![7; 32],
+        initial_blocks: Vec::new(),
     }
 }
 
