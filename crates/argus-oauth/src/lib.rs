@@ -46,13 +46,13 @@ pub use store::{
     AuthorizationCode, ConsentGrant, IssuedAccess, IssuerStore, PendingAuthorization, PushedRequest, RedeemOutcome,
     RefreshToken, RotateOutcome, SessionRecord, StorageError, StoredSigningKey, UserRecord,
 };
-pub use totp::{
-    AMR_MFA, AMR_OTP, AMR_PASSWORD, MAX_SECOND_FACTOR_FAILURES, RECOVERY_CODE_BYTES, RECOVERY_CODE_COUNT,
-    SecondFactorStore, TOTP_SECRET_LEN, TotpCheck, TotpCredential, check_totp, format_recovery_code,
-    normalize_recovery_code, otpauth_uri, totp_secret_base32,
-};
 pub use token::{
     CodeCheck, CodePresentation, IdTokenClaims, RefreshCheck, TokenSubject, access_claims, at_hash, check_code_grant,
     check_refresh_grant, client_credentials_scope, hash_secret, id_token_claims, live_accesses, narrow_scope,
     refresh_expiry, rotated_check, token_revocation,
+};
+pub use totp::{
+    AMR_MFA, AMR_OTP, AMR_PASSWORD, MAX_SECOND_FACTOR_FAILURES, RECOVERY_CODE_BYTES, RECOVERY_CODE_COUNT,
+    SecondFactorStore, TOTP_SECRET_LEN, TotpCheck, TotpCredential, check_totp, format_recovery_code,
+    normalize_recovery_code, otpauth_uri, totp_secret_base32,
 };
