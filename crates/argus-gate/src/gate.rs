@@ -21,7 +21,6 @@ use hyper::body::Incoming;
 use crate::api::Apis;
 use crate::dpop::{DPOP_NONCE, DpopGuard, DpopRequest, dpop_phase};
 use crate::emit::CallRecord;
-use crate::forwarded::{TrustedProxies, client_address};
 use crate::jwks::JwksCache;
 use crate::operation_phases::{
     Matched, RateHeaders, RuleData, block_keys, block_phase, operation_phase, rate_limit_phase, read_body, rule_params,
@@ -37,6 +36,7 @@ use crate::response_phase::{ResponsePlan, response_phase};
 use crate::revocation::Revocations;
 use crate::server::{DeadlineBody, peer_of};
 use crate::token_cache::VerifiedTokens;
+use argus_policy::forwarded::{TrustedProxies, client_address};
 
 /// Everything the gate holds, shared by all calls: one configuration's routes, APIs and limits, and the state that
 /// outlives configurations (behind `Arc`s, carried over by a reload: keys, verified tokens, revocations, rate-limit

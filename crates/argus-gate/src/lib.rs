@@ -37,7 +37,6 @@ mod api;
 mod config;
 mod dpop;
 mod emit;
-mod forwarded;
 mod gate;
 mod housekeeping;
 mod jwks;
@@ -70,12 +69,12 @@ use argus_policy::ratelimit::RateLimiter;
 
 use crate::api::Apis;
 use crate::dpop::DpopGuard;
-use crate::forwarded::TrustedProxies;
 use crate::gate::{CurrentGate, Gate};
 use crate::jwks::{JwksCache, http_uri};
 use crate::proxy::{Upstream, parse_upstream_url, upstream_client};
 use crate::revocation::Revocations;
 use crate::token_cache::VerifiedTokens;
+use argus_policy::forwarded::TrustedProxies;
 
 /// What the gate shares with the rest of Argus.
 pub struct GateDeps {

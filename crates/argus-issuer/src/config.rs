@@ -72,6 +72,11 @@ pub struct IssuerConfig {
     /// are always resources; default: no others. A token is for one resource (its `aud`); an authorization
     /// request may name several, and each token request then names the one it wants.
     pub resources: Vec<String>,
+    /// The proxies (CIDRs such as `10.0.0.0/8`, or single addresses) in front of the issuer whose
+    /// `X-Forwarded-For` / `Forwarded` headers are believed, as at the gate. The client address of sign-ins,
+    /// events and watch's blocks is the peer's unless the peer is one of these. Default none: behind a proxy, set
+    /// it, or every sign-in counts (and is blocked) as the proxy's.
+    pub trusted_proxies: Vec<String>,
 }
 
 impl Default for IssuerConfig {
@@ -95,6 +100,7 @@ impl Default for IssuerConfig {
             authorization_request_ttl_secs: 600,
             registry_cache_secs: 5,
             resources: Vec::new(),
+            trusted_proxies: Vec::new(),
         }
     }
 }
@@ -146,6 +152,8 @@ impl IssuerConfig {
                 return Err(format!("issuer.{name} must be between 1 and {TEN_YEARS} seconds, not {v}"));
             }
         }
+        argus_policy::forwarded::TrustedProxies::parse(&self.trusted_proxies)
+            .map_err(|entry| format!("issuer.trusted_proxies: {entry:?} is not an address or a CIDR"))?;
         Ok(())
     }
 }

@@ -8,7 +8,7 @@ use axum::extract::{ConnectInfo, FromRequestParts};
 use axum::http::header;
 use axum::http::request::Parts;
 
-use crate::state::Issuer;
+use crate::state::{Issuer, Shared};
 
 /// The `node` of every event the issuer emits.
 const NODE: &str = "issuer";
@@ -22,11 +22,16 @@ pub(crate) struct Caller {
     pub user_agent: Option<String>,
 }
 
-impl<S: Send + Sync> FromRequestParts<S> for Caller {
+impl FromRequestParts<Shared> for Caller {
     type Rejection = std::convert::Infallible;
 
-    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
-        let ip = parts.extensions.get::<ConnectInfo<SocketAddr>>().map(|c| c.0.ip().to_string());
+    async fn from_request_parts(parts: &mut Parts, s: &Shared) -> Result<Self, Self::Rejection> {
+        // The peer, or behind trusted proxies the client they name: sign-in throttling, watch's blocks and events
+        // key on it, so it must never be a value the caller chooses.
+        let ip = parts
+            .extensions
+            .get::<ConnectInfo<SocketAddr>>()
+            .map(|c| argus_policy::forwarded::client_address(c.0.ip(), &parts.headers, &s.trusted_proxies).to_string());
         let user_agent = parts
             .headers
             .get(header::USER_AGENT)

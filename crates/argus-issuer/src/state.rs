@@ -38,6 +38,8 @@ pub(crate) struct Issuer {
     pub registry: Registry,
     /// Watch's blocks, so that a blocked address cannot go on guessing passwords at the login form.
     pub(crate) blocks: Arc<crate::blocks::IssuerBlocks>,
+    /// Whose forwarding headers name the client (`[issuer] trusted_proxies`).
+    pub(crate) trusted_proxies: argus_policy::forwarded::TrustedProxies,
 }
 
 /// How long a DPoP server nonce is handed out before the next one; each is accepted for one more window after.
@@ -62,6 +64,10 @@ impl Issuer {
         }
         let resources = Resources::new(audience, &issuer_url, &config.resources).map_err(IssuerError::Config)?;
         let keys = Keys::start(deps.store.clone(), deps.clock.clone(), config).await?;
+        let trusted_proxies =
+            argus_policy::forwarded::TrustedProxies::parse(&config.trusted_proxies).map_err(|entry| {
+                IssuerError::Config(format!("issuer.trusted_proxies: {entry:?} is not an address or a CIDR"))
+            })?;
         let blocks = crate::blocks::IssuerBlocks::start(&deps.control, deps.clock.clone(), &deps.initial_blocks);
         Ok(Self {
             config: config.clone(),
@@ -78,6 +84,7 @@ impl Issuer {
             nonces: NonceIssuer::new(&deps.dpop_nonce_secret, DPOP_NONCE_WINDOW_SECS),
             registry: Registry::new(Duration::from_secs(config.registry_cache_secs)),
             blocks,
+            trusted_proxies,
         })
     }
 

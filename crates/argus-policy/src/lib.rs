@@ -6,6 +6,7 @@
 
 pub mod blocklist;
 mod config;
+pub mod forwarded;
 pub mod openapi;
 mod path;
 pub mod ratelimit;

@@ -100,3 +100,26 @@ async fn an_expired_request_cannot_be_completed() {
     assert_eq!(r.status, 400);
     assert!(!b.cookies.contains_key("argus_session"));
 }
+
+#[tokio::test]
+async fn the_forwarded_client_is_believed_from_trusted_proxies_only() {
+    let trusted = vec!["127.0.0.1/32".to_owned()];
+    for (trusted_proxies, expected) in [(Vec::new(), "127.0.0.1"), (trusted, "203.0.113.9")] {
+        let i = Issuer::start_with(argus_issuer::IssuerConfig { trusted_proxies, ..Default::default() }).await;
+        let mut sub = i.events.subscribe();
+        let mut b = Browser::default();
+        let page = b.get(&i, &authorize_path(&[])).await;
+        let hidden = hidden_inputs(&page.body);
+        let mut pairs: Vec<(&str, &str)> = hidden.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+        pairs.extend([("username", "alice"), ("password", "not it")]);
+        let cookie = b.cookies.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join("; ");
+        let headers = [("cookie", cookie.as_str()), ("x-forwarded-for", "198.51.100.1, 203.0.113.9")];
+        let r = i.post_form_with("/login", &headers, &pairs).await;
+        assert_eq!(r.status, 200, "{}", r.body);
+        let ip = events(&mut sub).await.into_iter().find_map(|e| match &e.kind {
+            EventKind::Login(_) => e.principal.ip.clone(),
+            _ => None,
+        });
+        assert_eq!(ip.as_deref(), Some(expected), "the sign-in is keyed on the client, never a value it chose");
+    }
+}

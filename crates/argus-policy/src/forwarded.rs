@@ -1,4 +1,4 @@
-//! Who the client is: the peer address, unless the peer is a proxy the operator trusts, in which case the
+//! Who the client is (for the gate and the issuer alike): the peer address, unless the peer is a proxy the operator trusts, in which case the
 //! forwarding chain it passes on (`X-Forwarded-For`, else RFC 7239 `Forwarded`) is walked back to the first
 //! address no trusted proxy owns.
 //!
@@ -21,13 +21,13 @@ const MAX_HOPS: usize = 32;
 
 /// The `[gate] trusted_proxies` networks.
 #[derive(Clone, Debug, Default)]
-pub(crate) struct TrustedProxies {
+pub struct TrustedProxies {
     nets: Vec<IpNet>,
 }
 
 impl TrustedProxies {
     /// Parse CIDRs (`10.0.0.0/8`, `::1/128`) or single addresses; the error is the entry that is neither.
-    pub(crate) fn parse(entries: &[String]) -> Result<Self, String> {
+    pub fn parse(entries: &[String]) -> Result<Self, String> {
         let nets = entries
             .iter()
             .map(|entry| {
@@ -52,7 +52,7 @@ impl TrustedProxies {
 /// left, trusted hops are skipped and the first untrusted one is the client; if every hop is trusted, the
 /// leftmost is. An entry that is not an address (`unknown`, an obfuscated id, garbage) ends the walk at the last
 /// address read, since nothing left of it can be attributed.
-pub(crate) fn client_address(peer: IpAddr, headers: &HeaderMap, trusted: &TrustedProxies) -> IpAddr {
+pub fn client_address(peer: IpAddr, headers: &HeaderMap, trusted: &TrustedProxies) -> IpAddr {
     let peer = peer.to_canonical();
     if trusted.nets.is_empty() || !trusted.contains(peer) {
         return peer;
