@@ -14,7 +14,7 @@
 
 mod support;
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use argus_gate::{AuthMode, ResponseMode, RouteConfig};
@@ -89,66 +89,6 @@ paths:
       responses: {'201': {description: created}}
 "#;
 
-/// The attack inputs of the whole file, and how many test lines it has.
-fn attack_values() -> Option<(usize, BTreeSet<String>)> {
-    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../../shared/data/payloads/crs-request-attacks.jsonl");
-    let text = std::fs::read_to_string(path).ok()?;
-    let mut values = BTreeSet::new();
-    let form_values = |s: &str, values: &mut BTreeSet<String>| {
-        for piece in s.split('&') {
-            if let Some((_, v)) = piece.split_once('=') {
-                values.insert(lossy_form_decode(v));
-            }
-        }
-    };
-    let mut lines = 0;
-    for line in text.lines().filter(|l| !l.trim().is_empty()) {
-        let test: serde_json::Value = serde_json::from_str(line).expect("a JSON line");
-        lines += 1;
-        if let Some((_, query)) = test["uri"].as_str().and_then(|u| u.split_once('?')) {
-            form_values(query, &mut values);
-        }
-        if let Some(data) = test["data"].as_str() {
-            values.insert(data.to_owned());
-            form_values(data, &mut values);
-        }
-        if let Some(headers) = test["headers"].as_object() {
-            values.extend(headers.values().map(|v| v.as_str().map(str::to_owned).unwrap_or_else(|| v.to_string())));
-        }
-    }
-    values.remove("");
-    Some((lines, values))
-}
-
-/// Decode as a lenient browser would (invalid escapes kept), so the attack reaches the gate as meant.
-fn lossy_form_decode(s: &str) -> String {
-    let bytes = s.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        match bytes[i] {
-            b'+' => out.push(b' '),
-            b'%' if s.get(i + 1..i + 3).is_some_and(|h| u8::from_str_radix(h, 16).is_ok()) => {
-                out.push(u8::from_str_radix(&s[i + 1..i + 3], 16).unwrap_or(b'?'));
-                i += 2;
-            }
-            b => out.push(b),
-        }
-        i += 1;
-    }
-    String::from_utf8_lossy(&out).into_owned()
-}
-
-/// Percent-encode everything but RFC 3986 unreserved characters.
-fn encode(s: &str) -> String {
-    s.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => (b as char).to_string(),
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
-}
-
 fn short_number(v: &str) -> bool {
     !v.is_empty() && v.len() <= 6 && v.bytes().all(|b| b.is_ascii_digit())
 }
@@ -196,7 +136,7 @@ type Built = http::Result<Request<Full<Bytes>>>;
 
 /// One request per location for input number `i`; `skipped` counts the places it cannot go.
 fn probes(h: &Harness, i: usize, v: &str, skipped: &mut BTreeMap<&'static str, usize>) -> Vec<Probe> {
-    let e = encode(v);
+    let e = argus_testkit::percent_encode_all(v);
     let mut out: Vec<(&'static str, &'static str, Built)> = Vec::new();
     let kind = slot(&PATH_SLOTS, i, v);
     let path = match kind {
@@ -274,7 +214,7 @@ fn refused_properly(reply: &Reply) -> bool {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_crs_attack_input_is_refused_in_every_place_through_the_gate() {
-    let Some((lines, values)) = attack_values() else {
+    let Some((lines, values)) = argus_testkit::crs_attack_values(env!("CARGO_MANIFEST_DIR")) else {
         eprintln!("SKIPPED: ../shared/data/payloads/crs-request-attacks.jsonl is absent");
         return;
     };

@@ -5,9 +5,6 @@
 //! A handful are not attacks on a typed field at all (`Keep-Alive: 300` is a fine integer): short decimal numbers
 //! are skipped for integer placements only, and counted in the output.
 
-use std::collections::BTreeSet;
-use std::path::PathBuf;
-
 use argus_policy::canonical_path;
 use argus_policy::openapi::{LoadOptions, Match, RequestParts, Spec};
 
@@ -65,64 +62,6 @@ paths:
       responses: {'201': {description: created}}
 "#;
 
-fn attack_values() -> Option<BTreeSet<String>> {
-    let path =
-        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/data/payloads/crs-request-attacks.jsonl");
-    let text = std::fs::read_to_string(&path).ok()?;
-    let mut values = BTreeSet::new();
-    let form_values = |s: &str, values: &mut BTreeSet<String>| {
-        for piece in s.split('&') {
-            if let Some((_, v)) = piece.split_once('=') {
-                values.insert(lossy_form_decode(v));
-            }
-        }
-    };
-    for line in text.lines().filter(|l| !l.trim().is_empty()) {
-        let test: serde_json::Value = serde_json::from_str(line).expect("a JSON line");
-        if let Some((_, query)) = test["uri"].as_str().and_then(|u| u.split_once('?')) {
-            form_values(query, &mut values);
-        }
-        if let Some(data) = test["data"].as_str() {
-            values.insert(data.to_owned());
-            form_values(data, &mut values);
-        }
-        if let Some(headers) = test["headers"].as_object() {
-            values.extend(headers.values().map(|v| v.as_str().map(str::to_owned).unwrap_or_else(|| v.to_string())));
-        }
-    }
-    values.remove("");
-    Some(values)
-}
-
-/// Decode as a lenient browser would (invalid escapes kept), so the attack reaches the validator as meant.
-fn lossy_form_decode(s: &str) -> String {
-    let bytes = s.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        match bytes[i] {
-            b'+' => out.push(b' '),
-            b'%' if s.get(i + 1..i + 3).is_some_and(|h| u8::from_str_radix(h, 16).is_ok()) => {
-                out.push(u8::from_str_radix(&s[i + 1..i + 3], 16).unwrap_or(b'?'));
-                i += 2;
-            }
-            b => out.push(b),
-        }
-        i += 1;
-    }
-    String::from_utf8_lossy(&out).into_owned()
-}
-
-/// Percent-encode everything but RFC 3986 unreserved characters.
-fn encode(s: &str) -> String {
-    s.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => (b as char).to_string(),
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
-}
-
 /// Whether the request is refused somewhere on the way: path canonicalisation, matching, or validation.
 fn refused(spec: &Spec, method: &str, raw_path: &str, query: &str, headers: &[(&str, &str)], body: &[u8]) -> bool {
     let Ok(path) = canonical_path(raw_path) else { return true };
@@ -137,7 +76,7 @@ fn short_number(v: &str) -> bool {
 
 #[test]
 fn every_crs_attack_input_is_refused_in_every_place() {
-    let Some(values) = attack_values() else {
+    let Some((_, values)) = argus_testkit::crs_attack_values(env!("CARGO_MANIFEST_DIR")) else {
         eprintln!("SKIPPED: ../shared/data/payloads/crs-request-attacks.jsonl is absent");
         return;
     };
@@ -154,7 +93,7 @@ fn every_crs_attack_input_is_refused_in_every_place() {
     let mut checks = 0usize;
     let mut skipped_numbers = 0usize;
     for v in &values {
-        let e = encode(v);
+        let e = argus_testkit::percent_encode_all(v);
         let string = serde_json::Value::String(v.clone()).to_string();
         let mut placements: Vec<(&str, bool)> = vec![
             ("path pattern", refused(&spec, "GET", &format!("/tickets/{e}"), "", &[], b"")),

@@ -6,12 +6,14 @@
 #![forbid(unsafe_code)]
 
 mod clock;
+mod crs;
 mod dpop;
 mod jwks;
 mod tokens;
 mod upstream;
 
 pub use clock::{FakeClock, TEST_EPOCH};
+pub use crs::{crs_attack_values, lossy_form_decode, percent_encode_all};
 pub use dpop::{DpopKey, DpopProofBuilder};
 pub use jwks::JwksServer;
 pub use tokens::{
