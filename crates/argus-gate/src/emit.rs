@@ -132,6 +132,7 @@ impl CallRecord {
         self.principal.sid = claims.sid.clone();
         self.principal.jti = Some(claims.jti.clone());
         self.principal.jkt = claims.cnf.as_ref().map(|cnf| cnf.jkt.clone());
+        self.principal.device_id = claims.did.clone();
     }
 
     /// Every check passed: from here on the call is allowed, whatever the upstream answers.

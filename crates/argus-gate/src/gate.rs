@@ -33,7 +33,7 @@ use crate::proxy::{
 };
 use crate::refusal::{Refusal, TokenScheme};
 use crate::response_phase::{ResponsePlan, response_phase};
-use crate::revocation::Revocations;
+use crate::revocation::{Revocations, step_up_demand_phase};
 use crate::server::{DeadlineBody, peer_of};
 use crate::token_cache::VerifiedTokens;
 use argus_policy::forwarded::{TrustedProxies, client_address};
@@ -339,6 +339,7 @@ impl Gate {
             answer.dpop_nonce = self.dpop.current_nonce(now.as_secs());
         }
         answer.dpop_nonce = dpop?;
+        step_up_demand_phase(&self.revocations, &claims, scheme, now).await?;
         Ok(claims)
     }
 }

@@ -89,6 +89,8 @@ pub struct GateDeps {
     pub initial_revocations: Vec<argus_model::Revocation>,
     /// The blocks in force when the gate starts (watch's standing blocks, from the store), for the same reason.
     pub initial_blocks: Vec<argus_model::Block>,
+    /// The step-up demands in force when the gate starts (from the store), for the same reason.
+    pub initial_step_ups: Vec<argus_model::StepUpDemand>,
     /// The key of the DPoP server nonces (at least 16 bytes when `dpop_nonce` is on). Gates that share it accept
     /// each other's nonces.
     pub dpop_nonce_secret: Vec<u8>,
@@ -279,6 +281,7 @@ pub async fn start(
             deps.clock.clone(),
             deps.initial_revocations,
             deps.initial_blocks,
+            deps.initial_step_ups,
         ),
         dpop: Arc::new(dpop_guard(config, audience, &deps.dpop_nonce_secret, deps.replay)?),
         client: upstream_client(Duration::from_secs(config.connect_timeout_secs)),

@@ -9,7 +9,7 @@ use argus_policy::blocklist::BlockKeys;
 use argus_policy::openapi::{HeaderSource, Match, Operation, PathParams, RequestParts};
 use argus_policy::ratelimit::{LimitSet, RateDecision, RateKeys, RateLimiter};
 use argus_policy::rules::{Root, RuleDecision, RuleInput, RuleProgram};
-use argus_policy::stepup::{ChallengeScheme, StepUpClaims, StepUpDecision, StepUpPolicy};
+use argus_policy::stepup::{ChallengeScheme, StepUpChallenge, StepUpClaims, StepUpDecision, StepUpPolicy};
 use axum::body::Body;
 use bytes::Bytes;
 use http::{HeaderMap, HeaderValue};
@@ -127,14 +127,17 @@ pub(crate) fn step_up_phase(
         StepUpClaims { acr: claims.and_then(|c| c.acr.as_deref()), auth_time: claims.and_then(|c| c.auth_time) };
     match policy.decide(step_up_claims, now) {
         StepUpDecision::Satisfied => Ok(()),
-        StepUpDecision::Required(challenge) => {
-            let scheme = match scheme {
-                TokenScheme::Bearer => ChallengeScheme::Bearer,
-                TokenScheme::Dpop => ChallengeScheme::Dpop { algs: DPOP_ALGORITHMS },
-            };
-            Err(Refusal::StepUpRequired { challenge: challenge.www_authenticate(scheme, REALM) })
-        }
+        StepUpDecision::Required(challenge) => Err(step_up_refusal(&challenge, scheme)),
     }
+}
+
+/// The 401 with an RFC 9470 challenge, in the scheme the token came with.
+pub(crate) fn step_up_refusal(challenge: &StepUpChallenge<'_>, scheme: TokenScheme) -> Refusal {
+    let scheme = match scheme {
+        TokenScheme::Bearer => ChallengeScheme::Bearer,
+        TokenScheme::Dpop => ChallengeScheme::Dpop { algs: DPOP_ALGORITHMS },
+    };
+    Refusal::StepUpRequired { challenge: challenge.www_authenticate(scheme, REALM) }
 }
 
 /// The keys of a call that blocks and limits name.

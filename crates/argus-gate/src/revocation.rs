@@ -1,5 +1,6 @@
 //! The revocation set: what the control channel says is revoked, indexed for a constant-time check per request.
-//! The same task applies the channel's blocks to the gate's block list.
+//! The same task applies the channel's blocks to the gate's block list, and its step-up demands (a configured
+//! trigger asked that a session sign in again) to the demands the step-up demand phase checks.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -7,9 +8,14 @@ use std::sync::{Arc, PoisonError, RwLock};
 use std::time::Duration;
 
 use argus_bus::{ControlChannel, Received, Subscriber};
-use argus_model::{Block, Clock, ControlMessage, Revocation, RevocationScope, Timestamp, TokenKeys};
+use argus_jose::AccessClaims;
+use argus_model::{Block, Clock, ControlMessage, Revocation, RevocationScope, StepUpDemand, Timestamp, TokenKeys};
 use argus_policy::blocklist::{BlockKeys, BlockKind, BlockList};
+use argus_policy::stepup::StepUpPolicy;
 use tokio::sync::Notify;
+
+use crate::operation_phases::step_up_refusal;
+use crate::refusal::{Refusal, TokenScheme};
 
 /// How often expired entries are dropped even when no message arrives.
 const PRUNE_EVERY: Duration = Duration::from_secs(60);
@@ -108,6 +114,8 @@ impl RevocationSet {
 pub(crate) struct Revocations {
     set: RwLock<RevocationSet>,
     blocks: RwLock<BlockList>,
+    /// Step-up demands by `sid`, merged like revocations (latest `not_before`, latest `until`).
+    step_ups: RwLock<HashMap<String, StepUpDemand>>,
     control: ControlChannel,
     /// `control.published()` when the gate subscribed: messages counted before are none of its business.
     published_before: u64,
@@ -126,6 +134,7 @@ impl Revocations {
         clock: Arc<dyn Clock>,
         initial: Vec<Revocation>,
         initial_blocks: Vec<Block>,
+        initial_step_ups: Vec<StepUpDemand>,
     ) -> Arc<Self> {
         // Subscribe before reading the counter: every message counted after the snapshot is then delivered to
         // this subscriber, so `caught_up` can never wait for a message that will not come.
@@ -143,9 +152,14 @@ impl Revocations {
                 tracing::warn!(%error, id = %block.id, "stored block refused");
             }
         }
+        let mut step_ups = HashMap::new();
+        for demand in initial_step_ups {
+            merge_demand(&mut step_ups, demand, now);
+        }
         let this = Arc::new(Self {
             set: RwLock::new(set),
             blocks: RwLock::new(blocks),
+            step_ups: RwLock::new(step_ups),
             control,
             published_before,
             applied: AtomicU64::new(0),
@@ -168,6 +182,16 @@ impl Revocations {
         self.catch_up().await;
         let now = self.clock.now();
         self.blocks.read().unwrap_or_else(PoisonError::into_inner).check(keys, now).map(|hit| hit.kind)
+    }
+
+    /// The step-up demand on the session of a token authenticated at `auth_time`, if one applies now, after
+    /// applying every demand published before this call.
+    pub(crate) async fn step_up_demanded(&self, sid: Option<&str>, auth_time: Option<i64>) -> Option<StepUpDemand> {
+        let sid = sid?;
+        self.catch_up().await;
+        let now = self.clock.now();
+        let demands = self.step_ups.read().unwrap_or_else(PoisonError::into_inner);
+        demands.get(sid).filter(|d| d.demands(Some(sid), auth_time, now)).cloned()
     }
 
     /// Read-your-writes across the channel: a revocation whose `publish` returned before this request arrived
@@ -209,6 +233,11 @@ impl Revocations {
                     Err(error) => tracing::warn!(%error, "block refused"),
                 }
             }
+            ControlMessage::StepUp(demand) => {
+                let now = self.clock.now();
+                tracing::debug!(id = %demand.id, "step-up demand applied");
+                merge_demand(&mut self.step_ups.write().unwrap_or_else(PoisonError::into_inner), demand.clone(), now);
+            }
         }
     }
 
@@ -221,7 +250,39 @@ impl Revocations {
         let now = self.clock.now();
         self.set.write().unwrap_or_else(PoisonError::into_inner).prune(now);
         self.blocks.write().unwrap_or_else(PoisonError::into_inner).prune(now);
+        self.step_ups.write().unwrap_or_else(PoisonError::into_inner).retain(|_, d| d.until >= now);
     }
+}
+
+/// Keep `demand` unless it has run out; two demands on one session merge into the stricter, longer one.
+fn merge_demand(demands: &mut HashMap<String, StepUpDemand>, demand: StepUpDemand, now: Timestamp) {
+    if demand.until < now {
+        return;
+    }
+    demands
+        .entry(demand.sid.clone())
+        .and_modify(|kept| {
+            kept.not_before = kept.not_before.max(demand.not_before);
+            kept.until = kept.until.max(demand.until);
+        })
+        .or_insert(demand);
+}
+
+/// Phase (after revocation): a session a configured trigger asked to sign in again. A token from a sign-in before
+/// the demand is answered 401 with the RFC 9470 `insufficient_user_authentication` challenge; its `max_age` reaches
+/// back to the demand, so the re-authorization it asks for yields a token that passes.
+pub(crate) async fn step_up_demand_phase(
+    revocations: &Revocations,
+    claims: &AccessClaims,
+    scheme: TokenScheme,
+    now: Timestamp,
+) -> Result<(), Refusal> {
+    let Some(demand) = revocations.step_up_demanded(claims.sid.as_deref(), claims.auth_time).await else {
+        return Ok(());
+    };
+    let policy = StepUpPolicy::new(Vec::new(), Some(demand.max_age(now)))
+        .expect("a max_age alone is a valid requirement");
+    Err(step_up_refusal(&policy.challenge(), scheme))
 }
 
 /// The control task. Holds only a weak reference so it ends with the gate, or when every publisher is gone.

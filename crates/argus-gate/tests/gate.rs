@@ -474,6 +474,7 @@ async fn bad_configurations_are_refused_at_start() {
         clock: std::sync::Arc::new(argus_testkit::FakeClock::default()),
         initial_revocations: Vec::new(),
         initial_blocks: Vec::new(),
+        initial_step_ups: Vec::new(),
         dpop_nonce_secret: secret.to_vec(),
         replay: std::sync::Arc::new(argus_cache::MemoryReplayCache::default()),
     };

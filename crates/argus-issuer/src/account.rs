@@ -6,6 +6,33 @@
 //! The form's CSRF token is derived from the session cookie (a hash of it under its own label), so it needs no
 //! storage and is worthless without the cookie.
 
+pub(crate) mod api;
+pub(crate) mod not_me;
+pub(crate) mod page;
+pub(crate) mod password;
+pub(crate) mod shared;
+
+/// The account routes beyond TOTP enrolment: the page and its forms, its sign-in, "this wasn't me", the password
+/// change, and the JSON API.
+pub(crate) fn routes() -> axum::Router<Shared> {
+    use axum::routing::{delete, get, post};
+    axum::Router::new()
+        .route("/account", get(page::account))
+        .route("/account/login", get(page::login))
+        .route("/account/callback", get(page::callback))
+        .route("/account/logout", post(page::logout))
+        .route("/account/devices/revoke", post(page::revoke_device))
+        .route("/account/apps/revoke", post(page::revoke_app))
+        .route("/account/password", get(password::form).post(password::change))
+        .route(not_me::NOT_ME_PATH, get(not_me::confirm).post(not_me::act))
+        .route("/account/api/devices", get(api::devices))
+        .route("/account/api/devices/{id}", delete(api::revoke_device))
+        .route("/account/api/apps", get(api::apps))
+        .route("/account/api/apps/{client_id}", delete(api::revoke_app))
+        .route("/account/api/notices", get(api::notices))
+        .route("/account/api/notices/{id}/read", post(api::read_notice))
+}
+
 use argus_model::id::random_bytes;
 use argus_oauth::{
     Params, RECOVERY_CODE_BYTES, RECOVERY_CODE_COUNT, StorageError, TOTP_SECRET_LEN, TotpCheck, TotpCredential,
@@ -52,14 +79,24 @@ async fn enrolment(s: &Issuer, headers: &HeaderMap) -> Result<Response, StorageE
 }
 
 /// `POST /account/totp`.
-pub(crate) async fn confirm_totp(State(s): State<Shared>, headers: HeaderMap, body: Bytes) -> Response {
-    match confirm(&s, &headers, &Params::parse(&body)).await {
+pub(crate) async fn confirm_totp(
+    State(s): State<Shared>,
+    caller: crate::events::Caller,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    match confirm(&s, &caller, &headers, &Params::parse(&body)).await {
         Ok(r) => r,
         Err(e) => pages::internal_error_page(&e),
     }
 }
 
-async fn confirm(s: &Issuer, headers: &HeaderMap, form: &Params) -> Result<Response, StorageError> {
+async fn confirm(
+    s: &Issuer,
+    caller: &crate::events::Caller,
+    headers: &HeaderMap,
+    form: &Params,
+) -> Result<Response, StorageError> {
     let Some((live, cookie)) = signed_in(s, headers).await? else {
         return Ok(pages::error_page(StatusCode::UNAUTHORIZED, SIGN_IN_FIRST));
     };
@@ -84,6 +121,24 @@ async fn confirm(s: &Issuer, headers: &HeaderMap, form: &Params) -> Result<Respo
         return Ok(already_set_up());
     }
     tracing::info!(sub = %cred.sub, "TOTP second factor confirmed");
+    let principal = argus_model::Principal {
+        sub: Some(live.user.sub.clone()),
+        sid: Some(live.session.sid.clone()),
+        ..caller.principal()
+    };
+    let activity = argus_model::AccountActivity {
+        activity: argus_model::Activity::FactorAdded,
+        device_id: s.store.session_device(&live.session.sid).await?,
+        client_id: None,
+        detail: Some("totp".to_owned()),
+    };
+    let body = argus_oauth::notice::NoticeBody {
+        summary: "An authenticator app (TOTP) was added to your account".to_owned(),
+        detail: Some("totp".to_owned()),
+        ip: caller.ip.clone(),
+        ..Default::default()
+    };
+    s.account_activity(principal, activity, body).await;
     let page = RecoveryCodesPage {
         heading: "Your authenticator app is set up",
         message: "From now on, signing in asks for a code from your app after your password.",

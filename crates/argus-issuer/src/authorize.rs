@@ -59,6 +59,9 @@ async fn run(s: &Issuer, headers: &HeaderMap, query: &str) -> Result<Response, a
     };
     let flow = FlowRequest::from(request);
     let live = s.current_session(headers).await?;
+    if let Some(l) = &live {
+        s.touch_session(&l.session.sid).await;
+    }
     let covers = match &live {
         Some(l) => s.consent_covers(&l.user.sub, &flow.client_id, &flow.scope).await?,
         None => false,

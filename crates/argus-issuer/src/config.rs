@@ -77,6 +77,33 @@ pub struct IssuerConfig {
     /// events and watch's blocks is the peer's unless the peer is one of these. Default none: behind a proxy, set
     /// it, or every sign-in counts (and is blocked) as the proxy's.
     pub trusted_proxies: Vec<String>,
+    /// Where notices go besides the account page and the log: the top-level `[notify]` table of `argus.toml`
+    /// (not `[issuer.notify]`), copied here by the binary.
+    #[serde(skip)]
+    pub notify: crate::outbox::NotifyConfig,
+    /// Configured triggers, `[[issuer.triggers]]`: CEL rules over events (`when`, over `event`), each with
+    /// `actions` — `notify_user`, `admin_webhook`, `require_step_up`, `revoke_session` — and optional `events`,
+    /// `message`, `enabled`, `observe_only` (see `argus_policy::triggers`). They add to the shipped defaults; one
+    /// named like a default (`new-device`, `credentials-changed`, `first-grant`) replaces it.
+    pub triggers: Vec<argus_policy::triggers::TriggerConfig>,
+    /// Whether the shipped default triggers apply: notify the user of a new device, a changed password or factor,
+    /// a first grant to an app. Default `true`; `false` leaves only the configured ones.
+    pub default_triggers: bool,
+    /// Progressive sign-in throttling, `[issuer.login_throttle]`: per (user name, client address) and per client
+    /// address, a few free failures, then each further failure locks that key for twice as long as the last
+    /// (1 s, 2 s, 4 s ... up to `max_lockout_secs`), and attempts on a locked key are answered 429 with
+    /// `Retry-After` without checking the password. Nothing locks an account as such: a guesser locks out only
+    /// their own address. Defaults: 5 free failures per pair, 20 per address, locks from 1 s to 900 s, failures
+    /// remembered for 3,600 s.
+    pub login_throttle: argus_oauth::LoginThrottle,
+    /// The WebAuthn relying-party id of passkeys: a domain, the issuer URL's host or a parent domain of it. Default:
+    /// the issuer URL's host. Passkeys are bound to it: changing it makes every registered passkey useless. WebAuthn
+    /// does not work on IP addresses, so an issuer at `http://127.0.0.1` offers no passkeys unless this is set (and
+    /// the browser reaches the issuer under that name).
+    pub webauthn_rp_id: Option<String>,
+    /// Further origins passkey ceremonies may come from, e.g. `["https://login.example.com"]` when the issuer sits
+    /// behind a proxy under another name than its public URL. Default none: the issuer URL's origin only.
+    pub webauthn_origins: Vec<String>,
 }
 
 impl Default for IssuerConfig {
@@ -101,6 +128,12 @@ impl Default for IssuerConfig {
             registry_cache_secs: 5,
             resources: Vec::new(),
             trusted_proxies: Vec::new(),
+            notify: crate::outbox::NotifyConfig::default(),
+            triggers: Vec::new(),
+            default_triggers: true,
+            login_throttle: argus_oauth::LoginThrottle::default(),
+            webauthn_rp_id: None,
+            webauthn_origins: Vec::new(),
         }
     }
 }
@@ -154,6 +187,10 @@ impl IssuerConfig {
         }
         argus_policy::forwarded::TrustedProxies::parse(&self.trusted_proxies)
             .map_err(|entry| format!("issuer.trusted_proxies: {entry:?} is not an address or a CIDR"))?;
+        self.notify.validate()?;
+        argus_policy::triggers::Triggers::compile(&self.triggers, self.default_triggers)
+            .map_err(|e| format!("issuer.{e}"))?;
+        self.login_throttle.validate()?;
         Ok(())
     }
 }
@@ -186,6 +223,11 @@ mod tests {
         assert_eq!(c.refresh_token_absolute_ttl_secs, 60);
         let c: IssuerConfig = serde_json::from_str(r#"{"resources": ["https://reports.example/api"]}"#).unwrap();
         assert_eq!((c.resources.len(), c.validate()), (1, Ok(())));
+        let c: IssuerConfig = serde_json::from_str(r#"{"login_throttle": {"max_lockout_secs": 60}}"#).unwrap();
+        assert_eq!((c.login_throttle.max_lockout_secs, c.login_throttle.free_failures_per_account), (60, 5));
+        let mut c = IssuerConfig::default();
+        c.login_throttle.first_lockout_secs = 0;
+        assert!(c.validate().unwrap_err().contains("issuer.login_throttle"));
         for bad in ["reports", "https://reports.example/#x", "https://reports.example/a b"] {
             let c = IssuerConfig { resources: vec![bad.into()], ..IssuerConfig::default() };
             assert!(c.validate().unwrap_err().contains("issuer.resources"), "{bad}");

@@ -11,7 +11,7 @@ use axum::http::request::Parts;
 use crate::state::{Issuer, Shared};
 
 /// The `node` of every event the issuer emits.
-const NODE: &str = "issuer";
+pub(crate) const NODE: &str = "issuer";
 /// Longest user agent kept in an event; the rest is noise or abuse.
 const MAX_USER_AGENT: usize = 512;
 

@@ -5,11 +5,13 @@
 use std::time::Duration;
 
 use argus_model::id::{new_id, random_secret};
-use argus_model::{EventKind, Login, LoginOutcome, Principal};
+use argus_model::{AccountActivity, Activity, EventKind, Login, LoginFailure, LoginOutcome, Principal};
+use argus_oauth::notice::NoticeBody;
 use argus_oauth::{
     AuthLevel, Authentication, AuthorizationCode, AuthorizationRequest, ClientRegistration, ConsentGrant, NextStep,
-    OAuthError, Params, PendingAuthorization, Scopes, SessionRecord, StorageError, UserRecord,
-    authorization_response_url, describe_scope, hash_secret, next_step_after_login,
+    OAuthError, Params, PendingAuthorization, Scopes, SessionRecord, StorageError, ThrottleDecision, ThrottleKeys,
+    UserRecord, authorization_response_url, describe_scope, hash_secret, next_step_after_login, throttle_decision,
+    throttle_keys,
 };
 use axum::body::Bytes;
 use axum::extract::State;
@@ -232,29 +234,113 @@ pub(crate) async fn login(State(s): State<Shared>, caller: Caller, headers: Head
     }
     let username = form.get("username").unwrap_or("");
     let password = form.get("password").unwrap_or("").to_owned();
-    let (user, outcome) = match check_credentials(&s, username, password).await {
-        Ok(x) => x,
-        Err(e) => return pages::internal_error_page(&e),
-    };
-    let principal = Principal {
-        sub: user.as_ref().map(|u| u.sub.clone()),
-        client_id: Some(bound.client.client_id.clone()),
-        ..caller.principal()
-    };
-    let login = Login { username: truncate(username, MAX_USERNAME).to_owned(), outcome };
-    s.emit(principal, EventKind::Login(login));
+    match password_step(&s, &caller, &headers, &bound, username, password).await {
+        Ok(r) => r,
+        Err(e) => pages::internal_error_page(&e),
+    }
+}
 
+/// The password step of `POST /login`, once the form is known to be ours: throttle, check, count, answer.
+async fn password_step(
+    s: &Issuer,
+    caller: &Caller,
+    headers: &HeaderMap,
+    bound: &Bound,
+    username: &str,
+    password: String,
+) -> Result<Response, StorageError> {
+    let attempt = SignInAttempt { caller, client_id: &bound.client.client_id, username };
+    // Refused before the user is even looked up: the same answer, as fast, for every user name.
+    if let Some(retry_after) = throttled(s, caller, username).await? {
+        emit_login(s, &attempt, None, LoginOutcome::Failure(LoginFailure::Throttled)).await?;
+        return Ok(throttled_page(&bound.client, &bound.request, &bound.csrf, retry_after));
+    }
+    let (user, outcome) = check_credentials(s, username, password).await?;
     match (user, outcome) {
-        // A user with a second factor is asked for it before anything is signed in.
+        // The sign-in is complete (and its success recorded) only after the second factor of a user who has one.
         (Some(user), LoginOutcome::Success) => {
-            match crate::second_factor::after_password(&s, &headers, &bound, user).await {
-                Ok(r) => r,
-                Err(e) => pages::internal_error_page(&e),
-            }
+            crate::second_factor::after_password(s, headers, bound, user, &attempt).await
         }
         // One answer for every failure: the same page, the same status, the same form.
-        _ => login_page(&bound.client, &bound.request, &bound.csrf, Some(LOGIN_FAILED)),
+        (user, outcome) => {
+            emit_login(s, &attempt, user.as_ref().map(|u| u.sub.as_str()), outcome).await?;
+            Ok(login_page(&bound.client, &bound.request, &bound.csrf, Some(LOGIN_FAILED)))
+        }
     }
+}
+
+/// Who is signing in where: what a sign-in's event and throttle counters are keyed on.
+pub(crate) struct SignInAttempt<'a> {
+    pub caller: &'a Caller,
+    pub client_id: &'a str,
+    /// The user name as typed (the user's own, once the password was accepted).
+    pub username: &'a str,
+}
+
+/// The throttle counters of a sign-in with `username` from the caller's address.
+fn attempt_keys(caller: &Caller, username: &str) -> ThrottleKeys {
+    throttle_keys(username, caller.ip.as_deref().and_then(|ip| ip.parse().ok()))
+}
+
+/// How long sign-ins of `username` from this caller are refused, if they are ([`argus_oauth::throttle_decision`]).
+/// Every step that checks a secret (password, second factor) asks first, and checks nothing while refused.
+pub(crate) async fn throttled(s: &Issuer, caller: &Caller, username: &str) -> Result<Option<Duration>, StorageError> {
+    let keys = attempt_keys(caller, username);
+    let now = s.now();
+    let states = [s.store.throttle_state(&keys.account, now).await?, s.store.throttle_state(&keys.ip, now).await?];
+    Ok(match throttle_decision(now, &states) {
+        ThrottleDecision::Allow => None,
+        ThrottleDecision::Refuse { retry_after } => Some(retry_after),
+    })
+}
+
+/// Record how a sign-in step ended: the `Login` event for watch, and the throttle counters. A failure (a wrong
+/// password, an unknown user, a wrong second factor) counts against the pair and the address; a complete sign-in
+/// forgets the pair's failures (never the address's); a throttled attempt counts nothing, as nothing was checked.
+/// Called once per step: by the password step for its failures, and by each second factor (or the password
+/// step, for a user without one) when the sign-in is complete.
+pub(crate) async fn emit_login(
+    s: &Issuer,
+    attempt: &SignInAttempt<'_>,
+    sub: Option<&str>,
+    outcome: LoginOutcome,
+) -> Result<(), StorageError> {
+    let principal = Principal {
+        sub: sub.map(str::to_owned),
+        client_id: Some(attempt.client_id.to_owned()),
+        ..attempt.caller.principal()
+    };
+    let login = Login { username: truncate(attempt.username, MAX_USERNAME).to_owned(), outcome };
+    s.emit(principal, EventKind::Login(login));
+    let keys = attempt_keys(attempt.caller, attempt.username);
+    match outcome {
+        LoginOutcome::Success => s.store.clear_failures(&keys.account).await,
+        LoginOutcome::Failure(LoginFailure::Throttled) => Ok(()),
+        LoginOutcome::Failure(_) => {
+            let (now, limits) = (s.now(), &s.config.login_throttle);
+            let account = s.store.record_failure(&keys.account, now, &limits.account_rule()).await?;
+            let ip = s.store.record_failure(&keys.ip, now, &limits.ip_rule()).await?;
+            if account.locked_until.is_some() || ip.locked_until.is_some() {
+                tracing::info!(ip = ?attempt.caller.ip, pair_failures = account.failures, ip_failures = ip.failures,
+                    "sign-in failures: further attempts are refused for a while");
+            }
+            Ok(())
+        }
+    }
+}
+
+/// The answer to a throttled sign-in: 429 with `Retry-After`, and the login form again with a message that says
+/// nothing about the user name (an unknown one is throttled alike).
+fn throttled_page(client: &ClientRegistration, request: &str, csrf: &str, retry_after: Duration) -> Response {
+    let page = LoginPage { client_name: &client.name, request, csrf, error: Some(pages::SIGN_IN_THROTTLED) };
+    retry_later(pages::html(StatusCode::OK, &page), retry_after)
+}
+
+/// `response` (a form again, with the throttled message) as the answer to a throttled step: 429 and `Retry-After`.
+pub(crate) fn retry_later(mut response: Response, retry_after: Duration) -> Response {
+    *response.status_mut() = StatusCode::TOO_MANY_REQUESTS;
+    response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(retry_after.as_secs()));
+    response
 }
 
 /// Verify a user name and password. argon2 runs on the blocking pool so it does not stall other requests, and an
@@ -289,10 +375,31 @@ pub(crate) async fn signed_in(
     user: UserRecord,
     level: AuthLevel,
 ) -> Result<Response, StorageError> {
+    // Without the connection, the caller is known by its user agent only.
+    let user_agent = headers.get(header::USER_AGENT).and_then(|v| v.to_str().ok()).map(str::to_owned);
+    signed_in_by(s, &Caller { ip: None, user_agent }, headers, bound, user, level).await
+}
+
+/// [`signed_in`] with the caller's address and user agent, which the session and device record.
+pub(crate) async fn signed_in_by(
+    s: &Issuer,
+    caller: &Caller,
+    headers: &HeaderMap,
+    bound: &Bound,
+    user: UserRecord,
+    level: AuthLevel,
+) -> Result<Response, StorageError> {
+    // After "this wasn't me", a new password before anything else (account/password.rs); nothing is made yet.
+    if let Some(first) = crate::account::password::before_session(s, bound, &user, level).await? {
+        return Ok(first);
+    }
     let cookie = random_secret(32);
     let session = record_sign_in(s, headers, &user, &cookie, level).await?;
     // The browser's device, so revoking the device reaches this session and what it issues.
-    let device_cookie = crate::admin::devices::bind_device(s, headers, &session.sid).await?;
+    let device = crate::admin::devices::bind_device(s, headers, &session.sid).await?;
+    // Where the sign-in came from, and whether the device is new to the user (then an event and a notice).
+    crate::admin::devices::record_sign_in_device(s, caller, &user.sub, &session.sid, &device.device_id).await;
+    let device_cookie = device.cookie;
     let flow = FlowRequest::from(&bound.pending);
     let covers = s.consent_covers(&user.sub, &flow.client_id, &flow.scope).await?;
     let mut response = match next_step_after_login(flow.prompt, covers) {
@@ -345,7 +452,7 @@ async fn record_sign_in(
 }
 
 /// `POST /consent`.
-pub(crate) async fn consent(State(s): State<Shared>, headers: HeaderMap, body: Bytes) -> Response {
+pub(crate) async fn consent(State(s): State<Shared>, caller: Caller, headers: HeaderMap, body: Bytes) -> Response {
     let form = Params::parse(&body);
     let bound = match bound_pending(&s, &headers, &form).await {
         Ok(b) => b,
@@ -371,13 +478,19 @@ pub(crate) async fn consent(State(s): State<Shared>, headers: HeaderMap, body: B
     if allow && !FlowRequest::from(&bound.pending).auth.within_reach(best).is_met_by(live.auth(), s.now()) {
         return login_page(&bound.client, &bound.request, &bound.csrf, None);
     }
-    match decide(&s, &bound, &live, allow).await {
+    match decide(&s, &caller, &bound, &live, allow).await {
         Ok(r) => r,
         Err(e) => pages::internal_error_page(&e),
     }
 }
 
-async fn decide(s: &Issuer, bound: &Bound, live: &LiveSession, allow: bool) -> Result<Response, StorageError> {
+async fn decide(
+    s: &Issuer,
+    caller: &Caller,
+    bound: &Bound,
+    live: &LiveSession,
+    allow: bool,
+) -> Result<Response, StorageError> {
     let now = s.now();
     // Taking the request first makes a double submit produce one code, not two.
     if !s.store.take_pending(&bound.pending.handle_hash, now).await? {
@@ -389,6 +502,7 @@ async fn decide(s: &Issuer, bound: &Bound, live: &LiveSession, allow: bool) -> R
         return Ok(s.redirect_error(&flow.redirect_uri, flow.state.as_deref(), denied));
     }
     let earlier = s.store.consent(&live.user.sub, &flow.client_id).await?;
+    let first_grant = earlier.is_none();
     let scope = match earlier {
         Some(g) => Scopes::parse(&g.scope).unwrap_or_default().union(&flow.scope),
         None => flow.scope.clone(),
@@ -401,5 +515,37 @@ async fn decide(s: &Issuer, bound: &Bound, live: &LiveSession, allow: bool) -> R
             granted_at: now,
         })
         .await?;
+    if first_grant {
+        first_grant_activity(s, caller, live, &bound.client, &scope).await;
+    }
     s.issue_code(&flow, &live.session).await
+}
+
+/// The user granted an app access for the first time: an `Account`/`first_grant` event (and a notice).
+async fn first_grant_activity(
+    s: &Issuer,
+    caller: &Caller,
+    live: &LiveSession,
+    client: &ClientRegistration,
+    scope: &Scopes,
+) {
+    let principal = Principal {
+        sub: Some(live.user.sub.clone()),
+        client_id: Some(client.client_id.clone()),
+        sid: Some(live.session.sid.clone()),
+        ..caller.principal()
+    };
+    let activity = AccountActivity {
+        activity: Activity::FirstGrant,
+        device_id: s.store.session_device(&live.session.sid).await.ok().flatten(),
+        client_id: Some(client.client_id.clone()),
+        detail: Some(scope.to_string()),
+    };
+    let body = NoticeBody {
+        summary: format!("You gave {} access to your account ({scope})", client.name),
+        ip: caller.ip.clone(),
+        client_id: Some(client.client_id.clone()),
+        ..NoticeBody::default()
+    };
+    s.account_activity(principal, activity, body).await;
 }

@@ -21,15 +21,18 @@ mod error;
 mod events;
 mod flow;
 mod introspect;
+pub mod outbox;
 mod keys;
 mod pages;
 mod par;
+mod passkey;
 pub mod provision;
 mod registry;
 mod revoke;
 mod second_factor;
 mod state;
 mod token;
+mod triggers;
 mod userinfo;
 
 use std::sync::Arc;
@@ -43,6 +46,7 @@ use axum::extract::DefaultBodyLimit;
 use axum::routing::{get, post};
 
 pub use config::IssuerConfig;
+pub use outbox::{NotifyConfig, SmtpConfig, SmtpTls};
 pub use error::IssuerError;
 pub use keys::key_timing;
 
@@ -75,7 +79,8 @@ pub async fn router(
     audience: &str,
     deps: IssuerDeps,
 ) -> Result<Router, IssuerError> {
-    let state = state::Issuer::new(config, issuer_url, audience, deps).await?;
+    let state = Arc::new(state::Issuer::new(config, issuer_url, audience, deps).await?);
+    triggers::follow_events(&state);
     Ok(Router::new()
         .route("/.well-known/openid-configuration", get(discovery::metadata))
         .route("/.well-known/oauth-authorization-server", get(discovery::metadata))
@@ -84,6 +89,14 @@ pub async fn router(
         .route("/login", post(flow::login))
         .route("/login/totp", post(second_factor::second_factor))
         .route("/account/totp", get(account::totp_enrolment).post(account::confirm_totp))
+        .merge(account::routes())
+        .route("/account/passkeys", get(passkey::passkeys_page))
+        .route("/account/passkeys/register/start", post(passkey::register_start))
+        .route("/account/passkeys/register/finish", post(passkey::register_finish))
+        .route("/account/passkeys/remove", post(passkey::remove))
+        .route("/login/passkey/start", post(passkey::sign_in_start))
+        .route("/login/passkey/finish", post(passkey::sign_in_finish))
+        .route("/passkey.js", get(passkey::script))
         .route("/consent", post(flow::consent))
         .route("/token", post(token::token))
         .route("/userinfo", get(userinfo::userinfo).post(userinfo::userinfo))
@@ -92,5 +105,5 @@ pub async fn router(
         .route("/introspect", post(introspect::introspect))
         .route("/par", post(par::par))
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
-        .with_state(Arc::new(state)))
+        .with_state(state))
 }

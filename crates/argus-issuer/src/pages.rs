@@ -29,8 +29,10 @@ pub(crate) struct ConsentPage<'a> {
     pub csrf: &'a str,
 }
 
-/// The second step of a sign-in. Contract: `<form method="post" action="/login/totp">` with the same hidden inputs
-/// as the login form and a text input `code` (a TOTP code or a recovery code).
+/// The second step of a sign-in. Contract: with `totp`, `<form method="post" action="/login/totp">` with the same
+/// hidden inputs as the login form and a text input `code` (a TOTP code or a recovery code); with `passkey`, the
+/// button `#passkey-use` and `<form method="post" action="/login/passkey/finish" id="passkey-sign-in">` with the
+/// same hidden inputs and an empty hidden `credential` the script fills.
 #[derive(Template)]
 #[template(path = "second_factor.html")]
 pub(crate) struct SecondFactorPage<'a> {
@@ -38,6 +40,10 @@ pub(crate) struct SecondFactorPage<'a> {
     pub request: &'a str,
     pub csrf: &'a str,
     pub error: Option<&'a str>,
+    /// The user has a confirmed TOTP credential (and recovery codes).
+    pub totp: bool,
+    /// The user has a passkey.
+    pub passkey: bool,
 }
 
 /// TOTP enrolment. Contract: the secret in `<code id="totp-secret">BASE32</code>`, and
@@ -74,6 +80,9 @@ pub(crate) struct ErrorPage<'a> {
 
 /// The one message for every failed sign-in: unknown user, wrong password and disabled account look the same.
 pub(crate) const LOGIN_FAILED: &str = "The user name or password is not correct.";
+
+/// The one message for a throttled sign-in. It names no user and no count: an unknown user name is throttled alike.
+pub(crate) const SIGN_IN_THROTTLED: &str = "Too many failed sign-ins. Wait a moment, then try again.";
 
 /// The one message for a refused second factor: a wrong code, a used one and a used recovery code look the same.
 pub(crate) const CODE_FAILED: &str = "That code is not correct, or was already used.";
@@ -135,9 +144,20 @@ mod tests {
 
     #[test]
     fn second_factor_pages_keep_their_contracts() {
-        let body = SecondFactorPage { client_name: "<App>", request: "r1", csrf: "c1", error: Some(CODE_FAILED) }
-            .render()
-            .unwrap();
+        let page = |totp, passkey| SecondFactorPage {
+            client_name: "<App>",
+            request: "r1",
+            csrf: "c1",
+            error: Some(CODE_FAILED),
+            totp,
+            passkey,
+        };
+        let body = page(false, true).render().unwrap();
+        assert!(!body.contains(r#"action="/login/totp""#), "no TOTP form without TOTP");
+        assert!(body.contains(r#"<form method="post" action="/login/passkey/finish" id="passkey-sign-in">"#));
+        assert!(body.contains(r#"<script src="/passkey.js"></script>"#));
+        let body = page(true, false).render().unwrap();
+        assert!(!body.contains("passkey"), "no passkey part without a passkey");
         assert!(body.contains(r#"<form method="post" action="/login/totp">"#));
         assert!(body.contains(r#"<input type="hidden" name="request" value="r1">"#));
         assert!(body.contains(r#"<input type="hidden" name="csrf" value="c1">"#));

@@ -4,6 +4,7 @@
 //! the user whose password was accepted for that request; wrong codes are counted, and after
 //! [`MAX_SECOND_FACTOR_FAILURES`] the request ends and the sign-in starts again at the app.
 
+use argus_model::{LoginFailure, LoginOutcome};
 use argus_oauth::{
     AuthLevel, MAX_SECOND_FACTOR_FAILURES, Params, StorageError, TotpCheck, TotpCredential, UserRecord, check_totp,
     hash_secret, normalize_recovery_code,
@@ -13,16 +14,26 @@ use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
 
-use crate::flow::{self, Bound, FORM_INVALID};
-use crate::pages::{self, CODE_FAILED, SecondFactorPage};
+use crate::events::Caller;
+use crate::flow::{self, Bound, FORM_INVALID, SignInAttempt};
+use crate::pages::{self, CODE_FAILED, SIGN_IN_THROTTLED, SecondFactorPage};
 use crate::state::{Issuer, Shared};
 
-/// The best level `sub` can sign in at: with a confirmed TOTP credential, the second factor; else the password.
+/// The best level `sub` can sign in at: with a confirmed TOTP credential or a passkey, the second factor; else the
+/// password.
 pub(crate) async fn best_level(s: &Issuer, sub: &str) -> Result<AuthLevel, StorageError> {
-    Ok(match confirmed_totp(s, sub).await? {
-        Some(_) => AuthLevel::Mfa,
-        None => AuthLevel::Password,
-    })
+    let factors = factors(s, sub).await?;
+    Ok(if factors.totp || factors.passkey { AuthLevel::Mfa } else { AuthLevel::Password })
+}
+
+/// The second factors a user has.
+struct Factors {
+    totp: bool,
+    passkey: bool,
+}
+
+async fn factors(s: &Issuer, sub: &str) -> Result<Factors, StorageError> {
+    Ok(Factors { totp: confirmed_totp(s, sub).await?.is_some(), passkey: crate::passkey::has_passkey(s, sub).await? })
 }
 
 async fn confirmed_totp(s: &Issuer, sub: &str) -> Result<Option<TotpCredential>, StorageError> {
@@ -36,35 +47,66 @@ pub(crate) async fn after_password(
     headers: &HeaderMap,
     bound: &Bound,
     user: UserRecord,
+    attempt: &SignInAttempt<'_>,
 ) -> Result<Response, StorageError> {
-    if confirmed_totp(s, &user.sub).await?.is_none() {
-        return flow::signed_in(s, headers, bound, user, AuthLevel::Password).await;
+    let factors = factors(s, &user.sub).await?;
+    if !(factors.totp || factors.passkey) {
+        flow::emit_login(s, attempt, Some(&user.sub), LoginOutcome::Success).await?;
+        return flow::signed_in_by(s, attempt.caller, headers, bound, user, AuthLevel::Password).await;
     }
     // The wait lives as long as the request it belongs to.
     s.store.insert_second_factor_wait(&bound.pending.handle_hash, &user.sub, bound.pending.expires_at).await?;
-    Ok(page(bound, None))
+    Ok(page(bound, &factors, None))
 }
 
-fn page(bound: &Bound, error: Option<&str>) -> Response {
-    let page = SecondFactorPage { client_name: &bound.client.name, request: &bound.request, csrf: &bound.csrf, error };
+/// The second-factor page for the user `sub` the request waits for, offering the factors they have.
+pub(crate) async fn page_for(
+    s: &Issuer,
+    bound: &Bound,
+    sub: &str,
+    error: Option<&str>,
+) -> Result<Response, StorageError> {
+    Ok(page(bound, &factors(s, sub).await?, error))
+}
+
+fn page(bound: &Bound, factors: &Factors, error: Option<&str>) -> Response {
+    let page = SecondFactorPage {
+        client_name: &bound.client.name,
+        request: &bound.request,
+        csrf: &bound.csrf,
+        error,
+        totp: factors.totp,
+        passkey: factors.passkey,
+    };
     let status = if error.is_some() { StatusCode::BAD_REQUEST } else { StatusCode::OK };
-    pages::html(status, &page)
+    if factors.passkey { crate::passkey::html_with_script(status, &page) } else { pages::html(status, &page) }
 }
 
 /// `POST /login/totp`.
-pub(crate) async fn second_factor(State(s): State<Shared>, headers: HeaderMap, body: Bytes) -> Response {
+pub(crate) async fn second_factor(
+    State(s): State<Shared>,
+    caller: Caller,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
     let form = Params::parse(&body);
     let bound = match flow::bound_pending(&s, &headers, &form).await {
         Ok(b) => b,
         Err(r) => return r,
     };
-    match run(&s, &headers, &bound, form.get("code").unwrap_or("")).await {
+    match run(&s, &caller, &headers, &bound, form.get("code").unwrap_or("")).await {
         Ok(r) => r,
         Err(e) => pages::internal_error_page(&e),
     }
 }
 
-async fn run(s: &Issuer, headers: &HeaderMap, bound: &Bound, code: &str) -> Result<Response, StorageError> {
+async fn run(
+    s: &Issuer,
+    caller: &Caller,
+    headers: &HeaderMap,
+    bound: &Bound,
+    code: &str,
+) -> Result<Response, StorageError> {
     let handle = &bound.pending.handle_hash;
     let invalid = || pages::error_page(StatusCode::BAD_REQUEST, FORM_INVALID);
     // Only a request whose password was accepted waits here, and only for that user.
@@ -76,13 +118,21 @@ async fn run(s: &Issuer, headers: &HeaderMap, bound: &Bound, code: &str) -> Resu
         s.store.end_second_factor_wait(handle).await?;
         return Ok(invalid());
     };
+    // Codes are throttled with the password: a wrong code counts as a failed sign-in of the pair and the address.
+    let attempt = SignInAttempt { caller, client_id: &bound.client.client_id, username: &user.username };
+    if let Some(retry_after) = flow::throttled(s, caller, &user.username).await? {
+        flow::emit_login(s, &attempt, Some(&sub), LoginOutcome::Failure(LoginFailure::Throttled)).await?;
+        return Ok(flow::retry_later(page_for(s, bound, &sub, Some(SIGN_IN_THROTTLED)).await?, retry_after));
+    }
     if second_factor_accepted(s, &cred, code).await? {
         s.store.end_second_factor_wait(handle).await?;
-        return flow::signed_in(s, headers, bound, user, AuthLevel::Mfa).await;
+        flow::emit_login(s, &attempt, Some(&sub), LoginOutcome::Success).await?;
+        return flow::signed_in_by(s, caller, headers, bound, user, AuthLevel::Mfa).await;
     }
+    flow::emit_login(s, &attempt, Some(&sub), LoginOutcome::Failure(LoginFailure::SecondFactor)).await?;
     let failures = s.store.fail_second_factor(handle).await?;
     if failures < MAX_SECOND_FACTOR_FAILURES {
-        return Ok(page(bound, Some(CODE_FAILED)));
+        return page_for(s, bound, &sub, Some(CODE_FAILED)).await;
     }
     // Enough guesses: the request ends, and the next attempt starts at the app with a new password.
     s.store.end_second_factor_wait(handle).await?;

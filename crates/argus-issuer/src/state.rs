@@ -40,6 +40,12 @@ pub(crate) struct Issuer {
     pub(crate) blocks: Arc<crate::blocks::IssuerBlocks>,
     /// Whose forwarding headers name the client (`[issuer] trusted_proxies`).
     pub(crate) trusted_proxies: argus_policy::forwarded::TrustedProxies,
+    /// The configured triggers (`[[issuer.triggers]]` and the shipped defaults), compiled.
+    pub(crate) triggers: argus_policy::triggers::Triggers,
+    /// When this process last recorded each session's use, so a busy session costs one write a minute.
+    pub(crate) session_touches: crate::admin::devices::SessionTouches,
+    /// When this process last recorded each grant's use (the account page's "last used").
+    pub(crate) grant_touches: crate::account::shared::GrantTouches,
 }
 
 /// How long a DPoP server nonce is handed out before the next one; each is accepted for one more window after.
@@ -63,6 +69,7 @@ impl Issuer {
             return Err(IssuerError::Config("the DPoP nonce secret must be at least 32 bytes".into()));
         }
         let resources = Resources::new(audience, &issuer_url, &config.resources).map_err(IssuerError::Config)?;
+        crate::passkey::relying_party(config, &issuer_url).map_err(IssuerError::Config)?;
         let keys = Keys::start(deps.store.clone(), deps.clock.clone(), config).await?;
         let trusted_proxies =
             argus_policy::forwarded::TrustedProxies::parse(&config.trusted_proxies).map_err(|entry| {
@@ -85,6 +92,10 @@ impl Issuer {
             registry: Registry::new(Duration::from_secs(config.registry_cache_secs)),
             blocks,
             trusted_proxies,
+            triggers: argus_policy::triggers::Triggers::compile(&config.triggers, config.default_triggers)
+                .map_err(|e| IssuerError::Config(format!("issuer.{e}")))?,
+            session_touches: Default::default(),
+            grant_touches: Default::default(),
         })
     }
 

@@ -151,9 +151,23 @@ impl GrantRequest<'_> {
         audience: &str,
         now: Timestamp,
     ) -> Result<(String, IssuedAccess), Fail> {
+        self.mint_access_with_amr(who, None, audience, now)
+    }
+
+    /// [`Self::mint_access`], with the `amr` of the sign-in when it is not the level's own (a passkey's).
+    pub fn mint_access_with_amr(
+        &self,
+        who: TokenSubject<'_>,
+        amr: Option<Vec<String>>,
+        audience: &str,
+        now: Timestamp,
+    ) -> Result<(String, IssuedAccess), Fail> {
         let jti = new_id();
         let s = self.s;
-        let claims = access_claims(&s.issuer_url, audience, who, &jti, self.jkt(), now, s.access_ttl(self.client));
+        let mut claims = access_claims(&s.issuer_url, audience, who, &jti, self.jkt(), now, s.access_ttl(self.client));
+        if amr.is_some() {
+            claims.amr = amr;
+        }
         let token = s.keys.active.sign(ACCESS_TOKEN_TYP, &claims)?;
         Ok((token, IssuedAccess { jti, expires_at: Timestamp::from_secs(claims.exp) }))
     }

@@ -19,8 +19,9 @@ struct UserInfo {
     preferred_username: Option<String>,
 }
 
-/// Why userinfo refused, as RFC 6750 §3 and RFC 9449 §7.1 answer it.
-enum Refusal {
+/// Why userinfo (or another resource of the issuer itself: the account API) refused, as RFC 6750 §3 and RFC 9449
+/// §7.1 answer it.
+pub(crate) enum Refusal {
     /// No token at all: a bare challenge, no error code (RFC 6750 §3.1).
     NoToken,
     InvalidToken(&'static str),
@@ -45,18 +46,8 @@ pub(crate) async fn userinfo(State(s): State<Shared>, method: Method, headers: H
 }
 
 async fn run(s: &Issuer, method: &Method, headers: &HeaderMap) -> Result<UserInfo, Refusal> {
-    let (scheme, token) = authorization(headers).ok_or(Refusal::NoToken)?;
-    let now = s.now();
-    let jwks = s.keys.jwks();
     // A token for the API (the default audience) or for the issuer itself (RFC 8707 `resource` = the issuer).
-    let claims = verify_access_token(token, &jwks, &s.issuer_url, &s.audience, now.as_secs())
-        .or_else(|_| verify_access_token(token, &jwks, &s.issuer_url, &s.issuer_url, now.as_secs()))
-        .map_err(|_| Refusal::InvalidToken("the access token is invalid"))?;
-    check_binding(s, method, headers, scheme, token, &claims).await?;
-    let revocations = s.store.active_revocations(now).await.map_err(|e| Refusal::Internal(e.to_string()))?;
-    if is_revoked(&claims, &revocations) {
-        return Err(Refusal::InvalidToken("the access token was revoked"));
-    }
+    let claims = verified_request(s, method, headers, "/userinfo", &[&s.audience, &s.issuer_url]).await?;
     if !claims.has_scope("openid") {
         return Err(Refusal::InsufficientScope);
     }
@@ -64,6 +55,30 @@ async fn run(s: &Issuer, method: &Method, headers: &HeaderMap) -> Result<UserInf
     let user = user.filter(|u| !u.disabled).ok_or(Refusal::InvalidToken("the access token is invalid"))?;
     let preferred_username = claims.has_scope("profile").then_some(user.username);
     Ok(UserInfo { sub: user.sub, preferred_username })
+}
+
+/// The claims of the request's access token, for a resource of the issuer at `path`: a token of this issuer for one
+/// of `audiences`, presented as its binding requires ([`check_binding`]), that no revocation covers.
+pub(crate) async fn verified_request(
+    s: &Issuer,
+    method: &Method,
+    headers: &HeaderMap,
+    path: &str,
+    audiences: &[&str],
+) -> Result<AccessClaims, Refusal> {
+    let (scheme, token) = authorization(headers).ok_or(Refusal::NoToken)?;
+    let now = s.now();
+    let jwks = s.keys.jwks();
+    let claims = audiences
+        .iter()
+        .find_map(|aud| verify_access_token(token, &jwks, &s.issuer_url, aud, now.as_secs()).ok())
+        .ok_or(Refusal::InvalidToken("the access token is invalid"))?;
+    check_binding(s, method, headers, scheme, token, &claims, path).await?;
+    let revocations = s.store.active_revocations(now).await.map_err(|e| Refusal::Internal(e.to_string()))?;
+    if is_revoked(&claims, &revocations) {
+        return Err(Refusal::InvalidToken("the access token was revoked"));
+    }
+    Ok(claims)
 }
 
 /// A token bound to a key (`cnf.jkt`) is only good with the `DPoP` scheme and a fresh proof of that key for this
@@ -76,6 +91,7 @@ async fn check_binding(
     scheme: Scheme,
     token: &str,
     claims: &AccessClaims,
+    path: &str,
 ) -> Result<(), Refusal> {
     let Some(cnf) = &claims.cnf else {
         return match scheme {
@@ -91,7 +107,7 @@ async fn check_binding(
         return Err(Refusal::InvalidDpopProof("exactly one DPoP proof is required"));
     };
     let proof = proof.to_str().map_err(|_| Refusal::InvalidDpopProof("the DPoP proof is invalid"))?;
-    let url = s.endpoint("/userinfo");
+    let url = s.endpoint(path);
     let check = DpopCheck {
         method: method.as_str(),
         url: &url,
@@ -130,8 +146,23 @@ fn authorization(headers: &HeaderMap) -> Option<(Scheme, &str)> {
 }
 
 fn refusal(r: Refusal) -> Response {
+    let Some((status, challenges)) = challenges(r, "openid") else {
+        return (StatusCode::INTERNAL_SERVER_ERROR, no_store()).into_response();
+    };
+    let mut response = (status, no_store()).into_response();
+    for challenge in challenges {
+        if let Ok(v) = HeaderValue::from_str(&challenge) {
+            response.headers_mut().append(header::WWW_AUTHENTICATE, v);
+        }
+    }
+    response
+}
+
+/// The status and `WWW-Authenticate` challenges of a refusal, `scope` being the scope the resource needs; `None`
+/// for an internal failure (logged here), which gets no challenge.
+pub(crate) fn challenges(r: Refusal, scope: &str) -> Option<(StatusCode, Vec<String>)> {
     let dpop_algs = DPOP_ALGORITHMS.join(" ");
-    let (status, challenges) = match r {
+    Some(match r {
         // Both schemes are offered, one challenge per header (RFC 9449 §7.1 allows either).
         Refusal::NoToken => (StatusCode::UNAUTHORIZED, vec!["Bearer".to_owned(), format!("DPoP algs=\"{dpop_algs}\"")]),
         Refusal::InvalidToken(why) => {
@@ -143,23 +174,15 @@ fn refusal(r: Refusal) -> Response {
         ),
         Refusal::InsufficientScope => (
             StatusCode::FORBIDDEN,
-            vec![
-                "Bearer error=\"insufficient_scope\", error_description=\"the openid scope is required\", scope=\"openid\""
-                    .to_owned(),
-            ],
+            vec![format!(
+                "Bearer error=\"insufficient_scope\", error_description=\"the {scope} scope is required\", scope=\"{scope}\""
+            )],
         ),
         Refusal::Internal(detail) => {
-            tracing::error!(error = %detail, "userinfo failure");
-            return (StatusCode::INTERNAL_SERVER_ERROR, no_store()).into_response();
+            tracing::error!(error = %detail, "issuer resource failure");
+            return None;
         }
-    };
-    let mut response = (status, no_store()).into_response();
-    for challenge in challenges {
-        if let Ok(v) = HeaderValue::from_str(&challenge) {
-            response.headers_mut().append(header::WWW_AUTHENTICATE, v);
-        }
-    }
-    response
+    })
 }
 
 fn no_store() -> [(header::HeaderName, HeaderValue); 1] {

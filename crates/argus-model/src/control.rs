@@ -10,6 +10,35 @@ use crate::clock::Timestamp;
 pub enum ControlMessage {
     Revoke(Revocation),
     Block(Block),
+    /// A session must sign in again before its next call (a configured trigger asked for step-up).
+    StepUp(StepUpDemand),
+}
+
+/// "The user of session `sid` must authenticate again": until `until`, a gate answers every access token of the
+/// session whose `auth_time` is before `not_before` with the RFC 9470 `insufficient_user_authentication`
+/// challenge. A token from a sign-in at or after `not_before` passes, so a fresh sign-in (`max_age`) meets it.
+/// `until` outlives every token the session can still mint with an older `auth_time` (refreshes keep it).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StepUpDemand {
+    pub id: String,
+    pub sid: String,
+    /// Sign-ins before this instant no longer count; a whole second, since `auth_time` is one.
+    pub not_before: Timestamp,
+    /// After this instant the demand may be forgotten.
+    pub until: Timestamp,
+}
+
+impl StepUpDemand {
+    /// Whether a token of session `sid` authenticated at `auth_time` (seconds; `None` when the token has none)
+    /// must step up at `now`.
+    pub fn demands(&self, sid: Option<&str>, auth_time: Option<i64>, now: Timestamp) -> bool {
+        now <= self.until && sid == Some(self.sid.as_str()) && auth_time.is_none_or(|t| t < self.not_before.as_secs())
+    }
+
+    /// The `max_age` (seconds) a new authorization request needs so that its sign-in is after `not_before`.
+    pub fn max_age(&self, now: Timestamp) -> u64 {
+        now.as_secs().saturating_sub(self.not_before.as_secs()).max(0).unsigned_abs()
+    }
 }
 
 /// A revocation as gates apply it.
@@ -153,6 +182,28 @@ mod tests {
         let unbound = TokenKeys { family: None, device: None, ..keys(50) };
         assert!(!rev(RevocationScope::Family { family: "f1".into() }).covers(&unbound));
         assert!(!rev(RevocationScope::Device { device: "d1".into() }).covers(&unbound));
+    }
+
+    #[test]
+    fn step_up_demand_covers_older_sign_ins_of_its_session_only() {
+        let d = StepUpDemand {
+            id: "d".into(),
+            sid: "s1".into(),
+            not_before: Timestamp::from_secs(100),
+            until: Timestamp::from_secs(400),
+        };
+        let now = Timestamp::from_secs(150);
+        assert!(d.demands(Some("s1"), Some(99), now));
+        assert!(d.demands(Some("s1"), None, now), "no auth_time: no proof of a fresh sign-in");
+        assert!(!d.demands(Some("s1"), Some(100), now), "a sign-in at not_before meets it");
+        assert!(!d.demands(Some("s2"), Some(99), now));
+        assert!(!d.demands(None, Some(99), now));
+        assert!(!d.demands(Some("s1"), Some(99), Timestamp::from_secs(401)), "forgotten after until");
+        assert_eq!(d.max_age(now), 50);
+        assert_eq!(d.max_age(Timestamp::from_secs(90)), 0);
+        let j = serde_json::to_value(ControlMessage::StepUp(d.clone())).unwrap();
+        assert_eq!(j["type"], "StepUp");
+        assert_eq!(serde_json::from_value::<ControlMessage>(j).unwrap(), ControlMessage::StepUp(d));
     }
 
     #[test]

@@ -67,6 +67,10 @@ pub struct Principal {
     pub ip: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub user_agent: Option<String>,
+    /// The device (browser) the session was signed in on: the access token's `did` claim at the gate, the
+    /// session's device at the issuer.
+    #[serde(rename = "did", default, skip_serializing_if = "Option::is_none")]
+    pub device_id: Option<String>,
 }
 
 impl Principal {
@@ -95,6 +99,9 @@ pub enum EventKind {
     AdminChange(AdminChange),
     /// Watch responded to an alert (or, observe-only, would have), or an operator undid a response.
     Action(ActionTaken),
+    /// Something happened to an end user's account that the user should hear about (a new device, a changed
+    /// password or factor, a first grant to an app ...). The principal names the user (`sub`).
+    Account(AccountActivity),
 }
 
 impl EventKind {
@@ -108,6 +115,7 @@ impl EventKind {
             Self::Alert(_) => "Alert",
             Self::AdminChange(_) => "AdminChange",
             Self::Action(_) => "Action",
+            Self::Account(_) => "Account",
         }
     }
 }
@@ -207,6 +215,11 @@ pub enum LoginFailure {
     UnknownUser,
     BadPassword,
     Disabled,
+    /// Refused by sign-in throttling before anything was checked: too many recent failures of this user name from
+    /// this address, or from this address at all.
+    Throttled,
+    /// The password was right and the second factor (a TOTP or recovery code, a passkey) was not.
+    SecondFactor,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -246,6 +259,56 @@ pub struct AdminChange {
     /// The fields that changed, by name (values are not recorded: they may be secrets).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub fields: Vec<String>,
+}
+
+/// Account activity an end user is told about ([`EventKind::Account`]). Names and ids only, never a secret.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AccountActivity {
+    pub activity: Activity,
+    /// The device it happened on or to, when there is one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub device_id: Option<String>,
+    /// The app concerned (a grant), when there is one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_id: Option<String>,
+    /// A short machine-readable detail, e.g. `first_sign_in` or `browser_changed` for a new device, `totp` for a
+    /// factor.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub detail: Option<String>,
+}
+
+/// What happened to the account.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Activity {
+    /// A complete sign-in from a device this user had not signed in from (or a known device cookie arriving from a
+    /// different browser or operating system than recorded).
+    NewDevice,
+    PasswordChanged,
+    FactorAdded,
+    FactorRemoved,
+    /// The user consented to an app for the first time.
+    FirstGrant,
+    GrantRevoked,
+    DeviceRevoked,
+    /// The user followed a "this wasn't me" link.
+    NotMe,
+}
+
+impl Activity {
+    /// The JSON name (`new_device`, ...).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::NewDevice => "new_device",
+            Self::PasswordChanged => "password_changed",
+            Self::FactorAdded => "factor_added",
+            Self::FactorRemoved => "factor_removed",
+            Self::FirstGrant => "first_grant",
+            Self::GrantRevoked => "grant_revoked",
+            Self::DeviceRevoked => "device_revoked",
+            Self::NotMe => "not_me",
+        }
+    }
 }
 
 /// An alert as it travels the bus; the full alert, with its evidence, is in watch's store.
@@ -337,6 +400,24 @@ mod tests {
         let json = serde_json::to_value(&call).unwrap();
         assert_eq!(json["response_check"], serde_json::json!({"undeclared_fields": ["/0/ssn"], "blocked": true}));
         assert_eq!(serde_json::from_value::<ApiCall>(json).unwrap(), call);
+    }
+
+    #[test]
+    fn account_activity_json_shape() {
+        let k = EventKind::Account(AccountActivity {
+            activity: Activity::NewDevice,
+            device_id: Some("d1".into()),
+            client_id: None,
+            detail: Some("first_sign_in".into()),
+        });
+        let json = serde_json::to_value(&k).unwrap();
+        assert_eq!(
+            json,
+            serde_json::json!({"type": "Account", "activity": "new_device", "device_id": "d1",
+            "detail": "first_sign_in"})
+        );
+        assert_eq!(serde_json::from_value::<EventKind>(json).unwrap(), k);
+        assert_eq!(Activity::NotMe.as_str(), "not_me");
     }
 
     #[test]

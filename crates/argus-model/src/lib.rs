@@ -23,8 +23,8 @@ pub fn truncate_utf8(s: &str, max: usize) -> &str {
 }
 
 pub use clock::{Clock, SystemClock, Timestamp};
-pub use control::{Block, BlockTarget, ControlMessage, Revocation, RevocationScope, TokenKeys};
+pub use control::{Block, BlockTarget, ControlMessage, Revocation, RevocationScope, StepUpDemand, TokenKeys};
 pub use event::{
-    ActionTaken, AdminChange, AlertRaised, ApiCall, Decision, EVENT_SCHEMA_VERSION, Event, EventKind, Login,
-    LoginFailure, LoginOutcome, Principal, RefreshReuse, ResponseCheck, Revoked, TokenIssued,
+    AccountActivity, ActionTaken, Activity, AdminChange, AlertRaised, ApiCall, Decision, EVENT_SCHEMA_VERSION, Event,
+    EventKind, Login, LoginFailure, LoginOutcome, Principal, RefreshReuse, ResponseCheck, Revoked, TokenIssued,
 };

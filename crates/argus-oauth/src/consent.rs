@@ -10,6 +10,7 @@ pub fn describe_scope(scope: &str) -> String {
         "profile" => return "See your user name".to_owned(),
         "email" => return "See your email address".to_owned(),
         "offline_access" => return "Stay connected while you are away".to_owned(),
+        "account" => return "See and manage your devices, apps and notices".to_owned(),
         _ => {}
     }
     match scope.rsplit_once(':') {
@@ -34,6 +35,7 @@ mod tests {
     #[test]
     fn wording() {
         assert_eq!(describe_scope("openid"), "Confirm who you are");
+        assert_eq!(describe_scope("account"), "See and manage your devices, apps and notices");
         assert_eq!(describe_scope("accounts:read"), "Read your accounts");
         assert_eq!(describe_scope("transfers:write"), "Change your transfers");
         assert_eq!(describe_scope("bank_cards:read"), "Read your bank cards");

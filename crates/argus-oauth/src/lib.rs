@@ -6,8 +6,11 @@
 //! storage is behind [`IssuerStore`], so every rule here is testable without I/O.
 #![forbid(unsafe_code)]
 
+pub mod account;
 mod acr;
 pub mod admin;
+pub mod notice;
+pub mod step_up_demand;
 mod authorize;
 mod client;
 mod client_auth;
@@ -15,10 +18,12 @@ mod consent;
 mod error;
 mod introspection;
 mod params;
+mod passkey;
 mod password;
 mod resource;
 mod scope;
 mod store;
+mod throttle;
 mod token;
 mod totp;
 
@@ -39,12 +44,20 @@ pub use consent::describe_scope;
 pub use error::{ErrorCode, OAuthError};
 pub use introspection::{INTROSPECT_SCOPE, Introspection, is_user_token, may_introspect, refresh_token_is_active};
 pub use params::{Params, Repeated};
+pub use passkey::{
+    AMR_POP, CEREMONY_TTL_SECS, CeremonyState, MAX_PASSKEY_NAME_CHARS, MAX_PASSKEYS_PER_USER, PASSKEY_AMR,
+    PasskeyRecord, PasskeyStore, passkey_name,
+};
 pub use password::{PasswordError, hash_password, login_outcome, verify_password, verify_password_against_dummy};
 pub use resource::{Resources, is_resource_uri, resources_from_stored, resources_to_stored};
 pub use scope::Scopes;
 pub use store::{
     AuthorizationCode, ConsentGrant, IssuedAccess, IssuerStore, PendingAuthorization, PushedRequest, RedeemOutcome,
     RefreshToken, RotateOutcome, SessionRecord, StorageError, StoredSigningKey, UserRecord,
+};
+pub use throttle::{
+    LoginThrottle, ThrottleDecision, ThrottleKeys, ThrottleRule, ThrottleState, ThrottleStore, throttle_decision,
+    throttle_keys,
 };
 pub use token::{
     CodeCheck, CodePresentation, IdTokenClaims, RefreshCheck, TokenSubject, access_claims, at_hash, check_code_grant,

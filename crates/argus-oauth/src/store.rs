@@ -227,7 +227,18 @@ pub enum RotateOutcome {
 /// ([`crate::SecondFactorStore`]) come with it, so the issuer reaches both through
 /// one handle.
 #[async_trait::async_trait]
-pub trait IssuerStore: crate::admin::AdminStore + crate::totp::SecondFactorStore + Send + Sync + 'static {
+pub trait IssuerStore:
+    crate::admin::AdminStore
+    + crate::totp::SecondFactorStore
+    + crate::throttle::ThrottleStore
+    + crate::passkey::PasskeyStore
+    + crate::notice::NoticeStore
+    + crate::step_up_demand::StepUpDemandStore
+    + crate::account::AccountStore
+    + Send
+    + Sync
+    + 'static
+{
     /// Every signing key, oldest first.
     async fn signing_keys(&self) -> Result<Vec<StoredSigningKey>, StorageError>;
     async fn add_signing_key(&self, key: &StoredSigningKey) -> Result<(), StorageError>;

@@ -189,6 +189,9 @@ pub trait SecondFactorStore: Send + Sync {
     async fn fail_second_factor(&self, handle_hash: &str) -> Result<u32, StorageError>;
     /// End the wait (the second factor was given, or too many wrong codes).
     async fn end_second_factor_wait(&self, handle_hash: &str) -> Result<(), StorageError>;
+    /// Remove `sub`'s TOTP credential (confirmed or not) and every recovery code of theirs, at once (an admin's
+    /// reset, a deleted user); `true` if there was a credential.
+    async fn delete_totp(&self, sub: &str) -> Result<bool, StorageError>;
 }
 
 #[cfg(test)]

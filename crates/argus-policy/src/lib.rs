@@ -13,6 +13,7 @@ pub mod ratelimit;
 pub mod rules;
 pub mod stepup;
 mod table;
+pub mod triggers;
 
 pub use config::{AuthMode, ResponseMode, RouteConfig, RuleConfig};
 pub use path::{PathError, canonical_path, segment_prefix_matches};

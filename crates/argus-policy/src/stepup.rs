@@ -154,6 +154,15 @@ impl StepUpPolicy {
     }
 }
 
+impl StepUpPolicy {
+    /// This requirement's challenge whatever a token says: for a step-up the gate was told to demand (a configured
+    /// trigger's `StepUpDemand`), which it decides on its own rather than with [`Self::decide`].
+    pub fn challenge(&self) -> StepUpChallenge<'_> {
+        let unmet = if self.max_age.is_some() { Unmet::MaxAge } else { Unmet::Acr };
+        StepUpChallenge { policy: self, unmet }
+    }
+}
+
 impl StepUpChallenge<'_> {
     /// What the token lacks.
     pub fn unmet(&self) -> Unmet {
@@ -293,6 +302,15 @@ mod tests {
         assert_eq!(
             ch.www_authenticate(ChallengeScheme::Dpop { algs: &["ES256", "EdDSA"] }, "a\"b"),
             r#"DPoP realm="a\"b", error="insufficient_user_authentication", error_description="More recent authentication is required", max_age=5, algs="ES256 EdDSA""#
+        );
+    }
+
+    #[test]
+    fn a_demanded_challenge_names_max_age() {
+        let p = StepUpPolicy::new(Vec::new(), Some(0)).unwrap();
+        assert_eq!(
+            p.challenge().www_authenticate(ChallengeScheme::Bearer, "argus"),
+            r#"Bearer realm="argus", error="insufficient_user_authentication", error_description="More recent authentication is required", max_age=0"#
         );
     }
 

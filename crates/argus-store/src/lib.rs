@@ -5,8 +5,13 @@
 //! here already hashed; this crate never sees a secret in the clear.
 #![forbid(unsafe_code)]
 
+mod account;
 mod admin;
 mod issuer;
+mod notice;
+mod passkey;
+mod step_up_demand;
+mod throttle;
 mod watch;
 mod watch_actions;
 

@@ -55,17 +55,46 @@ impl Pipeline {
         .draft()
     }
 
-    /// Runs until the bus closes or `stop` is notified. The batch in hand is always finished first.
+    /// Runs until the bus closes or `stop` is notified. On `stop`, the batch in hand and what the bus had queued
+    /// are still processed: a clean shutdown loses no event.
     pub(crate) async fn run(mut self, stop: Arc<Notify>, running: Running) {
         // Held for the task's whole life, so a panic inside also reports "stopped".
         let _running = running;
+        let stopped = stop.notified();
+        tokio::pin!(stopped);
         loop {
             let batch = tokio::select! {
                 biased;
-                () = stop.notified() => break,
+                () = &mut stopped => break,
                 batch = self.source.next_batch() => batch,
             };
-            let Some(batch) = batch else { break };
+            let Some(mut batch) = batch else { return };
+            // Under load the batch fills a little longer (see `BATCH_INTERVAL`); a stop ends the wait, not the batch.
+            let mut stopping = false;
+            if let Some(wait) = self.source.linger(&batch) {
+                tokio::select! {
+                    biased;
+                    () = &mut stopped => stopping = true,
+                    () = tokio::time::sleep(wait) => {}
+                }
+                self.source.top_up(&mut batch);
+            }
+            self.source.close();
+            self.process(batch).await;
+            if stopping {
+                break;
+            }
+        }
+        self.flush().await;
+    }
+
+    /// Processes what the bus holds for watch now. Bounded by the bus's capacity, so publishers that go on
+    /// publishing cannot keep a stopping watch alive.
+    async fn flush(&mut self) {
+        let mut budget = argus_bus::DEFAULT_EVENT_CAPACITY;
+        while budget > 0 {
+            let Some(batch) = self.source.queued() else { break };
+            budget = budget.saturating_sub(batch.events.len().max(1));
             self.process(batch).await;
         }
     }

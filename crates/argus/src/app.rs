@@ -100,8 +100,13 @@ fn base_url(public: Option<&str>, listener: &TcpListener) -> anyhow::Result<Stri
 }
 
 /// Start everything `config` and `opts` ask for.
-pub async fn start(mut config: Config, opts: UpOptions) -> anyhow::Result<Running> {
-    let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+pub async fn start(config: Config, opts: UpOptions) -> anyhow::Result<Running> {
+    start_with_clock(config, opts, Arc::new(SystemClock)).await
+}
+
+/// [`start`] with every part reading time from `clock`: tests move a fake clock to mount attacks that last hours
+/// (token expiry, throttling, blocks' TTL, detector windows) without sleeping.
+pub async fn start_with_clock(mut config: Config, opts: UpOptions, clock: Arc<dyn Clock>) -> anyhow::Result<Running> {
     let listeners = Listeners {
         issuer: bind("issuer", config.issuer.listen).await?,
         gate: bind("gate", config.gate.listen).await?,
@@ -160,8 +165,10 @@ pub async fn start(mut config: Config, opts: UpOptions) -> anyhow::Result<Runnin
     let initial_blocks = argus_detect::respond::ActionStore::standing_blocks(&store, clock.now())
         .await
         .context("cannot load the blocks in force")?;
+    // `[notify]` is a table of its own in the file; the issuer reads it with its own settings.
+    let issuer_config = argus_issuer::IssuerConfig { notify: config.notify.clone(), ..config.issuer.clone() };
     let issuer_router = argus_issuer::router(
-        &config.issuer,
+        &issuer_config,
         &issuer_url,
         &audience,
         argus_issuer::IssuerDeps {
@@ -184,7 +191,7 @@ pub async fn start(mut config: Config, opts: UpOptions) -> anyhow::Result<Runnin
     let demo_info = match &listeners.demo {
         Some(l) => {
             let demo_url = format!("http://{}", l.local_addr()?);
-            let info = demo::provision(&store, &demo_url, opts.demo_password.clone(), clock.now()).await?;
+            let info = demo::provision(&store, &demo_url, opts.demo_password.clone(), clock.clone()).await?;
             if config.gate.routes.is_empty() {
                 let openapi = demo::write_openapi(&opts.data_dir)?;
                 let routes = demo::gate_routes(&demo_url, &openapi)?;
@@ -220,6 +227,10 @@ pub async fn start(mut config: Config, opts: UpOptions) -> anyhow::Result<Runnin
     let (stop, stopped) = watch::channel(false);
     let mut servers = JoinSet::new();
     spawn_housekeeping(&mut servers, store.clone(), clock.clone(), stopped.clone());
+    // Notices to users: the outbox's delivery worker (webhook, SMTP) and the purge of old notices.
+    let outbox =
+        argus_issuer::outbox::spawn(config.notify.clone(), Arc::new(store.clone()), clock.clone(), stopped.clone());
+    servers.spawn(async move { outbox.await.map_err(std::io::Error::other) });
     serve(&mut servers, listeners.issuer, issuer_router, stopped.clone());
     serve_gate(&mut servers, listeners.gate, gate.router(), &config.gate, stopped.clone());
     if let (Some(l), Some(w)) = (listeners.watch, &watch) {

@@ -187,6 +187,9 @@ pub enum UsersCommand {
         username: String,
         #[command(flatten)]
         password: PasswordArgs,
+        /// The address notices are e-mailed to (when `[notify.smtp]` is configured).
+        #[arg(long)]
+        email: Option<String>,
     },
     /// List the users, in the order they were created.
     List {
@@ -206,9 +209,15 @@ pub enum UsersCommand {
         /// Enable the user again.
         #[arg(long)]
         enable: bool,
+        /// A new address for notices by e-mail; "" removes it.
+        #[arg(long)]
+        email: Option<String>,
     },
     /// Disable a user: their sessions end and every token of theirs is revoked.
     Disable { user: String },
+    /// Remove a user's TOTP second factor and recovery codes (a lost phone): they sign in with the password alone
+    /// and can enrol again.
+    ResetTotp { user: String },
 }
 
 /// A password, from the environment or stdin (never a plain command-line argument, which `ps` shows).
@@ -360,23 +369,27 @@ async fn clients_command(api: &Api, command: ClientsCommand) -> anyhow::Result<V
 
 async fn users_command(api: &Api, command: UsersCommand) -> anyhow::Result<Value> {
     match command {
-        UsersCommand::Create { username, password } => {
+        UsersCommand::Create { username, password, email } => {
             let password = password
                 .read()?
                 .ok_or_else(|| anyhow!("give the password with --password-stdin or ARGUS_USER_PASSWORD"))?;
-            api.call(Method::POST, &["users"], Some(json!({ "username": username, "password": password }))).await
+            let mut body = json!({ "username": username, "password": password });
+            set_opt(&mut body, "email", email);
+            api.call(Method::POST, &["users"], Some(body)).await
         }
         UsersCommand::List { page } => api.list("users", page).await,
         UsersCommand::Show { user } => api.call(Method::GET, &["users", &user], None).await,
-        UsersCommand::Update { user, password, disable, enable } => {
+        UsersCommand::Update { user, password, disable, enable, email } => {
             let mut body = json!({});
             set_opt(&mut body, "password", password.read()?);
+            set_opt(&mut body, "email", email);
             if disable || enable {
                 body["disabled"] = Value::Bool(disable);
             }
             api.call(Method::PATCH, &["users", &user], Some(body)).await
         }
         UsersCommand::Disable { user } => api.call(Method::POST, &["users", &user, "disable"], None).await,
+        UsersCommand::ResetTotp { user } => api.call(Method::DELETE, &["users", &user, "totp"], None).await,
     }
 }
 

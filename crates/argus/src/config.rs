@@ -27,6 +27,9 @@ pub struct Config {
     pub demo: DemoConfig,
     /// The Prometheus metrics endpoint.
     pub metrics: MetricsConfig,
+    /// Where the issuer's notices to users go besides the account page and the log: a Standard Webhooks endpoint,
+    /// e-mail over SMTP (`[notify.smtp]`). Default: neither.
+    pub notify: argus_issuer::NotifyConfig,
 }
 
 /// `[metrics]`: where `GET /metrics` (Prometheus text format) is served, on a listener of its own so that it can
@@ -94,6 +97,7 @@ impl Config {
             }
         }
         self.issuer.validate().map_err(|e| anyhow::anyhow!("[issuer] {e}"))?;
+        self.notify.validate().map_err(|e| anyhow::anyhow!("[notify] {e}"))?;
         self.gate.check().map_err(|e| anyhow::anyhow!("[gate] {e}"))?;
         self.watch.validate().map_err(|e| anyhow::anyhow!("[watch] {e}"))?;
         let listeners = [
@@ -122,6 +126,7 @@ impl Config {
             ("[watch]", self.watch != new.watch),
             ("[demo]", self.demo != new.demo),
             ("[metrics]", self.metrics != new.metrics),
+            ("[notify]", self.notify != new.notify),
         ]
         .into_iter()
         .filter_map(|(name, changed)| changed.then_some(name))
@@ -183,6 +188,19 @@ mod tests {
         .unwrap();
         assert_eq!(running.restart_only_changes(&new), ["[issuer]", "[metrics]"], "the gate reports its own");
         assert!(running.restart_only_changes(&running.clone()).is_empty());
+    }
+
+    #[test]
+    fn notify_is_checked() {
+        let ok = "[notify]\nwebhook_url = \"https://hooks.example/argus\"\n\
+            webhook_secret = \"whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw\"\n\
+            [notify.smtp]\nhost = \"127.0.0.1\"\nport = 2525\nfrom = \"Argus <argus@example.com>\"\ntls = \"none\"\n";
+        let c = Config::parse(ok, "t").unwrap();
+        assert_eq!(c.notify.smtp.as_ref().map(|s| s.port), Some(Some(2525)));
+        let err = Config::parse("[notify]\nwebhook_url = \"https://x.example\"\n", "t").unwrap_err();
+        assert!(format!("{err:#}").contains("webhook_secret"), "{err:#}");
+        let err = Config::parse("[notify.smtp]\nhost = \"h\"\nfrom = \"a@b.c\"\ntls = \"ssl\"\n", "t").unwrap_err();
+        assert!(format!("{err:#}").contains("tls"), "{err:#}");
     }
 
     #[test]

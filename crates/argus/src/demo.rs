@@ -3,7 +3,6 @@
 
 use anyhow::Context;
 use argus_gate::RouteConfig;
-use argus_model::Timestamp;
 use argus_oauth::ClientRegistration;
 use argus_store::Store;
 use serde::Deserialize;
@@ -13,7 +12,7 @@ pub const DEMO_CLIENT_ID: &str = "demo-app";
 /// The demo users.
 pub const DEMO_USERS: [&str; 2] = ["alice", "bob"];
 /// Scopes the demo app may ask for.
-pub const DEMO_SCOPES: &str = "openid profile accounts:read transfers:read transfers:write";
+pub const DEMO_SCOPES: &str = "openid profile accounts:read transfers:read transfers:write account";
 
 /// What the demo set up, for the banner and for tests.
 #[derive(Clone)]
@@ -28,7 +27,13 @@ pub struct DemoInfo {
 }
 
 /// Create (or reset) the demo users and app, and seed the sample API with accounts owned by those users.
-pub async fn provision(store: &Store, url: &str, password: Option<String>, now: Timestamp) -> anyhow::Result<DemoInfo> {
+pub async fn provision(
+    store: &Store,
+    url: &str,
+    password: Option<String>,
+    clock: std::sync::Arc<dyn argus_model::Clock>,
+) -> anyhow::Result<DemoInfo> {
+    let now = clock.now();
     // 12 random bytes as hex: 96 bits, easy to paste, and never starting with '-' (a CLI flag).
     let password = password
         .unwrap_or_else(|| argus_model::id::random_bytes(12).iter().map(|b| format!("{b:02x}")).collect::<String>());
@@ -44,7 +49,7 @@ pub async fn provision(store: &Store, url: &str, password: Option<String>, now: 
         .iter()
         .map(|(username, sub)| argus_demo::DemoUser { sub: sub.clone(), username: username.clone() })
         .collect();
-    let api = argus_demo::seed(&demo_users);
+    let api = argus_demo::seed_with_clock(&demo_users, clock);
     let admin_secret = crate::cli_admin::bootstrap_admin_client(store, crate::cli_admin::BOOTSTRAP_CLIENT_ID, now)
         .await
         .context("cannot provision the admin client")?;

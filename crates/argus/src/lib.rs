@@ -10,7 +10,7 @@ pub mod demo;
 pub mod demo_client;
 pub mod keys;
 
-pub use app::{Running, UpOptions, start};
+pub use app::{Running, UpOptions, start, start_with_clock};
 pub use config::Config;
 
 /// The lines printed when Argus is up: what runs where and a first command to try. Tests and scripts parse the

@@ -52,11 +52,12 @@ export class Argus {
   /**
    * Start `argus up --demo`. `config` is TOML appended to the base configuration (ephemeral listeners): only tables
    * the base does not have, or keys under a new `[table.sub]`.
+   * `baseConfig` replaces the base (it must keep every listener ephemeral).
    */
-  static async start({ config = '' } = {}) {
+  static async start({ config = '', baseConfig = BASE_CONFIG } = {}) {
     const tmp = await mkdtemp(join(tmpdir(), 'argus-interop-'));
     const configPath = join(tmp, 'argus.toml');
-    await writeFile(configPath, BASE_CONFIG + config);
+    await writeFile(configPath, baseConfig + config);
     // Hex, so it never starts with '-' (which the command line would read as a flag).
     const password = randomBytes(16).toString('hex');
     const dataDir = join(tmp, 'data');

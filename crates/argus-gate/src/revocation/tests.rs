@@ -100,7 +100,7 @@ fn expired_entries_are_pruned_and_never_stored() {
 async fn published_revocations_apply_to_the_next_check() {
     let control = ControlChannel::new(16);
     let clock = Arc::new(FakeClock::new(NOW));
-    let revocations = Revocations::start(control.clone(), clock, Vec::new(), Vec::new());
+    let revocations = Revocations::start(control.clone(), clock, Vec::new(), Vec::new(), Vec::new());
     let alice = keys("j1", "alice", "app", Some("s1"), 50);
     assert!(!revocations.covers(&alice).await);
     for i in 0..5 {
@@ -119,7 +119,7 @@ async fn published_revocations_apply_to_the_next_check() {
 #[tokio::test]
 async fn lag_is_survived() {
     let control = ControlChannel::new(2);
-    let revocations = Revocations::start(control.clone(), Arc::new(FakeClock::new(NOW)), Vec::new(), Vec::new());
+    let revocations = Revocations::start(control.clone(), Arc::new(FakeClock::new(NOW)), Vec::new(), Vec::new(), Vec::new());
     for i in 0..10 {
         control.publish(ControlMessage::Revoke(revocation(RevocationScope::Token { jti: format!("j{i}") }, 100, 400)));
     }
@@ -137,7 +137,7 @@ async fn the_initial_set_applies_before_any_message_and_expired_entries_are_skip
         revocation(RevocationScope::User { sub: "alice".into() }, 90, 400),
         revocation(RevocationScope::Token { jti: "old".into() }, 10, 20),
     ];
-    let revocations = Revocations::start(control.clone(), Arc::new(FakeClock::new(NOW)), initial, Vec::new());
+    let revocations = Revocations::start(control.clone(), Arc::new(FakeClock::new(NOW)), initial, Vec::new(), Vec::new());
     assert!(revocations.covers(&keys("j1", "alice", "app", None, 50)).await);
     assert!(!revocations.covers(&keys("j1", "bob", "app", None, 50)).await);
     assert_eq!(revocations.set.read().unwrap().len(), 1, "the expired one was not kept");
@@ -155,8 +155,38 @@ async fn standing_blocks_apply_before_any_message_and_ended_ones_are_skipped() {
         reason: "watch rule r on alert a".into(),
     };
     let blocks = vec![block("b1", "203.0.113.7", NOW.as_secs() + 60), block("b2", "203.0.113.8", NOW.as_secs() - 1)];
-    let revocations = Revocations::start(control.clone(), Arc::new(FakeClock::new(NOW)), Vec::new(), blocks);
+    let revocations = Revocations::start(control.clone(), Arc::new(FakeClock::new(NOW)), Vec::new(), blocks, Vec::new());
     let keys = |ip: &str| BlockKeys { ip: Some(ip.parse().unwrap()), ..Default::default() };
     assert_eq!(revocations.blocked(&keys("203.0.113.7")).await, Some(BlockKind::Ip));
     assert_eq!(revocations.blocked(&keys("203.0.113.8")).await, None, "an ended block is not applied");
+}
+
+#[tokio::test]
+async fn step_up_demands_cover_older_sign_ins_of_their_session_until_they_end() {
+    use argus_model::StepUpDemand;
+    let control = ControlChannel::new(4);
+    let clock = Arc::new(FakeClock::new(NOW));
+    let demand = |id: &str, sid: &str, not_before: i64, until: i64| StepUpDemand {
+        id: id.into(),
+        sid: sid.into(),
+        not_before: Timestamp::from_secs(not_before),
+        until: Timestamp::from_secs(until),
+    };
+    let now = NOW.as_secs();
+    // Loaded at start (a late gate), the ended one skipped.
+    let initial = vec![demand("d1", "s1", now - 10, now + 100), demand("d0", "s0", now - 10, now - 1)];
+    let revocations = Revocations::start(control.clone(), clock.clone(), Vec::new(), Vec::new(), initial);
+    assert!(revocations.step_up_demanded(Some("s1"), Some(now - 11)).await.is_some());
+    assert!(revocations.step_up_demanded(Some("s1"), Some(now - 10)).await.is_none(), "a fresh sign-in passes");
+    assert!(revocations.step_up_demanded(Some("s0"), Some(now - 11)).await.is_none());
+    assert!(revocations.step_up_demanded(None, Some(now - 11)).await.is_none());
+    // Published: applies to the next check; a second demand on the session moves not_before on.
+    control.publish(ControlMessage::StepUp(demand("d2", "s2", now, now + 100)));
+    control.publish(ControlMessage::StepUp(demand("d3", "s1", now - 5, now + 50)));
+    assert!(revocations.step_up_demanded(Some("s2"), Some(now - 1)).await.is_some());
+    assert!(revocations.step_up_demanded(Some("s1"), Some(now - 6)).await.is_some());
+    clock.advance(std::time::Duration::from_secs(101));
+    revocations.prune();
+    assert!(revocations.step_up_demanded(Some("s1"), Some(now - 6)).await.is_none(), "ended");
+    assert!(revocations.step_ups.read().unwrap().is_empty(), "pruned");
 }

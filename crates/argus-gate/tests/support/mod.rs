@@ -97,6 +97,7 @@ impl Harness {
             clock: clock.clone(),
             initial_revocations,
             initial_blocks: Vec::new(),
+            initial_step_ups: Vec::new(),
             dpop_nonce_secret: NONCE_SECRET.to_vec(),
             replay: Arc::new(MemoryReplayCache::new(1000)),
         };

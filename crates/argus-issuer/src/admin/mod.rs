@@ -23,7 +23,7 @@ use std::time::Duration;
 use argus_model::{AdminChange, EventKind, RevocationScope};
 use argus_oauth::admin::{admin_revocation, backstop_revocations};
 use axum::Router;
-use axum::routing::{any, get, post};
+use axum::routing::{any, delete, get, post};
 
 use crate::state::{Issuer, Shared};
 use auth::Admin;
@@ -42,6 +42,7 @@ pub(crate) fn routes() -> Router<Shared> {
         .route("/admin/v1/users", get(users::list).post(users::create).fallback(not_allowed))
         .route("/admin/v1/users/{id}", get(users::show).patch(users::update).fallback(not_allowed))
         .route("/admin/v1/users/{id}/disable", post(users::disable).fallback(not_allowed))
+        .route("/admin/v1/users/{id}/totp", delete(users::reset_totp).fallback(not_allowed))
         .route("/admin/v1/revocations", get(revocations::list).post(revocations::create).fallback(not_allowed))
         .route("/admin/v1/keys", get(keys::list).fallback(not_allowed))
         .route("/admin/v1/{*rest}", any(problem::not_found))
@@ -49,7 +50,7 @@ pub(crate) fn routes() -> Router<Shared> {
 
 impl Issuer {
     /// The longest lifetime an access token of this issuer can have: the configured one or a client's override.
-    async fn longest_access_ttl(&self) -> Result<Duration, Problem> {
+    async fn longest_access_ttl(&self) -> Result<Duration, argus_oauth::StorageError> {
         let clients = self.store.clients().await?;
         let longest = clients.iter().filter_map(|c| c.access_token_ttl_secs).max().unwrap_or(0);
         Ok(Duration::from_secs(longest.max(self.config.access_token_ttl_secs)))
@@ -58,6 +59,17 @@ impl Issuer {
     /// Revoke `scope` everywhere: in the store (families, sessions, consent) in one transaction, then at every gate
     /// until every covered token has expired. Returns what was done, as the admin API answers it.
     async fn revoke_everywhere(&self, admin: &Admin, scope: RevocationScope) -> Result<serde_json::Value, Problem> {
+        Ok(self.revoke_scope_everywhere(scope, &admin.principal, "admin").await?)
+    }
+
+    /// [`Issuer::revoke_everywhere`] for any caller (`by`: `admin`, `user`): the admin API and the account page
+    /// share this one path. Returns what was done.
+    pub(crate) async fn revoke_scope_everywhere(
+        &self,
+        scope: RevocationScope,
+        principal: &argus_model::Principal,
+        by: &str,
+    ) -> Result<serde_json::Value, argus_oauth::StorageError> {
         let now = self.now();
         let longest = self.longest_access_ttl().await?;
         let effects = self.store.revoke_scope(&scope, now).await?;
@@ -72,7 +84,7 @@ impl Issuer {
         });
         let mut all = vec![revocation];
         all.extend(backstops);
-        self.publish_revocations(all, &admin.principal, "admin").await;
+        self.publish_revocations(all, principal, by).await;
         Ok(answer)
     }
 

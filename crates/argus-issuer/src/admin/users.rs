@@ -1,5 +1,5 @@
 //! `/admin/v1/users`: create (with a password), list, show (by `sub` or user name), update (password, disabled),
-//! disable (which ends the user's sessions and revokes every token of theirs).
+//! disable (which ends the user's sessions and revokes every token of theirs), reset their TOTP second factor.
 
 use argus_model::RevocationScope;
 use argus_model::id::new_id;
@@ -32,6 +32,9 @@ pub(crate) async fn create(
     };
     if !s.store.insert_user(&user, s.now()).await? {
         return Err(AdminError::Conflict("a user with this username exists").into());
+    }
+    if let Some(email) = input.email.as_deref() {
+        s.store.set_user_email(&user.sub, Some(email)).await?;
     }
     s.emit_admin_change(&admin, "user.create", &user.sub, Vec::new());
     let location = format!("/admin/v1/users/{}", user.sub);
@@ -71,8 +74,13 @@ pub(crate) async fn update(
         Some(p) => Some(hashed(p).await?),
         None => None,
     };
-    if !s.store.update_user(&user.sub, password_hash.as_deref(), patch.disabled, s.now()).await? {
+    if (password_hash.is_some() || patch.disabled.is_some())
+        && !s.store.update_user(&user.sub, password_hash.as_deref(), patch.disabled, s.now()).await?
+    {
         return Err(AdminError::NotFound.into());
+    }
+    if let Some(email) = patch.email.as_deref() {
+        s.store.set_user_email(&user.sub, Some(email).filter(|e| !e.is_empty())).await?;
     }
     s.registry.forget_user(&user.sub);
     s.emit_admin_change(&admin, "user.update", &user.sub, fields);
@@ -95,6 +103,18 @@ pub(crate) async fn disable(State(s): State<Shared>, admin: Admin, Id(id): Id) -
     let revoked = s.revoke_everywhere(&admin, RevocationScope::User { sub: user.sub.clone() }).await?;
     let user = existing(&s, &user.sub).await?;
     Ok(Json(json!({ "user": UserView::from(&user), "revoked": revoked })))
+}
+
+/// `DELETE /admin/v1/users/{sub or username}/totp`: remove the user's TOTP credential and recovery codes (a lost
+/// phone), so their next sign-in asks for the password alone and they can enrol again. Idempotent: `removed` says
+/// whether there was one; only a removal is an admin change.
+pub(crate) async fn reset_totp(State(s): State<Shared>, admin: Admin, Id(id): Id) -> Result<Json<Value>, Problem> {
+    let user = existing(&s, &id).await?;
+    let removed = s.store.delete_totp(&user.sub).await?;
+    if removed {
+        s.emit_admin_change(&admin, "user.totp_reset", &user.sub, vec!["totp".to_owned()]);
+    }
+    Ok(Json(json!({ "user": UserView::from(&user), "removed": removed })))
 }
 
 /// The user with this `sub`, else with this user name.

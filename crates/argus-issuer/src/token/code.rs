@@ -39,6 +39,7 @@ pub(super) async fn code_grant(g: &GrantRequest<'_>) -> Result<TokenResponse, Fa
     let family_id = client.allows_grant(GrantType::RefreshToken).then(new_id);
     // The device the user signed in on (`did`), so revoking the device reaches this token at the gates.
     let device = s.store.session_device(&stored.sid).await?;
+    let principal = Principal { device_id: device.clone(), ..principal };
     let who = TokenSubject {
         sub: &stored.sub,
         client_id: &client.client_id,
@@ -49,7 +50,9 @@ pub(super) async fn code_grant(g: &GrantRequest<'_>) -> Result<TokenResponse, Fa
         family: family_id.as_deref(),
         device: device.as_deref(),
     };
-    let (access_token, access) = g.mint_access(who, &audience, now)?;
+    // A sign-in completed with a passkey states its own methods (RFC 8176), not the level's.
+    let amr = crate::passkey::amr_of_sign_in(s, Some(&stored.sid), Some(stored.auth_time), Some(&stored.acr)).await?;
+    let (access_token, access) = g.mint_access_with_amr(who, amr.clone(), &audience, now)?;
     let refresh = family_id.as_deref().map(|family| first_refresh(g, &stored, &scope, family, &access, now));
     let first = refresh.as_ref().map(|(token, _)| token);
     if s.store.redeem_code(&stored.code_hash, now, &access, first).await? == RedeemOutcome::NotRedeemable {
@@ -65,10 +68,13 @@ pub(super) async fn code_grant(g: &GrantRequest<'_>) -> Result<TokenResponse, Fa
         let signer = s.keys.active.signer();
         let claims =
             id_token_claims(&s.issuer_url, who, stored.nonce.as_deref(), &access_token, signer.alg_name(), now, ttl);
+        let claims = argus_oauth::IdTokenClaims { amr: amr.or(claims.amr), ..claims };
         Some(signer.sign("JWT", &claims)?)
     } else {
         None
     };
+    // The grant's "last used" on the account page.
+    s.touch_grant(&stored.sub, &client.client_id).await;
     g.emit_issued(principal, GrantType::AuthorizationCode, &scope, family_id.as_deref(), &access);
     Ok(g.response(access_token, refresh.map(|(_, secret)| secret), id_token, &scope))
 }

@@ -22,7 +22,8 @@ pub(super) async fn refresh_grant(g: &GrantRequest<'_>) -> Result<TokenResponse,
 
     let now = s.now();
     let old = s.store.refresh_token(&hash_secret(presented)).await?.ok_or(INVALID)?;
-    let principal = Principal { sub: Some(old.sub.clone()), sid: old.sid.clone(), ..g.principal() };
+    let principal =
+        Principal { sub: Some(old.sub.clone()), sid: old.sid.clone(), device_id: old.device.clone(), ..g.principal() };
     match check_refresh_grant(&old, &client.client_id, g.jkt(), now, leeway(s))? {
         RefreshCheck::Rotatable => {}
         RefreshCheck::Replayed => {
@@ -48,7 +49,8 @@ pub(super) async fn refresh_grant(g: &GrantRequest<'_>) -> Result<TokenResponse,
         family: Some(&old.family_id),
         device: old.device.as_deref(),
     };
-    let (access_token, access) = g.mint_access(who, &audience, now)?;
+    let amr = crate::passkey::amr_of_sign_in(s, old.sid.as_deref(), old.auth_time, old.acr.as_deref()).await?;
+    let (access_token, access) = g.mint_access_with_amr(who, amr, &audience, now)?;
     let secret = random_secret(32);
     let idle = Duration::from_secs(s.config.refresh_token_idle_ttl_secs);
     let next = RefreshToken {
@@ -66,6 +68,11 @@ pub(super) async fn refresh_grant(g: &GrantRequest<'_>) -> Result<TokenResponse,
         lost_rotation_race(s, &old, &principal, now).await?;
         return Err(INVALID.into());
     }
+    if let Some(sid) = &old.sid {
+        // The family's sign-in session was used, for the account page's "last used".
+        s.touch_session(sid).await;
+    }
+    s.touch_grant(&old.sub, &client.client_id).await;
     g.emit_issued(principal, GrantType::RefreshToken, &scope, Some(&old.family_id), &access);
     Ok(g.response(access_token, Some(secret), None, &scope))
 }

@@ -10,6 +10,7 @@ mod id_token;
 mod introspection;
 mod login;
 mod par;
+mod passkey;
 mod registry;
 mod resources;
 mod revocation;

@@ -241,3 +241,35 @@ async fn wrong_codes_are_throttled_and_the_step_is_bound_to_the_password() {
     let done = guesser.submit(&i, &page, "/login/totp", &[("code", &code_of(&i, &secret, 0))]).await;
     code_after(&i, &mut guesser, done).await;
 }
+
+/// The sign-in outcomes watch saw so far, in order.
+async fn login_outcomes(sub: &mut argus_bus::Subscriber<argus_model::Event>) -> Vec<argus_model::LoginOutcome> {
+    crate::common::events(sub)
+        .await
+        .iter()
+        .filter_map(|e| match &e.kind {
+            argus_model::EventKind::Login(l) => Some(l.outcome),
+            _ => None,
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn the_sign_in_succeeds_for_watch_only_after_the_second_factor_and_a_wrong_code_is_a_failure() {
+    use argus_model::{LoginFailure, LoginOutcome};
+    let i = Issuer::start().await;
+    let mut b = Browser::default();
+    password_sign_in(&i, &mut b, "alice").await;
+    let (secret, _) = enrol(&i, &mut b, "alice").await;
+    let mut sub = i.events.subscribe();
+
+    let mut browser = Browser::default();
+    let page = to_second_factor(&i, &mut browser, "alice", &[]).await;
+    assert_eq!(login_outcomes(&mut sub).await, [], "a right password alone is no sign-in yet");
+    let page = browser.submit(&i, &page, "/login/totp", &[("code", "000000")]).await;
+    assert_eq!(page.status, 400);
+    assert_eq!(login_outcomes(&mut sub).await, [LoginOutcome::Failure(LoginFailure::SecondFactor)]);
+    let done = browser.submit(&i, &page, "/login/totp", &[("code", &code_of(&i, &secret, 0))]).await;
+    assert_eq!(login_outcomes(&mut sub).await, [LoginOutcome::Success], "one success, once complete");
+    code_after(&i, &mut browser, done).await;
+}

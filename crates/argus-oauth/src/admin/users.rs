@@ -17,6 +17,9 @@ pub const MAX_PASSWORD_BYTES: usize = 1024;
 pub struct NewUser {
     pub username: String,
     pub password: String,
+    /// Where notices are e-mailed (when SMTP is configured). Optional.
+    #[serde(default)]
+    pub email: Option<String>,
 }
 
 impl std::fmt::Debug for NewUser {
@@ -30,7 +33,8 @@ impl NewUser {
     /// Check the user name and the password before anything is hashed or stored.
     pub fn validate(&self) -> Result<(), AdminError> {
         validate_username(&self.username)?;
-        validate_password(&self.password)
+        validate_password(&self.password)?;
+        self.email.as_deref().map_or(Ok(()), validate_email)
     }
 }
 
@@ -42,6 +46,9 @@ pub struct UserPatch {
     pub password: Option<String>,
     #[serde(default)]
     pub disabled: Option<bool>,
+    /// A new address for notices; `""` removes it.
+    #[serde(default)]
+    pub email: Option<String>,
 }
 
 impl std::fmt::Debug for UserPatch {
@@ -49,6 +56,7 @@ impl std::fmt::Debug for UserPatch {
         f.debug_struct("UserPatch")
             .field("password", &self.password.as_ref().map(|_| "<set>"))
             .field("disabled", &self.disabled)
+            .field("email", &self.email)
             .finish()
     }
 }
@@ -56,9 +64,10 @@ impl std::fmt::Debug for UserPatch {
 impl UserPatch {
     /// Check the patch: at least one field, and a valid password if one is given.
     pub fn validate(&self) -> Result<(), AdminError> {
-        if self.password.is_none() && self.disabled.is_none() {
-            return Err(AdminError::Invalid("nothing to change: give password and/or disabled".into()));
+        if self.password.is_none() && self.disabled.is_none() && self.email.is_none() {
+            return Err(AdminError::Invalid("nothing to change: give password, disabled and/or email".into()));
         }
+        self.email.as_deref().filter(|e| !e.is_empty()).map_or(Ok(()), validate_email)?;
         self.password.as_deref().map_or(Ok(()), validate_password)
     }
 
@@ -70,6 +79,9 @@ impl UserPatch {
         }
         if self.disabled.is_some() {
             out.push("disabled".to_owned());
+        }
+        if self.email.is_some() {
+            out.push("email".to_owned());
         }
         out
     }
@@ -99,6 +111,17 @@ pub fn validate_username(username: &str) -> Result<(), AdminError> {
     }
 }
 
+/// An e-mail address for notices: `local@domain`, at most 254 bytes (RFC 5321), no spaces or control characters.
+/// The SMTP server has the last word; this keeps obvious junk (and header injection) out.
+pub fn validate_email(email: &str) -> Result<(), AdminError> {
+    let ok = email.len() <= 254
+        && !email.chars().any(|c| c.is_control() || c.is_whitespace() || matches!(c, '<' | '>' | ',' | ';'))
+        && email
+            .split_once('@')
+            .is_some_and(|(local, domain)| !local.is_empty() && domain.contains('.') && !domain.contains('@'));
+    if ok { Ok(()) } else { Err(AdminError::Invalid("email must be an address like name@example.com".into())) }
+}
+
 /// A password is 1..=1024 bytes.
 pub fn validate_password(password: &str) -> Result<(), AdminError> {
     if password.is_empty() || password.len() > MAX_PASSWORD_BYTES {
@@ -112,12 +135,29 @@ mod tests {
     use super::*;
 
     #[test]
+    fn emails() {
+        assert!(validate_email("alice@example.com").is_ok());
+        for bad in [
+            "",
+            "alice",
+            "@example.com",
+            "alice@localhost",
+            "a b@example.com",
+            "a@example.com\r\nBcc: x@y.z",
+            "a@b@example.com",
+            "<a@example.com>",
+        ] {
+            assert!(validate_email(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
     fn new_users_are_checked_and_passwords_never_printed() {
-        let u = NewUser { username: "carol".into(), password: "s3cret-pass".into() };
+        let u = NewUser { username: "carol".into(), password: "s3cret-pass".into(), email: None };
         assert!(u.validate().is_ok());
         assert!(!format!("{u:?}").contains("s3cret"));
         for (name, pw) in [("", "x"), ("a\u{7}b", "x"), ("carol", ""), ("carol", &"p".repeat(1025))] {
-            let u = NewUser { username: name.into(), password: pw.into() };
+            let u = NewUser { username: name.into(), password: pw.into(), email: None };
             assert!(matches!(u.validate(), Err(AdminError::Invalid(_))), "{name:?}");
         }
         let unknown = serde_json::from_str::<NewUser>(r#"{"username":"a","password":"b","admin":true}"#);
@@ -131,7 +171,7 @@ mod tests {
         assert_eq!(p.fields(), ["password", "disabled"]);
         assert!(!format!("{p:?}").contains("new-secret"));
         assert!(UserPatch::default().validate().is_err());
-        assert!(UserPatch { password: Some(String::new()), disabled: None }.validate().is_err());
+        assert!(UserPatch { password: Some(String::new()), disabled: None, email: None }.validate().is_err());
     }
 
     #[test]

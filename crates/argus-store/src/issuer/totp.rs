@@ -167,4 +167,13 @@ impl SecondFactorStore for Store {
             .map_err(db)?;
         Ok(())
     }
+
+    async fn delete_totp(&self, sub: &str) -> Result<bool, StorageError> {
+        let mut tx = self.pool.begin().await.map_err(db)?;
+        let done =
+            sqlx::query("DELETE FROM totp_credentials WHERE sub = $1").bind(sub).execute(&mut *tx).await.map_err(db)?;
+        sqlx::query("DELETE FROM totp_recovery_codes WHERE sub = $1").bind(sub).execute(&mut *tx).await.map_err(db)?;
+        tx.commit().await.map_err(db)?;
+        Ok(done.rows_affected() == 1)
+    }
 }

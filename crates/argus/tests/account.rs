@@ -1,0 +1,473 @@
+//! The account page, its JSON API, "this wasn't me" and the password change, end to end on one `argus up --demo`:
+//! browsers are cookie jars that follow the issuer's real forms, tokens are checked at the real gate and `/token`.
+
+mod support;
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use argus_bus::Received;
+use argus_model::{Activity, EventKind};
+use http::StatusCode;
+use serde_json::Value;
+use support::{Argus, PASSWORD, Reply};
+
+const REDIRECT_URI: &str = "http://127.0.0.1/callback";
+const API_SCOPE: &str = "openid accounts:read";
+
+/// A browser: a cookie jar that sends its cookies and keeps what the issuer sets.
+#[derive(Default)]
+struct Browser {
+    cookies: HashMap<String, String>,
+}
+
+/// A form of a page: its action and its hidden inputs.
+#[derive(Clone)]
+struct Form {
+    action: String,
+    fields: Vec<(String, String)>,
+}
+
+impl Form {
+    fn with(mut self, name: &str, value: &str) -> Self {
+        self.fields.push((name.to_owned(), value.to_owned()));
+        self
+    }
+
+    fn without(mut self, name: &str) -> Self {
+        self.fields.retain(|(k, _)| k != name);
+        self
+    }
+}
+
+/// Every `<form method="post" action="...">` of a page with its hidden inputs, in page order.
+fn forms(html: &str) -> Vec<Form> {
+    const OPEN: &str = "<form method=\"post\" action=\"";
+    const HIDDEN: &str = "<input type=\"hidden\" name=\"";
+    html.split(OPEN)
+        .skip(1)
+        .map(|rest| {
+            let action = rest.split('"').next().unwrap().to_owned();
+            let body = rest.split("</form>").next().unwrap();
+            let fields = body
+                .split(HIDDEN)
+                .skip(1)
+                .map(|f| {
+                    let name = f.split('"').next().unwrap().to_owned();
+                    let value = f.split("value=\"").nth(1).unwrap().split('"').next().unwrap();
+                    (name, value.replace("&#34;", "\"").replace("&#39;", "'").replace("&amp;", "&"))
+                })
+                .collect();
+            Form { action, fields }
+        })
+        .collect()
+}
+
+fn form_to(html: &str, action: &str) -> Form {
+    forms(html).into_iter().find(|f| f.action == action).unwrap_or_else(|| panic!("no form to {action}: {html}"))
+}
+
+impl Browser {
+    fn cookie_header(&self) -> String {
+        self.cookies.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join("; ")
+    }
+
+    fn keep_cookies(&mut self, r: &Reply) {
+        for c in r.headers.get_all("set-cookie") {
+            let (name, rest) = c.to_str().unwrap().split_once('=').unwrap();
+            let value = rest.split(';').next().unwrap();
+            if value.is_empty() {
+                self.cookies.remove(name.trim());
+            } else {
+                self.cookies.insert(name.trim().to_owned(), value.to_owned());
+            }
+        }
+    }
+
+    /// `GET` an issuer path or absolute URL.
+    async fn get(&mut self, a: &Argus, url: &str) -> Reply {
+        let url = if url.starts_with("http") { url.to_owned() } else { format!("{}{url}", a.up.issuer_url) };
+        let jar = self.cookie_header();
+        let r = a.call("GET", &url, &[("cookie", &jar)], None).await;
+        self.keep_cookies(&r);
+        r
+    }
+
+    async fn submit(&mut self, a: &Argus, form: Form) -> Reply {
+        let pairs: Vec<(&str, &str)> = form.fields.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+        let jar = self.cookie_header();
+        let r = a.form(&form.action, &[("cookie", &jar)], &pairs).await;
+        self.keep_cookies(&r);
+        r
+    }
+
+    /// The code flow of the demo app through the real forms: `/authorize` (with `resource` when given), the login
+    /// form (`password`), the password-first form when the issuer asks (`new_password`), consent, then `/token`.
+    async fn tokens(
+        &mut self,
+        a: &Argus,
+        user: &str,
+        password: &str,
+        new_password: Option<&str>,
+        scope: &str,
+        resource: Option<&str>,
+    ) -> Result<Value, Reply> {
+        let verifier = argus_model::id::random_secret(32);
+        let mut url = url::Url::parse(&format!("{}/authorize", a.up.issuer_url)).unwrap();
+        url.query_pairs_mut()
+            .append_pair("response_type", "code")
+            .append_pair("client_id", "demo-app")
+            .append_pair("redirect_uri", REDIRECT_URI)
+            .append_pair("scope", scope)
+            .append_pair("state", "st")
+            .append_pair("code_challenge", &argus_jose::pkce_challenge_s256(&verifier))
+            .append_pair("code_challenge_method", "S256");
+        if let Some(resource) = resource {
+            url.query_pairs_mut().append_pair("resource", resource);
+        }
+        let mut page = self.get(a, url.as_str()).await;
+        for _ in 0..5 {
+            if let Some(code) = code_of(&page) {
+                let mut form = vec![
+                    ("grant_type", "authorization_code"),
+                    ("code", &code),
+                    ("redirect_uri", REDIRECT_URI),
+                    ("client_id", "demo-app"),
+                    ("code_verifier", &verifier),
+                ];
+                if let Some(resource) = resource {
+                    form.push(("resource", resource));
+                }
+                let r = a.form("/token", &[], &form).await;
+                assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+                return Ok(r.body);
+            }
+            let Some(form) = forms(&page.text).into_iter().next().filter(|_| page.status == StatusCode::OK) else {
+                return Err(page);
+            };
+            let form = match form.action.as_str() {
+                "/login" if form.fields.iter().any(|(k, _)| k == "request") && page.text.contains("name=\"password\"") => {
+                    if page.text.contains("class=\"error\"") {
+                        return Err(page);
+                    }
+                    form.with("username", user).with("password", password)
+                }
+                "/account/password" => {
+                    let new = new_password.expect("the issuer asks for a new password");
+                    form.with("new", new).with("again", new)
+                }
+                "/consent" => form.with("decision", "allow"),
+                _ => return Err(page),
+            };
+            page = self.submit(a, form).await;
+        }
+        Err(page)
+    }
+}
+
+/// The code of a redirect back to the demo app.
+fn code_of(r: &Reply) -> Option<String> {
+    let location = r.header("location");
+    let url = url::Url::parse(location).ok().filter(|_| location.starts_with(REDIRECT_URI))?;
+    url.query_pairs().find(|(k, _)| k == "code").map(|(_, v)| v.into_owned())
+}
+
+/// A signed-in user's tokens in one browser.
+struct Device {
+    browser: Browser,
+    access: String,
+    refresh: String,
+}
+
+impl Device {
+    async fn sign_in(a: &Argus, user: &str) -> Self {
+        let mut browser = Browser::default();
+        let t = browser.tokens(a, user, PASSWORD, None, API_SCOPE, None).await.unwrap_or_else(|r| panic!("{}", r.text));
+        Self { browser, access: str_of(&t, "access_token"), refresh: str_of(&t, "refresh_token") }
+    }
+
+    fn did(&self) -> String {
+        support::claim(&self.access, "did")
+    }
+
+    /// A token for the account API from this browser's session: audience the issuer, scope `account`.
+    async fn account_token(&mut self, a: &Argus, scope: &str) -> String {
+        let issuer = a.up.issuer_url.clone();
+        let t = self.browser.tokens(a, "", "", None, scope, Some(&issuer)).await.unwrap_or_else(|r| panic!("{}", r.text));
+        str_of(&t, "access_token")
+    }
+}
+
+fn str_of(v: &Value, k: &str) -> String {
+    v[k].as_str().unwrap_or_else(|| panic!("no {k} in {v}")).to_owned()
+}
+
+async fn api(a: &Argus, method: &str, path: &str, token: Option<&str>) -> Reply {
+    let bearer = token.map(|t| format!("Bearer {t}"));
+    let headers: Vec<(&str, &str)> = bearer.iter().map(|b| ("authorization", b.as_str())).collect();
+    a.call(method, &format!("{}/account/api{path}", a.up.issuer_url), &headers, None).await
+}
+
+/// The gate answers `want` for `token`, within two seconds (revocations reach it over the control channel).
+async fn gate_answers(a: &Argus, token: &str, want: StatusCode) {
+    for _ in 0..40 {
+        if a.gate_status(token).await == want {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("the gate never answered {want}");
+}
+
+/// Refreshing works (`true`) or is refused with `invalid_grant` (`false`).
+async fn refresh_works(a: &Argus, refresh: &str) -> bool {
+    let r = a.refresh(refresh).await;
+    match r.status {
+        StatusCode::OK => true,
+        StatusCode::BAD_REQUEST if r.body["error"] == "invalid_grant" => false,
+        other => panic!("refresh answered {other}: {}", r.text),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn this_was_not_me_signs_that_device_out_everywhere_and_only_that_device() {
+    let a = Argus::start("").await;
+    let mut events = a.up.events.subscribe();
+    let mut device_a = Device::sign_in(&a, "alice").await;
+    let device_b = Device::sign_in(&a, "alice").await;
+    assert_ne!(device_a.did(), device_b.did());
+    gate_answers(&a, &device_a.access, StatusCode::OK).await;
+    gate_answers(&a, &device_b.access, StatusCode::OK).await;
+
+    // Device B's new-device notice carries the link, as the account API lists it.
+    let token = device_a.account_token(&a, "openid account").await;
+    let notices = api(&a, "GET", "/notices", Some(&token)).await;
+    assert_eq!(notices.status, StatusCode::OK, "{}", notices.text);
+    let notice = notices.body["notices"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|n| n["device_id"] == device_b.did().as_str() && n["kind"] == "new_device")
+        .unwrap_or_else(|| panic!("no new-device notice for device B: {}", notices.text))
+        .clone();
+    let link = notice["body"]["not_me_url"].as_str().expect("a not-me link").to_owned();
+    assert!(link.starts_with(&format!("{}/account/not-me?t=", a.up.issuer_url)), "{link}");
+
+    // The link is followed from a mail client: no cookies. GET changes nothing.
+    let mut mail = Browser::default();
+    let confirm = mail.get(&a, &link).await;
+    assert_eq!(confirm.status, StatusCode::OK, "{}", confirm.text);
+    assert_eq!(a.gate_status(&device_b.access).await, StatusCode::OK, "a GET of the link changes nothing");
+    let form = form_to(&confirm.text, "/account/not-me");
+
+    // Without its CSRF token the form is refused and changes nothing (the link stays usable).
+    let r = mail.submit(&a, form.clone().without("csrf")).await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST);
+    assert_eq!(a.gate_status(&device_b.access).await, StatusCode::OK);
+
+    let done = mail.submit(&a, form.clone()).await;
+    assert_eq!(done.status, StatusCode::OK, "{}", done.text);
+    assert!(done.text.contains("href=\"/account/password\""), "asks to change the password: {}", done.text);
+
+    // Device B: its still-unexpired access token is refused at the gate, its refresh token at /token.
+    let exp: i64 = support::claim(&device_b.access, "exp").parse().unwrap();
+    assert!(exp > std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() as i64);
+    gate_answers(&a, &device_b.access, StatusCode::UNAUTHORIZED).await;
+    assert!(!refresh_works(&a, &device_b.refresh).await, "device B's refresh token is refused");
+    // Device A keeps working: its access token at the gate, its refresh token at /token.
+    assert_eq!(a.gate_status(&device_a.access).await, StatusCode::OK);
+    assert!(refresh_works(&a, &device_a.refresh).await, "device A's refresh token still works");
+
+    // The link works once: again, by GET or POST, a clear error.
+    let again = mail.submit(&a, form.clone()).await;
+    assert_eq!(again.status, StatusCode::GONE, "{}", again.text);
+    assert!(again.text.contains("already used"));
+    assert_eq!(mail.get(&a, &link).await.status, StatusCode::GONE);
+    // A tampered link: refused.
+    let tampered = format!("{}0", link);
+    assert_eq!(mail.get(&a, &tampered).await.status, StatusCode::BAD_REQUEST);
+
+    // Watch's bus carried Account/not_me for alice and device B.
+    let not_me = async {
+        loop {
+            match events.recv().await {
+                Some(Received::Message(e)) => {
+                    if let EventKind::Account(act) = &e.kind
+                        && act.activity == Activity::NotMe
+                    {
+                        return (e.principal.sub.clone(), act.device_id.clone());
+                    }
+                }
+                Some(Received::Lagged(_)) => {}
+                None => panic!("the bus closed"),
+            }
+        }
+    };
+    let (sub, device) = tokio::time::timeout(Duration::from_secs(5), not_me).await.expect("an Account/not_me event");
+    assert_eq!(sub.as_deref(), Some(support::claim(&device_a.access, "sub").as_str()));
+    assert_eq!(device, Some(device_b.did()));
+
+    // The next sign-in asks for a new password before anything else; then the old password no longer signs in.
+    let new_password = "a brand new passphrase";
+    let mut fresh = Browser::default();
+    let t = fresh.tokens(&a, "alice", PASSWORD, Some(new_password), API_SCOPE, None).await;
+    let t = t.unwrap_or_else(|r| panic!("{}", r.text));
+    gate_answers(&a, &str_of(&t, "access_token"), StatusCode::OK).await;
+    let old = Browser::default().tokens(&a, "alice", PASSWORD, None, API_SCOPE, None).await;
+    assert!(old.is_err(), "the old password no longer signs in");
+    let t = Browser::default().tokens(&a, "alice", new_password, None, API_SCOPE, None).await;
+    assert!(t.is_ok(), "the new one does, with no second password change");
+    a.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_account_page_lists_and_revokes() {
+    let a = Argus::start("").await;
+    let mut device = Device::sign_in(&a, "alice").await;
+    let other = Device::sign_in(&a, "alice").await;
+
+    let page = device.browser.get(&a, "/account").await;
+    assert_eq!(page.status, StatusCode::OK, "{}", page.text);
+    assert_eq!(page.header("cache-control"), "no-store");
+    assert!(page.header("content-security-policy").contains("frame-ancestors 'none'"));
+    assert!(page.text.contains("Signed in as <strong>alice</strong>"));
+    assert_eq!(page.text.matches("<div class=\"item device\">").count(), 2, "both devices");
+    assert_eq!(page.text.matches("this device</span>").count(), 1);
+    assert!(page.text.contains("<strong>Argus demo app</strong>"), "the app grant");
+    assert!(page.text.contains("<li>Read your accounts</li>"), "its scopes in plain words");
+    assert!(!page.text.contains("your Argus account"), "the account page itself is not an app");
+    let unread = page.text.matches("<div class=\"item notice unread\">").count();
+    assert!(unread >= 2, "the first sign-in and the new device, unread: {}", page.text);
+    assert!(page.text.contains("/account/not-me?t="), "new-device notices carry their link on the page too");
+    let page = device.browser.get(&a, "/account").await;
+    assert_eq!(page.text.matches("<div class=\"item notice unread\">").count(), 0, "viewing marked them read");
+    for path in ["/account/password", "/account/totp", "/account/passkeys"] {
+        assert!(page.text.contains(&format!("href=\"{path}\"")), "{path}");
+    }
+
+    // Not signed in: to the account sign-in, which comes back to the page.
+    let mut stranger = Browser::default();
+    let r = stranger.get(&a, "/account").await;
+    assert_eq!((r.status, r.header("location")), (StatusCode::SEE_OTHER, "/account/login"));
+    let login = stranger.get(&a, "/account/login").await;
+    assert_eq!(login.status, StatusCode::OK);
+    let form = form_to(&login.text, "/login").with("username", "bob").with("password", PASSWORD);
+    let back = stranger.submit(&a, form).await;
+    assert_eq!(back.status, StatusCode::SEE_OTHER, "{}", back.text);
+    assert!(back.header("location").starts_with(&format!("{}/account/callback?", a.up.issuer_url)));
+    let r = stranger.get(&a, back.header("location")).await;
+    assert_eq!((r.status, r.header("location")), (StatusCode::SEE_OTHER, "/account"));
+    let bobs = stranger.get(&a, "/account").await;
+    assert!(bobs.text.contains("Signed in as <strong>bob</strong>"), "{}", bobs.text);
+
+    // The JSON API: a token for the issuer with scope `account`.
+    let token = device.account_token(&a, "openid account").await;
+    let devices = api(&a, "GET", "/devices", Some(&token)).await;
+    assert_eq!(devices.status, StatusCode::OK, "{}", devices.text);
+    let list = devices.body["devices"].as_array().unwrap();
+    assert_eq!(list.len(), 2);
+    let this = list.iter().find(|d| d["this_device"] == true).unwrap();
+    assert_eq!(this["device_id"], device.did().as_str());
+    assert!(!this["sessions"].as_array().unwrap().is_empty(), "with its live session");
+    let apps = api(&a, "GET", "/apps", Some(&token)).await;
+    assert_eq!(apps.body["apps"][0]["client_id"], "demo-app", "{}", apps.text);
+    assert!(apps.body["apps"][0]["last_used_at"].is_string(), "token issuance is recorded: {}", apps.text);
+    let notices = api(&a, "GET", "/notices", Some(&token)).await;
+    let id = str_of(&notices.body["notices"][0], "id");
+    let r = api(&a, "POST", &format!("/notices/{id}/read"), Some(&token)).await;
+    assert_eq!(r.status, StatusCode::NO_CONTENT);
+    let r = api(&a, "POST", "/notices/nope/read", Some(&token)).await;
+    assert_eq!(r.status, StatusCode::NOT_FOUND);
+    assert_eq!(r.header("content-type"), "application/problem+json");
+    assert_eq!(r.body["type"], "urn:argus:problem:not-found");
+    // Refused: no token, a token without the scope (403 insufficient_scope), a token for the API (not the issuer).
+    let r = api(&a, "GET", "/devices", None).await;
+    assert_eq!(r.status, StatusCode::UNAUTHORIZED);
+    assert!(r.header("www-authenticate").starts_with("Bearer"));
+    let without = device.account_token(&a, "openid").await;
+    let r = api(&a, "GET", "/devices", Some(&without)).await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN, "{}", r.text);
+    assert!(r.header("www-authenticate").contains("error=\"insufficient_scope\""), "{}", r.header("www-authenticate"));
+    assert!(r.header("www-authenticate").contains("scope=\"account\""));
+    assert_eq!(r.body["type"], "urn:argus:problem:insufficient-scope");
+    let r = api(&a, "GET", "/devices", Some(&device.access)).await;
+    assert_eq!(r.status, StatusCode::UNAUTHORIZED, "a token for the API is no key to the account");
+    assert!(r.header("www-authenticate").contains("invalid_token"));
+
+    // The API signs out the other device.
+    let r = api(&a, "DELETE", &format!("/devices/{}", other.did()), Some(&token)).await;
+    assert_eq!(r.status, StatusCode::NO_CONTENT, "{}", r.text);
+    gate_answers(&a, &other.access, StatusCode::UNAUTHORIZED).await;
+    assert_eq!(api(&a, "DELETE", "/devices/not-mine", Some(&token)).await.status, StatusCode::NOT_FOUND);
+
+    // A form without its CSRF token: 400, and nothing changed.
+    let page = device.browser.get(&a, "/account").await;
+    let revoke = form_to(&page.text, "/account/apps/revoke");
+    let r = device.browser.submit(&a, revoke.clone().without("csrf")).await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST);
+    let forged = revoke.clone().without("csrf").with("csrf", "x");
+    assert_eq!(device.browser.submit(&a, forged).await.status, StatusCode::BAD_REQUEST);
+    assert_eq!(a.gate_status(&device.access).await, StatusCode::OK);
+    assert!(device.browser.get(&a, "/account").await.text.contains("<strong>Argus demo app</strong>"));
+
+    // Revoking the app's grant: its tokens are refused at the gate, its refresh tokens at /token.
+    let r = device.browser.submit(&a, revoke).await;
+    assert_eq!((r.status, r.header("location")), (StatusCode::SEE_OTHER, "/account?done=app_revoked"));
+    gate_answers(&a, &device.access, StatusCode::UNAUTHORIZED).await;
+    assert!(!refresh_works(&a, &device.refresh).await);
+    let page = device.browser.get(&a, "/account?done=app_revoked").await;
+    assert!(page.text.contains("The app&#39;s access was removed.") || page.text.contains("The app's access was removed."));
+    assert!(!page.text.contains("<div class=\"item app\">"), "no app left");
+    // The account token was the demo app's too.
+    assert_eq!(api(&a, "GET", "/apps", Some(&token)).await.status, StatusCode::UNAUTHORIZED);
+
+    // Signing out this device signs this browser out.
+    let page = device.browser.get(&a, "/account").await;
+    let this = page.text.split("<div class=\"item device\">").find(|d| d.contains("this device</span>")).unwrap();
+    let r = device.browser.submit(&a, form_to(this, "/account/devices/revoke")).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    let r = device.browser.get(&a, "/account").await;
+    assert_eq!((r.status, r.header("location")), (StatusCode::SEE_OTHER, "/account/login"));
+    a.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn changing_the_password() {
+    let a = Argus::start("").await;
+    let mut here = Device::sign_in(&a, "bob").await;
+    let mut elsewhere = Device::sign_in(&a, "bob").await;
+    let page = here.browser.get(&a, "/account/password").await;
+    assert_eq!(page.status, StatusCode::OK);
+    let form = || form_to(&page.text, "/account/password");
+    let new = "correct horse battery staple 2";
+
+    let r = here.browser.submit(&a, form().with("current", "wrong").with("new", new).with("again", new)).await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST);
+    assert!(r.text.contains("current password is not correct"));
+    let r = here.browser.submit(&a, form().with("current", PASSWORD).with("new", new).with("again", "other")).await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST);
+    let r = here.browser.submit(&a, form().with("current", PASSWORD).with("new", "short").with("again", "short")).await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST);
+    assert!(r.text.contains("at least 12 characters"));
+    let r = here.browser.submit(&a, form().without("csrf").with("current", PASSWORD).with("new", new).with("again", new)).await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST, "no CSRF token, no change");
+    assert!(Browser::default().tokens(&a, "bob", PASSWORD, None, API_SCOPE, None).await.is_ok(), "nothing changed");
+
+    let r = here.browser.submit(&a, form().with("current", PASSWORD).with("new", new).with("again", new)).await;
+    assert_eq!((r.status, r.header("location")), (StatusCode::SEE_OTHER, "/account?done=password_changed"));
+    // This session stays; the other one ended. Tokens already issued to the app are not revoked.
+    assert_eq!(here.browser.get(&a, "/account").await.status, StatusCode::OK);
+    let r = elsewhere.browser.get(&a, "/account").await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER, "the other session ended");
+    assert_eq!(a.gate_status(&elsewhere.access).await, StatusCode::OK);
+
+    // The old password no longer signs in; the new one does.
+    let old = Browser::default().tokens(&a, "bob", PASSWORD, None, API_SCOPE, None).await;
+    let page = old.err().expect("the old password is refused");
+    assert!(page.text.contains("The user name or password is not correct."), "{}", page.text);
+    assert!(Browser::default().tokens(&a, "bob", new, None, API_SCOPE, None).await.is_ok());
+    // Account/password_changed was told: a notice on the page.
+    let page = here.browser.get(&a, "/account").await;
+    assert!(page.text.contains("Your password was changed"), "{}", page.text);
+    a.shutdown().await;
+}
