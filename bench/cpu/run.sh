@@ -15,8 +15,8 @@
 # core 1, at saturation for DURATION s; the figure is the process's CPU time (user + system, every thread, from
 # /proc/PID/stat) over the run and the drain after it (watch's deferred audit appends), divided by the requests
 # answered, and its context switches (every thread's /proc/PID/task/*/status) per request.
-# callgrind mode: the binary runs under `valgrind --tool=callgrind` with collection off; after set-up and a warm-up
-# collection is switched on for COUNT requests (wrk stops itself, count.lua) and the drain, then dumped: user-space
+# callgrind mode: the binary runs under `valgrind --tool=callgrind`, not instrumented; after set-up and a warm-up
+# instrumentation is switched on for COUNT requests (wrk stops itself, count.lua) and the drain, then dumped: user-space
 # instructions per request, every thread. Kernel work (syscalls, context switches) is not in that figure.
 set -euo pipefail
 
@@ -129,7 +129,7 @@ start_argus() {
   admin_secret=$("$bin" admin bootstrap --data-dir "$dir/data" | sed -n '/shown only now/{n;p}')
   [ -n "$admin_secret" ] || die "argus admin bootstrap printed no secret"
   local run=(taskset -c "$SERVER_CPU")
-  [ "$MODE" = callgrind ] && run+=(valgrind --tool=callgrind --collect-atstart=no --callgrind-out-file="$dir/cg.out")
+  [ "$MODE" = callgrind ] && run+=(valgrind --tool=callgrind --instr-atstart=no --callgrind-out-file="$dir/cg.out")
   RUST_LOG=warn "${run[@]}" "$bin" up --config "$dir/argus.toml" --data-dir "$dir/data" >"$dir/out" 2>"$dir/err" &
   ARGUS_PID=$!
   PIDS+=("$ARGUS_PID")

@@ -169,30 +169,35 @@ def test_new_device_notice_by_smtp_and_signed_webhook(setup):
     browser, tokens = sign_in(argus, password)
 
     # The e-mail: to the user's address, about the new device, with where and what, and nothing secret.
-    wait_for("the new-device e-mail", lambda: inbox.messages)
-    rcpt, raw = inbox.messages[0]
+    wait_for("the new-device e-mail", lambda: len(inbox.messages) >= 2)  # and the first grant's
+    mails = [(rcpt, raw, email.message_from_bytes(raw, policy=email.policy.default)) for rcpt, raw in inbox.messages]
+    assert {m["Subject"] for _, _, m in mails} == {"New sign-in to your account",
+                                                  "You gave an app access to your account"}
+    rcpt, raw, mail = next(m for m in mails if m[2]["Subject"] == "New sign-in to your account")
     assert rcpt == [ADDRESS]
-    mail = email.message_from_bytes(raw, policy=email.policy.default)
     assert mail["To"] == ADDRESS
     assert mail["From"] == "Argus <argus@example.test>"
-    assert mail["Subject"] == "First sign-in to your account" or mail["Subject"] == "New sign-in to your account"
+    assert mail["Message-ID"].startswith("<")
     text = mail.get_content()
     assert "Firefox on Linux" in text and "127.0.0.1" in text, text
     for secret in [password, tokens["access_token"], tokens["refresh_token"], *browser.cookies.values()]:
         assert secret not in raw.decode("utf-8", "replace")
 
-    # The webhook: refused once, delivered again with the same id; every message verifies with the library.
-    wait_for("the webhook retry", lambda: len(hooks.requests) >= 2)
+    # The webhook: one message per notice (new device, first grant); the first refused once and delivered again
+    # with the same id; every message verifies with the library.
+    wait_for("the webhook retry", lambda: len(hooks.requests) >= 3)
     time.sleep(0.6)
     got = hooks.requests
-    assert len(got) == 2, got
+    assert len(got) == 3, got
     assert all(r["valid"] for r in got), got
-    assert got[0]["id"] == got[1]["id"]
-    payload = got[1]["payload"]
-    assert payload["type"] == "account.new_device"
+    assert [r["id"] for r in got[1:]].count(got[0]["id"]) == 1, "the retry keeps the delivery id"
+    assert len({r["id"] for r in got}) == 2
+    payload = next(r["payload"] for r in got if r["payload"]["type"] == "account.new_device")
     assert payload["data"]["device"] == "Firefox on Linux"
     assert payload["data"]["ip"] == "127.0.0.1"
-    assert password not in json.dumps(payload)
+    assert {r["payload"]["type"] for r in got} == {"account.new_device", "account.first_grant"}
+    for r in got:
+        assert password not in json.dumps(r["payload"])
 
     # A message the library must refuse: the signature of another secret.
     forged = Webhook("whsec_" + __import__("base64").b64encode(b"x" * 32).decode())

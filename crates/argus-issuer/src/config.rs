@@ -98,8 +98,8 @@ pub struct IssuerConfig {
     pub login_throttle: argus_oauth::LoginThrottle,
     /// The WebAuthn relying-party id of passkeys: a domain, the issuer URL's host or a parent domain of it. Default:
     /// the issuer URL's host. Passkeys are bound to it: changing it makes every registered passkey useless. WebAuthn
-    /// does not work on IP addresses, so an issuer at `http://127.0.0.1` offers no passkeys unless this is set (and
-    /// the browser reaches the issuer under that name).
+    /// does not work on IP addresses: an issuer whose `public_url` is `http://127.0.0.1:...` offers no passkeys;
+    /// give it a host name (`http://localhost:7400` works on one machine, browsers treat localhost as secure).
     pub webauthn_rp_id: Option<String>,
     /// Further origins passkey ceremonies may come from, e.g. `["https://login.example.com"]` when the issuer sits
     /// behind a proxy under another name than its public URL. Default none: the issuer URL's origin only.
@@ -191,6 +191,10 @@ impl IssuerConfig {
         argus_policy::triggers::Triggers::compile(&self.triggers, self.default_triggers)
             .map_err(|e| format!("issuer.{e}"))?;
         self.login_throttle.validate()?;
+        // Without a public URL the issuer's address is known only once bound; the router checks it then.
+        if let Some(url) = &self.public_url {
+            crate::passkey::relying_party(self, url.trim_end_matches('/'))?;
+        }
         Ok(())
     }
 }

@@ -321,8 +321,13 @@ pub(crate) async fn emit_login(
             let account = s.store.record_failure(&keys.account, now, &limits.account_rule()).await?;
             let ip = s.store.record_failure(&keys.ip, now, &limits.ip_rule()).await?;
             if account.locked_until.is_some() || ip.locked_until.is_some() {
-                tracing::info!(ip = ?attempt.caller.ip, pair_failures = account.failures, ip_failures = ip.failures,
-                    "sign-in failures: further attempts are refused for a while");
+                // The address, never the user name: what people type there is sometimes a password.
+                tracing::info!(
+                    ip = ?attempt.caller.ip,
+                    pair_failures = account.failures,
+                    ip_failures = ip.failures,
+                    "sign-in failures: further attempts are refused for a while"
+                );
             }
             Ok(())
         }

@@ -1,11 +1,11 @@
 //! The issuer: Argus's OAuth 2.x authorization server and OpenID provider, as an axum router.
 //!
-//! Authorization code + PKCE (S256), pushed authorization requests (RFC 9126), the login and consent pages, a TOTP
-//! second factor with recovery codes (the `urn:argus:acr:mfa` level of step-up), refresh-token rotation with reuse
-//! detection and a concurrency leeway, client credentials; public, secret and `private_key_jwt` clients; DPoP-bound
-//! tokens with server nonces (RFC 9449); revocation (RFC 7009), introspection (RFC 7662), RFC 9068 JWT access tokens,
-//! id_tokens, userinfo, discovery (RFC 8414 / OIDC) and JWKS. The rules live in `argus_oauth`; this crate does the
-//! HTTP, the cookies, the pages, the keys and the events.
+//! Authorization code + PKCE (S256), pushed authorization requests (RFC 9126), the login and consent pages, second
+//! factors — TOTP with recovery codes, WebAuthn passkeys — (the `urn:argus:acr:mfa` level of step-up), refresh-token
+//! rotation with reuse detection and a concurrency leeway, client credentials; public, secret and `private_key_jwt`
+//! clients; DPoP-bound tokens with server nonces (RFC 9449); revocation (RFC 7009), introspection (RFC 7662), RFC
+//! 9068 JWT access tokens, id_tokens, userinfo, discovery (RFC 8414 / OIDC) and JWKS. The rules live in
+//! `argus_oauth`; this crate does the HTTP, the cookies, the pages, the keys and the events.
 #![forbid(unsafe_code)]
 
 mod account;

@@ -1,5 +1,6 @@
 //! The second step of a sign-in (`POST /login/totp`): after a correct password, a user with a confirmed TOTP
-//! credential is asked for a code from their app, or one of their recovery codes, before any session is made. The
+//! credential is asked for a code from their app, or one of their recovery codes, before any session is made. A user
+//! with a passkey is offered it on the same page (the ceremony is `crate::passkey`'s, bound and counted alike). The
 //! step is bound like the login form (the pending request's handle, its CSRF token and the browser cookie) and to
 //! the user whose password was accepted for that request; wrong codes are counted, and after
 //! [`MAX_SECOND_FACTOR_FAILURES`] the request ends and the sign-in starts again at the app.

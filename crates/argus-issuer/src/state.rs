@@ -92,8 +92,7 @@ impl Issuer {
             registry: Registry::new(Duration::from_secs(config.registry_cache_secs)),
             blocks,
             trusted_proxies,
-            triggers: argus_policy::triggers::Triggers::compile(&config.triggers, config.default_triggers)
-                .map_err(|e| IssuerError::Config(format!("issuer.{e}")))?,
+            triggers: crate::triggers::compile(config).map_err(IssuerError::Config)?,
             session_touches: Default::default(),
             grant_touches: Default::default(),
         })

@@ -20,10 +20,32 @@ use argus_model::{ControlMessage, Event, EventKind, Principal, RevocationScope, 
 use argus_oauth::StorageError;
 use argus_oauth::admin::{admin_revocation, backstop_revocations};
 use argus_oauth::notice::{Channel, Delivery, NoticeBody, device_label};
-use argus_policy::triggers::{PlannedAction, TRIGGER_ACTOR, TriggerAction};
+use argus_policy::triggers::{PlannedAction, TRIGGER_ACTOR, TriggerAction, Triggers};
 use serde_json::json;
 
+use crate::config::IssuerConfig;
+use crate::outbox::NotifyConfig;
 use crate::state::Issuer;
+
+impl IssuerConfig {
+    /// Check the triggers against `[notify]`: an enabled `admin_webhook` action needs `notify.admin_webhook_url`.
+    /// (Each rule alone is checked by [`IssuerConfig::validate`].)
+    pub fn check_triggers(&self, notify: &NotifyConfig) -> Result<(), String> {
+        let needs_url = self.triggers.iter().find(|t| t.enabled && t.actions.contains(&TriggerAction::AdminWebhook));
+        match needs_url {
+            Some(t) if notify.admin_webhook_url.is_none() => {
+                Err(format!("issuer.triggers ({:?}): admin_webhook needs notify.admin_webhook_url", t.name))
+            }
+            _ => Ok(()),
+        }
+    }
+}
+
+/// The issuer's triggers, `config.notify` being the `[notify]` it runs with.
+pub(crate) fn compile(config: &IssuerConfig) -> Result<Triggers, String> {
+    config.check_triggers(&config.notify)?;
+    Triggers::compile(&config.triggers, config.default_triggers).map_err(|e| format!("issuer.{e}"))
+}
 
 /// What became of one planned action.
 enum Outcome {

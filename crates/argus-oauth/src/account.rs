@@ -148,7 +148,10 @@ mod tests {
         let t = not_me_token(KEY, "0190-abc", exp);
         assert_eq!(check_not_me_token(KEY, &t, Timestamp::from_secs(1_000)), Ok(("0190-abc".into(), exp)));
         assert_eq!(check_not_me_token(KEY, &t, exp), Err(LinkRefusal::Expired));
-        assert_eq!(check_not_me_token(b"another key, another key, another", &t, Timestamp::from_secs(1)).unwrap_err(), LinkRefusal::Invalid);
+        assert_eq!(
+            check_not_me_token(b"another key, another key, another", &t, Timestamp::from_secs(1)).unwrap_err(),
+            LinkRefusal::Invalid
+        );
     }
 
     #[test]

@@ -89,7 +89,8 @@ impl AccountStore for Store {
     }
 
     async fn notice(&self, id: &str) -> Result<Option<NoticeRecord>, StorageError> {
-        let row = sqlx::query("SELECT * FROM notices WHERE id = $1").bind(id).fetch_optional(&self.pool).await.map_err(db)?;
+        let row =
+            sqlx::query("SELECT * FROM notices WHERE id = $1").bind(id).fetch_optional(&self.pool).await.map_err(db)?;
         row.as_ref().map(crate::notice::notice_from_row).transpose()
     }
 

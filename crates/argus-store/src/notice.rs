@@ -74,7 +74,9 @@ async fn insert_deliveries(tx: &mut sqlx::SqliteConnection, deliveries: &[Delive
 impl NoticeStore for Store {
     async fn record_device_sign_in(&self, s: &DeviceSighting) -> Result<DeviceNovelty, StorageError> {
         let now = s.now.as_millis();
-        let mut tx = self.pool.begin().await.map_err(db)?;
+        // IMMEDIATE: it writes after reading, and a deferred transaction whose snapshot went stale meanwhile cannot
+        // upgrade to a write in WAL mode (SQLITE_BUSY at once, no busy timeout).
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await.map_err(db)?;
         let recorded = sqlx::query("SELECT ua_family, label FROM devices WHERE device_id = $1")
             .bind(&s.device_id)
             .fetch_optional(&mut *tx)

@@ -207,6 +207,11 @@ pub async fn start_with_clock(mut config: Config, opts: UpOptions, clock: Arc<dy
     let initial_revocations = argus_oauth::IssuerStore::active_revocations(&store, clock.now())
         .await
         .context("gate: cannot load the revocations in force")?;
+    // Likewise the sessions configured triggers asked to sign in again.
+    let initial_step_ups =
+        argus_oauth::step_up_demand::StepUpDemandStore::active_step_up_demands(&store, clock.now())
+            .await
+            .context("gate: cannot load the step-up demands in force")?;
     let gate = argus_gate::start(
         &config.gate,
         &gate_issuer,
@@ -217,6 +222,7 @@ pub async fn start_with_clock(mut config: Config, opts: UpOptions, clock: Arc<dy
             clock: clock.clone(),
             initial_revocations,
             initial_blocks,
+            initial_step_ups,
             dpop_nonce_secret: gate_nonce_secret,
             replay: Arc::new(argus_gate::MemoryReplayCache::default()),
         },

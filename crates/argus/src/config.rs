@@ -98,6 +98,7 @@ impl Config {
         }
         self.issuer.validate().map_err(|e| anyhow::anyhow!("[issuer] {e}"))?;
         self.notify.validate().map_err(|e| anyhow::anyhow!("[notify] {e}"))?;
+        self.issuer.check_triggers(&self.notify).map_err(|e| anyhow::anyhow!("[issuer] {e}"))?;
         self.gate.check().map_err(|e| anyhow::anyhow!("[gate] {e}"))?;
         self.watch.validate().map_err(|e| anyhow::anyhow!("[watch] {e}"))?;
         let listeners = [

@@ -118,18 +118,31 @@ pub async fn token_with_cookies(
     scope: &str,
     cookies: HashMap<String, String>,
 ) -> anyhow::Result<(serde_json::Value, HashMap<String, String>)> {
+    token_with_params(issuer, username, password, scope, cookies, &[]).await
+}
+
+/// [`token_with_cookies`] with further authorization request parameters, e.g. `("max_age", "0")` to meet an RFC 9470
+/// step-up challenge.
+pub async fn token_with_params(
+    issuer: &str,
+    username: &str,
+    password: &str,
+    scope: &str,
+    cookies: HashMap<String, String>,
+    extra: &[(&str, &str)],
+) -> anyhow::Result<(serde_json::Value, HashMap<String, String>)> {
     let mut b = Browser::new();
     b.cookies = cookies;
-    let tokens = flow(&mut b, issuer, username, password, scope).await?;
+    let tokens = flow(&mut b, issuer, (username, password), scope, extra).await?;
     Ok((tokens, b.cookies))
 }
 
 async fn flow(
     b: &mut Browser,
     issuer: &str,
-    username: &str,
-    password: &str,
+    (username, password): (&str, &str),
     scope: &str,
+    extra: &[(&str, &str)],
 ) -> anyhow::Result<serde_json::Value> {
     let disc =
         b.send("GET", &format!("{}/.well-known/openid-configuration", issuer.trim_end_matches('/')), None).await?;
@@ -145,7 +158,8 @@ async fn flow(
         .append_pair("scope", scope)
         .append_pair("state", &state)
         .append_pair("code_challenge", &argus_jose::pkce_challenge_s256(&verifier))
-        .append_pair("code_challenge_method", "S256");
+        .append_pair("code_challenge_method", "S256")
+        .extend_pairs(extra);
 
     let mut page = b.send("GET", url.as_str(), None).await?;
     let mut credentials_sent = false;

@@ -146,7 +146,9 @@ impl Browser {
                 return Err(page);
             };
             let form = match form.action.as_str() {
-                "/login" if form.fields.iter().any(|(k, _)| k == "request") && page.text.contains("name=\"password\"") => {
+                "/login"
+                    if form.fields.iter().any(|(k, _)| k == "request") && page.text.contains("name=\"password\"") =>
+                {
                     if page.text.contains("class=\"error\"") {
                         return Err(page);
                     }
@@ -193,7 +195,8 @@ impl Device {
     /// A token for the account API from this browser's session: audience the issuer, scope `account`.
     async fn account_token(&mut self, a: &Argus, scope: &str) -> String {
         let issuer = a.up.issuer_url.clone();
-        let t = self.browser.tokens(a, "", "", None, scope, Some(&issuer)).await.unwrap_or_else(|r| panic!("{}", r.text));
+        let t =
+            self.browser.tokens(a, "", "", None, scope, Some(&issuer)).await.unwrap_or_else(|r| panic!("{}", r.text));
         str_of(&t, "access_token")
     }
 }
@@ -416,7 +419,9 @@ async fn the_account_page_lists_and_revokes() {
     gate_answers(&a, &device.access, StatusCode::UNAUTHORIZED).await;
     assert!(!refresh_works(&a, &device.refresh).await);
     let page = device.browser.get(&a, "/account?done=app_revoked").await;
-    assert!(page.text.contains("The app&#39;s access was removed.") || page.text.contains("The app's access was removed."));
+    assert!(
+        page.text.contains("The app&#39;s access was removed.") || page.text.contains("The app's access was removed.")
+    );
     assert!(!page.text.contains("<div class=\"item app\">"), "no app left");
     // The account token was the demo app's too.
     assert_eq!(api(&a, "GET", "/apps", Some(&token)).await.status, StatusCode::UNAUTHORIZED);
@@ -449,7 +454,10 @@ async fn changing_the_password() {
     let r = here.browser.submit(&a, form().with("current", PASSWORD).with("new", "short").with("again", "short")).await;
     assert_eq!(r.status, StatusCode::BAD_REQUEST);
     assert!(r.text.contains("at least 12 characters"));
-    let r = here.browser.submit(&a, form().without("csrf").with("current", PASSWORD).with("new", new).with("again", new)).await;
+    let r = here
+        .browser
+        .submit(&a, form().without("csrf").with("current", PASSWORD).with("new", new).with("again", new))
+        .await;
     assert_eq!(r.status, StatusCode::BAD_REQUEST, "no CSRF token, no change");
     assert!(Browser::default().tokens(&a, "bob", PASSWORD, None, API_SCOPE, None).await.is_ok(), "nothing changed");
 

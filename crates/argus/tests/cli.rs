@@ -63,3 +63,30 @@ fn config_check_refuses_a_missing_file() {
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("/nonexistent/argus.toml"));
 }
+
+#[test]
+fn config_check_refuses_a_bad_trigger_expression_with_its_position() {
+    let dir = tempfile::tempdir().unwrap();
+    let good = r#"
+[[issuer.triggers]]
+name = "new-device-step-up"
+events = ["Account"]
+when = "event.type == 'Account' && event.activity == 'new_device'"
+actions = ["require_step_up", "notify_user"]
+message = "New sign-in from {principal.ip}"
+"#;
+    let out = argus().args(["config", "check"]).arg(write(&dir, "good.toml", good)).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+
+    let bad = good.replace("event.activity == 'new_device'", "event.activity = 'new_device'");
+    let out = argus().args(["config", "check"]).arg(write(&dir, "bad.toml", &bad)).output().unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    // The rule, the field and the line:column of the stray '=' inside the expression.
+    assert!(err.contains(r#"issuer.triggers[0] ("new-device-step-up"): when: 1:43: Syntax error"#), "{err}");
+
+    let webhook = good.replace(r#"["require_step_up", "notify_user"]"#, r#"["admin_webhook"]"#);
+    let out = argus().args(["config", "check"]).arg(write(&dir, "hook.toml", &webhook)).output().unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("admin_webhook needs notify.admin_webhook_url"));
+}

@@ -93,13 +93,16 @@ async fn new_devices_make_notices_delivered_once_by_a_signed_webhook_after_a_ret
     // A second browser: a second notice.
     argus.sign_in("alice", HashMap::new()).await;
 
+    // Every notice of the user: the two devices, and the first grant to the demo app (consent).
     let notices = argus.up.store.notices(&sub, 10).await.unwrap();
-    assert_eq!(notices.len(), 2, "{notices:?}");
-    assert!(notices.iter().all(|n| n.kind == Activity::NewDevice));
-    assert_eq!(notices[1].body.detail.as_deref(), Some("first_sign_in"));
-    assert_eq!(notices[0].body.detail.as_deref(), Some("new_device"));
-    assert_ne!(notices[0].device_id, notices[1].device_id);
-    assert_eq!(notices[0].body.ip.as_deref(), Some("127.0.0.1"));
+    let devices: Vec<_> = notices.iter().filter(|n| n.kind == Activity::NewDevice).collect();
+    assert_eq!(devices.len(), 2, "{notices:?}");
+    assert_eq!(notices.len(), 3, "{notices:?}");
+    assert!(notices.iter().any(|n| n.kind == Activity::FirstGrant));
+    assert_eq!(devices[1].body.detail.as_deref(), Some("first_sign_in"));
+    assert_eq!(devices[0].body.detail.as_deref(), Some("new_device"));
+    assert_ne!(devices[0].device_id, devices[1].device_id);
+    assert_eq!(devices[0].body.ip.as_deref(), Some("127.0.0.1"));
     assert_eq!(argus.up.store.user_devices(&sub).await.unwrap().len(), 2);
 
     let mut new_device_events = Vec::new();
@@ -109,26 +112,30 @@ async fn new_devices_make_notices_delivered_once_by_a_signed_webhook_after_a_ret
             new_device_events.push(a.clone());
         }
     }
-    let activities: Vec<_> = new_device_events.iter().map(|a| (a.activity, a.detail.clone())).collect();
+    let activities: Vec<_> = new_device_events
+        .iter()
+        .filter(|a| a.activity == Activity::NewDevice)
+        .map(|a| (a.activity, a.detail.clone()))
+        .collect();
     assert_eq!(
         activities,
         [(Activity::NewDevice, Some("first_sign_in".into())), (Activity::NewDevice, Some("new_device".into()))]
     );
 
-    // Three requests: the first notice fails once (500) and comes again with the same id; the second once.
-    eventually("three webhook requests", || seen.lock().unwrap().len() >= 3).await;
+    // One request per notice, and one more: the first attempt fails (500) and comes again with the same id.
+    eventually("every notice delivered", || seen.lock().unwrap().len() > notices.len()).await;
     tokio::time::sleep(Duration::from_millis(600)).await;
     let got = seen.lock().unwrap().clone();
-    assert_eq!(got.len(), 3, "each notice delivered once after the retry: {got:?}");
+    assert_eq!(got.len(), notices.len() + 1, "each notice delivered once after the retry: {got:?}");
     assert!(got.iter().all(signature_valid), "{got:?}");
-    assert_eq!(got[0].id, got[1].id, "a retry keeps the delivery id");
-    assert_eq!(got[0].body, got[1].body);
-    assert_ne!(got[1].id, got[2].id);
+    let retried: Vec<_> = got[1..].iter().filter(|r| r.id == got[0].id).collect();
+    assert_eq!(retried.len(), 1, "a retry keeps the delivery id");
+    assert_eq!(retried[0].body, got[0].body);
     let mut delivered: Vec<String> = got[1..]
         .iter()
         .map(|r| serde_json::from_str::<serde_json::Value>(&r.body).unwrap())
         .map(|v| {
-            assert_eq!(v["type"], "account.new_device");
+            assert!(v["type"].as_str().unwrap().starts_with("account."));
             assert_eq!(v["data"]["sub"], sub.as_str());
             v["data"]["notice_id"].as_str().unwrap().to_owned()
         })
@@ -136,7 +143,7 @@ async fn new_devices_make_notices_delivered_once_by_a_signed_webhook_after_a_ret
     delivered.sort();
     let mut stored: Vec<String> = notices.iter().map(|n| n.id.clone()).collect();
     stored.sort();
-    assert_eq!(delivered, stored);
+    assert_eq!(delivered, stored, "every notice delivered exactly once");
     // Nothing secret travels: no cookie, token or password in any body.
     for r in &got {
         assert!(!r.body.contains(support::PASSWORD) && !r.body.contains(&first.refresh), "{}", r.body);

@@ -14,7 +14,7 @@ use std::time::Duration;
 use argus_bus::{ControlChannel, EventBus, Received, Subscriber};
 use argus_issuer::{IssuerConfig, IssuerDeps, provision};
 use argus_model::{Clock, Event, EventKind, LoginFailure, LoginOutcome, Timestamp};
-use argus_oauth::{ClientRegistration, SecondFactorStore, TotpCredential};
+use argus_oauth::{ClientRegistration, SecondFactorStore, ThrottleStore, TotpCredential};
 use argus_store::Store;
 use argus_testkit::FakeClock;
 use bytes::Bytes;
@@ -32,6 +32,7 @@ const CHALLENGE: &str = "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM";
 struct Issuer {
     base: String,
     clock: Arc<FakeClock>,
+    store: Store,
     events: EventBus,
     http: Client<HttpConnector, Full<Bytes>>,
     _dir: tempfile::TempDir,
@@ -69,12 +70,17 @@ impl Issuer {
         };
         provision::ensure_client(&store, client).await.unwrap();
         // Loopback is the proxy: X-Forwarded-For names the client, so one test plays several addresses.
+        Self::serve(store, clock, dir).await
+    }
+
+    /// An issuer (its own router, listener and event bus) over `store`, behind loopback as a trusted proxy.
+    async fn serve(store: Store, clock: Arc<FakeClock>, dir: tempfile::TempDir) -> Self {
         let config = IssuerConfig { trusted_proxies: vec!["127.0.0.1/32".into()], ..IssuerConfig::default() };
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let base = format!("http://{}", listener.local_addr().unwrap());
         let events = EventBus::new(4096);
         let deps = IssuerDeps {
-            store: Arc::new(store),
+            store: Arc::new(store.clone()),
             events: events.clone(),
             control: ControlChannel::new(64),
             clock: clock.clone(),
@@ -86,7 +92,13 @@ impl Issuer {
         tokio::spawn(async move {
             axum::serve(listener, router.into_make_service_with_connect_info::<SocketAddr>()).await.unwrap();
         });
-        Self { base, clock, events, http: Client::builder(TokioExecutor::new()).build_http(), _dir: dir }
+        Self { base, clock, store, events, http: Client::builder(TokioExecutor::new()).build_http(), _dir: dir }
+    }
+
+    /// Another issuer process over the same database file (opened again, as a second process would).
+    async fn another_over_the_same_store(&self) -> Self {
+        let store = Store::open_dir(self._dir.path()).await.unwrap();
+        Self::serve(store, self.clock.clone(), tempfile::tempdir().unwrap()).await
     }
 
     async fn call(&self, method: &str, path: &str, headers: &[(&str, &str)], body: String) -> Resp {
@@ -242,6 +254,30 @@ async fn a_throttled_answer_is_the_same_for_an_unknown_user() {
     };
     assert_eq!(strip(&known), strip(&unknown));
     assert_eq!(known.status, StatusCode::TOO_MANY_REQUESTS);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn issuers_over_one_store_count_together() {
+    let one = Issuer::start().await;
+    let two = one.another_over_the_same_store().await;
+    // Guesses spread over two issuers (a load balancer) count as one run.
+    for n in 0..6 {
+        let issuer = if n % 2 == 0 { &one } else { &two };
+        assert_eq!(issuer.attempt(ATTACKER, "alice", "guess").await.status, StatusCode::OK, "{n}");
+    }
+    for issuer in [&one, &two] {
+        let r = issuer.attempt(ATTACKER, "alice", PASSWORD).await;
+        assert_eq!((r.status, r.retry_after()), (StatusCode::TOO_MANY_REQUESTS, Some(1)));
+    }
+    // A complete sign-in from the address forgets the pair's failures, at both.
+    one.clock.advance(Duration::from_secs(1));
+    assert!(two.attempt(ATTACKER, "alice", PASSWORD).await.signed_in());
+    let keys = argus_oauth::throttle_keys("alice", Some(ATTACKER.parse().unwrap()));
+    let now = one.clock.now();
+    assert_eq!(one.store.throttle_state(&keys.account, now).await.unwrap(), None, "the pair is forgotten");
+    let ip = one.store.throttle_state(&keys.ip, now).await.unwrap().expect("the address's count stays");
+    assert_eq!(ip.failures, 6);
+    assert_eq!(one.attempt(ATTACKER, "alice", "one more").await.status, StatusCode::OK, "free failures again");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -119,7 +119,8 @@ async fn published_revocations_apply_to_the_next_check() {
 #[tokio::test]
 async fn lag_is_survived() {
     let control = ControlChannel::new(2);
-    let revocations = Revocations::start(control.clone(), Arc::new(FakeClock::new(NOW)), Vec::new(), Vec::new(), Vec::new());
+    let revocations =
+        Revocations::start(control.clone(), Arc::new(FakeClock::new(NOW)), Vec::new(), Vec::new(), Vec::new());
     for i in 0..10 {
         control.publish(ControlMessage::Revoke(revocation(RevocationScope::Token { jti: format!("j{i}") }, 100, 400)));
     }
@@ -137,7 +138,8 @@ async fn the_initial_set_applies_before_any_message_and_expired_entries_are_skip
         revocation(RevocationScope::User { sub: "alice".into() }, 90, 400),
         revocation(RevocationScope::Token { jti: "old".into() }, 10, 20),
     ];
-    let revocations = Revocations::start(control.clone(), Arc::new(FakeClock::new(NOW)), initial, Vec::new(), Vec::new());
+    let revocations =
+        Revocations::start(control.clone(), Arc::new(FakeClock::new(NOW)), initial, Vec::new(), Vec::new());
     assert!(revocations.covers(&keys("j1", "alice", "app", None, 50)).await);
     assert!(!revocations.covers(&keys("j1", "bob", "app", None, 50)).await);
     assert_eq!(revocations.set.read().unwrap().len(), 1, "the expired one was not kept");
@@ -155,7 +157,8 @@ async fn standing_blocks_apply_before_any_message_and_ended_ones_are_skipped() {
         reason: "watch rule r on alert a".into(),
     };
     let blocks = vec![block("b1", "203.0.113.7", NOW.as_secs() + 60), block("b2", "203.0.113.8", NOW.as_secs() - 1)];
-    let revocations = Revocations::start(control.clone(), Arc::new(FakeClock::new(NOW)), Vec::new(), blocks, Vec::new());
+    let revocations =
+        Revocations::start(control.clone(), Arc::new(FakeClock::new(NOW)), Vec::new(), blocks, Vec::new());
     let keys = |ip: &str| BlockKeys { ip: Some(ip.parse().unwrap()), ..Default::default() };
     assert_eq!(revocations.blocked(&keys("203.0.113.7")).await, Some(BlockKind::Ip));
     assert_eq!(revocations.blocked(&keys("203.0.113.8")).await, None, "an ended block is not applied");

@@ -38,7 +38,8 @@ impl FromRequestParts<Shared> for AccountCaller {
             Err(never) => match never {},
         };
         let path = parts.uri.path().to_owned();
-        let claims = verified_request(s, &parts.method, &parts.headers, &path, &[&s.issuer_url]).await.map_err(refused)?;
+        let claims =
+            verified_request(s, &parts.method, &parts.headers, &path, &[&s.issuer_url]).await.map_err(refused)?;
         if !claims.has_scope(ACCOUNT_SCOPE) {
             return Err(refused(Refusal::InsufficientScope));
         }
@@ -141,13 +142,7 @@ fn unavailable(e: &dyn std::fmt::Display) -> Response {
 }
 
 /// An RFC 9457 problem, `type` under the same prefix as the admin API's and the gate's.
-fn problem(
-    status: StatusCode,
-    slug: &str,
-    title: &str,
-    detail: &str,
-    challenges: Option<Vec<String>>,
-) -> Response {
+fn problem(status: StatusCode, slug: &str, title: &str, detail: &str, challenges: Option<Vec<String>>) -> Response {
     let body = json!({ "type": format!("urn:argus:problem:{slug}"), "title": title, "status": status.as_u16(), "detail": detail });
     let mut response = (status, [no_store()], body.to_string()).into_response();
     response.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/problem+json"));

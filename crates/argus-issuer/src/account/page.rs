@@ -307,7 +307,10 @@ pub(crate) async fn callback() -> Response {
 pub(crate) fn see_other(path: &'static str) -> Response {
     (
         StatusCode::SEE_OTHER,
-        [(header::LOCATION, HeaderValue::from_static(path)), (header::CACHE_CONTROL, HeaderValue::from_static("no-store"))],
+        [
+            (header::LOCATION, HeaderValue::from_static(path)),
+            (header::CACHE_CONTROL, HeaderValue::from_static("no-store")),
+        ],
     )
         .into_response()
 }
@@ -319,4 +322,3 @@ fn forget_session(mut response: Response, s: &Issuer) -> Response {
     }
     response
 }
-

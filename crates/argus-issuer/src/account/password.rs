@@ -151,7 +151,8 @@ async fn signed_in_change(
     if let Err(why) = check_new_password(form.get("new").unwrap_or(""), form.get("again").unwrap_or("")) {
         return Ok(session_page(&user.username, &cookie, Some(why)));
     }
-    let principal = Principal { sub: Some(user.sub.clone()), sid: Some(live.session.sid.clone()), ..caller.principal() };
+    let principal =
+        Principal { sub: Some(user.sub.clone()), sid: Some(live.session.sid.clone()), ..caller.principal() };
     set_password(s, principal, user, form.get("new").unwrap_or(""), Some(&live.session.sid)).await?;
     Ok(see_other("/account?done=password_changed"))
 }
@@ -167,7 +168,8 @@ async fn first_at_sign_in(
         Err(r) => return Ok(r),
     };
     let invalid = || Ok(pages::error_page(StatusCode::BAD_REQUEST, FORM_INVALID));
-    let (sub, acr, exp) = (form.get("sub").unwrap_or(""), form.get("level").unwrap_or(""), form.get("exp").unwrap_or(""));
+    let (sub, acr, exp) =
+        (form.get("sub").unwrap_or(""), form.get("level").unwrap_or(""), form.get("exp").unwrap_or(""));
     let key = link_key(s).await?;
     let unexpired = exp.parse::<i64>().is_ok_and(|exp| exp > s.now().as_secs());
     if !unexpired || !signed_ok(&key, TICKET_LABEL, &[sub, &bound.pending.handle_hash, acr, exp], form.get("ticket")) {

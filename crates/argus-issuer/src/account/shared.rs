@@ -162,12 +162,7 @@ pub(crate) async fn revoke_device(
     }
     let scope = RevocationScope::Device { device: device_id.to_owned() };
     s.revoke_scope_everywhere(scope, &principal, "user").await?;
-    let event = AccountActivity {
-        activity,
-        device_id: Some(device_id.to_owned()),
-        client_id: None,
-        detail: None,
-    };
+    let event = AccountActivity { activity, device_id: Some(device_id.to_owned()), client_id: None, detail: None };
     let body = NoticeBody { summary: "A device was signed out of your account".to_owned(), ..NoticeBody::default() };
     s.account_activity(principal, event, body).await;
     Ok(true)
@@ -181,8 +176,8 @@ pub(crate) async fn revoke_app(
     sub: &str,
     client_id: &str,
 ) -> Result<bool, StorageError> {
-    let known = client_id != ACCOUNT_CLIENT_ID
-        && s.store.user_grants(sub).await?.into_iter().any(|g| g.client_id == client_id);
+    let known =
+        client_id != ACCOUNT_CLIENT_ID && s.store.user_grants(sub).await?.into_iter().any(|g| g.client_id == client_id);
     if !known {
         return Ok(false);
     }

@@ -47,7 +47,7 @@ async fn a_stolen_token_is_revoked_and_refused_at_the_gate_while_the_owners_othe
 
     let jti = laptop.claim("jti");
     let alert = demo.alert("stolen_token", &jti).await;
-    assert_explained(&alert, "stolen_token", "token", &jti, "new_user_agent");
+    assert_explained(&alert, "stolen_token", "token", &jti, "new_user_agent|context_switches");
     let explanation = alert["feature"]["explanation"].as_str().unwrap();
     assert!(explanation.contains("198.51.100.1") && explanation.contains("203.0.113.40"), "{alert:#}");
     // The evidence names the device the stolen token was issued to (its `did`), as the gate saw it.
