@@ -29,7 +29,7 @@ use crate::state::Issuer;
 
 /// The `[notify]` table of `argus.toml`: where notices go besides the account page and the log. Default: nowhere
 /// else.
-#[derive(Clone, Debug, PartialEq, Eq, Deserialize, Serialize)]
+#[derive(Clone, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct NotifyConfig {
     /// An http(s) URL that receives every notice as a Standard Webhooks message (`POST`, JSON). Default none.
@@ -69,6 +69,24 @@ impl Default for NotifyConfig {
             timeout_secs: 10,
             keep_days: 90,
         }
+    }
+}
+
+impl std::fmt::Debug for NotifyConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Never the webhook secret.
+        f.debug_struct("NotifyConfig")
+            .field("webhook_url", &self.webhook_url)
+            .field("webhook_secret", &self.webhook_secret.as_ref().map(|_| "<set>"))
+            .field("admin_webhook_url", &self.admin_webhook_url)
+            .field("smtp", &self.smtp)
+            .field("max_attempts", &self.max_attempts)
+            .field("retry_base_ms", &self.retry_base_ms)
+            .field("retry_max_ms", &self.retry_max_ms)
+            .field("poll_ms", &self.poll_ms)
+            .field("timeout_secs", &self.timeout_secs)
+            .field("keep_days", &self.keep_days)
+            .finish()
     }
 }
 
@@ -475,8 +493,8 @@ fn mail(smtp: &SmtpConfig, d: &Delivery, payload: &Payload) -> Result<lettre::Me
     match &data.body.not_me_url {
         Some(url) => text.push_str(&format!("\nIf this was you, there is nothing to do. If it was not:\n{url}\n")),
         None => {
-            text.push_str("\nIf this was you, there is nothing to do. If it was not, change your password and sign out ");
-            text.push_str("the devices you do not know from your account page.\n");
+            text.push_str("\nIf this was you, there is nothing to do. If it was not, change your password ");
+            text.push_str("and sign out the devices you do not know from your account page.\n");
         }
     }
     lettre::Message::builder()
@@ -529,6 +547,8 @@ mod tests {
         assert!(smtp("Argus <no-reply@example.com>").validate().is_ok());
         assert!(smtp("not an address").validate().is_err());
         assert!(NotifyConfig { max_attempts: 0, ..NotifyConfig::default() }.validate().is_err());
+        let shown = format!("{:?}", hook("https://x", secret));
+        assert!(!shown.contains("MfKQ9r8G"), "the secret is never printed: {shown}");
     }
 
     #[test]

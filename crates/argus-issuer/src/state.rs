@@ -44,8 +44,8 @@ pub(crate) struct Issuer {
     pub(crate) triggers: argus_policy::triggers::Triggers,
     /// When this process last recorded each session's use, so a busy session costs one write a minute.
     pub(crate) session_touches: crate::admin::devices::SessionTouches,
-    /// When this process last recorded each grant's use (the account page's "last used").
-    pub(crate) grant_touches: crate::account::shared::GrantTouches,
+    /// The account page's memory: each grant's last recorded use, the signed-link key once read.
+    pub(crate) account: crate::account::shared::AccountMemory,
 }
 
 /// How long a DPoP server nonce is handed out before the next one; each is accepted for one more window after.
@@ -94,7 +94,7 @@ impl Issuer {
             trusted_proxies,
             triggers: crate::triggers::compile(config).map_err(IssuerError::Config)?,
             session_touches: Default::default(),
-            grant_touches: Default::default(),
+            account: Default::default(),
         })
     }
 

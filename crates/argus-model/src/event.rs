@@ -350,6 +350,14 @@ mod tests {
     use super::*;
 
     #[test]
+    fn the_device_id_is_did_and_absent_when_unknown() {
+        let p = Principal { device_id: Some("d1".into()), ..Principal::default() };
+        assert_eq!(serde_json::to_value(&p).unwrap(), serde_json::json!({"did": "d1"}));
+        assert_eq!(serde_json::from_str::<Principal>(r#"{"did": "d1"}"#).unwrap(), p);
+        assert_eq!(serde_json::to_string(&Principal::default()).unwrap(), "{}");
+    }
+
+    #[test]
     fn api_call_json_shape_is_stable() {
         let ev = Event {
             v: 1,

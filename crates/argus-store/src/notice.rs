@@ -281,6 +281,17 @@ impl NoticeStore for Store {
         lease_until: Timestamp,
         limit: usize,
     ) -> Result<Vec<Delivery>, StorageError> {
+        // Polled every second or so: a read first, so an empty outbox never takes the write lock.
+        let due: Option<i64> = sqlx::query_scalar(
+            "SELECT 1 FROM outbox WHERE delivered_at IS NULL AND failed_at IS NULL AND next_attempt_at <= $1 LIMIT 1",
+        )
+        .bind(now.as_millis())
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(db)?;
+        if due.is_none() {
+            return Ok(Vec::new());
+        }
         // One statement: a row is claimed by one worker, and the claim moves it out of "due" until the lease ends.
         let rows = sqlx::query(
             "UPDATE outbox SET next_attempt_at = $2 WHERE id IN (SELECT id FROM outbox WHERE delivered_at IS NULL \

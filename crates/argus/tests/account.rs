@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use argus_bus::Received;
 use argus_model::{Activity, EventKind};
+use argus_testkit::DpopKey;
 use http::StatusCode;
 use serde_json::Value;
 use support::{Argus, PASSWORD, Reply};
@@ -112,6 +113,21 @@ impl Browser {
         scope: &str,
         resource: Option<&str>,
     ) -> Result<Value, Reply> {
+        self.tokens_with(a, user, password, new_password, scope, resource, None).await
+    }
+
+    /// [`Browser::tokens`], the token request made with a DPoP proof of `dpop` when given (a DPoP-bound token).
+    #[allow(clippy::too_many_arguments)]
+    async fn tokens_with(
+        &mut self,
+        a: &Argus,
+        user: &str,
+        password: &str,
+        new_password: Option<&str>,
+        scope: &str,
+        resource: Option<&str>,
+        dpop: Option<&DpopKey>,
+    ) -> Result<Value, Reply> {
         let verifier = argus_model::id::random_secret(32);
         let mut url = url::Url::parse(&format!("{}/authorize", a.up.issuer_url)).unwrap();
         url.query_pairs_mut()
@@ -138,7 +154,10 @@ impl Browser {
                 if let Some(resource) = resource {
                     form.push(("resource", resource));
                 }
-                let r = a.form("/token", &[], &form).await;
+                let r = match dpop {
+                    None => a.form("/token", &[], &form).await,
+                    Some(key) => dpop_token_request(a, key, &form).await,
+                };
                 assert_eq!(r.status, StatusCode::OK, "{}", r.text);
                 return Ok(r.body);
             }
@@ -165,6 +184,19 @@ impl Browser {
         }
         Err(page)
     }
+}
+
+/// A token request with a DPoP proof of `key`: the first is told which server nonce to use, the second uses it.
+async fn dpop_token_request(a: &Argus, key: &DpopKey, form: &[(&str, &str)]) -> Reply {
+    let url = format!("{}/token", a.up.issuer_url);
+    let first = a.form("/token", &[("dpop", &key.proof("POST", &url, now()).build())], form).await;
+    assert_eq!(first.body["error"], "use_dpop_nonce", "{}", first.text);
+    let proof = key.proof("POST", &url, now()).nonce(first.header("dpop-nonce")).build();
+    a.form("/token", &[("dpop", &proof)], form).await
+}
+
+fn now() -> i64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs().try_into().unwrap()
 }
 
 /// The code of a redirect back to the demo app.
@@ -274,7 +306,7 @@ async fn this_was_not_me_signs_that_device_out_everywhere_and_only_that_device()
 
     // Device B: its still-unexpired access token is refused at the gate, its refresh token at /token.
     let exp: i64 = support::claim(&device_b.access, "exp").parse().unwrap();
-    assert!(exp > std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() as i64);
+    assert!(exp > now(), "still unexpired");
     gate_answers(&a, &device_b.access, StatusCode::UNAUTHORIZED).await;
     assert!(!refresh_works(&a, &device_b.refresh).await, "device B's refresh token is refused");
     // Device A keeps working: its access token at the gate, its refresh token at /token.
@@ -471,11 +503,41 @@ async fn changing_the_password() {
 
     // The old password no longer signs in; the new one does.
     let old = Browser::default().tokens(&a, "bob", PASSWORD, None, API_SCOPE, None).await;
-    let page = old.err().expect("the old password is refused");
+    let page = old.expect_err("the old password is refused");
     assert!(page.text.contains("The user name or password is not correct."), "{}", page.text);
     assert!(Browser::default().tokens(&a, "bob", new, None, API_SCOPE, None).await.is_ok());
     // Account/password_changed was told: a notice on the page.
     let page = here.browser.get(&a, "/account").await;
     assert!(page.text.contains("Your password was changed"), "{}", page.text);
+    a.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_api_takes_dpop_bound_tokens_with_a_proof_for_its_url() {
+    let a = Argus::start("").await;
+    let mut device = Device::sign_in(&a, "alice").await;
+    let key = DpopKey::es256();
+    let issuer = a.up.issuer_url.clone();
+    let t = device.browser.tokens_with(&a, "", "", None, "openid account", Some(&issuer), Some(&key)).await;
+    let t = t.unwrap_or_else(|r| panic!("{}", r.text));
+    assert_eq!(t["token_type"], "DPoP");
+    let token = str_of(&t, "access_token");
+    let url = format!("{issuer}/account/api/devices");
+    let call = |proof: String| {
+        let (a, url, authorization) = (&a, url.clone(), format!("DPoP {token}"));
+        async move { a.call("GET", &url, &[("authorization", &authorization), ("dpop", &proof)], None).await }
+    };
+    let r = call(key.proof("GET", &url, now()).ath_for(&token).build()).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    assert_eq!(r.body["devices"][0]["this_device"], true);
+    // A proof for another URL, or of another key, or the bound token as a Bearer token: refused.
+    let r = call(key.proof("GET", &format!("{issuer}/account/api/apps"), now()).ath_for(&token).build()).await;
+    assert_eq!(r.status, StatusCode::UNAUTHORIZED);
+    assert!(r.header("www-authenticate").contains("invalid_dpop_proof"), "{}", r.header("www-authenticate"));
+    let r = call(DpopKey::es256().proof("GET", &url, now()).ath_for(&token).build()).await;
+    assert_eq!(r.status, StatusCode::UNAUTHORIZED);
+    let r = api(&a, "GET", "/devices", Some(&token)).await;
+    assert_eq!(r.status, StatusCode::UNAUTHORIZED, "a bound token is no Bearer token");
+    assert_eq!(r.body["type"], "urn:argus:problem:invalid-token");
     a.shutdown().await;
 }

@@ -26,8 +26,9 @@ use serde_json::Value;
 const ATTACKER: &str = "127.0.0.1";
 /// Where the benign user works from.
 const BENIGN: IpAddr = IpAddr::V4(Ipv4Addr::new(127, 0, 0, 2));
-/// The issuer's one answer to every failed sign-in (crates/argus-issuer/src/pages.rs `LOGIN_FAILED`).
-const LOGIN_FAILED: &str = "is not correct";
+/// What hydra takes for a failed guess: the login form again, which the issuer shows after a wrong password and,
+/// once its throttle refuses further guesses from the address, with a 429 (the guess unchecked).
+const LOGIN_FAILED: &str = "<h1>Sign in</h1>";
 
 /// Whether `tool` can run here; if not, says why the test is skipped.
 fn tool_present(tool: &str) -> bool {

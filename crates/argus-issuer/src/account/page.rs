@@ -322,3 +322,66 @@ fn forget_session(mut response: Response, s: &Issuer) -> Response {
     }
     response
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_page_keeps_its_form_contract_and_escapes() {
+        let page = AccountPage {
+            username: "<alice>",
+            csrf: "c1",
+            message: done_message(Some("done=app_revoked")),
+            must_change_password: true,
+            notices: vec![NoticeRow {
+                summary: "New sign-in from <b>".into(),
+                when: "w".into(),
+                unread: true,
+                device: Some("Firefox on Linux".into()),
+                ip: None,
+                not_me_url: Some("http://i/account/not-me?t=a.1.b".into()),
+            }],
+            devices: vec![DeviceRow {
+                device_id: "d1".into(),
+                label: "<script>".into(),
+                user_agent: None,
+                first_seen: "f".into(),
+                last_seen: "l".into(),
+                last_ip: Some("192.0.2.1".into()),
+                this_device: true,
+                sessions: vec![],
+            }],
+            apps: vec![AppRow {
+                client_id: "app".into(),
+                name: "App".into(),
+                scopes: vec!["Read your accounts".into()],
+                granted: "g".into(),
+                last_used: "never".into(),
+            }],
+        };
+        let body = page.render().unwrap();
+        assert!(!body.contains("<script>") && !body.contains("<alice>") && !body.contains("<b>"));
+        assert!(body.contains("<div class=\"item notice unread\">"));
+        assert!(body.contains("<a class=\"not-me\" href=\"http://i/account/not-me?t=a.1.b\">"));
+        assert!(body.contains("<form method=\"post\" action=\"/account/devices/revoke\">"));
+        assert!(body.contains("<input type=\"hidden\" name=\"device_id\" value=\"d1\">"));
+        assert!(body.contains("<form method=\"post\" action=\"/account/apps/revoke\">"));
+        assert!(body.contains("<input type=\"hidden\" name=\"client_id\" value=\"app\">"));
+        assert_eq!(body.matches("<input type=\"hidden\" name=\"csrf\" value=\"c1\">").count(), 3);
+        assert!(body.contains("this device</span>") && body.contains("href=\"/account/password\""));
+        assert!(body.contains("The app&#39;s access was removed.") || body.contains("The app's access was removed."));
+    }
+
+    #[test]
+    fn only_known_messages_are_shown() {
+        assert_eq!(done_message(Some("done=%3Cscript%3E")), None);
+        assert_eq!(done_message(None), None);
+        assert!(done_message(Some("done=device_revoked")).is_some());
+    }
+
+    #[test]
+    fn times_read_as_minutes() {
+        assert_eq!(when(Timestamp::from_secs(0)), "1970-01-01 00:00 UTC");
+    }
+}

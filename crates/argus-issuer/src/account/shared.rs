@@ -28,9 +28,14 @@ pub(crate) const ACCOUNT_CLIENT_SCOPE: &str = "openid";
 /// The name of the server key every signed account value (links, tickets) is made with.
 const LINK_KEY_NAME: &str = "account_links";
 
-/// The server key of "this wasn't me" links and password tickets, the same for every issuer over this store.
+/// The server key of "this wasn't me" links and password tickets, the same for every issuer over this store. Read
+/// once per process: it never changes, and reading it is a write (it is created on first read).
 pub(crate) async fn link_key(s: &Issuer) -> Result<Vec<u8>, StorageError> {
-    s.store.server_secret(LINK_KEY_NAME, &random_bytes(32), s.now()).await
+    if let Some(key) = s.account.key.get() {
+        return Ok(key.clone());
+    }
+    let key = s.store.server_secret(LINK_KEY_NAME, &random_bytes(32), s.now()).await?;
+    Ok(s.account.key.get_or_init(|| key).clone())
 }
 
 /// The live session of this browser and its cookie, which the account forms' CSRF token is derived from.
@@ -203,9 +208,14 @@ const TOUCH_EVERY: Duration = Duration::from_secs(60);
 /// Grants remembered before the memory is cleared (it only saves writes; forgetting costs one write each).
 const MAX_TOUCHES: usize = 10_000;
 
-/// When this process last recorded each (user, app) grant's use.
+/// What the account page keeps in memory, per issuer.
 #[derive(Default)]
-pub(crate) struct GrantTouches(Mutex<HashMap<(String, String), Timestamp>>);
+pub(crate) struct AccountMemory {
+    /// When this process last recorded each (user, app) grant's use.
+    touches: Mutex<HashMap<(String, String), Timestamp>>,
+    /// The signed-link key ([`link_key`]).
+    key: std::sync::OnceLock<Vec<u8>>,
+}
 
 impl Issuer {
     /// A token was issued or refreshed for `sub` at `client_id`: record it as the grant's last use, at most once a
@@ -213,7 +223,7 @@ impl Issuer {
     pub(crate) async fn touch_grant(&self, sub: &str, client_id: &str) {
         let now = self.now();
         {
-            let mut seen = self.grant_touches.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            let mut seen = self.account.touches.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
             let key = (sub.to_owned(), client_id.to_owned());
             if seen.get(&key).is_some_and(|last| now.since(*last) < TOUCH_EVERY) {
                 return;

@@ -4,6 +4,7 @@
 mod authorize;
 mod clients;
 mod common;
+mod devices;
 mod discovery;
 mod dpop;
 mod id_token;

@@ -36,7 +36,7 @@ async fn code_after(i: &Issuer, b: &mut Browser, mut page: Resp) -> String {
 }
 
 /// Sign `user` in with the password alone (no second factor yet) in `b`, and return the code.
-async fn password_sign_in(i: &Issuer, b: &mut Browser, user: &str) -> String {
+pub(crate) async fn password_sign_in(i: &Issuer, b: &mut Browser, user: &str) -> String {
     let page = b.get(i, &authorize_path(&[])).await;
     assert!(is_login_form(&page), "{}", page.body);
     let done = b.submit(i, &page, "/login", &login(user)).await;
@@ -71,7 +71,7 @@ fn between<'a>(body: &'a str, start: &str, end: &str) -> &'a str {
 
 /// Enrol the user signed in in `b`: the secret (base32) and the recovery codes. The clock then moves one step on,
 /// so the confirmation's code is the previous step's.
-async fn enrol(i: &Issuer, b: &mut Browser, user: &str) -> (String, Vec<String>) {
+pub(crate) async fn enrol(i: &Issuer, b: &mut Browser, user: &str) -> (String, Vec<String>) {
     let page = b.get(i, "/account/totp").await;
     assert_eq!(page.status, 200, "{}", page.body);
     let secret = between(&page.body, r#"<code id="totp-secret">"#, "</code>").to_owned();
