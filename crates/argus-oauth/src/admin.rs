@@ -107,4 +107,18 @@ pub trait AdminStore: Send + Sync + 'static {
 
     /// Delete expired devices. Returns the rows removed.
     async fn purge_expired_devices(&self, now: Timestamp) -> Result<u64, StorageError>;
+
+    /// In one transaction, delete user `sub` and every row that is theirs: sessions, refresh families and tokens,
+    /// codes, consents, TOTP and recovery codes, passkeys and ceremonies, notices and their deliveries, second-factor
+    /// waits, and the devices no one else signed in on. `None` (and nothing changed) if there is no such user.
+    /// Revocations stay: the gates must keep refusing the user's tokens until they expire.
+    async fn delete_user(&self, sub: &str) -> Result<Option<UserDeletion>, StorageError>;
+    /// Remove all of the user's passkeys and their unfinished passkey ceremonies. Returns the passkeys removed.
+    async fn delete_passkeys(&self, sub: &str) -> Result<u64, StorageError>;
+}
+
+/// What deleting a user removed: the rows per table, for the tables that held any.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct UserDeletion {
+    pub removed: Vec<(&'static str, u64)>,
 }

@@ -4,9 +4,11 @@
 //! sessions in scope, remove the consent. Either all of it happens or none.
 
 use argus_model::{RevocationScope, Timestamp};
-use argus_oauth::admin::{AdminStore, DeviceRecord, ScopeEffects};
+use argus_oauth::admin::{AdminStore, DeviceRecord, ScopeEffects, UserDeletion};
 use argus_oauth::{IssuedAccess, StorageError, UserRecord};
 use sqlx::Row;
+
+mod delete;
 
 use crate::Store;
 use crate::issuer::{db, limit_column, text, ts, user_from_row};
@@ -223,6 +225,14 @@ impl AdminStore for Store {
             .await
             .map_err(db)?;
         Ok(done.rows_affected())
+    }
+
+    async fn delete_user(&self, sub: &str) -> Result<Option<UserDeletion>, StorageError> {
+        delete::delete_user(&self.pool, sub).await
+    }
+
+    async fn delete_passkeys(&self, sub: &str) -> Result<u64, StorageError> {
+        delete::delete_passkeys(&self.pool, sub).await
     }
 }
 

@@ -62,6 +62,12 @@ message = "New sign-in from {principal.ip}: confirm it was you"
     let notices = new_device_notices(&argus, &sub).await;
     assert_eq!(notices.len(), 1, "{notices:?}");
     assert_eq!(notices[0].body.summary, "New sign-in from 127.0.0.1: confirm it was you");
+    // A gate started later, beside this one over the same store, loads the demand.
+    let late = late_gate(&argus).await;
+    let bearer = format!("Bearer {}", first.access);
+    let r = argus.call("GET", &format!("{}/accounts", late.gate_url), &[("authorization", &bearer)], None).await;
+    assert_eq!(r.status, StatusCode::UNAUTHORIZED, "{}", r.text);
+    assert!(r.header("www-authenticate").contains("insufficient_user_authentication"));
 
     // auth_time is in whole seconds: a sign-in in the second of the demand cannot be told from the one before it.
     tokio::time::sleep(Duration::from_millis(1100)).await;
@@ -81,6 +87,11 @@ message = "New sign-in from {principal.ip}: confirm it was you"
     let (status, challenge) = gate_call(&argus, fresh).await;
     assert_eq!(status, StatusCode::OK, "{challenge}");
     assert_eq!(gate_call(&argus, &refreshed.access).await.0, StatusCode::UNAUTHORIZED, "the old sign-in still not");
+    let r = argus
+        .call("GET", &format!("{}/accounts", late.gate_url), &[("authorization", &format!("Bearer {fresh}"))], None)
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "the late gate too: {}", r.text);
+    late.shutdown().await;
     argus.shutdown().await;
 }
 
@@ -176,6 +187,26 @@ poll_ms = 50
     assert_eq!(json["data"]["event"]["outcome"]["reason"], "bad_password");
     assert!(!String::from_utf8_lossy(&body).contains("not the password"), "never a password");
     argus.shutdown().await;
+}
+
+/// A second Argus over `argus`'s data directory whose gate takes `argus`'s tokens (its issuer, its audience).
+async fn late_gate(argus: &Argus) -> argus::Running {
+    let config = argus::Config::parse(
+        &format!(
+            "[issuer]\nlisten = \"127.0.0.1:0\"\n[gate]\nlisten = \"127.0.0.1:0\"\nissuer = \"{}\"\naudience = \"{}\"\n\
+             [watch]\nenabled = false\n[demo]\nlisten = \"127.0.0.1:0\"\n",
+            argus.up.issuer_url, argus.up.gate_url
+        ),
+        "late",
+    )
+    .unwrap();
+    let opts = argus::UpOptions {
+        data_dir: argus.data_dir.clone(),
+        demo: true,
+        demo_password: Some(PASSWORD.into()),
+        metrics: None,
+    };
+    argus::start(config, opts).await.unwrap()
 }
 
 /// The user's new-device notices.

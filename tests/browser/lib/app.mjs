@@ -16,8 +16,11 @@ export async function discover(issuerUrl) {
   return oauth.processDiscoveryResponse(issuer, response);
 }
 
-/** A new authorization request: its URL and what the code exchange needs. */
-export async function authorizationRequest(as, scope = 'openid accounts:read') {
+/**
+ * A new authorization request: its URL and what the code exchange needs. `extra` adds parameters (`max_age`,
+ * `acr_values` of a step-up challenge, say).
+ */
+export async function authorizationRequest(as, scope = 'openid accounts:read', extra = {}) {
   const verifier = oauth.generateRandomCodeVerifier();
   const nonce = oauth.generateRandomNonce();
   const state = oauth.generateRandomState();
@@ -30,7 +33,8 @@ export async function authorizationRequest(as, scope = 'openid accounts:read') {
   url.searchParams.set('code_challenge_method', 'S256');
   url.searchParams.set('nonce', nonce);
   url.searchParams.set('state', state);
-  return { url, verifier, nonce, state };
+  for (const [name, value] of Object.entries(extra)) url.searchParams.set(name, String(value));
+  return { url, verifier, nonce, state, maxAge: extra.max_age === undefined ? undefined : Number(extra.max_age) };
 }
 
 /**
@@ -70,6 +74,8 @@ export async function exchange(as, request, callback) {
   const result = await oauth.processAuthorizationCodeResponse(as, client, response, {
     expectedNonce: request.nonce,
     requireIdToken: true,
+    // With max_age asked for, oauth4webapi also checks the id_token's auth_time against it.
+    ...(request.maxAge === undefined ? {} : { maxAge: request.maxAge }),
   });
   const claims = oauth.getValidatedIdTokenClaims(result);
   assert.ok(claims, 'an id_token came with the tokens');

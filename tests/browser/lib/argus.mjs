@@ -22,17 +22,22 @@ async function freePort() {
 /**
  * Start `argus up --demo` with the issuer at http://localhost:PORT. Returns the running Argus (see
  * tests/interop/lib/argus.mjs) with `issuerUrl` set to that URL.
+ *
+ * `demoPort` fixes the demo API's port (else ephemeral), for a `config` whose own `[[gate.routes]]` lead there;
+ * `config` is TOML appended to the base (tables the base does not have, or arrays of tables such as gate.routes).
  */
-export async function startArgus() {
+export async function startArgus({ demoPort = 0, config = '' } = {}) {
   const port = await freePort();
   const issuerUrl = `http://localhost:${port}`;
   // The base configuration's [issuer] table cannot be repeated, so it is given in full here.
-  const argus = await Argus.start({ config: '', baseConfig: issuerConfig(port, issuerUrl) });
+  const argus = await Argus.start({ config, baseConfig: issuerConfig(port, issuerUrl, demoPort) });
   argus.issuerUrl = issuerUrl;
   return argus;
 }
 
-function issuerConfig(port, issuerUrl) {
+export { freePort };
+
+function issuerConfig(port, issuerUrl, demoPort) {
   return `[issuer]
 listen = "127.0.0.1:${port}"
 public_url = "${issuerUrl}"
@@ -41,7 +46,7 @@ listen = "127.0.0.1:0"
 [watch]
 listen = "127.0.0.1:0"
 [demo]
-listen = "127.0.0.1:0"
+listen = "127.0.0.1:${demoPort}"
 [metrics]
 listen = "127.0.0.1:0"
 `;

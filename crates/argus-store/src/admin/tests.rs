@@ -250,3 +250,113 @@ async fn devices_are_found_by_cookie_until_they_expire() {
     assert_eq!(s.purge_expired_devices(t(6000)).await.unwrap(), 2);
     assert_eq!(s.touch_device("c2", t(100), t(6000)).await.unwrap(), None);
 }
+
+/// Rows for `sub` (signed in as `sid`, on `device`) in every table that names a user or links to one, tagged by
+/// `sub` so each user's rows can be told apart.
+async fn seed_everything(s: &Store, sub: &str, sid: &str, device: &str) {
+    let statements = [
+        "INSERT INTO authorization_codes (code_hash, client_id, redirect_uri, code_challenge, scope, sub, sid, \
+         auth_time, expires_at) VALUES ('code-' || $1, 'app', 'https://app.example/cb', 'c', 'openid', $1, $2, 0, 1)",
+        "INSERT INTO second_factor_waits (handle_hash, sub, expires_at) VALUES ('wait-' || $1, $1, 1)",
+        "INSERT INTO totp_credentials (sub, secret, created_at) VALUES ($1, 'ab', 0)",
+        "INSERT INTO totp_recovery_codes (sub, code_hash) VALUES ($1, 'rc-' || $1)",
+        "INSERT INTO passkeys (id, sub, credential_id, passkey, name, created_at) \
+         VALUES ('pk-' || $1, $1, 'cred-' || $1, '{}', 'key', 0)",
+        "INSERT INTO passkey_ceremonies (key_hash, sub, state, expires_at) VALUES ('cer-' || $1, $1, '{}', 1)",
+        "INSERT INTO watch_notifications (id, sub, alert_id, action_id, time_ms, message) \
+         VALUES ('wn-' || $1, $1, 'a', 'b', 0, 'm')",
+        "INSERT INTO user_devices (sub, device_id, first_seen_at, last_seen_at) VALUES ($1, $3, 0, 0)",
+        "INSERT INTO notices (id, sub, kind, created_at, body) VALUES ('n-' || $1, $1, 'new_device', 0, '{}')",
+        "INSERT INTO outbox (id, notice_id, channel, target, payload, created_at, next_attempt_at) \
+         VALUES ('o-' || $1, 'n-' || $1, 'webhook', 'https://hook.example', '{}', 0, 0)",
+        "INSERT INTO used_links (id, used_at, expires_at) VALUES ('n-' || $1, 0, 1)",
+        "INSERT INTO passkey_sign_ins (sid, auth_time, expires_at) VALUES ($2, 0, 1)",
+        "INSERT INTO step_up_demands (id, sid, not_before, expires_at) VALUES ('sud-' || $1, $2, 0, 1)",
+    ];
+    for sql in statements {
+        sqlx::query(sql).bind(sub).bind(sid).bind(device).execute(s.pool()).await.unwrap();
+    }
+}
+
+/// How many rows of `table` are `sub`'s: by its `sub` column, or by the tag `seed_everything` gave them.
+async fn rows_of(s: &Store, table: &str, sub: &str) -> i64 {
+    let sql = match table {
+        "passkey_sign_ins" | "step_up_demands" => format!(
+            "SELECT COUNT(*) FROM {table} WHERE sid IN (SELECT sid FROM sessions WHERE sub = $1) \
+             OR ('{table}' = 'step_up_demands' AND id = 'sud-' || $1)"
+        ),
+        "outbox" => "SELECT COUNT(*) FROM outbox WHERE id = 'o-' || $1".to_owned(),
+        "used_links" => "SELECT COUNT(*) FROM used_links WHERE id = 'n-' || $1".to_owned(),
+        _ => format!("SELECT COUNT(*) FROM {table} WHERE sub = $1"),
+    };
+    sqlx::query_scalar(&sql).bind(sub).fetch_one(s.pool()).await.unwrap()
+}
+
+#[tokio::test]
+async fn every_table_with_a_sub_column_is_handled_by_user_deletion() {
+    let s = Store::in_memory().await.unwrap();
+    let schema: Vec<String> = sqlx::query_scalar(
+        "SELECT m.name FROM sqlite_master m JOIN pragma_table_info(m.name) c \
+         WHERE m.type = 'table' AND c.name = 'sub' ORDER BY m.name",
+    )
+    .fetch_all(s.pool())
+    .await
+    .unwrap();
+    let mut handled: Vec<&str> = super::delete::BY_SUB.iter().map(|(table, _)| *table).collect();
+    handled.sort_unstable();
+    assert_eq!(schema, handled, "a table naming users must be emptied of a deleted user's rows (admin/delete.rs)");
+}
+
+#[tokio::test]
+async fn deleting_a_user_removes_all_that_is_theirs_and_nothing_else() {
+    let s = fixture().await;
+    seed_everything(&s, "u1", "s1", "d2").await;
+    sqlx::query("INSERT INTO user_devices (sub, device_id, first_seen_at, last_seen_at) VALUES ('u1', 'd1', 0, 0)")
+        .execute(s.pool())
+        .await
+        .unwrap();
+    seed_everything(&s, "u2", "s3", "d1").await;
+    let tables: Vec<&str> =
+        super::delete::BY_LINK.iter().chain(super::delete::BY_SUB).map(|(table, _)| *table).collect();
+    let mut before_u2 = Vec::new();
+    for table in &tables {
+        assert!(rows_of(&s, table, "u1").await > 0, "the fixture gives u1 rows in {table}");
+        before_u2.push(rows_of(&s, table, "u2").await);
+    }
+
+    let deleted = s.delete_user("u1").await.unwrap().expect("u1 exists");
+    let removed: std::collections::HashMap<&str, u64> = deleted.removed.iter().copied().collect();
+    assert_eq!(removed.get("users"), Some(&1));
+    assert_eq!(removed.get("refresh_families"), Some(&3));
+    assert_eq!(removed.get("devices"), Some(&1), "d2 was u1's alone; d1 is u2's too");
+    for (table, before) in tables.iter().zip(before_u2) {
+        assert_eq!(rows_of(&s, table, "u1").await, 0, "{table} still holds u1's rows");
+        assert_eq!(rows_of(&s, table, "u2").await, before, "{table}: u2's rows are untouched");
+    }
+    let devices: Vec<String> =
+        sqlx::query_scalar("SELECT device_id FROM devices ORDER BY device_id").fetch_all(s.pool()).await.unwrap();
+    assert_eq!(devices, ["d1"]);
+
+    // Gone: a second deletion finds nothing; the name is free and a new user with it starts with nothing.
+    assert_eq!(s.delete_user("u1").await.unwrap(), None);
+    assert_eq!(s.delete_user("ghost").await.unwrap(), None);
+    let again =
+        UserRecord { sub: "u1b".into(), username: "name-u1".into(), password_hash: "h".into(), disabled: false };
+    assert!(s.insert_user(&again, t(NOW)).await.unwrap());
+    for table in &tables[4..] {
+        let rows = if *table == "users" { 1 } else { 0 };
+        assert_eq!(rows_of(&s, table, "u1b").await, rows, "{table}");
+    }
+}
+
+#[tokio::test]
+async fn a_passkey_reset_removes_the_users_passkeys_and_ceremonies_only() {
+    let s = fixture().await;
+    seed_everything(&s, "u1", "s1", "d2").await;
+    seed_everything(&s, "u2", "s3", "d1").await;
+    assert_eq!(s.delete_passkeys("u1").await.unwrap(), 1);
+    assert_eq!((rows_of(&s, "passkeys", "u1").await, rows_of(&s, "passkey_ceremonies", "u1").await), (0, 0));
+    assert_eq!((rows_of(&s, "passkeys", "u2").await, rows_of(&s, "passkey_ceremonies", "u2").await), (1, 1));
+    assert_eq!(rows_of(&s, "totp_credentials", "u1").await, 1, "other factors stay");
+    assert_eq!(s.delete_passkeys("u1").await.unwrap(), 0, "idempotent");
+}
