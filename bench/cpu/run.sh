@@ -129,7 +129,7 @@ start_argus() {
   admin_secret=$("$bin" admin bootstrap --data-dir "$dir/data" | sed -n '/shown only now/{n;p}')
   [ -n "$admin_secret" ] || die "argus admin bootstrap printed no secret"
   local run=(taskset -c "$SERVER_CPU")
-  [ "$MODE" = callgrind ] && run+=(valgrind --tool=callgrind --instr-atstart=no --callgrind-out-file="$dir/cg.out")
+  [ "$MODE" = callgrind ] && run+=(valgrind --tool=callgrind --trace-children=yes --instr-atstart=no --callgrind-out-file="$dir/cg.out")
   RUST_LOG=warn "${run[@]}" "$bin" up --config "$dir/argus.toml" --data-dir "$dir/data" >"$dir/out" 2>"$dir/err" &
   ARGUS_PID=$!
   PIDS+=("$ARGUS_PID")
@@ -221,7 +221,7 @@ cg_run() {
   kill "$ARGUS_PID"
   wait "$ARGUS_PID" 2>/dev/null || true
   # Every dump file of the run (one per thread with --separate-threads, else one): the sum of their totals.
-  total=$(cat "$dir"/cg.out* | awk '/^(summary|totals):/ { n += $2 } END { print n }')
+  total=$(cat "$dir"/cg.out* | awk '/^totals:/ { n += $2 } END { printf "%.0f", n }')
   # Kept for callgrind_annotate when CG_KEEP names a directory.
   [ -z "${CG_KEEP:-}" ] || cat "$dir"/cg.out* >"$CG_KEEP/$scenario-$(basename "$bin").callgrind"
   awk -v sc="$scenario" -v b="$bin" -v n="$requests" -v t="$total" \

@@ -19,6 +19,7 @@ use bytes::Bytes;
 use http::{HeaderMap, Method, header};
 use hyper::body::{Frame, SizeHint};
 
+use crate::metrics::RouteMetrics;
 use crate::refusal::Refusal;
 
 /// The `node` of the gate's events.
@@ -39,6 +40,8 @@ pub(crate) struct CallRecord {
     principal: Principal,
     call: ApiCall,
     bytes_in: Arc<AtomicU64>,
+    /// The metric handles of the route the call matched.
+    metrics: Option<Arc<RouteMetrics>>,
     emitted: bool,
 }
 
@@ -82,12 +85,14 @@ impl CallRecord {
                 response_check: None,
             },
             bytes_in: Arc::new(AtomicU64::new(0)),
+            metrics: None,
             emitted: false,
         }
     }
 
-    pub(crate) fn set_route(&mut self, name: &str) {
+    pub(crate) fn set_route(&mut self, name: &str, metrics: &Arc<RouteMetrics>) {
         self.call.route = Some(name.to_owned());
+        self.metrics = Some(metrics.clone());
     }
 
     /// The OpenAPI operation the call matched, and the object ids its path names.
@@ -164,7 +169,7 @@ impl CallRecord {
         self.call.bytes_in = self.bytes_in.load(Ordering::Relaxed);
         let elapsed = self.started.elapsed();
         self.call.latency_us = u64::try_from(elapsed.as_micros()).unwrap_or(u64::MAX);
-        crate::metrics::call_finished(&self.call, elapsed);
+        crate::metrics::call_finished(&self.call, self.metrics.as_deref(), elapsed);
         let c = &self.call;
         tracing::debug!(
             request_id = %c.request_id, method = %c.method, path = %c.path, route = c.route.as_deref(),

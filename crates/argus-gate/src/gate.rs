@@ -203,7 +203,7 @@ impl Gate {
         // keep telling a blocked fuzzer which paths exist. Blocks on token keys are checked once the token is known.
         block_phase(&self.revocations, &block_keys(None, peer)).await?;
         let (route, path) = route_phase(&self.table, caller_host(&parts.uri, &parts.headers), parts.uri.path())?;
-        record.set_route(route.name());
+        record.set_route(route.name(), self.upstreams[route.index()].metrics());
         let api = self.apis.spec_of(route);
         let api_mode = api.map_or(ResponseMode::Off, |api| api.responses);
         let matched = match api {

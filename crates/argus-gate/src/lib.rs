@@ -10,6 +10,8 @@
 //!    sid, sub, client_id, refresh family and device;
 //! 4. **DPoP** (`dpop`): a token bound to a key (`cnf.jkt`) needs the `DPoP` scheme and a fresh, single-use proof
 //!    of that key for this request (RFC 9449), with server nonces when configured; other tokens need `Bearer`;
+//!    then a session a configured trigger asked to sign in again (`revocation`, `ControlMessage::StepUp`) gets
+//!    the RFC 9470 challenge for a token from an earlier sign-in;
 //! 5. **scopes** (`phases`): the route's first matching rule;
 //! 6. **block list, rate limit** (`operation_phases`): blocks from the control channel; GCRA limits per token,
 //!    user, client and address, with `RateLimit` / `RateLimit-Policy` headers and 429 + `Retry-After`;

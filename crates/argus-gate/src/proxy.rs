@@ -23,7 +23,7 @@ use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
 
-use crate::metrics::{self, UpstreamOutcome};
+use crate::metrics::{RouteMetrics, UpstreamOutcome};
 use crate::refusal::Refusal;
 
 /// The request id header, read from the caller, sent upstream and returned.
@@ -47,8 +47,8 @@ pub(crate) struct Upstream {
     targets: Vec<Target>,
     /// Counts calls, to take turns.
     next: AtomicUsize,
-    /// The route it serves, for the upstream metrics.
-    route: Arc<str>,
+    /// The metric handles of the route it serves: built with it, so a reload brings the new routes' handles.
+    metrics: Arc<RouteMetrics>,
 }
 
 /// One upstream server.
@@ -80,7 +80,12 @@ impl Upstream {
     pub(crate) fn new(route: &str, authorities: Vec<Authority>) -> Self {
         let targets =
             authorities.into_iter().map(|authority| Target { authority, down_until: AtomicI64::new(0) }).collect();
-        Self { targets, next: AtomicUsize::new(0), route: route.into() }
+        Self { targets, next: AtomicUsize::new(0), metrics: Arc::new(RouteMetrics::new(route)) }
+    }
+
+    /// The metric handles of the route this upstream serves.
+    pub(crate) fn metrics(&self) -> &Arc<RouteMetrics> {
+        &self.metrics
     }
 
     /// The target for the next call: the next in turn that is up. When all are down, the one in turn all the
@@ -197,7 +202,7 @@ pub(crate) async fn proxy_phase(
             (UpstreamOutcome::Failed, Err(Refusal::UpstreamUnavailable))
         }
     };
-    metrics::upstream_finished(&forward.upstream.route, outcome, sent.elapsed());
+    forward.upstream.metrics.upstream_finished(outcome, sent.elapsed());
     result
 }
 

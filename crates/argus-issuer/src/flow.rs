@@ -372,20 +372,8 @@ async fn check_credentials(
 }
 
 /// After a complete sign-in (the password, and the second factor of a user who has one) at `level`: a session that
-/// records it, then consent or straight a code.
-pub(crate) async fn signed_in(
-    s: &Issuer,
-    headers: &HeaderMap,
-    bound: &Bound,
-    user: UserRecord,
-    level: AuthLevel,
-) -> Result<Response, StorageError> {
-    // Without the connection, the caller is known by its user agent only.
-    let user_agent = headers.get(header::USER_AGENT).and_then(|v| v.to_str().ok()).map(str::to_owned);
-    signed_in_by(s, &Caller { ip: None, user_agent }, headers, bound, user, level).await
-}
-
-/// [`signed_in`] with the caller's address and user agent, which the session and device record.
+/// records it and the caller's address and user agent (the session and device keep them), then consent or straight
+/// a code.
 pub(crate) async fn signed_in_by(
     s: &Issuer,
     caller: &Caller,

@@ -450,7 +450,7 @@ async fn finish(
         if s.store.record_passkey_use(&user.sub, &v.credential_id, &v.checked_json, &v.updated_json, now).await? {
             s.store.end_second_factor_wait(handle).await?;
             flow::emit_login(s, &attempt, Some(&user.sub), LoginOutcome::Success).await?;
-            return complete(s, headers, bound, user).await;
+            return complete(s, caller, headers, bound, user).await;
         }
     }
     flow::emit_login(s, &attempt, Some(&user.sub), LoginOutcome::Failure(LoginFailure::SecondFactor)).await?;
@@ -515,11 +515,12 @@ fn verify(
 /// The sign-in is complete at the mfa level; remember that a passkey completed it, for the `amr` of its tokens.
 async fn complete(
     s: &Issuer,
+    caller: &Caller,
     headers: &HeaderMap,
     bound: &Bound,
     user: argus_oauth::UserRecord,
 ) -> Result<Response, StorageError> {
-    let response = flow::signed_in(s, headers, bound, user, AuthLevel::Mfa).await?;
+    let response = flow::signed_in_by(s, caller, headers, bound, user, AuthLevel::Mfa).await?;
     // The session is named by the cookie the response sets; its record carries the sid and auth_time that codes
     // and refresh families copy.
     let cookie = response

@@ -218,6 +218,12 @@ pub enum UsersCommand {
     /// Remove a user's TOTP second factor and recovery codes (a lost phone): they sign in with the password alone
     /// and can enrol again.
     ResetTotp { user: String },
+    /// Remove all of a user's passkeys (lost or compromised keys): they are no longer offered at sign-in, and the
+    /// user can register new ones.
+    ResetPasskeys { user: String },
+    /// Delete a user and everything of theirs (sessions, tokens, consents, second factors, notices); every gate
+    /// refuses their access tokens. Asks nothing: it cannot be undone. The user name is free again.
+    Delete { user: String },
 }
 
 /// A password, from the environment or stdin (never a plain command-line argument, which `ps` shows).
@@ -390,6 +396,15 @@ async fn users_command(api: &Api, command: UsersCommand) -> anyhow::Result<Value
         }
         UsersCommand::Disable { user } => api.call(Method::POST, &["users", &user, "disable"], None).await,
         UsersCommand::ResetTotp { user } => api.call(Method::DELETE, &["users", &user, "totp"], None).await,
+        UsersCommand::ResetPasskeys { user } => api.call(Method::DELETE, &["users", &user, "passkeys"], None).await,
+        UsersCommand::Delete { user } => {
+            // The answer is 204 and empty: the user is read first so the output names who was deleted, and deleted
+            // by the `sub` read, so the user printed is the user deleted.
+            let shown = api.call(Method::GET, &["users", &user], None).await?;
+            let sub = shown["user"]["sub"].as_str().ok_or_else(|| anyhow!("no user {user:?}"))?;
+            api.call(Method::DELETE, &["users", sub], None).await?;
+            Ok(json!({ "deleted": shown["user"] }))
+        }
     }
 }
 

@@ -8,6 +8,11 @@ use clap::{Parser, Subcommand};
 
 use argus::{Config, UpOptions};
 
+/// mimalloc instead of glibc's malloc: per-thread free lists without the arena locking and consolidation glibc
+/// does. Measured with bench/cpu/run.sh (see bench/README.md, "CPU per request").
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// Argus: protect an HTTP API against data breaches — token server, enforcement gate and observer in one binary.
 #[derive(Parser)]
 #[command(name = "argus", version, about)]

@@ -40,9 +40,13 @@ pub(crate) fn routes() -> Router<Shared> {
         .route("/admin/v1/clients/{id}/disable", post(clients::disable).fallback(not_allowed))
         .route("/admin/v1/clients/{id}/secret", post(clients::rotate_secret).fallback(not_allowed))
         .route("/admin/v1/users", get(users::list).post(users::create).fallback(not_allowed))
-        .route("/admin/v1/users/{id}", get(users::show).patch(users::update).fallback(not_allowed))
+        .route(
+            "/admin/v1/users/{id}",
+            get(users::show).patch(users::update).delete(users::delete).fallback(not_allowed),
+        )
         .route("/admin/v1/users/{id}/disable", post(users::disable).fallback(not_allowed))
         .route("/admin/v1/users/{id}/totp", delete(users::reset_totp).fallback(not_allowed))
+        .route("/admin/v1/users/{id}/passkeys", delete(users::reset_passkeys).fallback(not_allowed))
         .route("/admin/v1/revocations", get(revocations::list).post(revocations::create).fallback(not_allowed))
         .route("/admin/v1/keys", get(keys::list).fallback(not_allowed))
         .route("/admin/v1/{*rest}", any(problem::not_found))

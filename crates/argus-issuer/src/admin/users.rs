@@ -1,8 +1,9 @@
 //! `/admin/v1/users`: create (with a password), list, show (by `sub` or user name), update (password, disabled),
-//! disable (which ends the user's sessions and revokes every token of theirs), reset their TOTP second factor.
+//! disable (which ends the user's sessions and revokes every token of theirs), delete (the user and everything of
+//! theirs), reset their TOTP second factor or their passkeys.
 
-use argus_model::RevocationScope;
 use argus_model::id::new_id;
+use argus_model::{AccountActivity, Activity, EventKind, Principal, RevocationScope};
 use argus_oauth::admin::{AdminError, NewUser, Page, UserPatch, UserView};
 use argus_oauth::{UserRecord, hash_password};
 use axum::Json;
@@ -115,6 +116,44 @@ pub(crate) async fn reset_totp(State(s): State<Shared>, admin: Admin, Id(id): Id
         s.emit_admin_change(&admin, "user.totp_reset", &user.sub, vec!["totp".to_owned()]);
     }
     Ok(Json(json!({ "user": UserView::from(&user), "removed": removed })))
+}
+
+/// `DELETE /admin/v1/users/{sub or username}`: 204. In one store transaction the user and every row of theirs
+/// (sessions, refresh tokens, codes, consents, second factors, notices, devices no one else used) are deleted; then
+/// every gate refuses their access tokens until those would have expired, through the path of the revocations API.
+/// The user name is free again, and a new user with it gets a new `sub`: nothing of the old one applies to them.
+pub(crate) async fn delete(State(s): State<Shared>, admin: Admin, Id(id): Id) -> Result<StatusCode, Problem> {
+    let user = existing(&s, &id).await?;
+    // Deleted first, revoked second: a token issued between the two would have a later `iat` than the revocation
+    // covers; after the deletion no sign-in or refresh of this user can issue one.
+    let Some(deleted) = s.store.delete_user(&user.sub).await? else {
+        return Err(Problem::not_found("no user with this sub or username"));
+    };
+    s.registry.forget_user(&user.sub);
+    let fields = deleted.removed.iter().map(|(table, _)| (*table).to_owned()).collect();
+    s.emit_admin_change(&admin, "user.deleted", &user.sub, fields);
+    s.revoke_everywhere(&admin, RevocationScope::User { sub: user.sub }).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// `DELETE /admin/v1/users/{sub or username}/passkeys`: remove all of the user's passkeys (and unfinished passkey
+/// ceremonies), so their next sign-in does not offer them and they can register new ones. Idempotent: `removed`
+/// says whether there was one; only a removal is an admin change, and the user is told (`factor_removed`).
+pub(crate) async fn reset_passkeys(State(s): State<Shared>, admin: Admin, Id(id): Id) -> Result<Json<Value>, Problem> {
+    let user = existing(&s, &id).await?;
+    let removed = s.store.delete_passkeys(&user.sub).await?;
+    if removed > 0 {
+        s.emit_admin_change(&admin, "user.passkeys_reset", &user.sub, vec!["passkeys".to_owned()]);
+        let principal = Principal { sub: Some(user.sub.clone()), ..Principal::default() };
+        let activity = AccountActivity {
+            activity: Activity::FactorRemoved,
+            device_id: None,
+            client_id: None,
+            detail: Some("passkey".to_owned()),
+        };
+        s.emit(principal, EventKind::Account(activity));
+    }
+    Ok(Json(json!({ "user": UserView::from(&user), "removed": removed > 0, "passkeys_removed": removed })))
 }
 
 /// The user with this `sub`, else with this user name.

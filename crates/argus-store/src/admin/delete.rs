@@ -74,7 +74,7 @@ pub(super) async fn delete_user(pool: &sqlx::SqlitePool, sub: &str) -> Result<Op
     let devices = devices.iter().map(|r| text(r, "device_id")).collect::<Result<Vec<_>, _>>()?;
     let mut removed = Vec::new();
     for (table, sql) in BY_LINK.iter().chain(BY_SUB) {
-        let n = sqlx::query(sql).bind(sub).execute(&mut *tx).await.map_err(db)?.rows_affected();
+        let n = sqlx::query(*sql).bind(sub).execute(&mut *tx).await.map_err(db)?.rows_affected();
         if n > 0 {
             removed.push((*table, n));
         }
@@ -110,4 +110,31 @@ pub(super) async fn delete_passkeys(pool: &sqlx::SqlitePool, sub: &str) -> Resul
     sqlx::query("DELETE FROM passkey_ceremonies WHERE sub = $1").bind(sub).execute(&mut *tx).await.map_err(db)?;
     tx.commit().await.map_err(db)?;
     Ok(removed)
+}
+
+impl crate::Store {
+    /// The rows naming user `sub`, per table that holds any, over every table of the schema with a `sub` column:
+    /// what the store keeps about a user (and, after [`AdminStore::delete_user`], that it keeps nothing).
+    ///
+    /// [`AdminStore::delete_user`]: argus_oauth::admin::AdminStore::delete_user
+    pub async fn rows_naming_user(&self, sub: &str) -> Result<Vec<(String, u64)>, StorageError> {
+        let tables: Vec<String> = sqlx::query_scalar(
+            "SELECT m.name FROM sqlite_master m JOIN pragma_table_info(m.name) c \
+             WHERE m.type = 'table' AND c.name = 'sub' ORDER BY m.name",
+        )
+        .fetch_all(&self.pool)
+        .await
+        .map_err(db)?;
+        let mut rows = Vec::new();
+        for table in tables {
+            // The name comes from the schema, not from a caller; quoted as an identifier all the same.
+            let sql = format!("SELECT COUNT(*) FROM \"{}\" WHERE sub = $1", table.replace('"', "\"\""));
+            let n: i64 =
+                sqlx::query_scalar(sqlx::AssertSqlSafe(sql)).bind(sub).fetch_one(&self.pool).await.map_err(db)?;
+            if n > 0 {
+                rows.push((table, n.unsigned_abs()));
+            }
+        }
+        Ok(rows)
+    }
 }

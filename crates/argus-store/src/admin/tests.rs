@@ -278,18 +278,16 @@ async fn seed_everything(s: &Store, sub: &str, sid: &str, device: &str) {
     }
 }
 
-/// How many rows of `table` are `sub`'s: by its `sub` column, or by the tag `seed_everything` gave them.
-async fn rows_of(s: &Store, table: &str, sub: &str) -> i64 {
+/// How many rows of `table` are `sub`'s (signed in as `sid`): by its `sub` column, or by what `seed_everything`
+/// linked them to.
+async fn rows_of(s: &Store, table: &str, sub: &str, sid: &str) -> i64 {
     let sql = match table {
-        "passkey_sign_ins" | "step_up_demands" => format!(
-            "SELECT COUNT(*) FROM {table} WHERE sid IN (SELECT sid FROM sessions WHERE sub = $1) \
-             OR ('{table}' = 'step_up_demands' AND id = 'sud-' || $1)"
-        ),
+        "passkey_sign_ins" | "step_up_demands" => format!("SELECT COUNT(*) FROM {table} WHERE sid = $2"),
         "outbox" => "SELECT COUNT(*) FROM outbox WHERE id = 'o-' || $1".to_owned(),
         "used_links" => "SELECT COUNT(*) FROM used_links WHERE id = 'n-' || $1".to_owned(),
         _ => format!("SELECT COUNT(*) FROM {table} WHERE sub = $1"),
     };
-    sqlx::query_scalar(&sql).bind(sub).fetch_one(s.pool()).await.unwrap()
+    sqlx::query_scalar(sqlx::AssertSqlSafe(sql)).bind(sub).bind(sid).fetch_one(s.pool()).await.unwrap()
 }
 
 #[tokio::test]
@@ -320,18 +318,20 @@ async fn deleting_a_user_removes_all_that_is_theirs_and_nothing_else() {
         super::delete::BY_LINK.iter().chain(super::delete::BY_SUB).map(|(table, _)| *table).collect();
     let mut before_u2 = Vec::new();
     for table in &tables {
-        assert!(rows_of(&s, table, "u1").await > 0, "the fixture gives u1 rows in {table}");
-        before_u2.push(rows_of(&s, table, "u2").await);
+        assert!(rows_of(&s, table, "u1", "s1").await > 0, "the fixture gives u1 rows in {table}");
+        before_u2.push(rows_of(&s, table, "u2", "s3").await);
     }
 
+    assert!(s.rows_naming_user("u1").await.unwrap().len() >= 10);
     let deleted = s.delete_user("u1").await.unwrap().expect("u1 exists");
+    assert_eq!(s.rows_naming_user("u1").await.unwrap(), []);
     let removed: std::collections::HashMap<&str, u64> = deleted.removed.iter().copied().collect();
     assert_eq!(removed.get("users"), Some(&1));
     assert_eq!(removed.get("refresh_families"), Some(&3));
     assert_eq!(removed.get("devices"), Some(&1), "d2 was u1's alone; d1 is u2's too");
     for (table, before) in tables.iter().zip(before_u2) {
-        assert_eq!(rows_of(&s, table, "u1").await, 0, "{table} still holds u1's rows");
-        assert_eq!(rows_of(&s, table, "u2").await, before, "{table}: u2's rows are untouched");
+        assert_eq!(rows_of(&s, table, "u1", "s1").await, 0, "{table} still holds u1's rows");
+        assert_eq!(rows_of(&s, table, "u2", "s3").await, before, "{table}: u2's rows are untouched");
     }
     let devices: Vec<String> =
         sqlx::query_scalar("SELECT device_id FROM devices ORDER BY device_id").fetch_all(s.pool()).await.unwrap();
@@ -345,7 +345,7 @@ async fn deleting_a_user_removes_all_that_is_theirs_and_nothing_else() {
     assert!(s.insert_user(&again, t(NOW)).await.unwrap());
     for table in &tables[4..] {
         let rows = if *table == "users" { 1 } else { 0 };
-        assert_eq!(rows_of(&s, table, "u1b").await, rows, "{table}");
+        assert_eq!(rows_of(&s, table, "u1b", "s1").await, rows, "{table}");
     }
 }
 
@@ -355,8 +355,14 @@ async fn a_passkey_reset_removes_the_users_passkeys_and_ceremonies_only() {
     seed_everything(&s, "u1", "s1", "d2").await;
     seed_everything(&s, "u2", "s3", "d1").await;
     assert_eq!(s.delete_passkeys("u1").await.unwrap(), 1);
-    assert_eq!((rows_of(&s, "passkeys", "u1").await, rows_of(&s, "passkey_ceremonies", "u1").await), (0, 0));
-    assert_eq!((rows_of(&s, "passkeys", "u2").await, rows_of(&s, "passkey_ceremonies", "u2").await), (1, 1));
-    assert_eq!(rows_of(&s, "totp_credentials", "u1").await, 1, "other factors stay");
+    assert_eq!(
+        (rows_of(&s, "passkeys", "u1", "s1").await, rows_of(&s, "passkey_ceremonies", "u1", "s1").await),
+        (0, 0)
+    );
+    assert_eq!(
+        (rows_of(&s, "passkeys", "u2", "s3").await, rows_of(&s, "passkey_ceremonies", "u2", "s3").await),
+        (1, 1)
+    );
+    assert_eq!(rows_of(&s, "totp_credentials", "u1", "s1").await, 1, "other factors stay");
     assert_eq!(s.delete_passkeys("u1").await.unwrap(), 0, "idempotent");
 }
