@@ -535,7 +535,12 @@ async fn first_grant_activity(
         detail: Some(scope.to_string()),
     };
     let body = NoticeBody {
-        summary: format!("You gave {} access to your account ({scope})", client.name),
+        // In the words of the consent page, not scope names.
+        summary: format!(
+            "You gave {} access to your account: {}",
+            client.name,
+            scope.iter().map(argus_oauth::describe_scope).collect::<Vec<_>>().join("; ")
+        ),
         ip: caller.ip.clone(),
         client_id: Some(client.client_id.clone()),
         ..NoticeBody::default()
