@@ -105,10 +105,10 @@ async fn a_deleted_user_loses_everything_and_their_name_starts_clean() {
     assert!(user_revoked, "{}", listed.text);
     let seen = drain(&mut events).await;
     let change = seen.iter().find_map(|e| match &e.kind {
-        EventKind::AdminChange(c) if c.action == "user.deleted" => Some(c.clone()),
+        EventKind::AdminChange(c) if c.action == "user.delete" => Some(c.clone()),
         _ => None,
     });
-    let change = change.expect("an AdminChange user.deleted");
+    let change = change.expect("an AdminChange user.delete");
     assert_eq!(change.target, sub);
     assert!(change.fields.iter().any(|f| f == "sessions") && change.fields.iter().any(|f| f == "users"), "{change:?}");
     assert!(seen.iter().any(|e| matches!(&e.kind, EventKind::Revoked(r) if r.by == "admin")));

@@ -7,6 +7,8 @@
 
 #[path = "attacks/api.rs"]
 mod api;
+#[path = "attacks/false_alarm.rs"]
+mod false_alarm;
 #[path = "attacks/harness.rs"]
 mod harness;
 #[path = "attacks/login.rs"]

@@ -131,7 +131,7 @@ pub(crate) async fn delete(State(s): State<Shared>, admin: Admin, Id(id): Id) ->
     };
     s.registry.forget_user(&user.sub);
     let fields = deleted.removed.iter().map(|(table, _)| (*table).to_owned()).collect();
-    s.emit_admin_change(&admin, "user.deleted", &user.sub, fields);
+    s.emit_admin_change(&admin, "user.delete", &user.sub, fields);
     s.revoke_everywhere(&admin, RevocationScope::User { sub: user.sub }).await?;
     Ok(StatusCode::NO_CONTENT)
 }
