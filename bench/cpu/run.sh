@@ -134,8 +134,8 @@ start_argus() {
   ARGUS_PID=$!
   PIDS+=("$ARGUS_PID")
   for _ in $(seq 1200); do
-    issuer=$(sed -nE 's#^ +issuer +(http://[^ ]+).*#\1#p' "$dir/out" | head -n1)
-    gate=$(sed -nE 's#^ +gate +(http://[^ ]+).*#\1#p' "$dir/out" | head -n1)
+    issuer=$(sed -nE 's#^ +issuer +(http://[^ ]+).*#\1#p' "$dir/out" 2>/dev/null | head -n1) || true
+    gate=$(sed -nE 's#^ +gate +(http://[^ ]+).*#\1#p' "$dir/out" 2>/dev/null | head -n1) || true
     [ -n "$issuer" ] && [ -n "$gate" ] && break
     kill -0 "$ARGUS_PID" 2>/dev/null || { cat "$dir/err" >&2; die "argus exited"; }
     sleep 0.1

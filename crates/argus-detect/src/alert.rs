@@ -370,17 +370,74 @@ pub struct AlertFilter {
     pub status: Option<AlertStatus>,
     /// At most this many, 1 to [`MAX_ALERT_LIMIT`].
     pub limit: u32,
+    /// Only alerts after this one in the listing order: the next page.
+    pub before: Option<AlertCursor>,
 }
 
 impl Default for AlertFilter {
     fn default() -> Self {
-        Self { attack: None, key_type: None, key: None, status: None, limit: DEFAULT_ALERT_LIMIT }
+        Self { attack: None, key_type: None, key: None, status: None, limit: DEFAULT_ALERT_LIMIT, before: None }
+    }
+}
+
+/// Where the next page of an alert listing starts: after the alert last seen at `last_seen` with `id` (the
+/// listing is ordered by both, newest first). Keyset paging: an alert that is seen again while someone pages moves
+/// to the front, and that walk does not list it again. Its text form is `<last_seen ms>.<id>`, which needs no
+/// escaping in a URL or a header.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AlertCursor {
+    pub last_seen: Timestamp,
+    pub id: String,
+}
+
+impl AlertCursor {
+    /// The cursor of the page that follows `alert`.
+    pub fn after(alert: &Alert) -> Self {
+        Self { last_seen: alert.last_seen, id: alert.id.clone() }
+    }
+}
+
+impl fmt::Display for AlertCursor {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}.{}", self.last_seen.as_millis(), self.id)
+    }
+}
+
+/// A text that is not an alert cursor.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("not an alert cursor")]
+pub struct BadCursor;
+
+impl FromStr for AlertCursor {
+    type Err = BadCursor;
+
+    fn from_str(s: &str) -> Result<Self, BadCursor> {
+        let (ms, id) = s.split_once('.').ok_or(BadCursor)?;
+        let digits = !ms.is_empty() && ms.len() <= 18 && ms.bytes().all(|b| b.is_ascii_digit());
+        let id_ok =
+            !id.is_empty() && id.len() <= 64 && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+        if !digits || !id_ok {
+            return Err(BadCursor);
+        }
+        let ms = ms.parse::<i64>().map_err(|_| BadCursor)?;
+        Ok(Self { last_seen: Timestamp::from_millis(ms), id: id.to_owned() })
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn alert_cursors_round_trip_and_refuse_anything_else() {
+        let c = AlertCursor { last_seen: Timestamp::from_millis(1_764_000_000_123), id: "019a-7f_x".into() };
+        assert_eq!(c.to_string(), "1764000000123.019a-7f_x");
+        assert_eq!(c.to_string().parse::<AlertCursor>(), Ok(c));
+        for bad in ["", ".", "12.", ".id", "-5.id", "1e3.id", "12.a b", "12.a%20b", "12.a.b", "99999999999999999999.x"]
+        {
+            assert_eq!(bad.parse::<AlertCursor>(), Err(BadCursor), "{bad:?}");
+        }
+    }
 
     fn draft(secs: i64, severity: Severity, evidence: &[&str]) -> AlertDraft {
         AlertDraft {

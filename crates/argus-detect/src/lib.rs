@@ -48,8 +48,8 @@ pub mod token_use;
 mod testing;
 
 pub use alert::{
-    Alert, AlertChange, AlertDraft, AlertFilter, AlertStatus, Attack, DEFAULT_ALERT_LIMIT, Feature, KeyType,
-    MAX_ALERT_LIMIT, Severity, UnknownName,
+    Alert, AlertChange, AlertCursor, AlertDraft, AlertFilter, AlertStatus, Attack, BadCursor, DEFAULT_ALERT_LIMIT,
+    Feature, KeyType, MAX_ALERT_LIMIT, Severity, UnknownName,
 };
 pub use audit::{
     AuditRecord, BatchAppended, BreakReason, ChainBreak, ChainHead, ChainLinker, ChainVerdict, ChainVerifier,

@@ -362,6 +362,7 @@ impl AlertStore for Store {
             "SELECT * FROM alerts \
              WHERE ($1 IS NULL OR attack = $1) AND ($2 IS NULL OR key_type = $2) \
                AND ($3 IS NULL OR key = $3) AND ($4 IS NULL OR status = $4) \
+             AND ($6 IS NULL OR last_seen_ms < $6 OR (last_seen_ms = $6 AND id < $7)) \
              ORDER BY last_seen_ms DESC, id DESC LIMIT $5",
         )
         .bind(filter.attack.map(|a| a.as_str()))
@@ -369,6 +370,9 @@ impl AlertStore for Store {
         .bind(filter.key.as_deref())
         .bind(filter.status.map(|s| s.as_str()))
         .bind(i64::from(filter.limit.clamp(1, MAX_ALERT_LIMIT)))
+        // The next page: after the cursor's alert in the listing order.
+        .bind(filter.before.as_ref().map(|c| c.last_seen.as_millis()))
+        .bind(filter.before.as_ref().map(|c| c.id.as_str()))
         .fetch_all(self.pool())
         .await
         .map_err(db)?;

@@ -395,4 +395,27 @@ async fn alerts_list_newest_first_with_filters_and_limit() {
     assert!(store.alerts(&resolved).await.unwrap().is_empty());
     let two = AlertFilter { limit: 2, ..AlertFilter::default() };
     assert_eq!(keys(store.alerts(&two).await.unwrap()), ["b", "c"]);
+    let page = store.alerts(&two).await.unwrap();
+    let next = AlertFilter { before: Some(argus_detect::AlertCursor::after(&page[1])), ..two.clone() };
+    assert_eq!(keys(store.alerts(&next).await.unwrap()), ["a", "d"]);
+}
+
+#[tokio::test]
+async fn alert_pages_split_alerts_seen_at_the_same_moment_by_id() {
+    let (_dir, store) = store().await;
+    for key in ["a", "b", "c", "d", "e"] {
+        store.record_alert(draft(10, key, Severity::Medium, &[])).await.unwrap();
+    }
+    let mut filter = AlertFilter { limit: 2, ..AlertFilter::default() };
+    let mut seen = Vec::new();
+    loop {
+        let page = store.alerts(&filter).await.unwrap();
+        seen.extend(page.iter().map(|a| a.key.clone()));
+        match page.last() {
+            Some(last) if page.len() == 2 => filter.before = Some(argus_detect::AlertCursor::after(last)),
+            _ => break,
+        }
+    }
+    seen.sort();
+    assert_eq!(seen, ["a", "b", "c", "d", "e"]);
 }

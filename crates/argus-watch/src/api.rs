@@ -7,12 +7,13 @@ use std::sync::Arc;
 use argus_bus::{ControlChannel, EventBus};
 use argus_detect::respond::{DEFAULT_LIST_LIMIT, MAX_LIST_LIMIT};
 use argus_detect::{
-    ActionFilter, ActionRecord, ActionStore, Alert, AlertFilter, DEFAULT_ALERT_LIMIT, KeyType, MAX_ALERT_LIMIT,
-    Notification, TimelinePage, TimelineQuery, WatchStore, WatchStoreError,
+    ActionFilter, ActionRecord, ActionStore, Alert, AlertCursor, AlertFilter, DEFAULT_ALERT_LIMIT, KeyType,
+    MAX_ALERT_LIMIT, Notification, TimelinePage, TimelineQuery, WatchStore, WatchStoreError,
 };
 use argus_model::{Block, Clock, ControlMessage, Event};
 use axum::extract::rejection::{PathRejection, QueryRejection};
 use axum::extract::{Extension, Path, Query, State};
+use axum::http::{HeaderValue, header};
 use axum::middleware::from_fn_with_state;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -63,6 +64,8 @@ struct AlertQuery {
     key: Option<String>,
     status: Option<String>,
     limit: Option<String>,
+    /// The `next` cursor of the previous page.
+    before: Option<String>,
 }
 
 impl AlertQuery {
@@ -73,8 +76,45 @@ impl AlertQuery {
             key: self.key.filter(|k| !k.is_empty()),
             status: parse_opt("status", self.status)?,
             limit: parse_limit(self.limit)?,
+            before: match self.before.as_deref() {
+                None | Some("") => None,
+                Some(v) => Some(v.parse().map_err(|_| Problem::invalid_request("before must be a next cursor"))?),
+            },
         })
     }
+
+    /// The query of the page after `last`: the same filters and limit.
+    fn next_page(filter: &AlertFilter, last: &Alert) -> String {
+        let mut q = Vec::new();
+        let names = [
+            ("attack", filter.attack.map(|a| a.as_str().to_owned())),
+            ("key_type", filter.key_type.map(|k| k.as_str().to_owned())),
+            ("key", filter.key.as_deref().map(percent_encode)),
+            ("status", filter.status.map(|s| s.as_str().to_owned())),
+        ];
+        for (name, value) in names {
+            if let Some(v) = value {
+                q.push(format!("{name}={v}"));
+            }
+        }
+        q.push(format!("limit={}", filter.limit));
+        q.push(format!("before={}", AlertCursor::after(last)));
+        q.join("&")
+    }
+}
+
+/// `value` with every byte but RFC 3986's unreserved ones percent-encoded: a key (an address, a user id, a
+/// client id) put back into a query string and a header.
+fn percent_encode(value: &str) -> String {
+    let mut out = String::with_capacity(value.len());
+    for b in value.bytes() {
+        if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
+            out.push(char::from(b));
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
 }
 
 fn parse_opt<T: FromStr>(name: &str, value: Option<String>) -> Result<Option<T>, Problem> {
@@ -100,14 +140,26 @@ fn store_failure(error: WatchStoreError) -> Problem {
     Problem::internal()
 }
 
-/// Alerts, most recently seen first.
+/// Alerts, most recently seen first, a page at a time: the body stays a plain array (what every client of this
+/// list reads), and when the page is full the next one is named in an RFC 8288 `Link: <...>; rel="next"` header,
+/// its `before` being the cursor of this page's last alert. The link is relative to this URL (RFC 8288 §3.1):
+/// watch may sit behind a proxy that knows its public address better than it does.
 async fn list_alerts(
     State(state): State<ApiState>,
     query: Result<Query<AlertQuery>, QueryRejection>,
-) -> Result<Json<Vec<Alert>>, Problem> {
+) -> Result<Response, Problem> {
     let Query(query) = query.map_err(|rejection| Problem::invalid_request(rejection.body_text()))?;
     let filter = query.into_filter()?;
-    state.store.alerts(&filter).await.map(Json).map_err(store_failure)
+    let alerts = state.store.alerts(&filter).await.map_err(store_failure)?;
+    let next = match alerts.last() {
+        Some(last) if alerts.len() == filter.limit as usize => Some(AlertQuery::next_page(&filter, last)),
+        _ => None,
+    };
+    let mut response = Json(alerts).into_response();
+    if let Some(Ok(link)) = next.map(|q| HeaderValue::from_str(&format!("</api/alerts?{q}>; rel=\"next\""))) {
+        response.headers_mut().insert(header::LINK, link);
+    }
+    Ok(response)
 }
 
 /// An alert with the events its evidence names (those in the audit log) and the actions taken on it.
@@ -288,11 +340,16 @@ mod tests {
             key: Some("203.0.113.7".into()),
             status: Some("open".into()),
             limit: Some("1000".into()),
+            before: Some("1764000000123.019a-7f".into()),
         };
         let f = q.into_filter().unwrap();
         assert_eq!(f.attack, Some(argus_detect::Attack::CredentialStuffing));
         assert_eq!((f.key_type, f.key.as_deref(), f.limit), (None, Some("203.0.113.7"), 1000));
         assert_eq!(AlertQuery::default().into_filter().unwrap().limit, 100);
+
+        assert_eq!(f.before.as_ref().map(ToString::to_string).as_deref(), Some("1764000000123.019a-7f"));
+        let bad_cursor = AlertQuery { before: Some("12.a b".into()), ..AlertQuery::default() }.into_filter();
+        assert_eq!(bad_cursor.unwrap_err().detail.as_deref(), Some("before must be a next cursor"));
 
         let bad = AlertQuery { key_type: Some("planet".into()), ..AlertQuery::default() }.into_filter().unwrap_err();
         assert_eq!(bad.detail.as_deref(), Some("unknown key_type value"));

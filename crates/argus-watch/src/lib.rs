@@ -15,7 +15,8 @@
 //! (`events_lost` on `/healthz`) and raise an `audit_gap` alert: never lost silently.
 //!
 //! HTTP (every `/api/...` call with an admin token of the issuer, scope `argus:admin`): `GET /api/alerts` (newest
-//! first; `?attack=&key_type=&key=&status=&limit=`), `GET /api/alerts/{id}` (with its evidence events and
+//! first; `?attack=&key_type=&key=&status=&limit=&before=`, a full page names the next in `Link: rel="next"`),
+//! `GET /api/alerts/{id}` (with its evidence events and
 //! actions), `GET /api/keys/{type}/{value}/timeline` (`?before=&limit=`), `GET /api/actions` (`?alert=&before=
 //! &limit=`), `GET /api/actions/{id}`, `POST /api/actions/{id}/undo`, `GET /api/notifications` (`?user=&limit=`);
 //! `GET /healthz`, open. Errors are RFC 9457 `application/problem+json`.

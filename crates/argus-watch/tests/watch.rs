@@ -119,6 +119,24 @@ async fn the_api_filters_and_answers_errors_with_problem_json() {
     assert_eq!(by_ip[0]["severity"], "high", "escalated past twice the threshold");
     let (_, _, none) = get(&h, "/api/alerts?attack=credential_stuffing").await;
     assert_eq!(none, Value::Array(Vec::new()));
+
+    // A page at a time: a full page names the next in an RFC 8288 `Link`, with the same filters and a cursor.
+    let mut path = "/api/alerts?attack=brute_force&limit=1".to_owned();
+    let mut walked = Vec::new();
+    loop {
+        let (status, headers, page) = support::request_full(&h.base, "GET", &path, Some(&h.token)).await;
+        assert_eq!(status, 200, "{path}: {page}");
+        walked.extend(page.as_array().unwrap().iter().map(|a| a["key"].as_str().unwrap().to_owned()));
+        let Some(link) = headers.get("link").map(|v| v.to_str().unwrap().to_owned()) else { break };
+        assert!(link.starts_with("</api/alerts?attack=brute_force&limit=1&before="), "{link}");
+        assert!(link.ends_with(">; rel=\"next\""), "{link}");
+        path = link[1..link.find('>').unwrap()].to_owned();
+        assert!(walked.len() <= 2, "the walk does not end: {walked:?}");
+    }
+    walked.sort();
+    assert_eq!(walked, [ATTACKER, "alice"]);
+    let (_, headers, _) = support::request_full(&h.base, "GET", "/api/alerts?limit=3", Some(&h.token)).await;
+    assert!(headers.get("link").is_none(), "no Link on a page that is not full");
     // Two announcements per key: opened (medium), then escalated (high).
     assert_eq!(h.watch.stats().alerts_announced, 4);
 
@@ -126,6 +144,7 @@ async fn the_api_filters_and_answers_errors_with_problem_json() {
         ("/api/alerts/0190-unknown", 404, "not-found"),
         ("/api/alerts?limit=0", 400, "invalid-request"),
         ("/api/alerts?limit=1001", 400, "invalid-request"),
+        ("/api/alerts?before=12.not%20an%20id", 400, "invalid-request"),
         ("/api/alerts?severity=high", 400, "invalid-request"),
         ("/api/alerts?key_type=planet", 400, "invalid-request"),
         ("/nowhere", 404, "not-found"),

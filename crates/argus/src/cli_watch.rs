@@ -45,7 +45,8 @@ pub struct AlertsArgs {
 
 #[derive(Debug, clap::Subcommand)]
 pub enum AlertsCommand {
-    /// Alerts, most recently seen first.
+    /// Alerts, most recently seen first: every page, or with `--limit` one page (the cursor of the next printed to
+    /// stderr, for `--before`).
     List {
         /// Only this attack (brute_force, credential_stuffing, stolen_token, decoy_hit, ...).
         #[arg(long)]
@@ -59,9 +60,12 @@ pub enum AlertsCommand {
         /// open or resolved.
         #[arg(long)]
         status: Option<String>,
-        /// At most this many (1 to 1000; default 100).
+        /// One page of at most this many (1 to 1000); without it, every alert.
         #[arg(long)]
         limit: Option<u32>,
+        /// Start after this cursor: the next-page cursor an earlier `--limit` listing printed.
+        #[arg(long)]
+        before: Option<String>,
     },
     /// One alert, with its evidence events and the actions taken on it.
     Show { id: String },
@@ -126,11 +130,9 @@ pub struct ReplayArgs {
 pub fn run_alerts(args: AlertsArgs) -> anyhow::Result<()> {
     with_api(&args.api, |api| async move {
         match args.command {
-            AlertsCommand::List { attack, key_type, key, status, limit } => {
-                let limit = limit.map(|l| l.to_string());
-                let query =
-                    [("attack", attack), ("key_type", key_type), ("key", key), ("status", status), ("limit", limit)];
-                api.get(&["api", "alerts"], &query).await
+            AlertsCommand::List { attack, key_type, key, status, limit, before } => {
+                let filters = [("attack", attack), ("key_type", key_type), ("key", key), ("status", status)];
+                list_alerts(&api, &filters, limit, before).await
             }
             AlertsCommand::Show { id } => api.get(&["api", "alerts", &id], &[]).await,
             AlertsCommand::Timeline { key_type, key, limit, before } => {
@@ -138,6 +140,45 @@ pub fn run_alerts(args: AlertsArgs) -> anyhow::Result<()> {
                 api.get(&["api", "keys", &key_type, &key, "timeline"], &query).await
             }
         }
+    })
+}
+
+/// Alerts a page at a time, following each page's `Link: <...>; rel="next"`: with `limit`, that one page (its
+/// next cursor to stderr); without, every page of 1,000 as one list.
+async fn list_alerts(
+    api: &WatchApi,
+    filters: &[(&str, Option<String>)],
+    limit: Option<u32>,
+    mut before: Option<String>,
+) -> anyhow::Result<Value> {
+    let page_size = limit.unwrap_or(1000).to_string();
+    let mut all = Vec::new();
+    loop {
+        let mut query = filters.to_vec();
+        query.push(("limit", Some(page_size.clone())));
+        query.push(("before", before.clone()));
+        let (page, next) = api.get_page(&["api", "alerts"], &query).await?;
+        let Value::Array(items) = page else { bail!("the alert list is not an array") };
+        all.extend(items);
+        match next {
+            Some(cursor) if limit.is_some() => {
+                eprintln!("more alerts follow: --before {cursor}");
+                break;
+            }
+            Some(cursor) if before.as_deref() == Some(cursor.as_str()) => bail!("the alert list repeats its cursor"),
+            Some(cursor) => before = Some(cursor),
+            None => break,
+        }
+    }
+    Ok(Value::Array(all))
+}
+
+/// The `before` cursor of an RFC 8288 `Link` header's `rel="next"` target.
+fn next_cursor(link: &str) -> Option<String> {
+    link.split(',').find(|l| l.contains("rel=\"next\"")).and_then(|l| {
+        let target = l.split_once('<')?.1.split_once('>')?.0;
+        let query = target.split_once('?')?.1;
+        url::form_urlencoded::parse(query.as_bytes()).find(|(k, _)| k == "before").map(|(_, v)| v.into_owned())
     })
 }
 
@@ -193,9 +234,33 @@ impl WatchApi {
         self.call(Method::GET, segments, query).await
     }
 
-    /// Calls `<watch>/<segments>?<query>` (absent values left out); a problem answer becomes an error with its
-    /// title and detail.
-    async fn call(&self, method: Method, segments: &[&str], query: &[(&str, Option<String>)]) -> anyhow::Result<Value> {
+    /// A GET of a paged list: its answer and the cursor its `Link` names for the next page.
+    async fn get_page(
+        &self,
+        segments: &[&str],
+        query: &[(&str, Option<String>)],
+    ) -> anyhow::Result<(Value, Option<String>)> {
+        let url = self.url(segments, query)?;
+        let request = http::Request::get(url.as_str())
+            .header(header::AUTHORIZATION, format!("Bearer {}", self.token))
+            .body(Full::new(Bytes::new()))?;
+        let response = self.http.request(request).await.with_context(|| format!("GET {url}"))?;
+        let status = response.status();
+        let next = response.headers().get(header::LINK).and_then(|v| v.to_str().ok()).and_then(next_cursor);
+        let bytes = http_body_util::BodyExt::collect(response.into_body()).await.context("body")?.to_bytes();
+        let answer: Value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
+        if !status.is_success() {
+            bail!(
+                "{status}: {} {}",
+                answer["title"].as_str().unwrap_or("error"),
+                answer["detail"].as_str().map(|d| format!("({d})")).unwrap_or_default()
+            );
+        }
+        Ok((answer, next))
+    }
+
+    /// `<watch>/<segments>?<query>`, absent values left out.
+    fn url(&self, segments: &[&str], query: &[(&str, Option<String>)]) -> anyhow::Result<url::Url> {
         let mut url = self.base.clone();
         url.path_segments_mut()
             .map_err(|()| anyhow!("the watch URL cannot have a path"))?
@@ -205,6 +270,13 @@ impl WatchApi {
         if !present.is_empty() {
             url.query_pairs_mut().extend_pairs(present);
         }
+        Ok(url)
+    }
+
+    /// Calls `<watch>/<segments>?<query>` (absent values left out); a problem answer becomes an error with its
+    /// title and detail.
+    async fn call(&self, method: Method, segments: &[&str], query: &[(&str, Option<String>)]) -> anyhow::Result<Value> {
+        let url = self.url(segments, query)?;
         let bearer = format!("Bearer {}", self.token);
         let (status, answer) =
             send(&self.http, method, url.as_str(), &[(header::AUTHORIZATION, bearer.as_str())], None).await?;
@@ -243,4 +315,20 @@ pub fn run_replay(args: ReplayArgs) -> anyhow::Result<()> {
         print!("{report}");
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_next_cursor_comes_from_the_rel_next_link() {
+        let link = "</api/alerts?attack=probing&limit=2&before=1764000000123.019a-7f>; rel=\"next\"";
+        assert_eq!(next_cursor(link).as_deref(), Some("1764000000123.019a-7f"));
+        let two = "</api/alerts?before=1.a>; rel=\"prev\", </api/alerts?limit=1&before=2.b>; rel=\"next\"";
+        assert_eq!(next_cursor(two).as_deref(), Some("2.b"));
+        for none in ["", "</api/alerts?before=1.a>; rel=\"prev\"", "</api/alerts?limit=1>; rel=\"next\"", "junk"] {
+            assert_eq!(next_cursor(none), None, "{none}");
+        }
+    }
 }

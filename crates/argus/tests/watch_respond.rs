@@ -190,6 +190,23 @@ async fn a_decoy_hit_blocks_the_caller_at_the_gate_and_the_cli_shows_and_lifts_i
     };
     assert_eq!(about(ATTACKER), ["\"decoy_hit\""], "{alerts:#}");
     assert_eq!(about(NEIGHBOUR), ["\"probing\""], "{alerts:#}");
+    // A page at a time: `--limit 1` prints one alert and, on stderr, the cursor of the next; `--before` goes on.
+    let page = |before: Option<String>| {
+        let mut args: Vec<String> = ["alerts", "list", "--limit", "1"].map(String::from).to_vec();
+        args.extend(before.into_iter().flat_map(|b| ["--before".to_owned(), b]));
+        argus_cli(args, cli_env.clone())
+    };
+    let (ok, out, err) = page(None).await;
+    assert!(ok, "{err}");
+    let first: Value = serde_json::from_str(&out).unwrap();
+    let cursor = err.split("--before ").nth(1).unwrap_or_else(|| panic!("no next cursor: {err}")).trim().to_owned();
+    let (ok, out, err) = page(Some(cursor)).await;
+    assert!(ok, "{err}");
+    let second: Value = serde_json::from_str(&out).unwrap();
+    let ids: Vec<&Value> = alerts.as_array().unwrap().iter().map(|a| &a["id"]).collect();
+    assert_eq!((first.as_array().unwrap().len(), second.as_array().unwrap().len()), (1, 1), "{first} {second}");
+    assert_ne!(first[0]["id"], second[0]["id"]);
+    assert!(ids.contains(&&first[0]["id"]) && ids.contains(&&second[0]["id"]), "{first} {second} {alerts:#}");
 
     // A key's timeline names the blocked calls, newest first.
     let timeline = vec!["alerts".into(), "timeline".into(), "ip".into(), ATTACKER.into(), "--limit".into(), "3".into()];

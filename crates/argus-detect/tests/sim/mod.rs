@@ -270,6 +270,7 @@ fn visit(rng: &mut SplitMix64, user: &User, d: usize, start: i64, visit_no: usiz
         jkt: None,
         ip: Some(ip.clone()),
         user_agent: Some(device.agent.into()),
+        device_id: None,
     };
     let grant = if signs_in { "authorization_code" } else { "refresh_token" };
     out.push(issued(t, principal.clone(), grant, Some(&user.family(d))));

@@ -254,34 +254,3 @@ fn config_reads_from_toml() {
     assert!(toml::from_str::<File>("[[triggers]]\nname = \"a\"\nwhen = \"true\"\nactions = [\"nuke\"]\n").is_err());
     assert!(toml::from_str::<File>("[[triggers]]\nname = \"a\"\nwhen = \"true\"\nactions = []\nwhn = 1\n").is_err());
 }
-
-#[test]
-#[ignore]
-fn scratch_cost() {
-    let api = || {
-        let kind = EventKind::ApiCall(argus_model::ApiCall {
-            request_id: "r".into(), method: "GET".into(), path: "/accounts/1".into(), route: Some("demo".into()),
-            operation_id: Some("get".into()), status: 200, decision: argus_model::Decision::Allowed, reason: None,
-            bytes_in: 0, bytes_out: 900, latency_us: 800, path_template: Some("/accounts/{id}".into()),
-            object_ids: vec![("id".into(), "1".into())], records: None, decoy: false, response_check: None,
-        });
-        let p = Principal { sub: Some("u".into()), sid: Some("s".into()), ip: Some("127.0.0.1".into()), user_agent: Some("curl/8".into()), ..Default::default() };
-        Event::new(Timestamp::from_secs(1), "gate", p, kind)
-    };
-    let e = api();
-    for (name, t) in [
-        ("defaults on ApiCall (skipped by type)", Triggers::compile(&[], true).unwrap()),
-        ("1 rule, all types, on ApiCall", Triggers::compile(&[rule("x", "event.type == 'ApiCall' && event.status == 500", &[TriggerAction::AdminWebhook])], true).unwrap()),
-    ] {
-        let n = 20_000;
-        let start = std::time::Instant::now();
-        for _ in 0..n { std::hint::black_box(t.evaluate(&e)); }
-        eprintln!("{name}: {:.2} us/event", start.elapsed().as_secs_f64() * 1e6 / n as f64);
-    }
-    let a = account(Activity::NewDevice);
-    let t = Triggers::compile(&[], true).unwrap();
-    let n = 20_000;
-    let start = std::time::Instant::now();
-    for _ in 0..n { std::hint::black_box(t.evaluate(&a)); }
-    eprintln!("defaults on Account: {:.2} us/event", start.elapsed().as_secs_f64() * 1e6 / n as f64);
-}

@@ -7,6 +7,7 @@
 
 use std::sync::Arc;
 
+use argus_model::Clock;
 use base64::Engine;
 use http::StatusCode;
 use serde_json::Value;
@@ -85,7 +86,7 @@ impl Habit {
 struct Actor {
     person: Person,
     habit: Habit,
-    /// Calls per active minute: 1 for most, 5 for the power user.
+    /// Calls per active minute: 2 for most, 10 for the power user.
     pace: u64,
     /// Percent of active hours in which they open the app at all.
     engagement: u64,
@@ -110,7 +111,7 @@ impl Actor {
         self.session = (0, 0);
         if self.habit.active(weekday, hour) && self.rng.chance(self.engagement) {
             let start = self.rng.below(45);
-            self.session = (start, start + 5 + self.rng.below(11));
+            self.session = (start, start + 8 + self.rng.below(13));
         }
     }
 
@@ -180,7 +181,8 @@ async fn refresh(demo: &Demo, actor: &mut Actor) {
     p.refresh = tokens["refresh_token"].as_str().map(str::to_owned);
 }
 
-/// A machine client (client credentials, `client_secret_basic`) that syncs a ledger every quarter hour.
+/// A machine client (client credentials, `client_secret_basic`) that syncs a ledger every three minutes, around the
+/// clock.
 async fn add_batch_client(demo: &Demo) {
     let app = argus_oauth::ClientRegistration {
         client_id: "ledger-sync".into(),
@@ -215,16 +217,16 @@ async fn sign_in_after_typo(demo: &Demo, p: &mut Person) {
 /// The people of the week and their habits.
 async fn cast(demo: &Demo) -> Vec<Actor> {
     let who: [(&str, &str, &str, Habit, u64, u64); 10] = [
-        ("alice", OFFICE, FIREFOX, Habit::Office, 1, 70),
+        ("alice", OFFICE, FIREFOX, Habit::Office, 2, 70),
         // The power user: five times anyone else's volume, all working day.
-        ("bob", "198.51.100.7", CHROME, Habit::Office, 5, 90),
-        ("ivan", OFFICE, CHROME, Habit::Office, 1, 50),
-        ("erin", "198.51.100.60", SAFARI, Habit::Evenings, 1, 60),
-        ("commuter", "198.51.100.30", PHONE_APP, Habit::Commuter, 1, 80),
-        ("dave", "100.64.3.9", PHONE_APP, Habit::Weekends, 2, 90),
-        ("frank", "100.64.12.40", PHONE_APP, Habit::Lunch, 1, 60),
-        ("grace", "198.51.100.90", FIREFOX, Habit::NightOwl, 1, 50),
-        ("heidi", "192.0.2.77", SAFARI, Habit::EarlyBird, 1, 70),
+        ("bob", "198.51.100.7", CHROME, Habit::Office, 10, 90),
+        ("ivan", OFFICE, CHROME, Habit::Office, 2, 50),
+        ("erin", "198.51.100.60", SAFARI, Habit::Evenings, 2, 60),
+        ("commuter", "198.51.100.30", PHONE_APP, Habit::Commuter, 2, 80),
+        ("dave", "100.64.3.9", PHONE_APP, Habit::Weekends, 3, 90),
+        ("frank", "100.64.12.40", PHONE_APP, Habit::Lunch, 2, 60),
+        ("grace", "198.51.100.90", FIREFOX, Habit::NightOwl, 2, 50),
+        ("heidi", "192.0.2.77", SAFARI, Habit::EarlyBird, 2, 70),
         ("judy", "198.51.100.120", CHROME, Habit::Evenings, 1, 40),
     ];
     let mut actors = Vec::new();
@@ -268,14 +270,14 @@ async fn a_simulated_week_of_benign_people_raises_at_most_one_alert_per_10000_ev
                 // Wednesday evening: the commuter signs in on a new laptop at home, and uses both from then on.
                 let mut p = Person { user_agent: CHROME.into(), ..Person::new("commuter", "198.51.100.30") };
                 demo.sign_in(&mut p).await;
-                actors.push(Actor::new(p, Habit::Evenings, 1, 60, 77));
+                actors.push(Actor::new(p, Habit::Evenings, 2, 60, 77));
             }
             let weekday = day % 7;
             for a in &mut actors {
                 a.plan_hour(weekday, hour);
             }
             for minute in 0..60u64 {
-                if minute % 15 == 0 {
+                if minute % 3 == 0 {
                     for path in ["/accounts", "/health"] {
                         let r = demo.call(&batch, "GET", path).await;
                         assert_eq!(r.status, StatusCode::OK, "ledger-sync {path}: {}", r.body);
