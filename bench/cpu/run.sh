@@ -4,20 +4,20 @@
 # shared, noisy machine, where req/s figures drift too much to compare.
 #
 #   BINS="/tmp/argus-before target/release/argus" bench/cpu/run.sh
-#   MODE=callgrind COUNT=2000 BINS="..." bench/cpu/run.sh     # instructions per request (valgrind), slower
+#   MODE=callgrind BINS="..." bench/cpu/run.sh     # instructions per request (valgrind), slower
 #
 # Environment (all optional): BINS (default target/release/argus), SCENARIOS ("token gate-proxy gate-events"),
 # MODE (cpu | callgrind), ROUNDS (3, cpu mode), DURATION seconds per run (4, cpu mode), CONNECTIONS (64 in cpu
-# mode, 8 in callgrind mode), COUNT requests per run (callgrind mode, 2000), CG_KEEP (a directory: keep the
-# callgrind profiles there, for callgrind_annotate).
+# mode, 8 in callgrind mode), CG_SECONDS of load per callgrind run (20), CG_KEEP (a directory: keep the callgrind
+# profiles there, for callgrind_annotate).
 #
 # cpu mode: each binary runs the scenario in turn (A, B, A, B, ...), pinned to core 0, wrk and the upstream on
 # core 1, at saturation for DURATION s; the figure is the process's CPU time (user + system, every thread, from
 # /proc/PID/stat) over the run and the drain after it (watch's deferred audit appends), divided by the requests
 # answered, and its context switches (every thread's /proc/PID/task/*/status) per request.
 # callgrind mode: the binary runs under `valgrind --tool=callgrind`, not instrumented; after set-up and a warm-up
-# instrumentation is switched on for COUNT requests (wrk stops itself, count.lua) and the drain, then dumped: user-space
-# instructions per request, every thread. Kernel work (syscalls, context switches) is not in that figure.
+# instrumentation is switched on for CG_SECONDS of load and the drain, then dumped: user-space instructions per
+# request answered, every thread. Kernel work (syscalls, context switches) is not in that figure.
 set -euo pipefail
 
 HERE=$(cd "$(dirname "$0")" && pwd)
@@ -27,7 +27,7 @@ SCENARIOS=${SCENARIOS:-token gate-proxy gate-events}
 MODE=${MODE:-cpu}
 ROUNDS=${ROUNDS:-3}
 DURATION=${DURATION:-4}
-COUNT=${COUNT:-2000}
+CG_SECONDS=${CG_SECONDS:-20}
 if [ "$MODE" = callgrind ]; then CONNECTIONS=${CONNECTIONS:-8}; else CONNECTIONS=${CONNECTIONS:-64}; fi
 SERVER_CPU=0
 LOAD_CPU=1
@@ -176,13 +176,11 @@ drain() {
   die "pid $pid still busy 120 s after the run"
 }
 
-# load SECONDS|0: one wrk run at the scenario's target (for 0: COUNT requests); prints the requests answered.
+# load SECONDS: one wrk run at the scenario's target; prints the requests answered.
 load() {
   local seconds=$1 out result errors
-  local wrk=(taskset -c "$LOAD_CPU" wrk -t1 -c"$CONNECTIONS" --timeout 30s)
-  if [ "$seconds" = 0 ]; then wrk+=(-d600s); else wrk+=(-d"${seconds}s"); fi
-  out=$(COUNT=$([ "$seconds" = 0 ] && echo "$COUNT" || echo 0) BENCH_BASIC=$BASIC BENCH_SCOPE=$SCOPE \
-    "${wrk[@]}" -s "$HERE/count.lua" "$TARGET")
+  local wrk=(taskset -c "$LOAD_CPU" wrk -t1 -c"$CONNECTIONS" -d"${seconds}s" --timeout 30s)
+  out=$(BENCH_BASIC=$BASIC BENCH_SCOPE=$SCOPE "${wrk[@]}" -s "$HERE/request.lua" "$TARGET")
   result=$(grep '^RESULT ' <<<"$out") || die "no result from wrk: $out"
   errors=$(sed -nE 's/.* errors=([0-9]+).*/\1/p' <<<"$result")
   [ "$errors" = 0 ] || die "$errors failed requests: $result"
@@ -207,14 +205,14 @@ cpu_run() {
     'BEGIN { printf "%s\t%s\t%s\t%d\t%.1f\t%.3f\n", sc, b, r, n, t / hz * 1e6 / n, s / n }' | tee -a "$TMP/rows.tsv" >&2
 }
 
-# cg_run BIN SCENARIO: COUNT requests under callgrind; appends "scenario bin 1 requests instructions_per_req -".
+# cg_run BIN SCENARIO: CG_SECONDS of load under callgrind; appends "scenario bin 1 requests instructions_per_req -".
 cg_run() {
   local bin=$1 scenario=$2 dir=$TMP/$scenario-cg-$(basename "$bin") requests total
   start_argus "$bin" "$scenario" "$dir"
   load 2 >/dev/null
   drain "$ARGUS_PID"
   callgrind_control -i on "$ARGUS_PID" >/dev/null
-  requests=$(load 0)
+  requests=$(load "$CG_SECONDS")
   drain "$ARGUS_PID"
   callgrind_control -d "$ARGUS_PID" >/dev/null
   callgrind_control -i off "$ARGUS_PID" >/dev/null

@@ -21,8 +21,8 @@ mod error;
 mod events;
 mod flow;
 mod introspect;
-pub mod outbox;
 mod keys;
+pub mod outbox;
 mod pages;
 mod par;
 mod passkey;
@@ -46,9 +46,9 @@ use axum::extract::DefaultBodyLimit;
 use axum::routing::{get, post};
 
 pub use config::IssuerConfig;
-pub use outbox::{NotifyConfig, SmtpConfig, SmtpTls};
 pub use error::IssuerError;
 pub use keys::key_timing;
+pub use outbox::{NotifyConfig, SmtpConfig, SmtpTls};
 
 /// What the issuer needs from the process that runs it.
 pub struct IssuerDeps {

@@ -208,10 +208,9 @@ pub async fn start_with_clock(mut config: Config, opts: UpOptions, clock: Arc<dy
         .await
         .context("gate: cannot load the revocations in force")?;
     // Likewise the sessions configured triggers asked to sign in again.
-    let initial_step_ups =
-        argus_oauth::step_up_demand::StepUpDemandStore::active_step_up_demands(&store, clock.now())
-            .await
-            .context("gate: cannot load the step-up demands in force")?;
+    let initial_step_ups = argus_oauth::step_up_demand::StepUpDemandStore::active_step_up_demands(&store, clock.now())
+        .await
+        .context("gate: cannot load the step-up demands in force")?;
     let gate = argus_gate::start(
         &config.gate,
         &gate_issuer,

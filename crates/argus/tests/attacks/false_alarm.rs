@@ -9,7 +9,12 @@ use std::sync::Arc;
 
 use argus_model::Clock;
 use base64::Engine;
+use bytes::Bytes;
 use http::StatusCode;
+use http_body_util::{BodyExt, Full};
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::TokioExecutor;
 use serde_json::Value;
 
 use crate::harness::{Demo, FIREFOX, Person};
@@ -181,6 +186,38 @@ async fn refresh(demo: &Demo, actor: &mut Actor) {
     p.refresh = tokens["refresh_token"].as_str().map(str::to_owned);
 }
 
+/// What the app asks for when money is to move.
+const TRANSFER_SCOPE: &str = "openid accounts:read transfers:read transfers:write";
+
+/// The odd transfer: moving money needs a recent sign-in (the spec's `x-argus-step-up: {max_age: 300}`), so the
+/// app signs its user in again, asking for `transfers:write` too, and sends the transfer with the fresh token,
+/// which it keeps using afterwards. From the person's Everyday account to their Savings (both EUR).
+async fn transfer(demo: &Demo, actor: &mut Actor) {
+    let mut p = Person { scope: TRANSFER_SCOPE.into(), ..actor.person.clone() };
+    demo.sign_in(&mut p).await;
+    let (Some(from), Some(to)) = (p.accounts.first(), p.accounts.get(1)) else {
+        panic!("{} has no two accounts to move money between", p.name);
+    };
+    let body = serde_json::json!({"from_account": from, "to_account": to, "amount": 2_000 + actor.rng.below(50_000),
+        "currency": "EUR", "memo": "Rainy day"});
+    let request = http::Request::post(format!("{}/transfers", demo.up.gate_url))
+        .header("x-forwarded-for", &p.ip)
+        .header(http::header::USER_AGENT, &p.user_agent)
+        .header(http::header::AUTHORIZATION, format!("Bearer {}", p.token()))
+        .header(http::header::CONTENT_TYPE, "application/json")
+        .body(Full::from(body.to_string()))
+        .unwrap();
+    let client: Client<HttpConnector, Full<Bytes>> = Client::builder(TokioExecutor::new()).build_http();
+    let response = client.request(request).await.unwrap();
+    let status = response.status();
+    let text = response.into_body().collect().await.unwrap().to_bytes();
+    actor.calls += 1;
+    if status != StatusCode::CREATED {
+        actor.surprises.push(format!("{} POST /transfers: {status} {}", p.name, String::from_utf8_lossy(&text)));
+    }
+    actor.person = p;
+}
+
 /// A machine client (client credentials, `client_secret_basic`) that syncs a ledger every three minutes, around the
 /// clock.
 async fn add_batch_client(demo: &Demo) {
@@ -271,6 +308,13 @@ async fn a_simulated_week_of_benign_people_raises_at_most_one_alert_per_10000_ev
                 let mut p = Person { user_agent: CHROME.into(), ..Person::new("commuter", "198.51.100.30") };
                 demo.sign_in(&mut p).await;
                 actors.push(Actor::new(p, Habit::Evenings, 2, 60, 77));
+            }
+            // alice pays into her savings on Tuesday and Friday afternoons; bob on Thursday morning.
+            for (who, when) in [("alice", (1, 14)), ("alice", (4, 16)), ("bob", (3, 10))] {
+                if when == (day, hour) {
+                    let actor = actors.iter_mut().find(|a| a.person.name == who).unwrap();
+                    transfer(&demo, actor).await;
+                }
             }
             let weekday = day % 7;
             for a in &mut actors {

@@ -38,6 +38,8 @@ pub struct Person {
     pub user_agent: String,
     /// The app they sign in to.
     pub client_id: String,
+    /// What they ask that app for.
+    pub scope: String,
     pub access: Option<String>,
     pub refresh: Option<String>,
     /// Their account ids, once listed.
@@ -51,6 +53,7 @@ impl Person {
             ip: ip.to_owned(),
             user_agent: FIREFOX.to_owned(),
             client_id: "demo-app".to_owned(),
+            scope: SCOPE.to_owned(),
             access: None,
             refresh: None,
             accounts: Vec::new(),
@@ -243,7 +246,7 @@ listen = "127.0.0.1:0"
             self.up.issuer_url,
             p.client_id,
             enc(REDIRECT_URI),
-            enc(SCOPE),
+            enc(&p.scope),
             argus_jose::pkce_challenge_s256(&verifier)
         );
         let mut jar: HashMap<String, String> = HashMap::new();
