@@ -13,9 +13,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use argus_model::id::new_id;
-use argus_model::{AccountActivity, Activity, Clock, EventKind, Principal, Timestamp};
+use argus_model::{AccountActivity, Activity, Clock, EventKind, Principal};
 use argus_oauth::StorageError;
-use argus_oauth::notice::{Channel, Delivery, NoticeBody, NoticeRecord, NoticeStore, retry_delay};
+use argus_oauth::notice::{
+    Channel, Delivery, NoticeBody, NoticePayload, NoticeRecord, NoticeRoutes, NoticeStore, file_notice, retry_delay,
+};
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as B64;
 use bytes::Bytes;
@@ -183,6 +185,11 @@ impl NotifyConfig {
         Ok(())
     }
 
+    /// Where notices go besides the account page: what [`file_notice`] needs of this table.
+    pub fn routes(&self) -> NoticeRoutes {
+        NoticeRoutes { webhook_url: self.webhook_url.clone(), email: self.smtp.is_some() }
+    }
+
     fn retry(&self, attempts: u32) -> Option<Duration> {
         (attempts < self.max_attempts).then(|| {
             let (base, cap) = (Duration::from_millis(self.retry_base_ms), Duration::from_millis(self.retry_max_ms));
@@ -230,28 +237,8 @@ fn subject(kind: Activity) -> &'static str {
         Activity::GrantRevoked => "An app's access to your account was revoked",
         Activity::DeviceRevoked => "A device was signed out of your account",
         Activity::NotMe => "You reported activity that was not you",
+        Activity::SecurityAlert => "Unusual activity on your account",
     }
-}
-
-/// The JSON every channel is built from; the webhook body as sent.
-#[derive(Serialize, Deserialize)]
-struct Payload {
-    /// `account.new_device`, ...
-    #[serde(rename = "type")]
-    kind: String,
-    timestamp: Timestamp,
-    data: PayloadData,
-}
-
-#[derive(Serialize, Deserialize)]
-struct PayloadData {
-    notice_id: String,
-    sub: String,
-    activity: Activity,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    device_id: Option<String>,
-    #[serde(flatten)]
-    body: NoticeBody,
 }
 
 impl Issuer {
@@ -279,31 +266,7 @@ impl Issuer {
             NoticeRecord { id: new_id(), sub: sub.to_owned(), kind, created_at: now, read_at: None, device_id, body };
         // A new-device notice carries its "this wasn't me" link, in every channel.
         let notice = crate::account::not_me::with_link(self, notice).await;
-        let notify = &self.config.notify;
-        let mut targets = Vec::new();
-        if let Some(url) = &notify.webhook_url {
-            targets.push((Channel::Webhook, url.clone()));
-        }
-        if notify.smtp.is_some()
-            && let Some(email) = self.store.user_email(sub).await?
-        {
-            targets.push((Channel::Smtp, email));
-        }
-        let payload = payload_json(&notice);
-        let deliveries: Vec<Delivery> = targets
-            .into_iter()
-            .map(|(channel, target)| Delivery {
-                id: new_id(),
-                notice_id: Some(notice.id.clone()),
-                channel,
-                target,
-                payload: payload.clone(),
-                created_at: now,
-                attempts: 0,
-                next_attempt_at: now,
-            })
-            .collect();
-        self.store.insert_notice(&notice, &deliveries).await?;
+        let deliveries = file_notice(&*self.store, &self.config.notify.routes(), &notice).await?;
         tracing::info!(
             notice = %notice.id,
             %sub,
@@ -316,21 +279,6 @@ impl Issuer {
         );
         Ok(notice)
     }
-}
-
-fn payload_json(n: &NoticeRecord) -> String {
-    let payload = Payload {
-        kind: format!("account.{}", n.kind.as_str()),
-        timestamp: n.created_at,
-        data: PayloadData {
-            notice_id: n.id.clone(),
-            sub: n.sub.clone(),
-            activity: n.kind,
-            device_id: n.device_id.clone(),
-            body: n.body.clone(),
-        },
-    };
-    serde_json::to_string(&payload).unwrap_or_default()
 }
 
 type HttpsClient = Client<hyper_rustls::HttpsConnector<HttpConnector>, Full<Bytes>>;
@@ -452,7 +400,7 @@ impl Worker {
     async fn send_mail(&self, d: &Delivery) -> Result<(), String> {
         use lettre::{AsyncSmtpTransport, AsyncTransport, Tokio1Executor};
         let smtp = self.config.smtp.as_ref().ok_or("SMTP is no longer configured")?;
-        let payload: Payload = serde_json::from_str(&d.payload).map_err(|e| format!("payload: {e}"))?;
+        let payload: NoticePayload = serde_json::from_str(&d.payload).map_err(|e| format!("payload: {e}"))?;
         let message = mail(smtp, d, &payload)?;
         let builder = match smtp.tls {
             SmtpTls::None => AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(&smtp.host).port(25),
@@ -476,7 +424,7 @@ impl Worker {
 }
 
 /// The e-mail of a notice: plain text, what happened, on which device, from where, when.
-fn mail(smtp: &SmtpConfig, d: &Delivery, payload: &Payload) -> Result<lettre::Message, String> {
+fn mail(smtp: &SmtpConfig, d: &Delivery, payload: &NoticePayload) -> Result<lettre::Message, String> {
     let data = &payload.data;
     let mut text = format!("{}\n\n", data.body.summary);
     let when = payload.timestamp.to_rfc3339();

@@ -16,10 +16,11 @@ use std::time::Duration;
 
 use argus_bus::Received;
 use argus_model::id::new_id;
-use argus_model::{ControlMessage, Event, EventKind, Principal, RevocationScope, StepUpDemand, Timestamp};
+use argus_model::{Activity, ControlMessage, Event, EventKind, LoginOutcome, Principal, RevocationScope};
 use argus_oauth::StorageError;
 use argus_oauth::admin::{admin_revocation, backstop_revocations};
 use argus_oauth::notice::{Channel, Delivery, NoticeBody, device_label};
+use argus_oauth::step_up_demand::step_up_demand;
 use argus_policy::triggers::{PlannedAction, TRIGGER_ACTOR, TriggerAction, Triggers};
 use serde_json::json;
 
@@ -87,16 +88,18 @@ impl Issuer {
         notice: Option<&NoticeBody>,
     ) -> Result<Outcome, StorageError> {
         let Some(sub) = &event.principal.sub else { return Ok(Outcome::Skipped("the event names no user")) };
-        // A notice's kind is an account activity: other events have none to file it under yet.
-        let EventKind::Account(activity) = &event.kind else {
-            return Ok(Outcome::Skipped("only account activity makes a notice"));
+        // Account activity is filed under its own kind; anything else the rule thought worth telling (a failed
+        // sign-in, an API call) is a security alert.
+        let (kind, device_id) = match &event.kind {
+            EventKind::Account(activity) => (activity.activity, activity.device_id.clone()),
+            _ => (Activity::SecurityAlert, None),
         };
         let mut body = notice.cloned().unwrap_or_else(|| body_of(event, planned.rule.as_str()));
         if let Some(message) = &planned.message {
             body.summary.clone_from(message);
         }
-        let device_id = activity.device_id.clone().or_else(|| event.principal.device_id.clone());
-        let stored = self.notify_user(sub, activity.activity, device_id, body).await?;
+        let device_id = device_id.or_else(|| event.principal.device_id.clone());
+        let stored = self.notify_user(sub, kind, device_id, body).await?;
         Ok(Outcome::Done(format!("notice {} for {sub}", stored.id)))
     }
 
@@ -129,15 +132,8 @@ impl Issuer {
     async fn trigger_step_up(&self, event: &Event) -> Result<Outcome, StorageError> {
         let Some(sid) = &event.principal.sid else { return Ok(Outcome::Skipped("the event names no session")) };
         let now = self.now();
-        let not_before = step_up_not_before(event.time);
-        // Refreshes mint tokens with the sign-in's old auth_time for as long as the family lives.
         let minting = Duration::from_secs(self.config.refresh_token_absolute_ttl_secs);
-        let demand = StepUpDemand {
-            id: new_id(),
-            sid: sid.clone(),
-            not_before,
-            until: not_before.max(now).plus(minting).plus(self.longest_access_lifetime().await?),
-        };
+        let demand = step_up_demand(sid, event.time, now, minting, self.longest_access_lifetime().await?);
         // A storage failure still tells the running gates, as revocations do.
         if let Err(error) = self.store.add_step_up_demand(&demand, now).await {
             tracing::error!(%error, demand = %demand.id, "could not store a step-up demand");
@@ -169,12 +165,6 @@ impl Issuer {
     }
 }
 
-/// The first whole second after the event: `auth_time` is in whole seconds, and the sign-in that caused the event
-/// (at or before it) must not meet the demand.
-fn step_up_not_before(event_time: Timestamp) -> Timestamp {
-    Timestamp::from_secs(event_time.as_secs() + 1)
-}
-
 /// A notice's body from the event alone, when no code wrote one: where and on what it happened.
 fn body_of(event: &Event, rule: &str) -> NoticeBody {
     let p = &event.principal;
@@ -183,7 +173,7 @@ fn body_of(event: &Event, rule: &str) -> NoticeBody {
         _ => (p.client_id.clone(), None),
     };
     NoticeBody {
-        summary: format!("Activity on your account ({rule})"),
+        summary: summary_of(&event.kind).unwrap_or_else(|| format!("Activity on your account ({rule})")),
         detail,
         ip: p.ip.clone(),
         device: p.user_agent.as_deref().map(|ua| device_label(Some(ua)).label()),
@@ -191,6 +181,28 @@ fn body_of(event: &Event, rule: &str) -> NoticeBody {
         client_id,
         ..NoticeBody::default()
     }
+}
+
+/// What a notice about an event that is not account activity says, in plain words (account activity's notices
+/// are written by the code that saw it).
+fn summary_of(kind: &EventKind) -> Option<String> {
+    let text = match kind {
+        EventKind::Login(login) => match login.outcome {
+            LoginOutcome::Success => "Someone signed in to your account".to_owned(),
+            LoginOutcome::Failure(_) => "Someone tried to sign in to your account and failed".to_owned(),
+        },
+        EventKind::ApiCall(call) => match &call.path_template {
+            Some(path) => format!("An app used your account to call {} {path}", call.method),
+            None => "An app used your account to call an API".to_owned(),
+        },
+        EventKind::TokenIssued(_) => "An app was given access to your account".to_owned(),
+        EventKind::RefreshReuse(_) => "An old sign-in of your account was used again".to_owned(),
+        EventKind::Revoked(_) => "Access to your account was taken back".to_owned(),
+        EventKind::Alert(_) | EventKind::Action(_) => "Unusual activity was noticed on your account".to_owned(),
+        EventKind::AdminChange(_) => "An administrator changed your account".to_owned(),
+        EventKind::Account(_) => return None,
+    };
+    Some(text)
 }
 
 /// Follow the event bus and evaluate every event but account activity (evaluated where it happens), when some rule
@@ -220,14 +232,19 @@ pub(crate) fn follow_events(issuer: &Arc<Issuer>) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use argus_model::Timestamp;
 
     #[test]
-    fn the_sign_in_behind_the_event_does_not_meet_the_demand() {
-        // auth_time is whole seconds, at or before the event.
-        for event_ms in [5_000, 5_001, 5_999] {
-            let not_before = step_up_not_before(Timestamp::from_millis(event_ms));
-            assert_eq!(not_before, Timestamp::from_secs(6));
-        }
+    fn other_events_are_told_in_plain_words() {
+        let failed = EventKind::Login(argus_model::Login {
+            username: "alice".into(),
+            outcome: LoginOutcome::Failure(argus_model::LoginFailure::BadPassword),
+        });
+        let principal = Principal { sub: Some("u".into()), ip: Some("192.0.2.7".into()), ..Principal::default() };
+        let body = body_of(&Event::new(Timestamp::from_secs(1), "issuer", principal, failed), "failed-burst");
+        assert_eq!(body.summary, "Someone tried to sign in to your account and failed");
+        assert_eq!(body.ip.as_deref(), Some("192.0.2.7"));
+        assert!(!body.summary.contains("failed-burst") && !body.summary.contains("alice"));
     }
 
     #[test]

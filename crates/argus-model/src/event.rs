@@ -293,6 +293,9 @@ pub enum Activity {
     DeviceRevoked,
     /// The user followed a "this wasn't me" link.
     NotMe,
+    /// Something on the account looked like an attack: an alert watch responded to by telling the user, or a
+    /// configured trigger telling the user of an event that is not account activity (a failed sign-in, an API call).
+    SecurityAlert,
 }
 
 impl Activity {
@@ -307,6 +310,7 @@ impl Activity {
             Self::GrantRevoked => "grant_revoked",
             Self::DeviceRevoked => "device_revoked",
             Self::NotMe => "not_me",
+            Self::SecurityAlert => "security_alert",
         }
     }
 }
@@ -426,6 +430,8 @@ mod tests {
         );
         assert_eq!(serde_json::from_value::<EventKind>(json).unwrap(), k);
         assert_eq!(Activity::NotMe.as_str(), "not_me");
+        assert_eq!(Activity::SecurityAlert.as_str(), "security_alert");
+        assert_eq!(serde_json::to_value(Activity::SecurityAlert).unwrap(), "security_alert");
     }
 
     #[test]

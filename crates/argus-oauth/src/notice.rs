@@ -160,6 +160,92 @@ pub struct Delivery {
     pub next_attempt_at: Timestamp,
 }
 
+/// Where notices go besides the account page and the log: the `[notify]` configuration as filing a notice needs
+/// it. Every part that tells users something (the issuer, watch) files notices with the same routes.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct NoticeRoutes {
+    /// The operator's notice webhook (`notify.webhook_url`).
+    pub webhook_url: Option<String>,
+    /// Whether e-mail is configured (`[notify.smtp]`): users with an address get one.
+    pub email: bool,
+}
+
+/// A notice as delivered: the webhook body as sent, and what the e-mail is written from. Standard Webhooks shape
+/// (`type`, `timestamp`, `data`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NoticePayload {
+    /// `account.new_device`, `account.security_alert`, ...
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub timestamp: Timestamp,
+    pub data: NoticePayloadData,
+}
+
+/// The `data` of a [`NoticePayload`].
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NoticePayloadData {
+    pub notice_id: String,
+    pub sub: String,
+    pub activity: Activity,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub device_id: Option<String>,
+    #[serde(flatten)]
+    pub body: NoticeBody,
+}
+
+impl NoticePayload {
+    pub fn of(n: &NoticeRecord) -> Self {
+        Self {
+            kind: format!("account.{}", n.kind.as_str()),
+            timestamp: n.created_at,
+            data: NoticePayloadData {
+                notice_id: n.id.clone(),
+                sub: n.sub.clone(),
+                activity: n.kind,
+                device_id: n.device_id.clone(),
+                body: n.body.clone(),
+            },
+        }
+    }
+}
+
+/// Tell a user: store `notice` (the account page) with one delivery per route it takes — the notice webhook, an
+/// e-mail when one is configured and the user has an address — in one transaction, queued at `notice.created_at`.
+/// The one way notices are filed, whoever files them. Returns the deliveries queued.
+pub async fn file_notice<S: NoticeStore + ?Sized>(
+    store: &S,
+    routes: &NoticeRoutes,
+    notice: &NoticeRecord,
+) -> Result<Vec<Delivery>, StorageError> {
+    let mut targets = Vec::new();
+    if let Some(url) = &routes.webhook_url {
+        targets.push((Channel::Webhook, url.clone()));
+    }
+    if routes.email
+        && let Some(email) = store.user_email(&notice.sub).await?
+    {
+        targets.push((Channel::Smtp, email));
+    }
+    // Plain data: serialising it cannot fail.
+    let payload = serde_json::to_string(&NoticePayload::of(notice)).unwrap_or_default();
+    let now = notice.created_at;
+    let deliveries: Vec<Delivery> = targets
+        .into_iter()
+        .map(|(channel, target)| Delivery {
+            id: argus_model::id::new_id(),
+            notice_id: Some(notice.id.clone()),
+            channel,
+            target,
+            payload: payload.clone(),
+            created_at: now,
+            attempts: 0,
+            next_attempt_at: now,
+        })
+        .collect();
+    store.insert_notice(notice, &deliveries).await?;
+    Ok(deliveries)
+}
+
 /// Storage of devices as users see them, notices and the outbox. Implemented by `argus_store::Store`.
 #[async_trait::async_trait]
 pub trait NoticeStore: Send + Sync + 'static {

@@ -222,6 +222,8 @@ async fn rig(capacity: usize) -> Result<Rig, BoxError> {
             url: "http://127.0.0.1:9".into(),
             audience: "http://127.0.0.1:9".into(),
             access_token_ttl: std::time::Duration::from_secs(300),
+            refresh_token_ttl: std::time::Duration::from_secs(3600),
+            notify: Default::default(),
         },
         control: ControlChannel::new(16),
         events: bus.clone(),

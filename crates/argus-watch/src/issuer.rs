@@ -1,13 +1,16 @@
 //! What watch needs of the issuer: its store, to revoke as the admin API does (refresh tokens and sessions in the
-//! store, live access tokens at every gate) and to check the admin tokens the watch API is called with; where its
-//! keys are published; how long its access tokens live.
+//! store, live access tokens at every gate), to demand a step-up as its triggers do, to tell users through its
+//! notices (the account page and the `[notify]` deliveries) and to check the admin tokens the watch API is called
+//! with; where its keys are published; how long its tokens live.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use argus_bus::ControlChannel;
-use argus_model::{ControlMessage, Revocation, RevocationScope, Timestamp};
+use argus_model::{ControlMessage, Revocation, RevocationScope, StepUpDemand, Timestamp};
 use argus_oauth::admin::{ScopeEffects, admin_revocation, backstop_revocations};
+use argus_oauth::notice::{Delivery, NoticeRecord, NoticeRoutes, file_notice};
+use argus_oauth::step_up_demand::{StepUpDemandStore, step_up_demand};
 use argus_oauth::{ClientRegistration, IssuerStore, StorageError};
 use async_trait::async_trait;
 
@@ -24,6 +27,10 @@ pub trait IssuerAccess: Send + Sync {
     async fn client(&self, client_id: &str) -> Result<Option<ClientRegistration>, StorageError>;
     /// The longest access-token lifetime any client overrides the issuer's with, in seconds.
     async fn longest_client_access_ttl(&self) -> Result<Option<u64>, StorageError>;
+    /// Files a notice for its user with its deliveries, as the issuer does ([`file_notice`]).
+    async fn file_notice(&self, routes: &NoticeRoutes, notice: &NoticeRecord) -> Result<Vec<Delivery>, StorageError>;
+    /// Keeps a step-up demand, so that a gate started later loads it.
+    async fn add_step_up_demand(&self, demand: &StepUpDemand, now: Timestamp) -> Result<(), StorageError>;
 }
 
 #[async_trait]
@@ -47,6 +54,14 @@ impl<T: IssuerStore> IssuerAccess for T {
     async fn longest_client_access_ttl(&self) -> Result<Option<u64>, StorageError> {
         Ok(IssuerStore::clients(self).await?.iter().filter_map(|c| c.access_token_ttl_secs).max())
     }
+
+    async fn file_notice(&self, routes: &NoticeRoutes, notice: &NoticeRecord) -> Result<Vec<Delivery>, StorageError> {
+        file_notice(self, routes, notice).await
+    }
+
+    async fn add_step_up_demand(&self, demand: &StepUpDemand, now: Timestamp) -> Result<(), StorageError> {
+        StepUpDemandStore::add_step_up_demand(self, demand, now).await
+    }
 }
 
 /// The issuer watch works with.
@@ -60,6 +75,11 @@ pub struct IssuerLink {
     pub audience: String,
     /// Its access-token lifetime (`[issuer] access_token_ttl_secs`): how long gates must keep a revocation.
     pub access_token_ttl: Duration,
+    /// Its refresh families' absolute lifetime (`[issuer] refresh_token_absolute_ttl_secs`): how long a session can
+    /// mint tokens with its sign-in's `auth_time`, so how long a step-up demand must last.
+    pub refresh_token_ttl: Duration,
+    /// Where users' notices go besides the account page (`[notify]`, the same as the issuer's).
+    pub notify: NoticeRoutes,
 }
 
 impl std::fmt::Debug for IssuerLink {
@@ -90,5 +110,23 @@ impl IssuerLink {
             control.publish(ControlMessage::Revoke(r.clone()));
         }
         Ok(all)
+    }
+
+    /// Demands that session `sid` sign in again, for what it did at `seen`, as the issuer's `require_step_up`
+    /// trigger does: every gate answers its older tokens with the RFC 9470 challenge until a fresh sign-in. Kept in
+    /// the store for gates started later, told to every running gate; a storage failure still tells the running
+    /// gates (as revocations would not: the demand is only as good as the gates that know it) and is returned.
+    pub(crate) async fn demand_step_up(
+        &self,
+        sid: &str,
+        seen: Timestamp,
+        now: Timestamp,
+        control: &ControlChannel,
+    ) -> Result<StepUpDemand, StorageError> {
+        let longest = self.store.longest_client_access_ttl().await?.map_or(Duration::ZERO, Duration::from_secs);
+        let demand = step_up_demand(sid, seen, now, self.refresh_token_ttl, longest.max(self.access_token_ttl));
+        let stored = self.store.add_step_up_demand(&demand, now).await;
+        control.publish(ControlMessage::StepUp(demand.clone()));
+        stored.map(|()| demand)
     }
 }

@@ -1,18 +1,21 @@
 //! The responder, the pipeline's last stage: for each alert a batch changed, the response rules decide
 //! (`argus_detect::Responses`, pure) and this module acts: it records the action first (so two consumers, or two
-//! changes of one alert, cannot act twice), then blocks at the gates, revokes at the issuer and the gates, leaves
-//! a notification or only records, and tells the bus (`Action`, and `Revoked` for each revocation).
+//! changes of one alert, cannot act twice), then blocks at the gates, revokes at the issuer and the gates, demands
+//! a step-up of a session at every gate, tells the user (a notice of the issuer's, so the account page and the
+//! `[notify]` deliveries carry it, and a notification record for the watch API) or only records, and tells the bus
+//! (`Action`, and `Revoked` for each revocation).
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 use argus_bus::{ControlChannel, EventBus};
 use argus_detect::{
-    ActionKind, ActionRecord, ActionStatus, ActionStore, Alert, AlertChange, Notification, PlannedAction, Responses,
-    Target,
+    ActionKind, ActionRecord, ActionStatus, ActionStore, Alert, AlertChange, Attack, Notification, PlannedAction,
+    Responses, Target,
 };
 use argus_model::id::new_id;
-use argus_model::{ActionTaken, Clock, ControlMessage, Event, EventKind, Revoked, Timestamp};
+use argus_model::{ActionTaken, Activity, Clock, ControlMessage, Event, EventKind, Revoked, Timestamp};
+use argus_oauth::notice::{NoticeBody, NoticeRecord, device_label};
 
 use crate::issuer::IssuerLink;
 use crate::sink::NODE;
@@ -87,14 +90,14 @@ impl Responder {
             }
             for planned in plan.actions {
                 if !self.stands(&alert.id, &planned.rule, now) {
-                    self.take(alert, planned).await;
+                    self.take(alert, &evidence, planned).await;
                 }
             }
         }
     }
 
     /// Records one action, then takes it (unless observe-only) and announces it.
-    async fn take(&mut self, alert: &Alert, planned: PlannedAction) {
+    async fn take(&mut self, alert: &Alert, evidence: &[Event], planned: PlannedAction) {
         let now = self.clock.now();
         let until = planned.ttl.map(|ttl| now.plus(ttl));
         let mut record = ActionRecord {
@@ -123,7 +126,7 @@ impl Responder {
         if planned.observe_only {
             tracing::info!(alert_id = %alert.id, rule = %record.rule, "observe-only: {}", record.detail);
             self.stats.action_observed();
-        } else if let Err(reason) = self.apply(alert, &record, now).await {
+        } else if let Err(reason) = self.apply(alert, evidence, &record, now).await {
             record.status = ActionStatus::Failed;
             record.detail = format!("{} failed: {reason}", record.detail);
             tracing::error!(alert_id = %alert.id, rule = %record.rule, "{}", record.detail);
@@ -139,7 +142,13 @@ impl Responder {
     }
 
     /// Takes the action; the error says why it could not be.
-    async fn apply(&self, alert: &Alert, record: &ActionRecord, now: Timestamp) -> Result<(), String> {
+    async fn apply(
+        &self,
+        alert: &Alert,
+        evidence: &[Event],
+        record: &ActionRecord,
+        now: Timestamp,
+    ) -> Result<(), String> {
         match record.kind {
             ActionKind::Block => {
                 record.target.block_target().ok_or("the target cannot be blocked")?;
@@ -148,7 +157,7 @@ impl Responder {
                 self.control.publish(ControlMessage::Block(block));
                 Ok(())
             }
-            ActionKind::Revoke | ActionKind::StepUp => {
+            ActionKind::Revoke => {
                 let scope = record.target.revocation_scope().ok_or("the target cannot be revoked")?;
                 let revocations = self
                     .issuer
@@ -161,15 +170,34 @@ impl Responder {
                 }
                 Ok(())
             }
+            ActionKind::StepUp => {
+                let Target::Session(sid) = &record.target else {
+                    return Err("only a session can be asked to sign in again".into());
+                };
+                self.issuer
+                    .demand_step_up(sid, alert.last_seen, now, &self.control)
+                    .await
+                    .map(drop)
+                    .map_err(|e| format!("the issuer's store: {e}"))
+            }
             ActionKind::Notify => {
                 let Target::User(sub) = &record.target else { return Err("only a user can be notified".into()) };
+                let notice = security_notice(alert, evidence, sub, now);
+                let deliveries = self
+                    .issuer
+                    .store
+                    .file_notice(&self.issuer.notify, &notice)
+                    .await
+                    .map_err(|e| format!("the issuer's store: {e}"))?;
+                tracing::info!(notice = %notice.id, %sub, deliveries = deliveries.len(), "{}", notice.body.summary);
+                // Kept for the watch API too, which names the alert and the action.
                 let notification = Notification {
                     id: new_id(),
                     sub: sub.clone(),
                     alert_id: alert.id.clone(),
                     action_id: record.id.clone(),
                     time: now,
-                    message: notification_text(alert),
+                    message: format!("{} (reference {})", notice.body.summary, alert.id),
                 };
                 self.actions.add_notification(&notification).await.map_err(|e| format!("the store: {e}"))
             }
@@ -205,19 +233,58 @@ fn describe(kind: ActionKind, target: &str, until: Option<Timestamp>, observe_on
         (ActionKind::Block, Some(until)) => format!("block {target} until {until}"),
         (ActionKind::Block, None) => format!("block {target}"),
         (ActionKind::Revoke, _) => format!("revoke {target} at the issuer and every gate"),
-        (ActionKind::StepUp, _) => format!("end {target} so that its user signs in again (step-up)"),
-        (ActionKind::Notify, _) => format!("notify {target}"),
+        (ActionKind::StepUp, _) => format!("demand that {target} sign in again at every gate (step-up)"),
+        (ActionKind::Notify, _) => format!("notify {target} (account page and [notify])"),
         (ActionKind::Record, _) => format!("record the alert on {target}"),
     };
     if observe_only { format!("would {what} (observe-only)") } else { what }
 }
 
-/// What the user reads. No detail an attacker holding the account could use; the alert id lets support find it.
-fn notification_text(alert: &Alert) -> String {
-    let what = alert.attack.as_str().replace('_', " ");
-    format!(
-        "Argus noticed activity on your account that looks like {what} (last seen {}, reference {}). If it was not \
-         you, sign out everywhere and change your password.",
-        alert.last_seen, alert.id
-    )
+/// The notice a user gets for `alert`: what was seen in plain words, when, and from where (the address and device
+/// of the user's last evidence event). No detail an attacker holding the account could use, no detector's name.
+fn security_notice(alert: &Alert, evidence: &[Event], sub: &str, now: Timestamp) -> NoticeRecord {
+    let last = evidence.iter().rev().find(|e| e.principal.sub.as_deref() == Some(sub) && e.principal.ip.is_some());
+    let principal = last.map(|e| &e.principal);
+    let user_agent = principal.and_then(|p| p.user_agent.clone());
+    let summary = format!(
+        "We noticed {} on your account, last at {}. If it was not you, change your password and sign out the \
+         devices you do not know.",
+        plain_words(alert.attack),
+        alert.last_seen.to_rfc3339()
+    );
+    NoticeRecord {
+        id: new_id(),
+        sub: sub.to_owned(),
+        kind: Activity::SecurityAlert,
+        created_at: now,
+        read_at: None,
+        device_id: principal.and_then(|p| p.device_id.clone()),
+        body: NoticeBody {
+            summary,
+            ip: principal.and_then(|p| p.ip.clone()),
+            device: user_agent.as_deref().map(|ua| device_label(Some(ua)).label()),
+            user_agent,
+            client_id: principal.and_then(|p| p.client_id.clone()),
+            ..NoticeBody::default()
+        },
+    }
+}
+
+/// What an attack looks like to the person whose account it is.
+fn plain_words(attack: Attack) -> &'static str {
+    match attack {
+        Attack::BruteForce => "many wrong passwords tried",
+        Attack::CredentialStuffing => "sign-in attempts with passwords leaked elsewhere",
+        Attack::AuditGap => "activity that could not be fully checked",
+        Attack::StolenToken => "your sign-in being used from another device or place",
+        Attack::Enumeration => "requests walking through many records one after another",
+        Attack::Bola => "attempts to read records that are not yours",
+        Attack::Scraping => "automated reading of everything your account can see",
+        Attack::Exfiltration => "far more of your data read than usual",
+        Attack::ClientAnomaly => "an app calling far more than usual",
+        Attack::Probing => "many malformed requests",
+        Attack::DecoyHit => "a request no app of ours makes",
+        Attack::Anomaly => "activity unlike your usual",
+        Attack::UnusualFlow => "requests in an order people do not follow",
+    }
 }

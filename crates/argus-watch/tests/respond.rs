@@ -6,12 +6,17 @@ mod support;
 use std::time::Duration;
 
 use argus_bus::{Received, Subscriber};
+use argus_model::Activity;
 use argus_model::{
     ApiCall, BlockTarget, Clock, ControlMessage, Decision, Event, EventKind, Principal, RevocationScope, Timestamp,
 };
-use argus_oauth::IssuerStore;
+use argus_oauth::admin::AdminStore;
+use argus_oauth::notice::{Channel, NoticeStore};
+use argus_oauth::step_up_demand::StepUpDemandStore;
+use argus_oauth::{IssuerStore, UserRecord};
 use argus_testkit::{access_claims, mint_access_token, test_key};
 use argus_watch::WatchConfig;
+use serde_json::json;
 use support::*;
 
 /// A call to a decoy operation by `principal`.
@@ -54,6 +59,12 @@ fn signed_in() -> Principal {
         client_id: Some("demo-app".into()),
         ..Principal::default()
     }
+}
+
+/// A user of the issuer: notices are only kept for users it has.
+async fn add_user(h: &Harness, sub: &str) {
+    let user = UserRecord { sub: sub.into(), username: sub.into(), password_hash: "unused".into(), disabled: false };
+    assert!(h.store.insert_user(&user, FixedClock.now()).await.unwrap());
 }
 
 fn config(text: &str) -> WatchConfig {
@@ -180,6 +191,7 @@ async fn a_signed_in_decoy_caller_loses_the_session_and_is_notified() {
         action = "notify"
     "#;
     let h = start(config(rules)).await;
+    add_user(&h, "sub-mallory").await;
     let mut control = h.control.subscribe();
     let mut bus = h.bus.subscribe();
     h.bus.publish(decoy_hit(0, signed_in()));
@@ -205,11 +217,62 @@ async fn a_signed_in_decoy_caller_loses_the_session_and_is_notified() {
     assert_eq!(status, 409);
     assert!(refused["detail"].as_str().unwrap().contains("cannot be undone"), "{refused}");
 
+    // The user is told as the issuer tells them: a notice on the account page, delivered as `[notify]` says.
+    let notices = h.store.notices("sub-mallory", 10).await.unwrap();
+    assert_eq!(notices.len(), 1, "{notices:?}");
+    let notice = &notices[0];
+    assert_eq!((notice.kind, notice.body.ip.as_deref()), (Activity::SecurityAlert, Some(ATTACKER)));
+    let summary = &notice.body.summary;
+    assert!(summary.contains("a request no app of ours makes") && summary.contains("2025-11-24T"), "{summary}");
+    assert!(!summary.contains("decoy") && !summary.contains("export"), "no detector jargon: {summary}");
+    let now = FixedClock.now();
+    let queued = h.store.claim_deliveries(now, now.plus(Duration::from_secs(60)), 10).await.unwrap();
+    assert_eq!(queued.len(), 1, "{queued:?}");
+    assert_eq!((queued[0].channel, queued[0].target.as_str()), (Channel::Webhook, NOTICE_WEBHOOK));
+    let payload: serde_json::Value = serde_json::from_str(&queued[0].payload).unwrap();
+    assert_eq!(
+        (&payload["type"], &payload["data"]["notice_id"]),
+        (&json!("account.security_alert"), &json!(notice.id))
+    );
+    // And the watch API still lists it, with the alert it came from.
     let (_, _, notes) = get(&h, "/api/notifications?user=sub-mallory").await;
     let notes = notes["notifications"].as_array().unwrap();
     assert_eq!(notes.len(), 1);
-    assert!(notes[0]["message"].as_str().unwrap().contains("looks like decoy hit"), "{notes:?}");
+    assert!(notes[0]["message"].as_str().unwrap().starts_with(summary.as_str()), "{notes:?}");
     assert!(get(&h, "/api/notifications?user=someone-else").await.2["notifications"].as_array().unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn step_up_demands_a_fresh_sign_in_of_the_session_at_every_gate_instead_of_ending_it() {
+    let rules = r#"
+        [[responses]]
+        name = "decoy-step-up"
+        when = "alert.attack == 'decoy_hit' && alert.key_type == 'user'"
+        action = "step_up"
+    "#;
+    let h = start(config(rules)).await;
+    let mut control = h.control.subscribe();
+    h.bus.publish(decoy_hit(1_500, signed_in()));
+
+    let ControlMessage::StepUp(demand) = next_control(&mut control).await else { panic!("not a step-up demand") };
+    assert_eq!(demand.sid, "sid-1");
+    // The sign-in behind the alert (at or before its events) does not meet it; one after it does.
+    assert_eq!(demand.not_before, Timestamp::from_secs((T0 + 1_500) / 1000 + 1));
+    assert!(demand.demands(Some("sid-1"), Some((T0 + 1_500) / 1000), FixedClock.now()));
+    assert!(!demand.demands(Some("sid-1"), Some(demand.not_before.as_secs()), FixedClock.now()));
+    // Kept while the session can mint tokens of the old sign-in (refresh lifetime + access lifetime).
+    assert!(demand.until >= FixedClock.now().plus(Duration::from_secs(3600 + 300)), "{demand:?}");
+    let stored = h.store.active_step_up_demands(FixedClock.now()).await.unwrap();
+    assert_eq!(stored, vec![demand.clone()], "stored for gates that start later");
+    // Nothing was revoked.
+    assert!(h.store.active_revocations(FixedClock.now()).await.unwrap().is_empty());
+    assert!(control.try_recv().is_none(), "only the demand went to the gates");
+
+    let all = actions(&h, 1).await;
+    assert_eq!((&all[0]["kind"], &all[0]["status"]), (&json!("step_up"), &json!("applied")));
+    assert_eq!(all[0]["target"], json!({"type": "session", "value": "sid-1"}));
+    let (status, _, refused) = post(&h, &format!("/api/actions/{}/undo", all[0]["id"].as_str().unwrap())).await;
+    assert_eq!(status, 409, "a demand stands until it ends or the user signs in again: {refused}");
 }
 
 #[tokio::test]

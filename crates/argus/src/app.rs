@@ -151,6 +151,9 @@ pub async fn start_with_clock(mut config: Config, opts: UpOptions, clock: Arc<dy
                 url: issuer_url.clone(),
                 audience: audience.clone(),
                 access_token_ttl: Duration::from_secs(config.issuer.access_token_ttl_secs),
+                refresh_token_ttl: Duration::from_secs(config.issuer.refresh_token_absolute_ttl_secs),
+                // Users are told through the issuer's notices, delivered as `[notify]` says.
+                notify: config.notify.routes(),
             },
             control: control.clone(),
             events: events.clone(),

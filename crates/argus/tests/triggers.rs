@@ -153,6 +153,13 @@ when = "event.outcome.result == 'failure'"
 actions = ["admin_webhook"]
 message = "Failed sign-in as {{username}} from {{principal.ip}}"
 
+# Not account activity: the user's notice is a security alert, in the issuer's plain words.
+[[issuer.triggers]]
+name = "tell-failed-sign-in"
+events = ["Login"]
+when = "event.outcome.result == 'failure'"
+actions = ["notify_user"]
+
 [notify]
 admin_webhook_url = "{url}"
 webhook_secret = "{WEBHOOK_SECRET}"
@@ -186,6 +193,17 @@ poll_ms = 50
     assert_eq!(json["data"]["event"]["type"], "Login");
     assert_eq!(json["data"]["event"]["outcome"]["reason"], "bad_password");
     assert!(!String::from_utf8_lossy(&body).contains("not the password"), "never a password");
+
+    let alerted = wait_until(|| async {
+        argus.up.store.notices(&sub, 10).await.unwrap().iter().any(|n| n.kind == Activity::SecurityAlert)
+    })
+    .await;
+    assert!(alerted, "no security-alert notice for the failed sign-in");
+    let notices = argus.up.store.notices(&sub, 10).await.unwrap();
+    let alert = notices.iter().find(|n| n.kind == Activity::SecurityAlert).unwrap();
+    assert_eq!(alert.body.summary, "Someone tried to sign in to your account and failed");
+    assert_eq!(alert.body.ip.as_deref(), Some("127.0.0.1"));
+    assert_eq!(kinds(notices).iter().filter(|k| **k == Activity::SecurityAlert).count(), 1);
     argus.shutdown().await;
 }
 

@@ -11,6 +11,7 @@ use argus_bus::{ControlChannel, EventBus, Received, Subscriber};
 use argus_detect::WatchStore;
 use argus_jose::SigningKey;
 use argus_model::{Clock, Event, EventKind, Login, LoginFailure, LoginOutcome, Principal, Timestamp};
+use argus_oauth::notice::NoticeRoutes;
 use argus_oauth::{ClientRegistration, GrantType, IssuerStore, TokenEndpointAuthMethod};
 use argus_store::Store;
 use argus_testkit::{JwksServer, access_claims, mint_access_token, test_key};
@@ -26,6 +27,8 @@ pub const ATTACKER: &str = "203.0.113.7";
 /// The API audience of the stand-in issuer's tokens.
 pub const AUDIENCE: &str = "http://gate.test";
 pub const ADMIN_CLIENT: &str = "argus-admin";
+/// Where users' notices would be delivered (`notify.webhook_url`).
+pub const NOTICE_WEBHOOK: &str = "http://127.0.0.1:9/notices";
 
 pub struct FixedClock;
 
@@ -82,6 +85,9 @@ pub async fn try_start_with(
             url: issuer.issuer().to_owned(),
             audience: AUDIENCE.into(),
             access_token_ttl: Duration::from_secs(300),
+            refresh_token_ttl: Duration::from_secs(3600),
+            // Deliveries are queued only: no outbox worker runs here.
+            notify: NoticeRoutes { webhook_url: Some(NOTICE_WEBHOOK.into()), email: false },
         },
         control: control.clone(),
         events: bus.clone(),

@@ -1,25 +1,49 @@
 //! Attacks through the gate: a stolen token, an object-id walk, scraping, exfiltration, a client acting up,
 //! probing, a decoy hit.
 
+use argus_model::Activity;
+use argus_oauth::notice::NoticeStore;
 use http::StatusCode;
 use serde_json::json;
 
-use crate::harness::{CROWD, Demo, Person, assert_explained, benign, keys_of, rule};
+use crate::harness::{CROWD, Demo, Person, Reply, assert_explained, benign, keys_of, rule};
 
 /// Each person's user key (`sub`).
 fn sub_of(p: &Person) -> String {
     p.claim("sub")
 }
 
+/// The `error` of a `WWW-Authenticate` challenge.
+fn challenge_error(r: &Reply) -> Option<String> {
+    let challenge = r.www_authenticate.as_deref()?;
+    challenge.split(", ").find_map(|p| p.split_once("error=")).map(|(_, v)| v.trim_matches('"').to_owned())
+}
+
+/// The tokens a refresh of `p`'s refresh token gets from the issuer, from `p`'s address.
+async fn refreshed(demo: &Demo, p: &Person) -> Person {
+    let form = url::form_urlencoded::Serializer::new(String::new())
+        .extend_pairs([
+            ("grant_type", "refresh_token"),
+            ("refresh_token", p.refresh.as_deref().unwrap()),
+            ("client_id", &p.client_id),
+        ])
+        .finish();
+    let url = format!("{}/token", demo.up.issuer_url);
+    let r = demo.send("POST", &url, (&p.ip, &p.user_agent), None, &[], Some(form)).await;
+    assert_eq!(r.status, StatusCode::OK, "refresh: {}", r.body);
+    let tokens = r.json();
+    Person {
+        access: tokens["access_token"].as_str().map(str::to_owned),
+        refresh: tokens["refresh_token"].as_str().map(str::to_owned),
+        ..p.clone()
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_stolen_token_is_revoked_and_refused_at_the_gate_while_the_owners_other_session_works() {
-    let revoke = rule(
-        "stolen-session-revoke",
-        "alert.attack == 'stolen_token' && alert.key_type != 'family'",
-        "revoke",
-        "scope = \"session\"",
-    );
-    let demo = Demo::start(&revoke).await;
+async fn a_stolen_token_must_step_up_at_the_gate_while_the_owners_other_session_works() {
+    let step_up =
+        rule("stolen-session-step-up", "alert.attack == 'stolen_token' && alert.key_type != 'family'", "step_up", "");
+    let demo = Demo::start(&step_up).await;
     let people = benign(&demo, &CROWD).await;
     // alice on her laptop, and on her phone (another device, another sign-in).
     let mut laptop = Person::new("alice", "198.51.100.1");
@@ -56,13 +80,29 @@ async fn a_stolen_token_is_revoked_and_refused_at_the_gate_while_the_owners_othe
     let calls: Vec<&serde_json::Value> =
         alert["evidence_events"].as_array().unwrap().iter().filter(|e| e["type"] == "ApiCall").collect();
     assert!(!calls.is_empty() && calls.iter().all(|e| e["principal"]["did"] == device.as_str()), "{alert:#}");
-    demo.action("revoke", json!({"type": "session", "value": laptop.claim("sid")})).await;
+    demo.action("step_up", json!({"type": "session", "value": laptop.claim("sid")})).await;
 
-    // Refused at the gate from then on, from anywhere; the phone's session goes on.
+    // From then on the session's sign-in no longer counts at the gate, from anywhere: the RFC 9470 challenge asks
+    // for a fresh one, which the thief cannot give. A refresh keeps the old sign-in's auth_time: no way round it.
     let refused = demo.call(&thief, "GET", "/accounts").await;
     assert_eq!(refused.status, StatusCode::UNAUTHORIZED, "{}", refused.body);
-    assert_eq!(demo.call(&laptop, "GET", "/accounts").await.status, StatusCode::UNAUTHORIZED);
+    assert_eq!(
+        challenge_error(&refused).as_deref(),
+        Some("insufficient_user_authentication"),
+        "{:?}",
+        refused.www_authenticate
+    );
+    assert!(refused.www_authenticate.as_deref().unwrap().contains("max_age="), "{:?}", refused.www_authenticate);
+    let challenged = demo.call(&laptop, "GET", "/accounts").await;
+    assert_eq!(challenge_error(&challenged).as_deref(), Some("insufficient_user_authentication"));
+    let thief_refreshed = refreshed(&demo, &thief).await;
+    let refused = demo.call(&thief_refreshed, "GET", "/accounts").await;
+    assert_eq!(challenge_error(&refused).as_deref(), Some("insufficient_user_authentication"), "{}", refused.body);
     assert_eq!(demo.call(&phone, "GET", "/accounts").await.status, StatusCode::OK);
+    // alice signs in again on her laptop (auth_time is whole seconds: past the demand's second) and works on.
+    demo.advance(2);
+    demo.sign_in(&mut laptop).await;
+    assert_eq!(demo.call(&laptop, "GET", "/accounts").await.status, StatusCode::OK);
     demo.benign_round(&people, 0).await;
 
     let mut innocent = keys_of(&people);
@@ -210,6 +250,15 @@ async fn a_user_pulling_far_more_records_than_usual_loses_the_session_and_is_tol
     demo.action("revoke", json!({"type": "session", "value": bob.claim("sid")})).await;
     demo.action("notify", json!({"type": "user", "value": sub})).await;
     assert_eq!(demo.call(&bob, "GET", "/accounts").await.status, StatusCode::UNAUTHORIZED);
+    // bob is told as the issuer tells him anything: a notice on his account page (and by `[notify]`), in plain
+    // words, saying when and from where.
+    let notices = NoticeStore::notices(&demo.up.store, &sub, 10).await.unwrap();
+    let told: Vec<_> = notices.iter().filter(|n| n.kind == Activity::SecurityAlert).collect();
+    assert_eq!(told.len(), 1, "{notices:?}");
+    let summary = &told[0].body.summary;
+    assert!(summary.contains("far more of your data read than usual"), "{summary}");
+    assert!(!summary.contains("exfiltration") && !summary.contains("records_per_window"), "{summary}");
+    assert_eq!(told[0].body.ip.as_deref(), Some(bob.ip.as_str()));
     demo.benign_round(&people, 0).await;
     demo.assert_no_alert_on(&keys_of(&people)).await;
     demo.shutdown().await;

@@ -2,8 +2,16 @@
 //! with habits of their own, signing in through the real login form and calling the real gate from their own
 //! addresses, raise at most one alert per 10,000 events watch saw, and no response is taken against any of them.
 //!
+//! The cast: office workers behind one shared NAT (weekdays 9-17), a power user with five times anyone's volume,
+//! evening and weekend users, a night owl, an early bird, a lunch-break phone user, a commuter whose phone app moves
+//! between home wifi and mobile data with the same token (and who signs in on a new laptop midweek), two people who
+//! mistype their password once, a refresh-token rotation each morning, list and detail reads of their own accounts
+//! and transfers, a stale bookmark (404) and a mistyped id (400) now and then, the odd transfer after a step-up
+//! sign-in, and a batch client (client credentials) syncing every three minutes around the clock. The demo's own
+//! responses (`demo.toml`) are in force, so a false alert would act on someone.
+//!
 //! Time moves a minute at a time on the injected clock; a minute in which nobody works costs no wall time, and
-//! the people active in a minute make their calls concurrently.
+//! the people active in a minute make their calls concurrently. About 15,000 events in some 15 s of wall time.
 
 use std::sync::Arc;
 
@@ -285,7 +293,6 @@ async fn cast(demo: &Demo) -> Vec<Actor> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_simulated_week_of_benign_people_raises_at_most_one_alert_per_10000_events() {
-    // The demo's own responses (demo.toml) are in force: a false alert would act on someone.
     let demo = Arc::new(Demo::start("").await);
     add_batch_client(&demo).await;
     // Start on a Monday at 00:00 (the epoch was a Thursday).

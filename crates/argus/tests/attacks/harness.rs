@@ -78,6 +78,8 @@ pub struct Reply {
     pub status: StatusCode,
     pub location: Option<String>,
     pub cookies: Vec<String>,
+    /// The challenge of a 401.
+    pub www_authenticate: Option<String>,
     pub body: String,
 }
 
@@ -210,8 +212,9 @@ listen = "127.0.0.1:0"
         let status = resp.status();
         let location = resp.headers().get(header::LOCATION).map(text);
         let cookies = resp.headers().get_all(header::SET_COOKIE).iter().map(text).collect();
+        let www_authenticate = resp.headers().get(header::WWW_AUTHENTICATE).map(text);
         let body = String::from_utf8_lossy(&resp.into_body().collect().await.unwrap().to_bytes()).into_owned();
-        Reply { status, location, cookies, body }
+        Reply { status, location, cookies, www_authenticate, body }
     }
 
     /// A call through the gate by `p` with their token.
