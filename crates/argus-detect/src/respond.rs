@@ -12,8 +12,8 @@
 //!
 //! The actions: `revoke` (at the issuer and every gate; `scope` = token, session, family, user or client), `block`
 //! (at every gate for `ttl_secs`: the alert's IP, or its range with `prefix_len`, user, client, session or token),
-//! `step_up` (ends the sign-in session behind the alert, so its app must send the user through a fresh sign-in),
-//! `notify` (a notification for the user behind the alert) and `record` (only write it down). `observe_only = true`
+//! `step_up` (the session behind the alert must sign in again: a step-up demand at every gate), `notify` (a notice
+//! for the user behind the alert) and `record` (only write it down). `observe_only = true`
 //! decides as usual but does nothing: the action is recorded as observed. The allow-list (`[watch] allow`) names
 //! addresses, ranges, apps and users that are never acted on; their alerts are still recorded.
 //!
@@ -58,10 +58,10 @@ pub enum ActionKind {
     Revoke,
     /// Refuse the alert's key at every gate until the block expires.
     Block,
-    /// End the sign-in session behind the alert: its access tokens stop at every gate and its refresh tokens at
-    /// the issuer, so the user must sign in afresh.
+    /// Demand a fresh sign-in of the session behind the alert: every gate answers its tokens from the old sign-in
+    /// with the RFC 9470 challenge (the issuer's step-up demand), so a thief holding them is stopped.
     StepUp,
-    /// Leave a notification for the user behind the alert.
+    /// Tell the user behind the alert (a notice of the issuer's, and a notification for the watch API).
     Notify,
     /// Only record that the rule matched.
     Record,

@@ -20,8 +20,9 @@ pub struct WatchConfig {
     /// an admin token of the issuer (scope `argus:admin`), as the admin API does; `/healthz` is open.
     pub listen: SocketAddr,
     /// Most events taken from the bus and appended to the audit log in one transaction. Default `1024`, at most
-    /// `65536`. Watch never waits to fill a batch: a lone event is written at once, a backlog in full batches,
-    /// which is what lets the audit log keep up with bursts.
+    /// `65536`. A lone event is written at once; while events keep coming, a batch starts at most every 5 ms and
+    /// holds what arrived meanwhile (a transaction per few events would cost more in hand-offs to SQLite than the
+    /// events themselves); a backlog goes in full batches, which is what lets the audit log keep up with bursts.
     pub max_batch: NonZeroUsize,
     /// `[watch.detectors.*]`: which detectors run and their thresholds, e.g.
     /// `[watch.detectors.failed_login.per_ip]` with `threshold = 20` and `leak = "10/min"`.

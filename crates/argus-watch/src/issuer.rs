@@ -114,8 +114,9 @@ impl IssuerLink {
 
     /// Demands that session `sid` sign in again, for what it did at `seen`, as the issuer's `require_step_up`
     /// trigger does: every gate answers its older tokens with the RFC 9470 challenge until a fresh sign-in. Kept in
-    /// the store for gates started later, told to every running gate; a storage failure still tells the running
-    /// gates (as revocations would not: the demand is only as good as the gates that know it) and is returned.
+    /// the store for gates started later and told to every running gate. As the trigger does, a storage failure
+    /// still tells the running gates (stopping a thief now beats stopping them everywhere later); it is returned,
+    /// so the action is recorded as failed.
     pub(crate) async fn demand_step_up(
         &self,
         sid: &str,

@@ -91,3 +91,59 @@ impl BusSource {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use argus_bus::EventBus;
+    use argus_model::{EventKind, Principal, Timestamp, TokenIssued};
+
+    use super::*;
+
+    fn publish(bus: &EventBus, n: usize) {
+        for _ in 0..n {
+            let issued = TokenIssued {
+                grant_type: "client_credentials".into(),
+                scope: String::new(),
+                family: None,
+                expires_at: Timestamp::from_secs(1),
+            };
+            bus.publish(Event::new(
+                Timestamp::from_secs(0),
+                "issuer",
+                Principal::default(),
+                EventKind::TokenIssued(issued),
+            ));
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_batch_fills_only_while_events_keep_coming() {
+        let bus = EventBus::new(64);
+        let mut source = BusSource::new(bus.subscribe(), Arc::new(Stats::default()), 4);
+        publish(&bus, 1);
+        let batch = source.next_batch().await.unwrap();
+        assert_eq!(source.linger(&batch), None, "the first event is written at once");
+        source.close();
+
+        publish(&bus, 1);
+        let mut batch = source.next_batch().await.unwrap();
+        assert_eq!(source.linger(&batch), Some(BATCH_INTERVAL), "right after a batch: it fills for the interval");
+        tokio::time::advance(BATCH_INTERVAL / 2).await;
+        assert_eq!(source.linger(&batch), Some(BATCH_INTERVAL / 2));
+        publish(&bus, 2);
+        source.top_up(&mut batch);
+        assert_eq!(batch.events.len(), 3);
+        tokio::time::advance(BATCH_INTERVAL / 2).await;
+        assert_eq!(source.linger(&batch), None, "the interval is over");
+        source.close();
+
+        publish(&bus, 6);
+        let full = source.next_batch().await.unwrap();
+        assert_eq!((full.events.len(), source.linger(&full)), (4, None), "a full batch goes at once");
+        source.close();
+        tokio::time::advance(BATCH_INTERVAL).await;
+        let rest = source.next_batch().await.unwrap();
+        assert_eq!((rest.events.len(), source.linger(&rest)), (2, None), "after a quiet interval: at once");
+        assert!(source.queued().is_none());
+    }
+}
