@@ -22,10 +22,10 @@
 use std::time::Duration;
 
 use argus_model::id::new_id;
-use argus_model::{AccountActivity, Activity, EventKind, LoginFailure, LoginOutcome, Principal};
+use argus_model::{AccountActivity, Activity, EventKind, LoginOutcome, Principal};
 use argus_oauth::{
-    AuthLevel, CEREMONY_TTL_SECS, CeremonyState, MAX_PASSKEYS_PER_USER, MAX_SECOND_FACTOR_FAILURES, Params,
-    PasskeyRecord, StorageError, hash_secret, passkey_name,
+    AuthLevel, CEREMONY_TTL_SECS, CeremonyState, MAX_PASSKEYS_PER_USER, Params, PasskeyRecord, StorageError,
+    hash_secret, passkey_name,
 };
 use askama::Template;
 use axum::body::Bytes;
@@ -41,7 +41,7 @@ use crate::config::IssuerConfig;
 use crate::cookies;
 use crate::events::Caller;
 use crate::flow::{self, Bound, FORM_INVALID, LiveSession, SignInAttempt};
-use crate::pages::{self, SIGN_IN_THROTTLED};
+use crate::pages;
 use crate::state::{Issuer, Shared};
 
 /// The relying party of `issuer_url` and `config`: `None` when passkeys cannot work (the issuer is at an IP address
@@ -108,7 +108,6 @@ fn credential_id(passkey: &Passkey) -> String {
 const SIGN_IN_FIRST: &str = "Sign in first, then manage your passkeys.";
 const UNAVAILABLE: &str = "Passkeys are not available on this server (it is not served at a domain name).";
 const PASSKEY_FAILED: &str = "That passkey was not accepted.";
-const TOO_MANY: &str = "Too many failed attempts. Go back to the app and sign in again.";
 
 /// A page that runs `/passkey.js`: the issuer's page headers, with the script and its same-origin requests allowed.
 pub(crate) fn html_with_script(status: StatusCode, page: &impl Template) -> Response {
@@ -436,10 +435,8 @@ async fn finish(
         return Ok(pages::error_page(StatusCode::BAD_REQUEST, FORM_INVALID));
     };
     let attempt = SignInAttempt { caller, client_id: &bound.client.client_id, username: &user.username };
-    if let Some(retry_after) = flow::throttled(s, caller, &user.username).await? {
-        flow::emit_login(s, &attempt, Some(&user.sub), LoginOutcome::Failure(LoginFailure::Throttled)).await?;
-        let page = crate::second_factor::page_for(s, bound, &user.sub, Some(SIGN_IN_THROTTLED)).await?;
-        return Ok(flow::retry_later(page, retry_after));
+    if let Some(page) = crate::second_factor::throttled(s, &attempt, bound, &user.sub).await? {
+        return Ok(page);
     }
     // The state is taken whatever happens next: one assertion per challenge.
     let state = s.store.take_ceremony(&sign_in_key(handle), s.now()).await?.filter(|st| st.sub == user.sub);
@@ -453,15 +450,7 @@ async fn finish(
             return complete(s, caller, headers, bound, user).await;
         }
     }
-    flow::emit_login(s, &attempt, Some(&user.sub), LoginOutcome::Failure(LoginFailure::SecondFactor)).await?;
-    let failures = s.store.fail_second_factor(handle).await?;
-    if failures < MAX_SECOND_FACTOR_FAILURES {
-        return crate::second_factor::page_for(s, bound, &user.sub, Some(PASSKEY_FAILED)).await;
-    }
-    s.store.end_second_factor_wait(handle).await?;
-    s.store.take_pending(handle, s.now()).await?;
-    tracing::warn!(sub = %user.sub, "too many failed second factors; the sign-in request ended");
-    Ok(pages::error_page(StatusCode::TOO_MANY_REQUESTS, TOO_MANY))
+    crate::second_factor::refused(s, &attempt, bound, &user.sub, PASSKEY_FAILED).await
 }
 
 /// A passkey an assertion was verified with.

@@ -119,30 +119,55 @@ async fn run(
         s.store.end_second_factor_wait(handle).await?;
         return Ok(invalid());
     };
-    // Codes are throttled with the password: a wrong code counts as a failed sign-in of the pair and the address.
     let attempt = SignInAttempt { caller, client_id: &bound.client.client_id, username: &user.username };
-    if let Some(retry_after) = flow::throttled(s, caller, &user.username).await? {
-        flow::emit_login(s, &attempt, Some(&sub), LoginOutcome::Failure(LoginFailure::Throttled)).await?;
-        return Ok(flow::retry_later(page_for(s, bound, &sub, Some(SIGN_IN_THROTTLED)).await?, retry_after));
+    if let Some(page) = throttled(s, &attempt, bound, &sub).await? {
+        return Ok(page);
     }
     if second_factor_accepted(s, &cred, code).await? {
         s.store.end_second_factor_wait(handle).await?;
         flow::emit_login(s, &attempt, Some(&sub), LoginOutcome::Success).await?;
         return flow::signed_in_by(s, caller, headers, bound, user, AuthLevel::Mfa).await;
     }
-    flow::emit_login(s, &attempt, Some(&sub), LoginOutcome::Failure(LoginFailure::SecondFactor)).await?;
-    let failures = s.store.fail_second_factor(handle).await?;
-    if failures < MAX_SECOND_FACTOR_FAILURES {
-        return page_for(s, bound, &sub, Some(CODE_FAILED)).await;
-    }
-    // Enough guesses: the request ends, and the next attempt starts at the app with a new password.
-    s.store.end_second_factor_wait(handle).await?;
-    s.store.take_pending(handle, s.now()).await?;
-    tracing::warn!(sub = %sub, "too many wrong second-factor codes; the sign-in request ended");
-    Ok(pages::error_page(StatusCode::TOO_MANY_REQUESTS, TOO_MANY))
+    refused(s, &attempt, bound, &sub, CODE_FAILED).await
 }
 
-const TOO_MANY: &str = "Too many wrong codes. Go back to the app and sign in again.";
+const TOO_MANY: &str = "Too many failed attempts. Go back to the app and sign in again.";
+
+/// Second factors are throttled with the password: a wrong one counts as a failed sign-in of the pair and the
+/// address. `Some(page)` (429, the factor not checked) while the pair or the address is locked.
+pub(crate) async fn throttled(
+    s: &Issuer,
+    attempt: &SignInAttempt<'_>,
+    bound: &Bound,
+    sub: &str,
+) -> Result<Option<Response>, StorageError> {
+    let Some(retry_after) = flow::throttled(s, attempt.caller, attempt.username).await? else {
+        return Ok(None);
+    };
+    flow::emit_login(s, attempt, Some(sub), LoginOutcome::Failure(LoginFailure::Throttled)).await?;
+    Ok(Some(flow::retry_later(page_for(s, bound, sub, Some(SIGN_IN_THROTTLED)).await?, retry_after)))
+}
+
+/// A second factor that was not accepted (a wrong code, a refused passkey): counted against the waiting sign-in,
+/// which ends after [`MAX_SECOND_FACTOR_FAILURES`] — the next attempt starts at the app, with the password.
+pub(crate) async fn refused(
+    s: &Issuer,
+    attempt: &SignInAttempt<'_>,
+    bound: &Bound,
+    sub: &str,
+    message: &str,
+) -> Result<Response, StorageError> {
+    let handle = &bound.pending.handle_hash;
+    flow::emit_login(s, attempt, Some(sub), LoginOutcome::Failure(LoginFailure::SecondFactor)).await?;
+    let failures = s.store.fail_second_factor(handle).await?;
+    if failures < MAX_SECOND_FACTOR_FAILURES {
+        return page_for(s, bound, sub, Some(message)).await;
+    }
+    s.store.end_second_factor_wait(handle).await?;
+    s.store.take_pending(handle, s.now()).await?;
+    tracing::warn!(sub = %sub, "too many failed second factors; the sign-in request ended");
+    Ok(pages::error_page(StatusCode::TOO_MANY_REQUESTS, TOO_MANY))
+}
 
 /// Whether `code` is a TOTP code of a step not used before, or an unused recovery code of the user; either is used
 /// up by this call. The conditional writes of the store decide, so two requests with one code cannot both pass.
