@@ -256,6 +256,7 @@ async fn password_step(
         return Ok(throttled_page(&bound.client, &bound.request, &bound.csrf, retry_after));
     }
     let (user, outcome) = check_credentials(s, username, password).await?;
+    let outcome = reset_required(s, user.as_ref(), outcome).await?;
     match (user, outcome) {
         // The sign-in is complete (and its success recorded) only after the second factor of a user who has one.
         (Some(user), LoginOutcome::Success) => {
@@ -267,6 +268,21 @@ async fn password_step(
             Ok(login_page(&bound.client, &bound.request, &bound.csrf, Some(LOGIN_FAILED)))
         }
     }
+}
+
+/// `outcome`, or a failure if the right password was given for a user who reported a sign-in as not theirs since
+/// (account/not_me.rs): whoever signed in then knows that password. The user sees the answer of a wrong password.
+async fn reset_required(
+    s: &Issuer,
+    user: Option<&UserRecord>,
+    outcome: LoginOutcome,
+) -> Result<LoginOutcome, StorageError> {
+    Ok(match user {
+        Some(user) if outcome == LoginOutcome::Success && s.store.must_change_password(&user.sub).await? => {
+            LoginOutcome::Failure(LoginFailure::PasswordResetRequired)
+        }
+        _ => outcome,
+    })
 }
 
 /// Who is signing in where: what a sign-in's event and throttle counters are keyed on.
@@ -382,10 +398,7 @@ pub(crate) async fn signed_in_by(
     user: UserRecord,
     level: AuthLevel,
 ) -> Result<Response, StorageError> {
-    // After "this wasn't me", a new password before anything else (account/password.rs); nothing is made yet.
-    if let Some(first) = crate::account::password::before_session(s, bound, &user, level).await? {
-        return Ok(first);
-    }
+    consent_to_account_page(s, bound, &user).await?;
     let cookie = random_secret(32);
     let session = record_sign_in(s, headers, &user, &cookie, level).await?;
     // The browser's device, so revoking the device reaches this session and what it issues.
@@ -412,6 +425,22 @@ pub(crate) async fn signed_in_by(
         response.headers_mut().append(header::SET_COOKIE, v);
     }
     Ok(response)
+}
+
+/// A sign-in to the account page (the issuer's own client) is consent to it: recorded, so the sign-in goes straight
+/// back to the page instead of asking.
+async fn consent_to_account_page(s: &Issuer, bound: &Bound, user: &UserRecord) -> Result<(), StorageError> {
+    use crate::account::shared::{ACCOUNT_CLIENT_ID, ACCOUNT_CLIENT_SCOPE};
+    if bound.pending.client_id == ACCOUNT_CLIENT_ID && s.store.consent(&user.sub, ACCOUNT_CLIENT_ID).await?.is_none() {
+        let grant = ConsentGrant {
+            sub: user.sub.clone(),
+            client_id: ACCOUNT_CLIENT_ID.to_owned(),
+            scope: ACCOUNT_CLIENT_SCOPE.to_owned(),
+            granted_at: s.now(),
+        };
+        s.store.record_consent(&grant).await?;
+    }
+    Ok(())
 }
 
 /// Record a sign-in of `user` at `level` behind the new session cookie `cookie`. The same user signing in again in

@@ -220,6 +220,9 @@ pub enum LoginFailure {
     Throttled,
     /// The password was right and the second factor (a TOTP or recovery code, a passkey) was not.
     SecondFactor,
+    /// The password was right, but the user reported a sign-in as not theirs since: that password is no longer
+    /// accepted until a new one is set (the user, by the confirmation's ticket, or an admin).
+    PasswordResetRequired,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]

@@ -46,7 +46,8 @@ pub trait AccountStore: Send + Sync + 'static {
     /// A token was issued or refreshed for `sub` at `client_id` at `now`.
     async fn touch_grant(&self, sub: &str, client_id: &str, now: Timestamp) -> Result<(), StorageError>;
 
-    /// Whether the user must change the password before anything else at the next sign-in.
+    /// Whether the user's password must be reset ("this wasn't me"): until a new one is set, the current one signs
+    /// nobody in. Any new password clears it ([`crate::admin::AdminStore::update_user`]).
     async fn must_change_password(&self, sub: &str) -> Result<bool, StorageError>;
     /// Set or clear that mark; `false` if there is no such user.
     async fn set_must_change_password(&self, sub: &str, must: bool) -> Result<bool, StorageError>;

@@ -75,7 +75,8 @@ pub trait AdminStore: Send + Sync + 'static {
     /// At most `limit` users whose `sub` comes after `after` (from the first without it), by `sub`: one page of the
     /// users ([`PageRequest`]). Subs are UUIDv7, so that is the order they were created in.
     async fn users(&self, after: Option<&str>, limit: usize) -> Result<Vec<UserRecord>, StorageError>;
-    /// Change a user's password hash and/or disabled flag; `false` if there is no such user.
+    /// Change a user's password hash and/or disabled flag; `false` if there is no such user. A new password hash
+    /// also clears a required reset ([`crate::account::AccountStore::must_change_password`]).
     async fn update_user(
         &self,
         sub: &str,

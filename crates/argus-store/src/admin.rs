@@ -110,7 +110,9 @@ impl AdminStore for Store {
         now: Timestamp,
     ) -> Result<bool, StorageError> {
         let done = sqlx::query(
+            // A new password ends a reset "this wasn't me" required: the old password was the compromised one.
             "UPDATE users SET password_hash = COALESCE($2, password_hash), disabled = COALESCE($3, disabled), \
+             must_change_password = CASE WHEN $2 IS NULL THEN must_change_password ELSE 0 END, \
              updated_at = $4 WHERE sub = $1",
         )
         .bind(sub)

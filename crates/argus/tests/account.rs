@@ -7,7 +7,7 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use argus_bus::Received;
-use argus_model::{Activity, EventKind};
+use argus_model::{Activity, EventKind, LoginFailure, LoginOutcome};
 use argus_testkit::DpopKey;
 use http::StatusCode;
 use serde_json::Value;
@@ -103,27 +103,24 @@ impl Browser {
     }
 
     /// The code flow of the demo app through the real forms: `/authorize` (with `resource` when given), the login
-    /// form (`password`), the password-first form when the issuer asks (`new_password`), consent, then `/token`.
+    /// form (`password`), consent, then `/token`. A page with no way on (a refused password) is the `Err`.
     async fn tokens(
         &mut self,
         a: &Argus,
         user: &str,
         password: &str,
-        new_password: Option<&str>,
         scope: &str,
         resource: Option<&str>,
     ) -> Result<Value, Reply> {
-        self.tokens_with(a, user, password, new_password, scope, resource, None).await
+        self.tokens_with(a, user, password, scope, resource, None).await
     }
 
     /// [`Browser::tokens`], the token request made with a DPoP proof of `dpop` when given (a DPoP-bound token).
-    #[allow(clippy::too_many_arguments)]
     async fn tokens_with(
         &mut self,
         a: &Argus,
         user: &str,
         password: &str,
-        new_password: Option<&str>,
         scope: &str,
         resource: Option<&str>,
         dpop: Option<&DpopKey>,
@@ -173,10 +170,6 @@ impl Browser {
                     }
                     form.with("username", user).with("password", password)
                 }
-                "/account/password" => {
-                    let new = new_password.expect("the issuer asks for a new password");
-                    form.with("new", new).with("again", new)
-                }
                 "/consent" => form.with("decision", "allow"),
                 _ => return Err(page),
             };
@@ -216,7 +209,7 @@ struct Device {
 impl Device {
     async fn sign_in(a: &Argus, user: &str) -> Self {
         let mut browser = Browser::default();
-        let t = browser.tokens(a, user, PASSWORD, None, API_SCOPE, None).await.unwrap_or_else(|r| panic!("{}", r.text));
+        let t = browser.tokens(a, user, PASSWORD, API_SCOPE, None).await.unwrap_or_else(|r| panic!("{}", r.text));
         Self { browser, access: str_of(&t, "access_token"), refresh: str_of(&t, "refresh_token") }
     }
 
@@ -227,8 +220,7 @@ impl Device {
     /// A token for the account API from this browser's session: audience the issuer, scope `account`.
     async fn account_token(&mut self, a: &Argus, scope: &str) -> String {
         let issuer = a.up.issuer_url.clone();
-        let t =
-            self.browser.tokens(a, "", "", None, scope, Some(&issuer)).await.unwrap_or_else(|r| panic!("{}", r.text));
+        let t = self.browser.tokens(a, "", "", scope, Some(&issuer)).await.unwrap_or_else(|r| panic!("{}", r.text));
         str_of(&t, "access_token")
     }
 }
@@ -264,19 +256,10 @@ async fn refresh_works(a: &Argus, refresh: &str) -> bool {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn this_was_not_me_signs_that_device_out_everywhere_and_only_that_device() {
-    let a = Argus::start("").await;
-    let mut events = a.up.events.subscribe();
-    let mut device_a = Device::sign_in(&a, "alice").await;
-    let device_b = Device::sign_in(&a, "alice").await;
-    assert_ne!(device_a.did(), device_b.did());
-    gate_answers(&a, &device_a.access, StatusCode::OK).await;
-    gate_answers(&a, &device_b.access, StatusCode::OK).await;
-
-    // Device B's new-device notice carries the link, as the account API lists it.
-    let token = device_a.account_token(&a, "openid account").await;
-    let notices = api(&a, "GET", "/notices", Some(&token)).await;
+/// The "this wasn't me" link of device B's new-device notice, as the account API lists it to device A.
+async fn not_me_link(a: &Argus, device_a: &mut Device, device_b: &Device) -> String {
+    let token = device_a.account_token(a, "openid account").await;
+    let notices = api(a, "GET", "/notices", Some(&token)).await;
     assert_eq!(notices.status, StatusCode::OK, "{}", notices.text);
     let notice = notices.body["notices"]
         .as_array()
@@ -287,6 +270,61 @@ async fn this_was_not_me_signs_that_device_out_everywhere_and_only_that_device()
         .clone();
     let link = notice["body"]["not_me_url"].as_str().expect("a not-me link").to_owned();
     assert!(link.starts_with(&format!("{}/account/not-me?t=", a.up.issuer_url)), "{link}");
+    link
+}
+
+/// The first event on the bus that `pick` maps to something, within five seconds.
+async fn first_event<T>(
+    events: &mut argus_bus::Subscriber<argus_model::Event>,
+    pick: impl Fn(&argus_model::Event) -> Option<T>,
+) -> T {
+    let wait = async {
+        loop {
+            match events.recv().await {
+                Some(Received::Message(e)) => {
+                    if let Some(found) = pick(&e) {
+                        return found;
+                    }
+                }
+                Some(Received::Lagged(_)) => {}
+                None => panic!("the bus closed"),
+            }
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(5), wait).await.expect("the event on the bus")
+}
+
+/// The answer of the login form to `password` for `user`: the page, with no way on.
+async fn refused_sign_in(a: &Argus, user: &str, password: &str) -> Reply {
+    let r = Browser::default().tokens(a, user, password, API_SCOPE, None).await;
+    let page = r.expect_err("the sign-in is refused");
+    assert!(page.text.contains("The user name or password is not correct."), "{}", page.text);
+    page
+}
+
+/// The page, its forms' actions and field names, without the per-request values: what tells two answers apart.
+fn shape(r: &Reply) -> (StatusCode, Vec<(String, Vec<String>)>, String) {
+    let forms =
+        forms(&r.text).into_iter().map(|f| (f.action, f.fields.into_iter().map(|(k, _)| k).collect())).collect();
+    let visible = r.text.split("<form").next().unwrap_or_default().to_owned();
+    (r.status, forms, visible)
+}
+
+/// Tokens issued in the second of a user-wide revocation are covered by it (`iat` has whole seconds): wait it out.
+async fn next_second() {
+    tokio::time::sleep(Duration::from_millis(1_100)).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn this_was_not_me_signs_that_device_out_and_the_new_password_everything_else() {
+    let a = Argus::start("").await;
+    let mut events = a.up.events.subscribe();
+    let mut device_a = Device::sign_in(&a, "alice").await;
+    let device_b = Device::sign_in(&a, "alice").await;
+    assert_ne!(device_a.did(), device_b.did());
+    gate_answers(&a, &device_a.access, StatusCode::OK).await;
+    gate_answers(&a, &device_b.access, StatusCode::OK).await;
+    let link = not_me_link(&a, &mut device_a, &device_b).await;
 
     // The link is followed from a mail client: no cookies. GET changes nothing.
     let mut mail = Browser::default();
@@ -294,22 +332,28 @@ async fn this_was_not_me_signs_that_device_out_everywhere_and_only_that_device()
     assert_eq!(confirm.status, StatusCode::OK, "{}", confirm.text);
     assert_eq!(a.gate_status(&device_b.access).await, StatusCode::OK, "a GET of the link changes nothing");
     let form = form_to(&confirm.text, "/account/not-me");
+    assert!(Browser::default().tokens(&a, "alice", PASSWORD, API_SCOPE, None).await.is_ok(), "nor the password");
 
     // Without its CSRF token the form is refused and changes nothing (the link stays usable).
     let r = mail.submit(&a, form.clone().without("csrf")).await;
     assert_eq!(r.status, StatusCode::BAD_REQUEST);
     assert_eq!(a.gate_status(&device_b.access).await, StatusCode::OK);
 
+    // Confirmed: the answer is the new-password form, with a ticket and no field for the current password.
     let done = mail.submit(&a, form.clone()).await;
     assert_eq!(done.status, StatusCode::OK, "{}", done.text);
-    assert!(done.text.contains("href=\"/account/password\""), "asks to change the password: {}", done.text);
+    let reset = form_to(&done.text, "/account/password");
+    for field in ["notice", "exp", "ticket", "csrf"] {
+        assert!(reset.fields.iter().any(|(k, _)| k == field), "{field}: {}", done.text);
+    }
+    assert!(!done.text.contains("name=\"current\""), "{}", done.text);
 
     // Device B: its still-unexpired access token is refused at the gate, its refresh token at /token.
     let exp: i64 = support::claim(&device_b.access, "exp").parse().unwrap();
     assert!(exp > now(), "still unexpired");
     gate_answers(&a, &device_b.access, StatusCode::UNAUTHORIZED).await;
     assert!(!refresh_works(&a, &device_b.refresh).await, "device B's refresh token is refused");
-    // Device A keeps working: its access token at the gate, its refresh token at /token.
+    // Until the new password is set, device A keeps working: its access token at the gate, its refresh at /token.
     assert_eq!(a.gate_status(&device_a.access).await, StatusCode::OK);
     assert!(refresh_works(&a, &device_a.refresh).await, "device A's refresh token still works");
 
@@ -318,40 +362,116 @@ async fn this_was_not_me_signs_that_device_out_everywhere_and_only_that_device()
     assert_eq!(again.status, StatusCode::GONE, "{}", again.text);
     assert!(again.text.contains("already used"));
     assert_eq!(mail.get(&a, &link).await.status, StatusCode::GONE);
-    // A tampered link: refused.
     let tampered = format!("{}0", link);
     assert_eq!(mail.get(&a, &tampered).await.status, StatusCode::BAD_REQUEST);
 
     // Watch's bus carried Account/not_me for alice and device B.
-    let not_me = async {
-        loop {
-            match events.recv().await {
-                Some(Received::Message(e)) => {
-                    if let EventKind::Account(act) = &e.kind
-                        && act.activity == Activity::NotMe
-                    {
-                        return (e.principal.sub.clone(), act.device_id.clone());
-                    }
-                }
-                Some(Received::Lagged(_)) => {}
-                None => panic!("the bus closed"),
-            }
+    let (sub, device) = first_event(&mut events, |e| match &e.kind {
+        EventKind::Account(act) if act.activity == Activity::NotMe => {
+            Some((e.principal.sub.clone(), act.device_id.clone()))
         }
-    };
-    let (sub, device) = tokio::time::timeout(Duration::from_secs(5), not_me).await.expect("an Account/not_me event");
-    assert_eq!(sub.as_deref(), Some(support::claim(&device_a.access, "sub").as_str()));
+        _ => None,
+    })
+    .await;
+    let alice = support::claim(&device_a.access, "sub");
+    assert_eq!(sub.as_deref(), Some(alice.as_str()));
     assert_eq!(device, Some(device_b.did()));
 
-    // The next sign-in asks for a new password before anything else; then the old password no longer signs in.
-    let new_password = "a brand new passphrase";
-    let mut fresh = Browser::default();
-    let t = fresh.tokens(&a, "alice", PASSWORD, Some(new_password), API_SCOPE, None).await;
-    let t = t.unwrap_or_else(|r| panic!("{}", r.text));
+    // The old password no longer signs in: the login form answers exactly as for a wrong password; watch is told why.
+    let old = refused_sign_in(&a, "alice", PASSWORD).await;
+    let wrong = refused_sign_in(&a, "alice", "not the password at all").await;
+    assert_eq!(shape(&old), shape(&wrong), "the same page, status and form");
+    let reason = first_event(&mut events, |e| match &e.kind {
+        EventKind::Login(login) if login.outcome != LoginOutcome::Failure(LoginFailure::BadPassword) => {
+            Some(login.outcome)
+        }
+        _ => None,
+    })
+    .await;
+    assert_eq!(reason, LoginOutcome::Failure(LoginFailure::PasswordResetRequired));
+
+    // Nobody sets a password without the ticket, its CSRF token and the confirming browser. Without a ticket the
+    // form is the signed-in change: no session, to the sign-in. With a session (device A, and the attacker may hold
+    // such a session too), the signed-in change is closed while the reset is pending, old password or not.
+    let new = "a brand new passphrase";
+    let filled = |f: &Form| f.clone().with("new", new).with("again", new);
+    let r = Browser::default().submit(&a, filled(&reset.clone().without("ticket"))).await;
+    assert_eq!((r.status, r.header("location")), (StatusCode::SEE_OTHER, "/account/login"));
+    let r = Browser::default().submit(&a, filled(&reset)).await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST, "another browser: {}", r.text);
+    let r = mail.submit(&a, filled(&reset.clone().without("csrf"))).await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST, "no CSRF token");
+    let forged = reset.clone().without("ticket").with("ticket", "AAAA");
+    assert_eq!(mail.submit(&a, filled(&forged)).await.status, StatusCode::BAD_REQUEST, "a forged ticket");
+    let later = reset.clone().without("exp").with("exp", &(now() + 86_400).to_string());
+    assert_eq!(mail.submit(&a, filled(&later)).await.status, StatusCode::BAD_REQUEST, "a longer ticket");
+    let page = device_a.browser.get(&a, "/account/password").await;
+    assert_eq!(page.status, StatusCode::FORBIDDEN, "{}", page.text);
+    let account = device_a.browser.get(&a, "/account").await;
+    let mut change = form_to(&account.text, "/account/logout").without("csrf");
+    change.action = "/account/password".into();
+    let csrf = form_to(&account.text, "/account/logout").fields.into_iter().find(|(k, _)| k == "csrf").unwrap().1;
+    let change = change.with("csrf", &csrf).with("current", PASSWORD).with("new", new).with("again", new);
+    assert_eq!(device_a.browser.submit(&a, change).await.status, StatusCode::FORBIDDEN);
+    refused_sign_in(&a, "alice", new).await;
+    // A refused new password shows the form again and leaves the ticket unused.
+    let r = mail.submit(&a, reset.clone().with("new", new).with("again", "something else entirely")).await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST);
+    assert!(forms(&r.text).iter().any(|f| f.action == "/account/password"), "{}", r.text);
+
+    // The ticket sets the password, once.
+    let r = mail.submit(&a, filled(&reset)).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    assert!(r.text.contains("Your password is changed"), "{}", r.text);
+    let r = mail
+        .submit(&a, reset.clone().with("new", "yet another passphrase").with("again", "yet another passphrase"))
+        .await;
+    assert_eq!(r.status, StatusCode::GONE, "the second use: {}", r.text);
+    refused_sign_in(&a, "alice", "yet another passphrase").await;
+    first_event(&mut events, |e| match &e.kind {
+        EventKind::Account(act) if act.activity == Activity::PasswordChanged => Some(()),
+        _ => None,
+    })
+    .await;
+
+    // Everything of the user's is revoked: device A's access token at the gate, its refresh token, its session.
+    gate_answers(&a, &device_a.access, StatusCode::UNAUTHORIZED).await;
+    assert!(!refresh_works(&a, &device_a.refresh).await, "device A's refresh token is refused now");
+    let r = device_a.browser.get(&a, "/account").await;
+    assert_eq!((r.status, r.header("location")), (StatusCode::SEE_OTHER, "/account/login"), "its session ended");
+
+    // The new password signs in (tokens from the next second on are outside the revocation); the old one does not.
+    next_second().await;
+    let t = Browser::default().tokens(&a, "alice", new, API_SCOPE, None).await.unwrap_or_else(|r| panic!("{}", r.text));
     gate_answers(&a, &str_of(&t, "access_token"), StatusCode::OK).await;
-    let old = Browser::default().tokens(&a, "alice", PASSWORD, None, API_SCOPE, None).await;
-    assert!(old.is_err(), "the old password no longer signs in");
-    let t = Browser::default().tokens(&a, "alice", new_password, None, API_SCOPE, None).await;
-    assert!(t.is_ok(), "the new one does, with no second password change");
+    refused_sign_in(&a, "alice", PASSWORD).await;
+    a.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reset_left_unused_waits_for_an_admin() {
+    let a = Argus::start("").await;
+    let mut device_a = Device::sign_in(&a, "alice").await;
+    let device_b = Device::sign_in(&a, "alice").await;
+    let link = not_me_link(&a, &mut device_a, &device_b).await;
+    let mut mail = Browser::default();
+    let confirm = mail.get(&a, &link).await;
+    let done = mail.submit(&a, form_to(&confirm.text, "/account/not-me")).await;
+    assert_eq!(done.status, StatusCode::OK, "{}", done.text);
+    // The user closes the page: the old password stays refused.
+    refused_sign_in(&a, "alice", PASSWORD).await;
+    refused_sign_in(&a, "alice", PASSWORD).await;
+
+    // An admin sets a password: that ends the reset, and the new password signs in.
+    let new = "set by an administrator";
+    let r = a.admin("PATCH", "/users/alice", Some(serde_json::json!({ "password": new }))).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    assert!(Browser::default().tokens(&a, "alice", new, API_SCOPE, None).await.is_ok(), "the admin's password works");
+    refused_sign_in(&a, "alice", PASSWORD).await;
+    // The form of the confirmation is no way back in any more.
+    let reset =
+        form_to(&done.text, "/account/password").with("new", "the user's own now").with("again", "the user's own now");
+    assert_eq!(mail.submit(&a, reset).await.status, StatusCode::GONE);
     a.shutdown().await;
 }
 
@@ -491,7 +611,7 @@ async fn changing_the_password() {
         .submit(&a, form().without("csrf").with("current", PASSWORD).with("new", new).with("again", new))
         .await;
     assert_eq!(r.status, StatusCode::BAD_REQUEST, "no CSRF token, no change");
-    assert!(Browser::default().tokens(&a, "bob", PASSWORD, None, API_SCOPE, None).await.is_ok(), "nothing changed");
+    assert!(Browser::default().tokens(&a, "bob", PASSWORD, API_SCOPE, None).await.is_ok(), "nothing changed");
 
     let r = here.browser.submit(&a, form().with("current", PASSWORD).with("new", new).with("again", new)).await;
     assert_eq!((r.status, r.header("location")), (StatusCode::SEE_OTHER, "/account?done=password_changed"));
@@ -502,10 +622,10 @@ async fn changing_the_password() {
     assert_eq!(a.gate_status(&elsewhere.access).await, StatusCode::OK);
 
     // The old password no longer signs in; the new one does.
-    let old = Browser::default().tokens(&a, "bob", PASSWORD, None, API_SCOPE, None).await;
+    let old = Browser::default().tokens(&a, "bob", PASSWORD, API_SCOPE, None).await;
     let page = old.expect_err("the old password is refused");
     assert!(page.text.contains("The user name or password is not correct."), "{}", page.text);
-    assert!(Browser::default().tokens(&a, "bob", new, None, API_SCOPE, None).await.is_ok());
+    assert!(Browser::default().tokens(&a, "bob", new, API_SCOPE, None).await.is_ok());
     // Account/password_changed was told: a notice on the page.
     let page = here.browser.get(&a, "/account").await;
     assert!(page.text.contains("Your password was changed"), "{}", page.text);
@@ -518,7 +638,7 @@ async fn the_api_takes_dpop_bound_tokens_with_a_proof_for_its_url() {
     let mut device = Device::sign_in(&a, "alice").await;
     let key = DpopKey::es256();
     let issuer = a.up.issuer_url.clone();
-    let t = device.browser.tokens_with(&a, "", "", None, "openid account", Some(&issuer), Some(&key)).await;
+    let t = device.browser.tokens_with(&a, "", "", "openid account", Some(&issuer), Some(&key)).await;
     let t = t.unwrap_or_else(|r| panic!("{}", r.text));
     assert_eq!(t["token_type"], "DPoP");
     let token = str_of(&t, "access_token");

@@ -5,9 +5,11 @@
 //! `GET` shows what the notice said and a confirmation form, and changes nothing: mail scanners fetch links.
 //! `POST` (the form, whose CSRF token is bound to the link) records the link's one use, then signs the device out
 //! everywhere (its sessions, its refresh families, and its live access tokens at every gate — the revocation by
-//! device of the admin API), marks the user as having to change the password at the next sign-in, emits
-//! `Account`/`not_me` for watch, and asks the user to change the password now. A used, expired or altered link gets
-//! an error page and changes nothing.
+//! device of the admin API), requires a password reset (the old password stops signing in: whoever used it knows
+//! it), emits `Account`/`not_me` for watch, and answers with the new-password form of
+//! [`super::password::reset_form`], bound to this link and this browser. The user's other devices keep working
+//! until the new password is set, which revokes everything of the user. A used, expired or altered link gets an
+//! error page and changes nothing.
 
 use argus_model::{AccountActivity, Activity, Principal};
 use argus_oauth::account::{LinkRefusal, NOT_ME_LINK_TTL, check_not_me_token, not_me_token};
@@ -16,11 +18,13 @@ use argus_oauth::{Params, StorageError};
 use askama::Template;
 use axum::body::Bytes;
 use axum::extract::{RawQuery, State};
-use axum::http::StatusCode;
+use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::Response;
 
 use super::page::{MessagePage, when};
+use super::password::reset_form;
 use super::shared::{link_key, sign, signed_ok};
+use crate::cookies;
 use crate::events::Caller;
 use crate::pages;
 use crate::state::{Issuer, Shared};
@@ -117,7 +121,7 @@ pub(crate) async fn confirm(State(s): State<Shared>, RawQuery(query): RawQuery) 
 }
 
 /// `POST /account/not-me`: act on the link, once.
-pub(crate) async fn act(State(s): State<Shared>, caller: Caller, body: Bytes) -> Response {
+pub(crate) async fn act(State(s): State<Shared>, caller: Caller, headers: HeaderMap, body: Bytes) -> Response {
     let run = async {
         let form = Params::parse(&body);
         if form.first_repeated().is_some() {
@@ -136,15 +140,32 @@ pub(crate) async fn act(State(s): State<Shared>, caller: Caller, body: Bytes) ->
             return Ok(pages::error_page(StatusCode::GONE, LINK_USED));
         }
         not_me(&s, &caller, &notice).await?;
-        let page = MessagePage {
-            heading: "That device is signed out",
-            message: "The device is signed out of your account and the apps' access from it is revoked. Someone may \
-                      know your password: change it now. Your next sign-in asks for a new one anyway.",
-            link: Some(("/account/password", "Change your password")),
-        };
-        Ok(pages::html(StatusCode::OK, &page))
+        answer(&s, &headers, &key, &notice).await
     };
     run.await.unwrap_or_else(|e: StorageError| pages::internal_error_page(&e))
+}
+
+/// The answer to a confirmed "this wasn't me": the new-password form, bound to this browser by its `argus_browser`
+/// cookie (set here if the link was opened where nobody signed in, e.g. a mail client's browser).
+async fn answer(s: &Issuer, headers: &HeaderMap, key: &[u8], notice: &NoticeRecord) -> Result<Response, StorageError> {
+    let Some(user) = s.store.user_by_sub(&notice.sub).await?.filter(|u| !u.disabled) else {
+        // A deleted or disabled user has no password to set; what had to be revoked is.
+        let page = MessagePage {
+            heading: "That device is signed out",
+            message: "The device is signed out of your account and the apps' access from it is revoked.",
+            link: None,
+        };
+        return Ok(pages::html(StatusCode::OK, &page));
+    };
+    let existing = cookies::read(headers, cookies::BROWSER);
+    let browser = existing.clone().unwrap_or_else(|| argus_model::id::random_secret(32));
+    let mut response = reset_form(key, s.now(), &notice.id, &user, &browser);
+    if existing.is_none()
+        && let Some(v) = cookies::set(cookies::BROWSER, &browser, None, s.secure_cookies)
+    {
+        response.headers_mut().append(header::SET_COOKIE, v);
+    }
+    Ok(response)
 }
 
 /// What "this wasn't me" does for `notice`.
@@ -156,9 +177,10 @@ async fn not_me(s: &Issuer, caller: &Caller, notice: &NoticeRecord) -> Result<()
         let scope = argus_model::RevocationScope::Device { device: device.clone() };
         s.revoke_scope_everywhere(scope, &principal, "user").await?;
     }
+    // Until a new password is set, the old one signs nobody in (flow.rs refuses it like a wrong one).
     s.store.set_must_change_password(&notice.sub, true).await?;
     tracing::warn!(sub = %notice.sub, notice = %notice.id, device = ?notice.device_id,
-        "the user reported a sign-in as not theirs: device signed out, password change required");
+        "the user reported a sign-in as not theirs: device signed out, password reset required");
     let activity = AccountActivity {
         activity: Activity::NotMe,
         device_id: notice.device_id.clone(),

@@ -1,15 +1,18 @@
-//! `/account/password`: change the password (argon2id, as everywhere), and the "change it first" step of a sign-in
-//! after "this wasn't me".
+//! `/account/password`: change the password (argon2id, as everywhere), and set a new one after "this wasn't me".
 //!
 //! - Signed in (`GET`, then `POST` with the session's CSRF token): the current password (checked under the sign-in
 //!   throttle: a wrong one counts as a failed sign-in) and the new one twice, at least
 //!   [`MIN_PASSWORD_CHARS`](argus_oauth::account::MIN_PASSWORD_CHARS) characters. The user's other sessions end; this
-//!   one stays. Apps' tokens are not revoked: the user revokes apps on the account page.
-//! - At a sign-in of a user marked by "this wasn't me", after the password and second factor and before any
-//!   session exists ([`before_session`], the one hook in `flow.rs`): this page instead of consent or a code, bound to
-//!   the pending sign-in (its browser cookie and CSRF token) and to the user by a signed ticket that lasts
-//!   [`TICKET_TTL`]. The new password twice (the current one was just checked); then every session of the user
-//!   ends and the sign-in goes on as if nothing had happened. The ticket works while the mark is set, so once.
+//!   one stays. Apps' tokens are not revoked: the user revokes apps on the account page. Refused while a reset is
+//!   required: the current password is the one someone else knows, and their session may be this one.
+//! - After "this wasn't me" (its `POST` answers with [`reset_form`]): the old password no longer signs in (the
+//!   login refuses it as a wrong one) until a new one is set. The form carries a ticket signed over the notice, the
+//!   user and an expiry ([`RESET_TTL`]), and a CSRF token bound to the ticket and the browser that confirmed (its
+//!   `argus_browser` cookie). It works once (the ticket's use is recorded like the link's) and only while the reset
+//!   is required; it takes the new password twice, then ends every session of the user and revokes every token of
+//!   the user at every gate (`RevocationScope::User`, as the admin API does): the attacker may hold other devices.
+//!   Left unused, the account stays closed to password sign-in until an admin sets a password
+//!   (`PATCH /admin/v1/users/{user}`; the store clears the reset with any new password).
 //!
 //! Both emit `Account`/`password_changed` (and a notice).
 
@@ -18,96 +21,96 @@ use std::time::Duration;
 use argus_model::{AccountActivity, Activity, LoginFailure, LoginOutcome, Principal};
 use argus_oauth::account::check_new_password;
 use argus_oauth::notice::NoticeBody;
-use argus_oauth::{AuthLevel, ConsentGrant, Params, StorageError, UserRecord};
+use argus_oauth::{Params, StorageError, UserRecord, hash_secret};
 use askama::Template;
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
 
-use super::page::see_other;
-use super::shared::{ACCOUNT_CLIENT_ID, ACCOUNT_CLIENT_SCOPE, csrf_for, csrf_ok, link_key, sign, signed_in, signed_ok};
+use super::page::{MessagePage, see_other};
+use super::shared::{ACCOUNT_CLIENT_ID, csrf_for, csrf_ok, link_key, sign, signed_in, signed_ok};
+use crate::cookies;
 use crate::events::Caller;
-use crate::flow::{Bound, FORM_INVALID, SignInAttempt, bound_pending, emit_login, retry_later, throttled};
+use crate::flow::{FORM_INVALID, SignInAttempt, emit_login, retry_later, throttled};
 use crate::pages;
 use crate::state::{Issuer, Shared};
 
-/// How long the "change it first" form of a sign-in works.
-pub(crate) const TICKET_TTL: Duration = Duration::from_secs(15 * 60);
-const TICKET_LABEL: &str = "argus password first v1";
+/// How long the new-password form of a "this wasn't me" confirmation works.
+pub(crate) const RESET_TTL: Duration = Duration::from_secs(15 * 60);
+const RESET_LABEL: &str = "argus password reset v1";
+const RESET_FORM_LABEL: &str = "argus password reset form v1";
 
 const CURRENT_WRONG: &str = "Your current password is not correct.";
+const RESET_PENDING: &str = "Since you reported a sign-in as not yours, your old password no longer works. Choose a \
+                             new one on the page that report opened, or ask an administrator to reset it.";
+const RESET_INVALID: &str = "This form is not valid. Open it again from the link you were sent.";
+const RESET_EXPIRED: &str = "This form has expired. Ask an administrator to reset your password.";
+const RESET_USED: &str =
+    "This form was already used, or your password was reset since. Sign in with your new password.";
 
 /// The password form. Contract: `<form method="post" action="/account/password">` with hidden inputs (`csrf`; and
-/// for the step of a sign-in `request`, `sub`, `level`, `exp`, `ticket`), password inputs `current` (signed in only),
-/// `new` and `again`.
+/// after "this wasn't me" `notice`, `exp`, `ticket`), password inputs `current` (signed in only), `new` and `again`.
 #[derive(Template)]
 #[template(path = "password.html")]
 struct PasswordPage<'a> {
     username: &'a str,
-    forced: bool,
+    reset: bool,
+    ttl_minutes: u64,
     hidden: Vec<(&'static str, String)>,
     error: Option<&'a str>,
 }
 
-/// The one hook of a complete sign-in (password and second factor checked), before its session is made. For the
-/// account client, records the user's consent to the account page, so the sign-in goes straight back to it; for a
-/// user who must change the password first, answers with that form instead of going on.
-pub(crate) async fn before_session(
-    s: &Issuer,
-    bound: &Bound,
-    user: &UserRecord,
-    level: AuthLevel,
-) -> Result<Option<Response>, StorageError> {
-    if bound.pending.client_id == ACCOUNT_CLIENT_ID && s.store.consent(&user.sub, ACCOUNT_CLIENT_ID).await?.is_none() {
-        let grant = ConsentGrant {
-            sub: user.sub.clone(),
-            client_id: ACCOUNT_CLIENT_ID.to_owned(),
-            scope: ACCOUNT_CLIENT_SCOPE.to_owned(),
-            granted_at: s.now(),
-        };
-        s.store.record_consent(&grant).await?;
-    }
-    if !s.store.must_change_password(&user.sub).await? {
-        return Ok(None);
-    }
-    let key = link_key(s).await?;
-    Ok(Some(forced_page(&key, s, bound, user, level, None)))
+/// The id under which a reset ticket's one use is recorded, beside the link's own (the notice id).
+fn reset_use_id(notice_id: &str) -> String {
+    format!("{notice_id}#password-reset")
 }
 
-fn forced_page(
+/// The new-password form after "this wasn't me" confirmed `notice_id` of `user` in the browser whose
+/// `argus_browser` cookie is `browser`; a new ticket valid for [`RESET_TTL`] from `now`.
+pub(crate) fn reset_form(
     key: &[u8],
-    s: &Issuer,
-    bound: &Bound,
+    now: argus_model::Timestamp,
+    notice_id: &str,
     user: &UserRecord,
-    level: AuthLevel,
+    browser: &str,
+) -> Response {
+    let exp = now.plus(RESET_TTL).as_secs().to_string();
+    reset_page(key, &exp, notice_id, user, browser, None)
+}
+
+fn reset_page(
+    key: &[u8],
+    exp: &str,
+    notice_id: &str,
+    user: &UserRecord,
+    browser: &str,
     error: Option<&str>,
 ) -> Response {
-    let exp = s.now().plus(TICKET_TTL).as_secs().to_string();
-    let ticket = sign(key, TICKET_LABEL, &[&user.sub, &bound.pending.handle_hash, level.acr(), &exp]);
-    let hidden = vec![
-        ("request", bound.request.clone()),
-        ("csrf", bound.csrf.clone()),
-        ("sub", user.sub.clone()),
-        ("level", level.acr().to_owned()),
-        ("exp", exp),
-        ("ticket", ticket),
-    ];
-    let page = PasswordPage { username: &user.username, forced: true, hidden, error };
+    let ticket = sign(key, RESET_LABEL, &[notice_id, &user.sub, exp]);
+    let csrf = sign(key, RESET_FORM_LABEL, &[&ticket, &hash_secret(browser)]);
+    let hidden = vec![("notice", notice_id.to_owned()), ("exp", exp.to_owned()), ("ticket", ticket), ("csrf", csrf)];
+    let page =
+        PasswordPage { username: &user.username, reset: true, ttl_minutes: RESET_TTL.as_secs() / 60, hidden, error };
     pages::html(if error.is_some() { StatusCode::BAD_REQUEST } else { StatusCode::OK }, &page)
 }
 
 /// `GET /account/password`.
 pub(crate) async fn form(State(s): State<Shared>, headers: HeaderMap) -> Response {
-    match signed_in(&s, &headers).await {
-        Ok(Some((live, cookie))) => session_page(&live.user.username, &cookie, None),
-        Ok(None) => see_other("/account/login"),
-        Err(e) => pages::internal_error_page(&e),
-    }
+    let run = async {
+        let Some((live, cookie)) = signed_in(&s, &headers).await? else {
+            return Ok(see_other("/account/login"));
+        };
+        if s.store.must_change_password(&live.user.sub).await? {
+            return Ok(pages::error_page(StatusCode::FORBIDDEN, RESET_PENDING));
+        }
+        Ok(session_page(&live.user.username, &cookie, None))
+    };
+    run.await.unwrap_or_else(|e: StorageError| pages::internal_error_page(&e))
 }
 
 fn session_page(username: &str, cookie: &str, error: Option<&str>) -> Response {
-    let page = PasswordPage { username, forced: false, hidden: vec![("csrf", csrf_for(cookie))], error };
+    let page = PasswordPage { username, reset: false, ttl_minutes: 0, hidden: vec![("csrf", csrf_for(cookie))], error };
     pages::html(if error.is_some() { StatusCode::BAD_REQUEST } else { StatusCode::OK }, &page)
 }
 
@@ -115,7 +118,7 @@ fn session_page(username: &str, cookie: &str, error: Option<&str>) -> Response {
 pub(crate) async fn change(State(s): State<Shared>, caller: Caller, headers: HeaderMap, body: Bytes) -> Response {
     let form = Params::parse(&body);
     let result = if form.get("ticket").is_some() {
-        first_at_sign_in(&s, &caller, &headers, &form).await
+        reset_by_ticket(&s, &caller, &headers, &form).await
     } else {
         signed_in_change(&s, &caller, &headers, &form).await
     };
@@ -135,6 +138,9 @@ async fn signed_in_change(
         return Ok(pages::error_page(StatusCode::BAD_REQUEST, FORM_INVALID));
     }
     let user = &live.user;
+    if s.store.must_change_password(&user.sub).await? {
+        return Ok(pages::error_page(StatusCode::FORBIDDEN, RESET_PENDING));
+    }
     if let Some(retry_after) = throttled(s, caller, &user.username).await? {
         return Ok(retry_later(session_page(&user.username, &cookie, Some(pages::SIGN_IN_THROTTLED)), retry_after));
     }
@@ -157,43 +163,71 @@ async fn signed_in_change(
     Ok(see_other("/account?done=password_changed"))
 }
 
-async fn first_at_sign_in(
+/// The new-password form of a "this wasn't me" confirmation: checked (browser, CSRF token, ticket, expiry, one use,
+/// the reset still required) before anything changes; a refused new password shows the form again, unused.
+async fn reset_by_ticket(
     s: &Issuer,
     caller: &Caller,
     headers: &HeaderMap,
     form: &Params,
 ) -> Result<Response, StorageError> {
-    let bound = match bound_pending(s, headers, form).await {
-        Ok(b) => b,
-        Err(r) => return Ok(r),
+    let invalid = || Ok(pages::error_page(StatusCode::BAD_REQUEST, RESET_INVALID));
+    let (Some(notice_id), Some(exp), Some(ticket)) = (form.get("notice"), form.get("exp"), form.get("ticket")) else {
+        return invalid();
     };
-    let invalid = || Ok(pages::error_page(StatusCode::BAD_REQUEST, FORM_INVALID));
-    let (sub, acr, exp) =
-        (form.get("sub").unwrap_or(""), form.get("level").unwrap_or(""), form.get("exp").unwrap_or(""));
+    let Some(browser) = cookies::read(headers, cookies::BROWSER) else {
+        return invalid();
+    };
     let key = link_key(s).await?;
-    let unexpired = exp.parse::<i64>().is_ok_and(|exp| exp > s.now().as_secs());
-    if !unexpired || !signed_ok(&key, TICKET_LABEL, &[sub, &bound.pending.handle_hash, acr, exp], form.get("ticket")) {
+    if form.first_repeated().is_some()
+        || !signed_ok(&key, RESET_FORM_LABEL, &[ticket, &hash_secret(&browser)], form.get("csrf"))
+    {
         return invalid();
     }
-    let Some(level) = AuthLevel::ALL.into_iter().find(|l| l.acr() == acr) else {
+    let Some(notice) = s.store.notice(notice_id).await? else {
         return invalid();
     };
-    let Some(user) = s.store.user_by_sub(sub).await?.filter(|u| !u.disabled) else {
+    let Ok(exp_secs) = exp.parse::<i64>() else {
         return invalid();
     };
-    // The mark is cleared by the change: the same form cannot change the password twice.
-    if !s.store.must_change_password(sub).await? {
+    if !signed_ok(&key, RESET_LABEL, &[notice_id, &notice.sub, exp], Some(ticket)) {
         return invalid();
     }
-    if let Err(why) = check_new_password(form.get("new").unwrap_or(""), form.get("again").unwrap_or("")) {
-        return Ok(forced_page(&key, s, &bound, &user, level, Some(why)));
+    if exp_secs <= s.now().as_secs() {
+        return Ok(pages::error_page(StatusCode::GONE, RESET_EXPIRED));
+    }
+    let Some(user) = s.store.user_by_sub(&notice.sub).await?.filter(|u| !u.disabled) else {
+        return invalid();
+    };
+    let use_id = reset_use_id(notice_id);
+    if s.store.link_used(&use_id).await? || !s.store.must_change_password(&user.sub).await? {
+        return Ok(pages::error_page(StatusCode::GONE, RESET_USED));
+    }
+    let new = form.get("new").unwrap_or("");
+    if let Err(why) = check_new_password(new, form.get("again").unwrap_or("")) {
+        return Ok(reset_page(&key, exp, notice_id, &user, &browser, Some(why)));
+    }
+    // The one use is recorded first: of two submits at once, one sets the password and the other is refused.
+    if !s.store.use_link_once(&use_id, s.now(), argus_model::Timestamp::from_secs(exp_secs)).await? {
+        return Ok(pages::error_page(StatusCode::GONE, RESET_USED));
     }
     let principal = Principal { sub: Some(user.sub.clone()), ..caller.principal() };
-    set_password(s, principal, &user, form.get("new").unwrap_or(""), None).await?;
-    crate::flow::signed_in_by(s, caller, headers, &bound, user, level).await
+    // Everything of the user's, before the new password opens the account again: the attacker may hold sessions
+    // and tokens on devices the notice did not name.
+    let scope = argus_model::RevocationScope::User { sub: user.sub.clone() };
+    s.revoke_scope_everywhere(scope, &principal, "user").await?;
+    set_password(s, principal, &user, new, None).await?;
+    let page = MessagePage {
+        heading: "Your password is changed",
+        message: "Every device is signed out of your account and the apps' access is revoked. Sign in with your new \
+                  password.",
+        link: Some(("/account", "Go to your account")),
+    };
+    Ok(pages::html(StatusCode::OK, &page))
 }
 
-/// Store the new password's hash, clear the "change it first" mark, end the user's sessions but `keep`, and tell.
+/// Store the new password's hash (the store clears a required reset with it), end the user's sessions but `keep`,
+/// and tell.
 async fn set_password(
     s: &Issuer,
     principal: Principal,
@@ -208,7 +242,6 @@ async fn set_password(
         .map_err(|e| StorageError(format!("password hashing failed: {e}")))?;
     let now = s.now();
     s.store.update_user(&user.sub, Some(&hash), None, now).await?;
-    s.store.set_must_change_password(&user.sub, false).await?;
     let ended = s.store.end_sessions(&user.sub, keep, now).await?;
     tracing::info!(sub = %user.sub, sessions_ended = ended, "password changed by the user");
     let activity =

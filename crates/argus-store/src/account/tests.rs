@@ -71,6 +71,16 @@ async fn the_password_change_mark() {
 }
 
 #[tokio::test]
+async fn a_new_password_clears_a_required_reset_and_nothing_else_does() {
+    let s = fixture().await;
+    assert!(s.set_must_change_password("u1", true).await.unwrap());
+    assert!(s.update_user("u1", None, Some(false), t(1)).await.unwrap());
+    assert!(s.must_change_password("u1").await.unwrap(), "enabling the user is no new password");
+    assert!(s.update_user("u1", Some("$argon2id$new"), None, t(2)).await.unwrap());
+    assert!(!s.must_change_password("u1").await.unwrap());
+}
+
+#[tokio::test]
 async fn ending_sessions_keeps_the_one_named_and_other_users() {
     let s = fixture().await;
     let live = |sid: &'static str| {
