@@ -121,6 +121,11 @@ async fn confirm(
         return Ok(already_set_up());
     }
     tracing::info!(sub = %cred.sub, "TOTP second factor confirmed");
+    let device_id = s.store.session_device(&live.session.sid).await?;
+    // "This wasn't me" for this device removes the credential again (account/not_me.rs).
+    if let Some(device) = &device_id {
+        s.store.set_totp_device(&cred.sub, device).await?;
+    }
     let principal = argus_model::Principal {
         sub: Some(live.user.sub.clone()),
         sid: Some(live.session.sid.clone()),
@@ -128,7 +133,7 @@ async fn confirm(
     };
     let activity = argus_model::AccountActivity {
         activity: argus_model::Activity::FactorAdded,
-        device_id: s.store.session_device(&live.session.sid).await?,
+        device_id,
         client_id: None,
         detail: Some("totp".to_owned()),
     };

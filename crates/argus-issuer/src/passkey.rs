@@ -328,6 +328,10 @@ pub(crate) async fn register_finish(
         if !s.store.add_passkey(&record).await? {
             return refused("This passkey is registered already.").await;
         }
+        // "This wasn't me" for this device removes the passkey again (account/not_me.rs).
+        if let Some(device) = s.store.session_device(&live.session.sid).await? {
+            s.store.set_passkey_device(&record.sub, &record.id, &device).await?;
+        }
         tracing::info!(sub = %live.user.sub, passkey = %record.id, "passkey registered");
         emit_factor(&s, &caller, &live, Activity::FactorAdded);
         Ok(Redirect::to("/account/passkeys").into_response())

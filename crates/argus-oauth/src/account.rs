@@ -64,6 +64,23 @@ pub trait AccountStore: Send + Sync + 'static {
     async fn use_link_once(&self, id: &str, now: Timestamp, expires_at: Timestamp) -> Result<bool, StorageError>;
     /// Whether link `id` was used.
     async fn link_used(&self, id: &str) -> Result<bool, StorageError>;
+
+    /// Record that `sub`'s confirmed TOTP credential was set up from device `device_id`.
+    async fn set_totp_device(&self, sub: &str, device_id: &str) -> Result<(), StorageError>;
+    /// Record that passkey `id` of `sub` was registered from device `device_id`.
+    async fn set_passkey_device(&self, sub: &str, id: &str, device_id: &str) -> Result<(), StorageError>;
+    /// In one transaction, remove the second factors of `sub` enrolled from device `device_id` ("this wasn't me"):
+    /// the TOTP credential with all recovery codes, and those passkeys. Factors enrolled elsewhere stay.
+    async fn remove_device_factors(&self, sub: &str, device_id: &str) -> Result<DeviceFactors, StorageError>;
+}
+
+/// The second factors [`AccountStore::remove_device_factors`] removed.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct DeviceFactors {
+    /// Whether the user's TOTP credential (and its recovery codes) went.
+    pub totp: bool,
+    /// The passkeys removed.
+    pub passkeys: u64,
 }
 
 type HmacSha256 = Hmac<sha2::Sha256>;

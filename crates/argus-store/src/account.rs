@@ -2,7 +2,7 @@
 
 use argus_model::Timestamp;
 use argus_oauth::StorageError;
-use argus_oauth::account::{AccountStore, GrantView};
+use argus_oauth::account::{AccountStore, DeviceFactors, GrantView};
 use argus_oauth::notice::NoticeRecord;
 use sqlx::Row;
 
@@ -121,6 +121,56 @@ impl AccountStore for Store {
             .await
             .map_err(db)?;
         Ok(row.is_some_and(|r| r.try_get::<i64, _>("one").is_ok()))
+    }
+
+    async fn set_totp_device(&self, sub: &str, device_id: &str) -> Result<(), StorageError> {
+        sqlx::query("UPDATE totp_credentials SET device_id = $2 WHERE sub = $1 AND confirmed_at IS NOT NULL")
+            .bind(sub)
+            .bind(device_id)
+            .execute(&self.pool)
+            .await
+            .map_err(db)?;
+        Ok(())
+    }
+
+    async fn set_passkey_device(&self, sub: &str, id: &str, device_id: &str) -> Result<(), StorageError> {
+        sqlx::query("UPDATE passkeys SET device_id = $3 WHERE sub = $1 AND id = $2")
+            .bind(sub)
+            .bind(id)
+            .bind(device_id)
+            .execute(&self.pool)
+            .await
+            .map_err(db)?;
+        Ok(())
+    }
+
+    async fn remove_device_factors(&self, sub: &str, device_id: &str) -> Result<DeviceFactors, StorageError> {
+        let mut tx = self.pool.begin().await.map_err(db)?;
+        let totp = sqlx::query("DELETE FROM totp_credentials WHERE sub = $1 AND device_id = $2")
+            .bind(sub)
+            .bind(device_id)
+            .execute(&mut *tx)
+            .await
+            .map_err(db)?
+            .rows_affected()
+            == 1;
+        // Recovery codes belong to the credential they were made with: they go with it.
+        if totp {
+            sqlx::query("DELETE FROM totp_recovery_codes WHERE sub = $1")
+                .bind(sub)
+                .execute(&mut *tx)
+                .await
+                .map_err(db)?;
+        }
+        let passkeys = sqlx::query("DELETE FROM passkeys WHERE sub = $1 AND device_id = $2")
+            .bind(sub)
+            .bind(device_id)
+            .execute(&mut *tx)
+            .await
+            .map_err(db)?
+            .rows_affected();
+        tx.commit().await.map_err(db)?;
+        Ok(DeviceFactors { totp, passkeys })
     }
 }
 

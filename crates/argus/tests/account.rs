@@ -475,6 +475,89 @@ async fn a_reset_left_unused_waits_for_an_admin() {
     a.shutdown().await;
 }
 
+/// Set up an authenticator app in `browser`'s session as a user would: the key from the enrolment page, the code
+/// computed from it with totp-rs at the real clock.
+async fn enrol_totp(a: &Argus, browser: &mut Browser) {
+    let page = browser.get(a, "/account/totp").await;
+    assert_eq!(page.status, StatusCode::OK, "{}", page.text);
+    let start = r#"<code id="totp-secret">"#;
+    let from = page.text.find(start).unwrap_or_else(|| panic!("no key: {}", page.text)) + start.len();
+    let secret = &page.text[from..from + page.text[from..].find("</code>").unwrap()];
+    let totp = totp_rs::Builder::new()
+        .with_algorithm(totp_rs::Algorithm::SHA1)
+        .with_digits(6)
+        .with_skew(1)
+        .with_step_duration(30)
+        .with_secret(totp_rs::Secret::try_from_base32(secret).unwrap())
+        .build()
+        .unwrap();
+    let code = totp.generate(u64::try_from(now()).unwrap()).to_string();
+    let done = browser.submit(a, form_to(&page.text, "/account/totp").with("code", &code)).await;
+    assert_eq!(done.status, StatusCode::OK, "{}", done.text);
+    assert!(done.text.contains("Your authenticator app is set up"), "{}", done.text);
+}
+
+/// Whether a new browser signing `user` in with `password` is asked for a code from an authenticator app.
+async fn asked_for_totp(a: &Argus, user: &str, password: &str) -> bool {
+    match Browser::default().tokens(a, user, password, API_SCOPE, None).await {
+        Ok(_) => false,
+        Err(page) if page.text.contains(r#"action="/login/totp""#) => true,
+        Err(page) => panic!("neither signed in nor asked for a code: {}", page.text),
+    }
+}
+
+/// "This wasn't me" for device B's notice, from a mail client, then the new password `new` set with its ticket;
+/// tokens of the next second are outside the revocation that ends.
+async fn not_me_and_new_password(a: &Argus, device_a: &mut Device, device_b: &Device, new: &str) {
+    let link = not_me_link(a, device_a, device_b).await;
+    let mut mail = Browser::default();
+    let confirm = mail.get(a, &link).await;
+    let done = mail.submit(a, form_to(&confirm.text, "/account/not-me")).await;
+    assert_eq!(done.status, StatusCode::OK, "{}", done.text);
+    let reset = form_to(&done.text, "/account/password").with("new", new).with("again", new);
+    let r = mail.submit(a, reset).await;
+    assert!(r.text.contains("Your password is changed"), "{}", r.text);
+    next_second().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn this_was_not_me_removes_the_authenticator_app_set_up_on_that_device() {
+    let a = Argus::start("").await;
+    let mut events = a.up.events.subscribe();
+    let mut device_a = Device::sign_in(&a, "alice").await;
+    let mut device_b = Device::sign_in(&a, "alice").await;
+    // Whoever signed in on B sets up their own authenticator app: from now on every sign-in needs its codes.
+    enrol_totp(&a, &mut device_b.browser).await;
+    assert!(asked_for_totp(&a, "alice", PASSWORD).await, "the app from B is a second factor");
+
+    let new = "a brand new passphrase";
+    not_me_and_new_password(&a, &mut device_a, &device_b, new).await;
+    // The user, with the new password and without B's app, signs in: no code is asked, B's app is gone.
+    assert!(!asked_for_totp(&a, "alice", new).await, "the app set up on B no longer signs in");
+    let (detail, device) = first_event(&mut events, |e| match &e.kind {
+        EventKind::Account(act) if act.activity == Activity::FactorRemoved => {
+            Some((act.detail.clone(), act.device_id.clone()))
+        }
+        _ => None,
+    })
+    .await;
+    assert_eq!((detail.as_deref(), device), (Some("totp"), Some(device_b.did())));
+    a.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn this_was_not_me_keeps_the_authenticator_app_set_up_elsewhere() {
+    let a = Argus::start("").await;
+    let mut device_a = Device::sign_in(&a, "alice").await;
+    let device_b = Device::sign_in(&a, "alice").await;
+    // The user's own app, set up on A: a report about B leaves it, and the new password still needs its code.
+    enrol_totp(&a, &mut device_a.browser).await;
+    let new = "a brand new passphrase";
+    not_me_and_new_password(&a, &mut device_a, &device_b, new).await;
+    assert!(asked_for_totp(&a, "alice", new).await, "the app set up on A stays");
+    a.shutdown().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_account_page_lists_and_revokes() {
     let a = Argus::start("").await;

@@ -6,7 +6,8 @@
 //! `POST` (the form, whose CSRF token is bound to the link) records the link's one use, then signs the device out
 //! everywhere (its sessions, its refresh families, and its live access tokens at every gate — the revocation by
 //! device of the admin API), requires a password reset (the old password stops signing in: whoever used it knows
-//! it), emits `Account`/`not_me` for watch, and answers with the new-password form of
+//! it), removes the second factors enrolled from that device (TOTP and its recovery codes, passkeys; each an
+//! `Account`/`factor_removed`), emits `Account`/`not_me` for watch, and answers with the new-password form of
 //! [`super::password::reset_form`], bound to this link and this browser. The user's other devices keep working
 //! until the new password is set, which revokes everything of the user. A used, expired or altered link gets an
 //! error page and changes nothing.
@@ -168,6 +169,35 @@ async fn answer(s: &Issuer, headers: &HeaderMap, key: &[u8], notice: &NoticeReco
     Ok(response)
 }
 
+/// Remove the second factors of `sub` enrolled from `device`: whoever signed in there may have added a TOTP app or
+/// a passkey, which would keep them in and leave the user, after the reset, asked for a factor they do not have.
+/// Factors enrolled from the user's other devices stay. One `Account`/`factor_removed` per factor removed.
+async fn remove_factors(s: &Issuer, principal: &Principal, sub: &str, device: &str) -> Result<(), StorageError> {
+    let removed = s.store.remove_device_factors(sub, device).await?;
+    let kinds = std::iter::repeat_n("totp", usize::from(removed.totp))
+        .chain(std::iter::repeat_n("passkey", usize::try_from(removed.passkeys).unwrap_or(usize::MAX)));
+    for kind in kinds {
+        tracing::warn!(%sub, %device, factor = kind, "a second factor enrolled from a reported device was removed");
+        let activity = AccountActivity {
+            activity: Activity::FactorRemoved,
+            device_id: Some(device.to_owned()),
+            client_id: None,
+            detail: Some(kind.to_owned()),
+        };
+        let body = NoticeBody {
+            summary: format!("A {} added from the device you reported was removed", factor_name(kind)),
+            detail: Some(kind.to_owned()),
+            ..NoticeBody::default()
+        };
+        s.account_activity(principal.clone(), activity, body).await;
+    }
+    Ok(())
+}
+
+fn factor_name(kind: &str) -> &'static str {
+    if kind == "totp" { "authenticator app (TOTP)" } else { "passkey" }
+}
+
 /// What "this wasn't me" does for `notice`.
 async fn not_me(s: &Issuer, caller: &Caller, notice: &NoticeRecord) -> Result<(), StorageError> {
     let principal =
@@ -176,6 +206,7 @@ async fn not_me(s: &Issuer, caller: &Caller, notice: &NoticeRecord) -> Result<()
         // The event of this is the `Account`/`not_me` below: no separate `device_revoked`.
         let scope = argus_model::RevocationScope::Device { device: device.clone() };
         s.revoke_scope_everywhere(scope, &principal, "user").await?;
+        remove_factors(s, &principal, &notice.sub, device).await?;
     }
     // Until a new password is set, the old one signs nobody in (flow.rs refuses it like a wrong one).
     s.store.set_must_change_password(&notice.sub, true).await?;

@@ -1,8 +1,11 @@
 use argus_model::{Activity, Timestamp};
-use argus_oauth::account::AccountStore;
+use argus_oauth::account::{AccountStore, DeviceFactors};
 use argus_oauth::admin::AdminStore;
 use argus_oauth::notice::{NoticeBody, NoticeRecord, NoticeStore};
-use argus_oauth::{ClientRegistration, ConsentGrant, IssuerStore, SessionRecord, UserRecord};
+use argus_oauth::{
+    ClientRegistration, ConsentGrant, IssuerStore, PasskeyRecord, PasskeyStore, SecondFactorStore, SessionRecord,
+    TotpCredential, UserRecord,
+};
 
 use crate::Store;
 
@@ -124,4 +127,58 @@ async fn a_notice_by_id() {
     s.insert_notice(&notice, &[]).await.unwrap();
     assert_eq!(s.notice("n1").await.unwrap(), Some(notice));
     assert_eq!(s.notice("n2").await.unwrap(), None);
+}
+
+fn passkey_on(id: &str, sub: &str) -> PasskeyRecord {
+    PasskeyRecord {
+        id: id.into(),
+        sub: sub.into(),
+        credential_id: format!("cred-{id}"),
+        passkey_json: "{}".into(),
+        name: id.into(),
+        created_at: t(1),
+        last_used_at: None,
+    }
+}
+
+async fn confirmed_totp(s: &Store, sub: &str) {
+    let cred =
+        TotpCredential { sub: sub.into(), secret: vec![7; 20], created_at: t(1), confirmed_at: None, last_step: None };
+    assert!(s.put_unconfirmed_totp(&cred).await.unwrap());
+    assert!(s.confirm_totp(sub, 1, &["r1".into(), "r2".into()], t(2)).await.unwrap());
+}
+
+#[tokio::test]
+async fn only_the_factors_enrolled_from_the_device_are_removed() {
+    let s = fixture().await;
+    // u1: TOTP and passkey p1 from d1, p2 from d2, p3 from no known device; u2: TOTP from d2 and p4 from d1.
+    confirmed_totp(&s, "u1").await;
+    s.set_totp_device("u1", "d1").await.unwrap();
+    confirmed_totp(&s, "u2").await;
+    s.set_totp_device("u2", "d2").await.unwrap();
+    for (id, sub, device) in
+        [("p1", "u1", Some("d1")), ("p2", "u1", Some("d2")), ("p3", "u1", None), ("p4", "u2", Some("d1"))]
+    {
+        assert!(s.add_passkey(&passkey_on(id, sub)).await.unwrap());
+        if let Some(d) = device {
+            s.set_passkey_device(sub, id, d).await.unwrap();
+        }
+    }
+    // Another user's passkey id does not take this user's device.
+    s.set_passkey_device("u1", "p4", "d9").await.unwrap();
+
+    let removed = s.remove_device_factors("u1", "d1").await.unwrap();
+    assert_eq!(removed, DeviceFactors { totp: true, passkeys: 1 });
+    assert!(s.totp_credential("u1").await.unwrap().is_none());
+    assert!(!s.use_recovery_code("u1", "r1", t(3)).await.unwrap(), "its recovery codes went with it");
+    let ids = |v: Vec<PasskeyRecord>| v.into_iter().map(|p| p.id).collect::<Vec<_>>();
+    assert_eq!(ids(s.passkeys("u1").await.unwrap()), ["p2", "p3"]);
+    // u2's factors stay, the one from d1 too: it is another user's.
+    assert!(s.totp_credential("u2").await.unwrap().is_some());
+    assert_eq!(ids(s.passkeys("u2").await.unwrap()), ["p4"]);
+
+    assert_eq!(s.remove_device_factors("u2", "d1").await.unwrap(), DeviceFactors { totp: false, passkeys: 1 });
+    assert!(s.totp_credential("u2").await.unwrap().is_some(), "u2's TOTP is from d2");
+    assert!(s.use_recovery_code("u2", "r1", t(3)).await.unwrap(), "and its recovery codes stay");
+    assert_eq!(s.remove_device_factors("u1", "d1").await.unwrap(), DeviceFactors::default());
 }
