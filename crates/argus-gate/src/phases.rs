@@ -4,9 +4,9 @@
 
 use std::borrow::Cow;
 
-use argus_jose::{AccessClaims, JwkSet, TokenError, peek_kid, verify_access_token};
+use argus_jose::{AccessClaims, CredentialsError, JwkSet, PresentedScheme, TokenError, peek_kid, verify_access_token};
 use argus_policy::{Route, RouteTable, canonical_path, missing_scopes};
-use http::{HeaderMap, Method, header};
+use http::{HeaderMap, HeaderValue, Method, header};
 
 use crate::jwks::JwksCache;
 use crate::refusal::{Refusal, TokenScheme};
@@ -32,25 +32,14 @@ pub(crate) fn route_phase<'t, 'p>(
 /// No header, or credentials of another scheme, is a missing token (§3.1: no error code). Two headers are an
 /// invalid request: the gate and the upstream might each read a different one.
 pub(crate) fn presented_token(headers: &HeaderMap) -> Result<(TokenScheme, &str), Refusal> {
-    let mut values = headers.get_all(header::AUTHORIZATION).iter();
-    let value = values.next().ok_or(Refusal::MissingToken)?;
-    if values.next().is_some() {
-        return Err(Refusal::InvalidRequest);
+    let values = headers.get_all(header::AUTHORIZATION).iter().map(HeaderValue::as_bytes);
+    match argus_jose::presented_token(values) {
+        Ok((PresentedScheme::Bearer, token)) => Ok((TokenScheme::Bearer, token)),
+        Ok((PresentedScheme::Dpop, token)) => Ok((TokenScheme::Dpop, token)),
+        Err(CredentialsError::Missing) => Err(Refusal::MissingToken),
+        Err(CredentialsError::Repeated) => Err(Refusal::InvalidRequest),
+        Err(CredentialsError::Malformed) => Err(Refusal::InvalidToken),
     }
-    let value = value.to_str().map_err(|_| Refusal::InvalidToken)?;
-    let (scheme, rest) = value.split_once(' ').unwrap_or((value, ""));
-    let scheme = if scheme.eq_ignore_ascii_case("bearer") {
-        TokenScheme::Bearer
-    } else if scheme.eq_ignore_ascii_case("dpop") {
-        TokenScheme::Dpop
-    } else {
-        return Err(Refusal::MissingToken);
-    };
-    let token = rest.trim_start_matches(' ');
-    if token.is_empty() || token.contains(' ') {
-        return Err(Refusal::InvalidToken);
-    }
-    Ok((scheme, token))
 }
 
 /// Phase 2b: verify the token against the issuer's keys.

@@ -1,7 +1,9 @@
 //! `GET|POST /userinfo` (OIDC Core §5.3), a protected resource of the issuer itself: a Bearer access token
 //! (RFC 6750), or — for a DPoP-bound token — the `DPoP` scheme with a proof of the token's key (RFC 9449 §7).
 
-use argus_jose::{AccessClaims, DPOP_ALGORITHMS, DpopCheck, verify_access_token, verify_dpop_proof};
+use argus_jose::{
+    AccessClaims, CredentialsError, DPOP_ALGORITHMS, DpopCheck, PresentedScheme, verify_access_token, verify_dpop_proof,
+};
 use argus_model::Revocation;
 use axum::Json;
 use axum::extract::State;
@@ -66,7 +68,7 @@ pub(crate) async fn verified_request(
     path: &str,
     audiences: &[&str],
 ) -> Result<AccessClaims, Refusal> {
-    let (scheme, token) = authorization(headers).ok_or(Refusal::NoToken)?;
+    let (scheme, token) = authorization(headers)?;
     let now = s.now();
     let jwks = s.keys.jwks();
     let claims = audiences
@@ -130,19 +132,16 @@ fn is_revoked(claims: &AccessClaims, revocations: &[Revocation]) -> bool {
     revocations.iter().any(|r| r.covers(&keys))
 }
 
-/// The scheme and token of the `Authorization` header: `Bearer` or `DPoP` (case-insensitive).
-fn authorization(headers: &HeaderMap) -> Option<(Scheme, &str)> {
-    let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
-    let (scheme, token) = value.split_once(' ')?;
-    let token = token.trim();
-    let scheme = if scheme.eq_ignore_ascii_case("bearer") {
-        Scheme::Bearer
-    } else if scheme.eq_ignore_ascii_case("dpop") {
-        Scheme::Dpop
-    } else {
-        return None;
-    };
-    (!token.is_empty()).then_some((scheme, token))
+/// The scheme and token of the `Authorization` header (`argus_jose::presented_token`, as the gate reads it).
+fn authorization(headers: &HeaderMap) -> Result<(Scheme, &str), Refusal> {
+    let values = headers.get_all(header::AUTHORIZATION).iter().map(HeaderValue::as_bytes);
+    match argus_jose::presented_token(values) {
+        Ok((PresentedScheme::Bearer, token)) => Ok((Scheme::Bearer, token)),
+        Ok((PresentedScheme::Dpop, token)) => Ok((Scheme::Dpop, token)),
+        Err(CredentialsError::Missing) => Err(Refusal::NoToken),
+        Err(CredentialsError::Repeated) => Err(Refusal::InvalidToken("send exactly one Authorization header")),
+        Err(CredentialsError::Malformed) => Err(Refusal::InvalidToken("the access token is malformed")),
+    }
 }
 
 fn refusal(r: Refusal) -> Response {
@@ -196,15 +195,18 @@ mod tests {
     #[test]
     fn authorization_parsing() {
         let mut h = HeaderMap::new();
-        let parsed = |h: &HeaderMap| authorization(h).map(|(s, t)| (s == Scheme::Dpop, t.to_owned()));
+        let parsed = |h: &HeaderMap| authorization(h).ok().map(|(s, t)| (s == Scheme::Dpop, t.to_owned()));
         assert_eq!(parsed(&h), None);
+        assert!(matches!(authorization(&h), Err(Refusal::NoToken)));
         h.insert(header::AUTHORIZATION, HeaderValue::from_static("bearer abc"));
         assert_eq!(parsed(&h), Some((false, "abc".into())));
         h.insert(header::AUTHORIZATION, HeaderValue::from_static("DPoP abc"));
         assert_eq!(parsed(&h), Some((true, "abc".into())));
         h.insert(header::AUTHORIZATION, HeaderValue::from_static("Basic abc"));
-        assert_eq!(parsed(&h), None);
+        assert!(matches!(authorization(&h), Err(Refusal::NoToken)));
         h.insert(header::AUTHORIZATION, HeaderValue::from_static("Bearer "));
-        assert_eq!(parsed(&h), None);
+        assert!(matches!(authorization(&h), Err(Refusal::InvalidToken(_))));
+        h.append(header::AUTHORIZATION, HeaderValue::from_static("Bearer abc"));
+        assert!(matches!(authorization(&h), Err(Refusal::InvalidToken(_))));
     }
 }

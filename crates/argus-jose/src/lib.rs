@@ -4,6 +4,7 @@
 #![forbid(unsafe_code)]
 
 mod access_token;
+mod credentials;
 mod dpop;
 mod keys;
 mod pkce;
@@ -11,6 +12,7 @@ mod pkce;
 pub use access_token::{
     ACCESS_TOKEN_TYP, AccessClaims, Audience, Confirmation, LEEWAY_SECS, TokenError, peek_kid, verify_access_token,
 };
+pub use credentials::{CredentialsError, PresentedScheme, presented_token};
 pub use dpop::{
     DPOP_ALGORITHMS, DPOP_IAT_LEEWAY_SECS, DPOP_TYP, DpopCheck, DpopError, DpopProof, NonceIssuer, normalize_htu,
     verify_dpop_proof,

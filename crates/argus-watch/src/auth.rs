@@ -12,12 +12,12 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use argus_jose::{AccessClaims, TokenError};
+use argus_jose::{AccessClaims, CredentialsError, PresentedScheme, TokenError};
 use argus_jwks::{JwksCache, VerifyError, http_uri};
 use argus_model::Clock;
 use argus_oauth::admin::ADMIN_SCOPE;
 use axum::extract::{Request, State};
-use axum::http::{HeaderMap, header};
+use axum::http::{HeaderMap, HeaderValue, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 
@@ -106,23 +106,16 @@ fn storage_failure(error: argus_oauth::StorageError) -> Problem {
     Problem::internal()
 }
 
-/// The token of the one `Authorization: Bearer` header.
+/// The token of the one `Authorization: Bearer` header (`argus_jose::presented_token`); a DPoP token is refused as
+/// missing, since this API takes Bearer tokens only.
 fn bearer(headers: &HeaderMap) -> Result<&str, Problem> {
-    let mut values = headers.get_all(header::AUTHORIZATION).iter();
-    let value = values.next().ok_or_else(Problem::missing_token)?;
-    if values.next().is_some() {
-        return Err(Problem::invalid_token_request("Send exactly one Authorization header"));
+    let values = headers.get_all(header::AUTHORIZATION).iter().map(HeaderValue::as_bytes);
+    match argus_jose::presented_token(values) {
+        Ok((PresentedScheme::Bearer, token)) => Ok(token),
+        Ok((PresentedScheme::Dpop, _)) | Err(CredentialsError::Missing) => Err(Problem::missing_token()),
+        Err(CredentialsError::Repeated) => Err(Problem::invalid_token_request("Send exactly one Authorization header")),
+        Err(CredentialsError::Malformed) => Err(Problem::invalid_token("The access token is malformed")),
     }
-    let value = value.to_str().map_err(|_| Problem::invalid_token("The access token is malformed"))?;
-    let (scheme, token) = value.split_once(' ').unwrap_or((value, ""));
-    if !scheme.eq_ignore_ascii_case("bearer") {
-        return Err(Problem::missing_token());
-    }
-    let token = token.trim_start_matches(' ');
-    if token.is_empty() || token.contains(' ') {
-        return Err(Problem::invalid_token("The access token is malformed"));
-    }
-    Ok(token)
 }
 
 /// The middleware in front of every `/api/...` route.

@@ -8,11 +8,11 @@
 //! sender-constrained, is not a client's own token, is revoked, or whose client is unknown or disabled (401
 //! `invalid_token`), a token without the scope or of a client no longer allowed it (403 `insufficient_scope`).
 
-use argus_jose::{AccessClaims, TokenError, verify_access_token};
+use argus_jose::{AccessClaims, CredentialsError, PresentedScheme, TokenError, verify_access_token};
 use argus_model::Principal;
 use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
-use axum::http::{HeaderMap, header};
+use axum::http::{HeaderMap, HeaderValue, header};
 
 use super::ADMIN_SCOPE;
 use super::problem::Problem;
@@ -48,23 +48,16 @@ impl FromRequestParts<Shared> for Admin {
     }
 }
 
-/// The token of the one `Authorization: Bearer` header.
+/// The token of the one `Authorization: Bearer` header (`argus_jose::presented_token`); a DPoP token is refused as
+/// missing, since this API takes Bearer tokens only.
 fn bearer(headers: &HeaderMap) -> Result<&str, Problem> {
-    let mut values = headers.get_all(header::AUTHORIZATION).iter();
-    let value = values.next().ok_or_else(Problem::missing_token)?;
-    if values.next().is_some() {
-        return Err(Problem::invalid_token_request("Send exactly one Authorization header"));
+    let values = headers.get_all(header::AUTHORIZATION).iter().map(HeaderValue::as_bytes);
+    match argus_jose::presented_token(values) {
+        Ok((PresentedScheme::Bearer, token)) => Ok(token),
+        Ok((PresentedScheme::Dpop, _)) | Err(CredentialsError::Missing) => Err(Problem::missing_token()),
+        Err(CredentialsError::Repeated) => Err(Problem::invalid_token_request("Send exactly one Authorization header")),
+        Err(CredentialsError::Malformed) => Err(Problem::invalid_token("The access token is malformed")),
     }
-    let value = value.to_str().map_err(|_| Problem::invalid_token("The access token is malformed"))?;
-    let (scheme, token) = value.split_once(' ').unwrap_or((value, ""));
-    if !scheme.eq_ignore_ascii_case("bearer") {
-        return Err(Problem::missing_token());
-    }
-    let token = token.trim_start_matches(' ');
-    if token.is_empty() || token.contains(' ') {
-        return Err(Problem::invalid_token("The access token is malformed"));
-    }
-    Ok(token)
 }
 
 /// Signature by a published key, `typ`, `iss`, time, and `aud` either this issuer or the API audience.
@@ -107,7 +100,6 @@ async fn authorize(s: &Issuer, claims: &AccessClaims) -> Result<(), Problem> {
 
 #[cfg(test)]
 mod tests {
-    use axum::http::HeaderValue;
 
     use super::*;
 
