@@ -7,7 +7,8 @@
 # DRAIN_LIMIT seconds (60), CONNECTIONS (64), GRANTS ("client_credentials refresh_token"), ARGUS_BIN (default
 # target/release/argus, built by this script; when set, nothing is built).
 #
-# Method (see bench/README.md): both servers run at once, each pinned to core 0; the load generator (wrk) and the
+# Method (see bench/README.md): both servers, and the floor (crates/argus/examples/token_floor.rs: HTTP and one
+# signature per request, nothing else), run at once, each pinned to core 0; the load generator (wrk) and the
 # token minting run on core 1. For each grant (client_credentials, refresh_token), every round measures Argus, then
 # oidc-provider, back to back, and the ratio of that pair is the round's figure: the machine's speed drifts within
 # minutes, so only figures taken side by side are compared. Work a server defers past the end of a run (Argus
@@ -34,6 +35,7 @@ BUILD=1
 [ -n "${ARGUS_BIN:-}" ] && BUILD=0
 ARGUS_BIN=${ARGUS_BIN:-$ROOT/target/release/argus}
 SIGN_BIN=${SIGN_BIN:-$(dirname "$ARGUS_BIN")/examples/sign_rate}
+FLOOR_BIN=${FLOOR_BIN:-$(dirname "$ARGUS_BIN")/examples/token_floor}
 
 say() { printf '%s\n' "$*" >&2; }
 die() { say "run.sh: $*"; exit 1; }
@@ -55,9 +57,11 @@ ensure_tools() {
     say "building target/release/argus"
     (cd "$ROOT" && cargo build --release --locked -q -p argus --bin argus)
     (cd "$ROOT" && cargo build --release --locked -q -p argus-jose --example sign_rate)
+    (cd "$ROOT" && cargo build --release --locked -q -p argus --example token_floor)
   fi
   [ -x "$ARGUS_BIN" ] || die "no $ARGUS_BIN"
   [ -x "$SIGN_BIN" ] || die "no $SIGN_BIN (cargo build --release -p argus-jose --example sign_rate)"
+  [ -x "$FLOOR_BIN" ] || die "no $FLOOR_BIN (cargo build --release -p argus --example token_floor)"
 }
 
 # --- servers -------------------------------------------------------------------------------------------------------
@@ -91,6 +95,15 @@ start_oidc_provider() {
   PIDS+=("$OP_PID")
   OP_URL=$(wait_for "$TMP/oidc-provider.out" '^listening (http://[^ ]+)$' "$OP_PID")
   OP_BASIC=$(printf '%s' 'bench-service:bench-service-secret' | base64 -w0)
+}
+
+# The floor (crates/argus/examples/token_floor.rs): HTTP + one ES256 signature per request, nothing stored.
+start_floor() {
+  taskset -c "$SERVER_CPU" "$FLOOR_BIN" "bench-service:bench-service-secret" >"$TMP/floor.out" 2>"$TMP/floor.out.err" &
+  FLOOR_PID=$!
+  PIDS+=("$FLOOR_PID")
+  FLOOR_URL=$(wait_for "$TMP/floor.out" '^listening (http://[^ ]+)$' "$FLOOR_PID")
+  FLOOR_BASIC=$(printf '%s' 'bench-service:bench-service-secret' | base64 -w0)
 }
 
 start_argus() {
@@ -155,9 +168,13 @@ print(f"  {name}: {reply['token_type']} token, {header['alg']} {header.get('typ'
 EOF
 }
 
-# mint SERVER URL FILE: CHAINS fresh refresh tokens, one per line.
+# mint SERVER URL FILE: CHAINS fresh refresh tokens, one per line. (The floor takes any token.)
 mint() {
   local server=$1 url=$2 file=$3
+  if [ "$server" = floor ]; then
+    for i in $(seq "$CHAINS"); do echo "floor-chain-$i"; done >"$file"
+    return
+  fi
   taskset -c "$LOAD_CPU" node "$HERE/mint-refresh.mjs" --server "$server" --issuer "$url" \
     --password "${ARGUS_PASSWORD:-}" --count "$CHAINS" >"$file"
 }
@@ -196,6 +213,7 @@ measure() {
   case $server in
     argus) url=$ARGUS_URL basic=$ARGUS_BASIC client=demo-app pid=$ARGUS_PID ;;
     oidc-provider) url=$OP_URL basic=$OP_BASIC client=bench-app pid=$OP_PID ;;
+    floor) url=$FLOOR_URL basic=$FLOOR_BASIC client=bench-app pid=$FLOOR_PID ;;
   esac
   local wrk=(taskset -c "$LOAD_CPU" wrk -t1 -c"$CONNECTIONS" -d"${seconds}s" --timeout 5s)
   if [ "$grant" = client_credentials ]; then
@@ -237,7 +255,10 @@ import statistics, sys
 rows = [line.rstrip("\n").split("\t") for line in open(sys.argv[1])]
 print()
 print("Medians over the rounds, req/s. Ratio: Argus / oidc-provider, sustained, per round; median (min..max).")
-print(f"{'grant':<19}{'rounds':>7}{'Argus answered':>16}{'sustained':>11}{'oidc-provider':>15}   ratio")
+print("Floor: crates/argus/examples/token_floor.rs (HTTP + one ES256 signature, nothing stored or checked), the same")
+print("rounds; its ratio to oidc-provider is the most any server on this HTTP stack and signature could reach here.")
+print(f"{'grant':<19}{'rounds':>7}{'Argus answered':>16}{'sustained':>11}{'oidc-provider':>15}   ratio"
+      f"{'floor':>16}   floor ratio   Argus / floor")
 for grant in ("client_credentials", "refresh_token"):
     by_round = {}
     for g, rnd, server, rps, sustained, _drain, _p50, _p99 in rows:
@@ -250,8 +271,16 @@ for grant in ("client_credentials", "refresh_token"):
     answered = statistics.median(p["argus"][0] for p in pairs)
     sustained = statistics.median(p["argus"][1] for p in pairs)
     peer = statistics.median(p["oidc-provider"][1] for p in pairs)
-    print(f"{grant:<19}{len(pairs):>7}{answered:>16.0f}{sustained:>11.0f}{peer:>15.0f}   "
-          f"{statistics.median(ratios):.1f}x ({min(ratios):.1f}..{max(ratios):.1f})")
+    line = (f"{grant:<19}{len(pairs):>7}{answered:>16.0f}{sustained:>11.0f}{peer:>15.0f}   "
+            f"{statistics.median(ratios):.1f}x ({min(ratios):.1f}..{max(ratios):.1f})")
+    trios = [r for r in pairs if "floor" in r]
+    if trios:
+        floor_ratios = [p["floor"][1] / p["oidc-provider"][1] for p in trios]
+        shares = [p["argus"][1] / p["floor"][1] for p in trios]
+        line += (f"{statistics.median(p['floor'][1] for p in trios):>9.0f}   "
+                 f"{statistics.median(floor_ratios):.1f}x ({min(floor_ratios):.1f}..{max(floor_ratios):.1f})   "
+                 f"{statistics.median(shares):.0%} ({min(shares):.0%}..{max(shares):.0%})")
+    print(line)
 signing = [float(r[3]) for r in rows if r[0] == "signing"]
 peers = {g: statistics.median(float(r[4]) for r in rows if r[0] == g and r[2] == "oidc-provider")
          for g in ("client_credentials", "refresh_token") if any(r[0] == g for r in rows)}
@@ -273,19 +302,23 @@ main() {
   say "argus $(cd "$ROOT" && git rev-parse --short HEAD 2>/dev/null || echo '?')$(cd "$ROOT" && git diff --quiet 2>/dev/null || echo '+changes')"
   start_oidc_provider
   start_argus
-  say "argus $ARGUS_URL, oidc-provider $OP_URL (both on core $SERVER_CPU; wrk on core $LOAD_CPU)"
+  start_floor
+  say "argus $ARGUS_URL, oidc-provider $OP_URL, floor $FLOOR_URL (all on core $SERVER_CPU; wrk on core $LOAD_CPU)"
   if [[ " $GRANTS " == *" client_credentials "* ]]; then
     check_grant "argus client_credentials" "$ARGUS_URL" "grant_type=client_credentials&scope=$SCOPE" "$ARGUS_BASIC"
     check_grant "oidc-provider client_credentials" "$OP_URL" "grant_type=client_credentials&scope=$SCOPE" "$OP_BASIC"
+    check_grant "floor client_credentials" "$FLOOR_URL" "grant_type=client_credentials&scope=$SCOPE" "$FLOOR_BASIC"
   fi
   : >"$TMP/results.tsv"
   say "rounds: $ROUNDS x ${DURATION}s per server and grant, $CONNECTIONS connections, after ${WARMUP}s warm-up each"
   for grant in $GRANTS; do
     measure "$grant" argus warmup "$WARMUP"
     measure "$grant" oidc-provider warmup "$WARMUP"
+    measure "$grant" floor warmup "$WARMUP"
     for round in $(seq "$ROUNDS"); do
       measure "$grant" argus "$round" "$DURATION"
       measure "$grant" oidc-provider "$round" "$DURATION"
+      measure "$grant" floor "$round" "$DURATION"
       measure_signing "$round"
     done
   done

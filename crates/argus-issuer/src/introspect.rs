@@ -2,7 +2,9 @@
 //! `argus_oauth::may_introspect`: its own tokens, or any token for a resource server (scope `argus:introspect`).
 
 use argus_jose::{AccessClaims, verify_access_token};
-use argus_oauth::{Introspection, OAuthError, hash_secret, is_user_token, may_introspect, refresh_token_is_active};
+use argus_oauth::{
+    Introspection, OAuthError, is_user_token, may_introspect, refresh_token_is_active, refresh_token_key,
+};
 use axum::Json;
 use axum::body::Bytes;
 use axum::extract::State;
@@ -75,7 +77,7 @@ async fn client_enabled(s: &Issuer, client_id: &str) -> Result<bool, Fail> {
 
 /// `None` if `token` is not one of our refresh tokens; otherwise its state.
 async fn refresh_token(s: &Issuer, token: &str) -> Result<Option<Introspection>, Fail> {
-    let Some(stored) = s.store.refresh_token(&hash_secret(token)).await? else {
+    let Some(stored) = s.store.refresh_token(&refresh_token_key(token)).await? else {
         return Ok(None);
     };
     let live = refresh_token_is_active(&stored, s.now())

@@ -3,7 +3,7 @@
 
 use argus_jose::verify_access_token;
 use argus_model::Principal;
-use argus_oauth::{ClientRegistration, hash_secret, live_accesses, token_revocation};
+use argus_oauth::{ClientRegistration, live_accesses, refresh_token_key, token_revocation};
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
@@ -97,7 +97,7 @@ async fn revoke_refresh(
     token: &str,
     principal: &Principal,
 ) -> Result<bool, Fail> {
-    let Some(stored) = s.store.refresh_token(&hash_secret(token)).await? else {
+    let Some(stored) = s.store.refresh_token(&refresh_token_key(token)).await? else {
         return Ok(false);
     };
     if stored.client_id != client.client_id || stored.family_revoked_at.is_some() {

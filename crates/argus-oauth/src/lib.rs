@@ -62,7 +62,7 @@ pub use throttle::{
 pub use token::{
     CodeCheck, CodePresentation, IdTokenClaims, RefreshCheck, TokenSubject, access_claims, at_hash, check_code_grant,
     check_refresh_grant, client_credentials_scope, hash_secret, id_token_claims, live_accesses, narrow_scope,
-    refresh_expiry, rotated_check, token_revocation,
+    new_refresh_token, refresh_expiry, refresh_token_key, rotated_check, token_revocation,
 };
 pub use totp::{
     AMR_MFA, AMR_OTP, AMR_PASSWORD, MAX_SECOND_FACTOR_FAILURES, RECOVERY_CODE_BYTES, RECOVERY_CODE_COUNT,

@@ -17,6 +17,28 @@ pub fn hash_secret(secret: &str) -> String {
     argus_jose::sha256_b64url(secret.as_bytes())
 }
 
+/// A new refresh token, and the key it is stored and found under ([`refresh_token_key`]).
+///
+/// The token is `<selector>.<secret>`: a UUIDv7 (in creation order, not secret) and 256 random bits. Its key is
+/// `<selector>.<SHA-256 of the whole token>`: a stolen database still yields no usable token, and the store's
+/// index of keys grows at its end instead of at a random place: a batch of rotations writes one index page, not one
+/// for every token (`bench/README.md`, token endpoint). The selector is not trusted: a token is found only by its
+/// whole key, hash included.
+pub fn new_refresh_token() -> (String, String) {
+    let token = format!("{}.{}", argus_model::id::new_id(), argus_model::id::random_secret(32));
+    let key = refresh_token_key(&token);
+    (token, key)
+}
+
+/// The key a presented refresh token is stored under: [`new_refresh_token`]'s form, or the hash alone for a token
+/// without a selector (issued before selectors; the hash of anything else finds nothing).
+pub fn refresh_token_key(presented: &str) -> String {
+    match presented.split_once('.') {
+        Some((selector, _)) => format!("{selector}.{}", hash_secret(presented)),
+        None => hash_secret(presented),
+    }
+}
+
 /// What a presented authorization code allows.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum CodeCheck {
@@ -497,6 +519,24 @@ mod tests {
         assert_eq!(at_hash(TOKEN, "EdDSA"), "ZDR4rIHcxd93NWrml86jIBuAh26afrqEJS4eU0skTgs", "half of SHA-512");
         assert_eq!(at_hash(TOKEN, "ES384"), "4yFH-RnuDXGcm2Q1w6yOOL_sEXnQupJi");
         assert_eq!(at_hash(TOKEN, "PS512"), at_hash(TOKEN, "EdDSA"));
+    }
+
+    #[test]
+    fn refresh_tokens_are_found_by_selector_and_hash() {
+        let (token, key) = new_refresh_token();
+        let (selector, secret) = token.split_once('.').unwrap();
+        assert_eq!(selector.len(), 36, "a UUID");
+        assert!(secret.len() >= 43, "256 bits");
+        assert_eq!(refresh_token_key(&token), key);
+        assert!(key.starts_with(&format!("{selector}.")));
+        assert!(!key.contains(secret), "the secret is not stored");
+        // The same selector with another secret is another key.
+        assert_ne!(refresh_token_key(&format!("{selector}.{}", "A".repeat(43))), key);
+        // Later tokens sort after earlier ones: the index grows at its end.
+        let (_, later) = new_refresh_token();
+        assert!(later > key);
+        // A token of the form issued before selectors is found by its hash, as it was stored.
+        assert_eq!(refresh_token_key("legacy-token"), hash_secret("legacy-token"));
     }
 
     #[test]

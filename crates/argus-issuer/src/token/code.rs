@@ -3,12 +3,12 @@
 
 use std::time::Duration;
 
-use argus_model::id::{new_id, random_secret};
+use argus_model::id::new_id;
 use argus_model::{Principal, Timestamp};
 use argus_oauth::{
     AuthorizationCode, CodeCheck, CodePresentation, GrantType, OAuthError, RedeemOutcome, RefreshToken, Scopes,
-    StorageError, TokenSubject, check_code_grant, hash_secret, id_token_claims, live_accesses, refresh_expiry,
-    token_revocation,
+    StorageError, TokenSubject, check_code_grant, hash_secret, id_token_claims, live_accesses, new_refresh_token,
+    refresh_expiry, token_revocation,
 };
 
 use super::{Fail, GrantRequest, TokenResponse, check_user_enabled};
@@ -90,12 +90,12 @@ fn first_refresh(
     now: Timestamp,
 ) -> (RefreshToken, String) {
     let s = g.s;
-    let secret = random_secret(32);
+    let (secret, token_hash) = new_refresh_token();
     let absolute = g.client.refresh_token_ttl(s.config.refresh_token_absolute_ttl_secs);
     let family_expires_at = now.plus(Duration::from_secs(absolute));
     let idle = Duration::from_secs(s.config.refresh_token_idle_ttl_secs);
     let token = RefreshToken {
-        token_hash: hash_secret(&secret),
+        token_hash,
         family_id: family_id.to_owned(),
         client_id: g.client.client_id.clone(),
         sub: code.sub.clone(),

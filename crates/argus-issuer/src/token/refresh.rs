@@ -4,11 +4,10 @@
 
 use std::time::Duration;
 
-use argus_model::id::random_secret;
 use argus_model::{EventKind, Principal, RefreshReuse, Timestamp};
 use argus_oauth::{
     GrantType, OAuthError, RefreshCheck, RefreshToken, RotateOutcome, StorageError, TokenSubject, check_refresh_grant,
-    hash_secret, live_accesses, narrow_scope, refresh_expiry, rotated_check,
+    live_accesses, narrow_scope, new_refresh_token, refresh_expiry, refresh_token_key, rotated_check,
 };
 
 use super::{Fail, GrantRequest, TokenResponse, check_user_enabled};
@@ -21,7 +20,7 @@ pub(super) async fn refresh_grant(g: &GrantRequest<'_>) -> Result<TokenResponse,
     let presented = params.get("refresh_token").ok_or(OAuthError::invalid_request("refresh_token is required"))?;
 
     let now = s.now();
-    let old = s.store.refresh_token(&hash_secret(presented)).await?.ok_or(INVALID)?;
+    let old = s.store.refresh_token(&refresh_token_key(presented)).await?.ok_or(INVALID)?;
     let principal =
         Principal { sub: Some(old.sub.clone()), sid: old.sid.clone(), device_id: old.device.clone(), ..g.principal() };
     match check_refresh_grant(&old, &client.client_id, g.jkt(), now, leeway(s))? {
@@ -51,10 +50,10 @@ pub(super) async fn refresh_grant(g: &GrantRequest<'_>) -> Result<TokenResponse,
     };
     let amr = crate::passkey::amr_of_sign_in(s, old.sid.as_deref(), old.auth_time, old.acr.as_deref()).await?;
     let (access_token, access) = g.mint_access_with_amr(who, amr, &audience, now)?;
-    let secret = random_secret(32);
+    let (secret, token_hash) = new_refresh_token();
     let idle = Duration::from_secs(s.config.refresh_token_idle_ttl_secs);
     let next = RefreshToken {
-        token_hash: hash_secret(&secret),
+        token_hash,
         created_at: now,
         expires_at: refresh_expiry(now, idle, old.family_expires_at),
         consumed_at: None,

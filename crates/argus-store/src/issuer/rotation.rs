@@ -12,8 +12,8 @@ use std::collections::HashSet;
 
 use argus_model::Timestamp;
 use argus_oauth::{RefreshToken, RotateOutcome, StorageError};
+use sqlx::AssertSqlSafe;
 use sqlx::sqlite::SqlitePool;
-use sqlx::{AssertSqlSafe, Row};
 
 use super::batch::{Batch, padded, parameter_rows};
 use super::db;
@@ -71,7 +71,10 @@ fn first_per_predecessor(rotations: &[Rotation]) -> Vec<usize> {
 }
 
 /// The statement for `n` rotations ([`padded`] rows): the successors as a `VALUES` list, each joined to its
-/// predecessor and family. Each row holds the twelve parameters [`bind_rotation`] binds.
+/// predecessor and family. Each row holds the twelve parameters [`bind_rotation`] binds. It returns no rows: sqlx's
+/// SQLite worker thread sends each result row to the caller as a message of its own (on a busy core, a thread
+/// switch each), so the outcome is read from the count of successors written and, only when some were not,
+/// from one more single-row statement ([`written_successors`]).
 pub(super) fn batch_sql(n: usize) -> String {
     format!(
         "INSERT INTO refresh_tokens (token_hash, family_id, client_id, sub, sid, scope, auth_time, created_at, \
@@ -81,8 +84,7 @@ pub(super) fn batch_sql(n: usize) -> String {
          FROM (VALUES {}) AS v \
          JOIN refresh_tokens t ON t.token_hash = v.column12 \
          JOIN refresh_families f ON f.family_id = t.family_id \
-         WHERE t.consumed_at IS NULL AND t.family_id = v.column2 AND f.revoked_at IS NULL \
-         RETURNING rotated_from",
+         WHERE t.consumed_at IS NULL AND t.family_id = v.column2 AND f.revoked_at IS NULL",
         parameter_rows(padded(n), 12)
     )
 }
@@ -101,10 +103,31 @@ async fn write_many(
     for _ in positions.len()..padded(positions.len()) {
         query = bind_nothing(query);
     }
-    let rows = query.fetch_all(pool).await.map_err(db)?;
-    let rotated = rows.iter().map(|row| row.try_get::<String, _>("rotated_from")).collect::<Result<HashSet<_>, _>>();
-    let rotated = rotated.map_err(db)?;
-    Ok(positions.iter().map(|&i| (i, outcome(rotated.contains(&rotations[i].old_hash)))).collect())
+    let written = query.execute(pool).await.map_err(db)?.rows_affected();
+    if written == positions.len() as u64 {
+        return Ok(positions.iter().map(|&i| (i, RotateOutcome::Rotated)).collect());
+    }
+    let successors: Vec<&str> = positions.iter().map(|&i| rotations[i].next.token_hash.as_str()).collect();
+    let found = written_successors(pool, &successors).await?;
+    Ok(positions.iter().map(|&i| (i, outcome(found.contains(rotations[i].next.token_hash.as_str())))).collect())
+}
+
+/// Which of `successors` (new, unique token keys) are stored: the rotations of a batch that went in. One row, as
+/// a JSON array.
+async fn written_successors(pool: &SqlitePool, successors: &[&str]) -> Result<HashSet<String>, StorageError> {
+    let sql = format!(
+        "SELECT json_group_array(token_hash) FROM refresh_tokens WHERE token_hash IN (VALUES {})",
+        parameter_rows(padded(successors.len()), 1)
+    );
+    let mut query = sqlx::query_scalar::<_, String>(AssertSqlSafe(sql));
+    for s in successors {
+        query = query.bind(*s);
+    }
+    for _ in successors.len()..padded(successors.len()) {
+        query = query.bind(None::<String>);
+    }
+    let json = query.fetch_one(pool).await.map_err(db)?;
+    serde_json::from_str(&json).map_err(|_| super::corrupt("the successors of a batch of rotations"))
 }
 
 /// One rotation in one statement: [`batch_sql`] for one, with the successor's row count as the outcome (SQLite
