@@ -434,3 +434,32 @@ async fn clients_have_their_own_lifetimes_and_grants() {
     assert_eq!(again.json()["error"], "invalid_grant");
     assert_eq!(revoked_jtis(&mut control).await, [jwt_claims(s(&t["access_token"]))["jti"].as_str().unwrap()]);
 }
+
+/// Refresh tokens are `<UUIDv7>.<secret>`, stored under `<UUIDv7>.<hash>`; one issued before that form (stored under
+/// its hash alone) still refreshes, its successor has the new form, and presenting it again is reuse.
+#[tokio::test]
+async fn a_refresh_token_of_the_form_before_selectors_still_refreshes() {
+    let i = Issuer::start().await;
+    let t1 = i.tokens_for("alice").await;
+    let current = s(&t1["refresh_token"]);
+    let (selector, _) = current.split_once('.').expect("<selector>.<secret>");
+    assert_eq!(selector.len(), 36, "a UUID: {current}");
+    // Turn the stored token into one of the earlier form: 256 random bits, stored under their hash.
+    let legacy = argus_model::id::random_secret(32);
+    sqlx::query("UPDATE refresh_tokens SET token_hash = $1 WHERE token_hash = $2")
+        .bind(argus_oauth::hash_secret(&legacy))
+        .bind(argus_oauth::refresh_token_key(current))
+        .execute(i.store.pool())
+        .await
+        .unwrap();
+    assert_eq!(i.refresh(current).await.status, 400, "the new form of it is gone");
+
+    let r = i.refresh(&legacy).await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    let next = r.json();
+    assert!(s(&next["refresh_token"]).contains('.'), "the successor has the new form");
+    i.clock.advance(Duration::from_secs(60));
+    assert_eq!(i.refresh(&legacy).await.json()["error"], "invalid_grant");
+    let after_reuse = i.refresh(s(&next["refresh_token"])).await;
+    assert_eq!(after_reuse.json()["error"], "invalid_grant", "reuse of the old one ended the family");
+}
