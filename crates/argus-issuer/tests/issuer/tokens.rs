@@ -29,7 +29,8 @@ async fn the_code_flow_issues_verifiable_tokens() {
     assert_eq!(t["token_type"], "Bearer");
     assert_eq!(t["expires_in"], 300);
     assert_eq!(t["scope"], "openid profile accounts:read");
-    assert_eq!(s(&t["refresh_token"]).len(), 43);
+    // `<UUIDv7>.<256 random bits>` (argus_oauth::new_refresh_token).
+    assert_eq!(s(&t["refresh_token"]).len(), 36 + 1 + 43);
 
     let access = s(&t["access_token"]);
     assert_eq!(jwt_header(access)["typ"], "at+jwt");
