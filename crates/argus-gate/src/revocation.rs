@@ -280,8 +280,7 @@ pub(crate) async fn step_up_demand_phase(
     let Some(demand) = revocations.step_up_demanded(claims.sid.as_deref(), claims.auth_time).await else {
         return Ok(());
     };
-    let policy =
-        StepUpPolicy::new(Vec::new(), Some(demand.max_age(now))).expect("a max_age alone is a valid requirement");
+    let policy = StepUpPolicy::max_age_only(demand.max_age(now));
     Err(step_up_refusal(&policy.challenge(), scheme))
 }
 

@@ -219,11 +219,8 @@ fn jitter() -> f64 {
 
 /// The Standard Webhooks signature header value: `v1,<base64 HMAC-SHA256(key, "id.timestamp.body")>`.
 pub(crate) fn sign_webhook(key: &[u8], id: &str, timestamp: i64, body: &[u8]) -> String {
-    use hmac::{Hmac, Mac};
-    let mut mac = Hmac::<sha2::Sha256>::new_from_slice(key).expect("HMAC takes any key length");
-    mac.update(format!("{id}.{timestamp}.").as_bytes());
-    mac.update(body);
-    format!("v1,{}", B64.encode(mac.finalize().into_bytes()))
+    let signed = format!("{id}.{timestamp}.");
+    format!("v1,{}", B64.encode(argus_jose::hmac_sha256(key, &[signed.as_bytes(), body])))
 }
 
 /// The subject line of a notice of this kind, for e-mail.

@@ -11,7 +11,6 @@ use std::time::Duration;
 use argus_model::Timestamp;
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64URL;
-use hmac::{Hmac, Mac};
 use serde::Serialize;
 
 use crate::store::StorageError;
@@ -83,26 +82,23 @@ pub struct DeviceFactors {
     pub passkeys: u64,
 }
 
-type HmacSha256 = Hmac<sha2::Sha256>;
-
 /// HMAC-SHA256 of `parts` (joined by newlines) under `label`, base64url.
 pub fn form_mac(key: &[u8], label: &str, parts: &[&str]) -> String {
-    B64URL.encode(mac(key, label, parts).finalize().into_bytes())
+    B64URL.encode(mac(key, label, parts))
 }
 
-fn mac(key: &[u8], label: &str, parts: &[&str]) -> HmacSha256 {
-    let mut m = HmacSha256::new_from_slice(key).expect("HMAC takes any key length");
-    m.update(label.as_bytes());
+/// HMAC-SHA256 of `label`, then each part after a newline.
+fn mac(key: &[u8], label: &str, parts: &[&str]) -> [u8; 32] {
+    let mut input: Vec<&[u8]> = vec![label.as_bytes()];
     for p in parts {
-        m.update(b"\n");
-        m.update(p.as_bytes());
+        input.extend([b"\n".as_slice(), p.as_bytes()]);
     }
-    m
+    argus_jose::hmac_sha256(key, &input)
 }
 
 /// Whether `presented` is [`form_mac`] of the same input, compared in constant time.
 pub fn form_mac_ok(key: &[u8], label: &str, parts: &[&str], presented: &str) -> bool {
-    B64URL.decode(presented).is_ok_and(|raw| mac(key, label, parts).verify_slice(&raw).is_ok())
+    B64URL.decode(presented).is_ok_and(|raw| argus_jose::ct_eq(&raw, &mac(key, label, parts)))
 }
 
 const NOT_ME_LABEL: &str = "argus not-me link v1";

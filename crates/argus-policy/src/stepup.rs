@@ -115,6 +115,11 @@ impl StepUpPolicy {
         Ok(Self { acr, acr_values, max_age })
     }
 
+    /// A requirement of a recent sign-in only: at most `max_age` seconds ago, any `acr`.
+    pub fn max_age_only(max_age: u64) -> Self {
+        Self { acr: Vec::new(), acr_values: None, max_age: Some(max_age) }
+    }
+
     /// Parse the `x-argus-step-up` value.
     pub fn from_extension(value: &Value) -> Result<Self, StepUpError> {
         let raw = RawStepUp::deserialize(value).map_err(|e| StepUpError::Malformed(e.to_string()))?;
@@ -237,6 +242,11 @@ fn quoted_string_content(s: &str) -> String {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn a_max_age_alone_is_the_requirement_new_builds() {
+        assert_eq!(StepUpPolicy::max_age_only(60), StepUpPolicy::new(Vec::new(), Some(60)).unwrap());
+    }
 
     const NOW: i64 = 1_700_000_000;
     const MFA: &str = "urn:argus:acr:mfa";

@@ -23,6 +23,7 @@
 //! Events caused by triggers' own actions are never evaluated ([`caused_by_trigger`]), so a rule cannot feed
 //! itself.
 
+use std::collections::HashMap;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Arc;
 
@@ -239,18 +240,28 @@ impl Triggers {
         if configured.len() > MAX_TRIGGERS {
             return Err(TriggerError { index: MAX_TRIGGERS, name: String::new(), problem: Problem::TooMany });
         }
+        // Every configured rule compiled once, by name (names are unique).
+        let mut checked = HashMap::with_capacity(configured.len());
         for (index, rule) in configured.iter().enumerate() {
             let fail = |problem| TriggerError { index, name: rule.name.clone(), problem };
-            if configured[..index].iter().any(|r| r.name == rule.name) {
+            if checked.contains_key(rule.name.as_str()) {
                 return Err(fail(Problem::DuplicateName));
             }
-            compile_rule(&env, rule).map_err(fail)?;
+            checked.insert(rule.name.as_str(), compile_rule(&env, rule).map_err(fail)?);
         }
         let rules = effective(configured, defaults)
             .into_iter()
             .filter(|r| r.enabled)
-            .map(|r| compile_rule(&env, &r).expect("checked above, or a shipped default"))
-            .collect();
+            .map(|r| match checked.remove(r.name.as_str()) {
+                Some(rule) => Ok(rule),
+                // A shipped default that no configured rule replaces (the tests compile every one).
+                None => compile_rule(&env, &r).map_err(|problem| TriggerError {
+                    index: configured.len(),
+                    name: r.name.clone(),
+                    problem,
+                }),
+            })
+            .collect::<Result<_, _>>()?;
         Ok(Self { rules, env })
     }
 

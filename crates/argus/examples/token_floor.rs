@@ -96,7 +96,7 @@ fn client_credentials(floor: &Floor, headers: &HeaderMap, scope: &str) -> Option
     let decoded = String::from_utf8(STANDARD.decode(basic).ok()?).ok()?;
     let (id, secret) = decoded.split_once(':')?;
     let hash: [u8; 32] = Sha256::digest(secret.as_bytes()).into();
-    if id != floor.client_id || !constant_time_eq(&hash, &floor.secret_hash) {
+    if id != floor.client_id || !argus_jose::ct_eq(&hash, &floor.secret_hash) {
         return None;
     }
     let token = sign(floor, id, id, scope)?;
@@ -132,8 +132,4 @@ fn sign(floor: &Floor, sub: &str, client_id: &str, scope: &str) -> Option<String
         scope,
     };
     floor.key.sign(ACCESS_TOKEN_TYP, &claims).ok()
-}
-
-fn constant_time_eq(a: &[u8; 32], b: &[u8; 32]) -> bool {
-    a.iter().zip(b).fold(0_u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }

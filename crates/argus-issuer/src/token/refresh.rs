@@ -50,7 +50,7 @@ pub(super) async fn refresh_grant(g: &GrantRequest<'_>) -> Result<TokenResponse,
     };
     let amr = crate::passkey::amr_of_sign_in(s, old.sid.as_deref(), old.auth_time, old.acr.as_deref()).await?;
     let (access_token, access) = g.mint_access_with_amr(who, amr, &audience, now)?;
-    let (secret, token_hash) = new_refresh_token();
+    let (refresh_token, token_hash) = new_refresh_token();
     let idle = Duration::from_secs(s.config.refresh_token_idle_ttl_secs);
     let next = RefreshToken {
         token_hash,
@@ -73,7 +73,7 @@ pub(super) async fn refresh_grant(g: &GrantRequest<'_>) -> Result<TokenResponse,
     }
     s.touch_grant(&old.sub, &client.client_id).await;
     g.emit_issued(principal, GrantType::RefreshToken, &scope, Some(&old.family_id), &access);
-    Ok(g.response(access_token, Some(secret), None, &scope))
+    Ok(g.response(access_token, Some(refresh_token), None, &scope))
 }
 
 fn leeway(s: &Issuer) -> Duration {
